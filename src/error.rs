@@ -1,0 +1,43 @@
+//! Errors and the exit codes they map to: 2 for bad input, 1 when the harness itself failed.
+
+use crate::layout::LayoutError;
+
+/// What went wrong, worded for the person who typed the command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown GPU '{found}'; known GPUs: {known}")]
+    UnknownGpu { found: String, known: String },
+
+    #[error("unknown MIG profile '{found}' on {gpu}; allowed: {allowed}")]
+    UnknownProfile {
+        gpu: String,
+        found: String,
+        allowed: String,
+    },
+
+    #[error("unknown workload '{found}'; known workloads: {known}")]
+    UnknownWorkload { found: String, known: String },
+
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+
+    /// Any other input that cannot be used as given (a bad option value, a bad file).
+    #[error("{0}")]
+    Input(String),
+
+    /// The harness failed (I/O, a tool that broke), not the user's input.
+    #[error("{0}")]
+    Harness(String),
+}
+
+impl Error {
+    /// Process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Harness(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
