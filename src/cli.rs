@@ -1,0 +1,80 @@
+//! Command-line syntax. What the options mean is decided in `commands/`; this file only says
+//! what can be typed.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migbench",
+    version,
+    about = "Should inference jobs share a GPU through MPS, be split into MIG instances, or run one at a time?",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the GPU models in the catalog.
+    Gpus(FormatArg),
+    /// Show a GPU's MIG profiles, like `nvidia-smi mig -lgip` plus placements.
+    Profiles(ProfilesArgs),
+    /// List every maximal MIG layout of a GPU with what it leaves unused, best first.
+    Layouts(LayoutsArgs),
+    /// How many copies of a workload fit at once under each sharing mode.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    /// GPU model: a catalog key such as h100-80gb, or an NVML device name.
+    #[arg(long)]
+    pub gpu: String,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LayoutsArgs {
+    /// GPU model: a catalog key such as h100-80gb, or an NVML device name.
+    #[arg(long)]
+    pub gpu: String,
+    /// Only use these profiles (names or IDs, comma-separated). Default: every profile but +me.
+    #[arg(long, value_delimiter = ',')]
+    pub profiles: Option<Vec<String>>,
+    /// Keep only layouts that leave no compute and no memory slice unused.
+    #[arg(long)]
+    pub full_only: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// GPU model: a catalog key such as h100-80gb, or an NVML device name.
+    #[arg(long)]
+    pub gpu: String,
+    /// Workload name; several (comma-separated or repeated) plan a mix, one job of each per copy.
+    #[arg(long = "workload", required = true, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// Memory kept free in every pool: `10%` or `0.1`.
+    #[arg(long, default_value = "0%")]
+    pub headroom: String,
+    #[command(flatten)]
+    pub format: FormatArg,
+}

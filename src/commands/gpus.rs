@@ -1,0 +1,62 @@
+//! `migbench gpus`: the catalog at a glance.
+
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::cli::{Format, FormatArg};
+use crate::error::Result;
+use crate::output;
+
+#[derive(Serialize)]
+struct GpuRow<'a> {
+    key: &'a str,
+    name: &'a str,
+    nvml_names: &'a [String],
+    memory_mib: u64,
+    sm_count: u32,
+    compute_slices: u8,
+    memory_slices: u8,
+    profiles: usize,
+    source: &'a str,
+}
+
+pub fn run(args: &FormatArg) -> Result<String> {
+    let rows: Vec<GpuRow> = Catalog::builtin()
+        .gpus()
+        .iter()
+        .map(|g| GpuRow {
+            key: &g.key,
+            name: &g.name,
+            nvml_names: &g.nvml_names,
+            memory_mib: g.memory_mib,
+            sm_count: g.sm_count,
+            compute_slices: g.compute_slices,
+            memory_slices: g.memory_slices,
+            profiles: g.profiles.len(),
+            source: &g.source,
+        })
+        .collect();
+    if args.format == Format::Json {
+        return output::json(&rows);
+    }
+    let mut table = output::table([
+        "Key",
+        "GPU",
+        "Memory MiB",
+        "SMs",
+        "Slices (compute/memory)",
+        "Profiles",
+    ]);
+    for r in &rows {
+        table.add_row(vec![
+            r.key.to_string(),
+            r.name.to_string(),
+            r.memory_mib.to_string(),
+            r.sm_count.to_string(),
+            format!("{}/{}", r.compute_slices, r.memory_slices),
+            r.profiles.to_string(),
+        ]);
+    }
+    output::align_right(&mut table, &[2, 3, 5]);
+    Ok(format!("{table}\n"))
+}

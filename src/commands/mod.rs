@@ -1,0 +1,19 @@
+//! One module per subcommand: turns parsed arguments into output text.
+
+pub mod gpus;
+pub mod layouts;
+pub mod plan;
+pub mod profiles;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+/// Runs a parsed command line and returns what to print.
+pub fn run(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::Gpus(args) => gpus::run(&args),
+        Command::Profiles(args) => profiles::run(&args),
+        Command::Layouts(args) => layouts::run(&args),
+        Command::Plan(args) => plan::run(&args),
+    }
+}

@@ -1,0 +1,19 @@
+//! migbench: should inference jobs share a GPU through MPS, be split into MIG instances, or run
+//! one at a time on the whole GPU?
+//!
+//! The crate reads like the pipeline it implements:
+//! - [`catalog`]: the GPU models and their MIG profiles, as data;
+//! - [`layout`]: MIG layouts — validation, placement, enumeration, waste figures;
+//! - [`workload`]: what a job runs and the memory and time it needs;
+//! - [`plan`]: how many copies fit under each [`mode::SharingMode`];
+//! - [`cli`] and [`commands`]: the `migbench` command line.
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod layout;
+pub mod mode;
+pub mod output;
+pub mod plan;
+pub mod workload;
