@@ -25,6 +25,8 @@ pub enum Command {
     Layouts(LayoutsArgs),
     /// How many copies of a workload fit at once under each sharing mode.
     Plan(PlanArgs),
+    /// Check scenario files without running anything.
+    Validate(ValidateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,4 +79,11 @@ pub struct PlanArgs {
     pub headroom: String,
     #[command(flatten)]
     pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
 }

@@ -16,4 +16,5 @@ pub mod layout;
 pub mod mode;
 pub mod output;
 pub mod plan;
+pub mod scenario;
 pub mod workload;

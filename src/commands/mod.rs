@@ -4,6 +4,7 @@ pub mod gpus;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
+pub mod validate;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -15,5 +16,6 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Profiles(args) => profiles::run(&args),
         Command::Layouts(args) => layouts::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Validate(args) => validate::run(&args),
     }
 }

@@ -3,6 +3,7 @@
 //! The shipped workloads are data files in `scenarios/workloads/`, compiled into the binary so that
 //! scenarios can name them from anywhere; scenarios may also define their own.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,16 @@ pub struct Workload {
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// Extra environment for the job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Kills a job that runs longer than this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Substrings of a job's output that mean it ran out of GPU memory; PyTorch's and CUDA's
+    /// messages when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_patterns: Option<Vec<String>>,
     pub memory: MemoryProfile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
@@ -123,11 +134,28 @@ impl Workload {
         Ok(())
     }
 
+    /// The patterns that mark an out-of-memory failure in this workload's output.
+    pub fn oom_patterns(&self) -> Vec<&str> {
+        match &self.oom_patterns {
+            Some(p) => p.iter().map(String::as_str).collect(),
+            None => DEFAULT_OOM_PATTERNS.to_vec(),
+        }
+    }
+
     /// Memory above the constant level during the peak.
     pub fn peak_excess_gib(&self) -> f64 {
         self.memory.peak_gib - self.memory.constant_gib
     }
 }
+
+/// How PyTorch, CUDA and vLLM report running out of GPU memory (reference: nvidia-smi.md).
+pub const DEFAULT_OOM_PATTERNS: &[&str] = &[
+    "CUDA out of memory",
+    "torch.OutOfMemoryError",
+    "CUDA error: out of memory",
+    "CUDA_ERROR_OUT_OF_MEMORY",
+    "No available memory for the cache blocks",
+];
 
 /// The workloads shipped with migbench.
 pub fn builtin() -> &'static [Workload] {
