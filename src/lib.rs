@@ -8,6 +8,7 @@
 //! - [`plan`]: how many copies fit under each [`mode::SharingMode`];
 //! - [`cli`] and [`commands`]: the `migbench` command line.
 
+pub mod backend;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+mod oom;
+pub use oom::{is_cuda_oom, DEFAULT_OOM_PATTERNS};
+
 const WORKLOAD_FILES: &[(&str, &str)] = &[
     (
         "ti2v-5b.toml",
@@ -147,15 +150,6 @@ impl Workload {
         self.memory.peak_gib - self.memory.constant_gib
     }
 }
-
-/// How PyTorch, CUDA and vLLM report running out of GPU memory (reference: nvidia-smi.md).
-pub const DEFAULT_OOM_PATTERNS: &[&str] = &[
-    "CUDA out of memory",
-    "torch.OutOfMemoryError",
-    "CUDA error: out of memory",
-    "CUDA_ERROR_OUT_OF_MEMORY",
-    "No available memory for the cache blocks",
-];
 
 /// The workloads shipped with migbench.
 pub fn builtin() -> &'static [Workload] {

@@ -1,0 +1,108 @@
+//! Recognising a GPU out-of-memory failure in a job's output.
+//!
+//! A job that ran out of GPU memory is a result ("did not fit"), not a crash: the orchestrator
+//! counts it as `oom` when the job failed and its log matches one of these patterns.
+
+/// Substrings that mark a GPU out-of-memory failure in a workload's output (case-sensitive).
+///
+/// A harness should count such a run as "did not fit", not as a crash.
+pub const DEFAULT_OOM_PATTERNS: &[&str] = &[
+    // PyTorch: `torch.OutOfMemoryError: CUDA out of memory.` (2.5+), `torch.cuda.OutOfMemoryError`
+    // and `RuntimeError: CUDA out of memory.` (older releases) all contain this.
+    "CUDA out of memory",
+    // The runtime's text for cudaErrorMemoryAllocation, as PyTorch and others relay it.
+    "CUDA error: out of memory",
+    // The driver API's error name.
+    "CUDA_ERROR_OUT_OF_MEMORY",
+    // vLLM: the weights left no room for a single KV-cache block.
+    "No available memory for the cache blocks",
+    // vLLM logs a negative KV budget just before that error.
+    "Available KV cache memory: -",
+    // vLLM V0: `The model's max seq len (N) is larger than the maximum number of tokens that can
+    // be stored in KV cache (M)`.
+    "that can be stored in KV cache",
+    // vLLM V1: `... KV cache is needed, which is larger than the available KV cache memory`.
+    "larger than the available KV cache memory",
+];
+
+/// Whether `line` reports a GPU out-of-memory failure: it contains one of
+/// [`DEFAULT_OOM_PATTERNS`].
+///
+/// A normal vLLM start-up line such as `Available KV cache memory: 33.4 GiB` does not match; only
+/// a negative figure does.
+#[must_use]
+pub fn is_cuda_oom(line: &str) -> bool {
+    DEFAULT_OOM_PATTERNS
+        .iter()
+        .any(|pattern| line.contains(pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TORCH_OOM: &str = r"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.15 GiB. GPU 0 has a total capacity of
+44.25 GiB of which 57.06 MiB is free. Including non-PyTorch memory, this process has 44.16 GiB memory
+in use. Of the allocated memory 43.81 GiB is allocated by PyTorch, and 148.04 MiB is reserved by PyTorch
+but unallocated. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments=True
+to avoid fragmentation.
+Command exited with non-zero status 1
+";
+
+    // -----------------------------------------------------------------------------------------
+    // Out of memory
+    // -----------------------------------------------------------------------------------------
+
+    #[test]
+    fn oom_torch_sample() {
+        let hits: Vec<&str> = TORCH_OOM.lines().filter(|line| is_cuda_oom(line)).collect();
+        assert_eq!(
+            hits,
+            vec!["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.15 GiB. GPU 0 has a total capacity of"]
+        );
+    }
+
+    #[test]
+    fn oom_other_forms() {
+        let lines = [
+            "RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB",
+            "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+            "RuntimeError: CUDA error: out of memory",
+            "cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY",
+            "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
+            "INFO 05-01 12:00:00 worker.py:123] Available KV cache memory: -0.3 GiB",
+            "ValueError: The model's max seq len (30000) is larger than the maximum number of tokens that can be stored in KV cache (19632).",
+            "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (4.47 GiB).",
+        ];
+        for line in lines {
+            assert!(is_cuda_oom(line), "should be OOM: {line}");
+        }
+    }
+
+    #[test]
+    fn oom_ordinary_lines_are_not_oom() {
+        let lines = [
+            "",
+            "Command exited with non-zero status 1",
+            "INFO 05-01 12:00:00 worker.py:123] Available KV cache memory: 33.4 GiB",
+            "INFO GPU KV cache size: 2,918,000 tokens",
+            "44.25 GiB of which 57.06 MiB is free. Including non-PyTorch memory, this process has 44.16 GiB memory",
+            "java.lang.OutOfMemoryError: Java heap space",
+            "RuntimeError: CUDA error: device-side assert triggered",
+        ];
+        for line in lines {
+            assert!(!is_cuda_oom(line), "should not be OOM: {line}");
+        }
+    }
+
+    #[test]
+    fn oom_every_default_pattern_matches_itself() {
+        assert!(!DEFAULT_OOM_PATTERNS.is_empty());
+        for pattern in DEFAULT_OOM_PATTERNS {
+            assert!(
+                is_cuda_oom(&format!("prefix {pattern} suffix")),
+                "{pattern}"
+            );
+        }
+    }
+}
