@@ -27,6 +27,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Check scenario files without running anything.
     Validate(ValidateArgs),
+    /// Run a scenario's variants and record every job.
+    Run(RunArgs),
+    /// A simulated GPU job (started by `migbench run --sim`, not by hand).
+    #[command(hide = true)]
+    Synth(SynthArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,4 +91,41 @@ pub struct ValidateArgs {
     /// Scenario files (TOML).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML).
+    pub file: std::path::PathBuf,
+    /// Run on the simulated GPU (no GPU or driver needed). Every result says it is simulated.
+    #[arg(long)]
+    pub sim: bool,
+    /// Where run directories go.
+    #[arg(long, default_value = "results")]
+    pub out: std::path::PathBuf,
+    /// Simulated seconds per real second (with --sim).
+    #[arg(long, default_value_t = 100.0)]
+    pub time_scale: f64,
+    /// Real milliseconds between VRAM samples.
+    #[arg(long, default_value_t = 100)]
+    pub sample_ms: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub socket: std::path::PathBuf,
+    #[arg(long)]
+    pub job: u64,
+    #[arg(long)]
+    pub constant_gib: f64,
+    #[arg(long)]
+    pub peak_gib: f64,
+    #[arg(long)]
+    pub peak_at: f64,
+    #[arg(long)]
+    pub peak_for: f64,
 }

@@ -25,6 +25,10 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
 
+    /// Stopped by Ctrl-C or SIGTERM after tearing down; what finished is recorded.
+    #[error("{0}")]
+    Interrupted(String),
+
     /// The harness failed (I/O, a tool that broke), not the user's input.
     #[error("{0}")]
     Harness(String),
@@ -35,6 +39,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Harness(_) => 1,
+            Error::Interrupted(_) => 130,
             _ => 2,
         }
     }

@@ -4,6 +4,7 @@ pub mod gpus;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
+pub mod run;
 pub mod validate;
 
 use crate::cli::{Cli, Command};
@@ -17,5 +18,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Layouts(args) => layouts::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Validate(args) => validate::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
     }
 }

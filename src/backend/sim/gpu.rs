@@ -1,0 +1,364 @@
+//! The simulated GPU's state: MIG instances, MPS daemons, memory pools and compute sharing.
+//!
+//! It enforces the hardware's rules (catalog placements; no MIG instance while MPS runs; MIG
+//! mode changes only with no processes) and the physics jobs feel:
+//! - **memory**: a pool is the whole GPU, or one GPU instance shared by its compute instances;
+//!   an allocation beyond the pool (or beyond an MPS client's pinned limit) fails;
+//! - **compute**: jobs on one device share its SMs. A job's speed at a share `s` of the reference
+//!   GPU's SMs is `s^alpha`. Time-slicing runs one context at a time (each gets `1/n` of the time
+//!   on all SMs); MPS shares SMs spatially (each gets `1/n` of them, capped by the active-thread
+//!   percentage).
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{CiProfile, GiProfile, GpuModel};
+use crate::error::{Error, Result};
+
+/// One job as the simulator tracks it.
+#[derive(Debug, Clone)]
+pub struct SimJob {
+    pub device: String,
+    /// Work in seconds at full speed on the reference GPU.
+    pub work_s: f64,
+    pub alpha: f64,
+    /// SMs of the GPU the workload's timing was measured on.
+    pub reference_sm: u32,
+    /// Work done so far, in the same unit as `work_s`.
+    pub done_s: f64,
+    pub memory_gib: f64,
+    pub pid: Option<u32>,
+    /// Connected and not yet finished: it uses compute.
+    pub active: bool,
+    rate: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimGi {
+    pub profile: &'static GiProfile,
+    pub start: u8,
+    pub cis: Vec<SimCi>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimCi {
+    pub index: usize,
+    pub profile: &'static CiProfile,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MpsDaemon {
+    pub device: String,
+    pub pipe_dir: std::path::PathBuf,
+    pub active_thread_percentage: Option<u8>,
+    pub pinned_memory_limit_gib: Option<f64>,
+}
+
+/// Why an allocation failed, in the terms PyTorch reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutOfMemory {
+    pub requested_gib: f64,
+    pub capacity_gib: f64,
+    pub free_gib: f64,
+    pub in_use_gib: f64,
+}
+
+#[derive(Debug)]
+pub struct SimGpu {
+    pub model: &'static GpuModel,
+    pub uuid: String,
+    pub mig_enabled: bool,
+    pub gis: Vec<SimGi>,
+    pub mps: Vec<MpsDaemon>,
+    pub jobs: BTreeMap<u64, SimJob>,
+    /// Simulated time of the last progress update.
+    last_update: f64,
+}
+
+/// A pseudo UUID in the GPU- / MIG- format, stable for a given GPU and instance.
+fn sim_uuid(prefix: &str, a: u32, b: u32) -> String {
+    format!("{prefix}-5133d000-0000-4000-8000-{a:06x}{b:06x}")
+}
+
+impl SimGpu {
+    pub fn new(model: &'static GpuModel) -> SimGpu {
+        SimGpu {
+            model,
+            uuid: sim_uuid("GPU", 0, 0),
+            mig_enabled: false,
+            gis: Vec::new(),
+            mps: Vec::new(),
+            jobs: BTreeMap::new(),
+            last_update: 0.0,
+        }
+    }
+
+    fn has_processes(&self) -> bool {
+        self.jobs.values().any(|j| j.pid.is_some())
+    }
+
+    pub fn set_mig_mode(&mut self, enabled: bool) -> Result<()> {
+        if self.has_processes() {
+            return Err(Error::Harness(
+                "simulated GPU: MIG mode can only change while no process uses the GPU".into(),
+            ));
+        }
+        if !enabled && !self.gis.is_empty() {
+            return Err(Error::Harness(
+                "simulated GPU: destroy every GPU instance before disabling MIG mode".into(),
+            ));
+        }
+        self.mig_enabled = enabled;
+        Ok(())
+    }
+
+    pub fn create_gi(&mut self, profile_id: u32, start: u8) -> Result<()> {
+        if !self.mig_enabled {
+            return Err(Error::Harness("simulated GPU: MIG mode is disabled".into()));
+        }
+        if !self.mps.is_empty() {
+            return Err(Error::Harness(
+                "simulated GPU: MIG instances cannot be created while an MPS daemon runs".into(),
+            ));
+        }
+        let profile = self.model.profile(&profile_id.to_string())?;
+        let used = self
+            .gis
+            .iter()
+            .fold(0u16, |m, g| m | g.profile.mask_at(g.start));
+        if !profile.placements.contains(&start) || used & profile.mask_at(start) != 0 {
+            return Err(Error::Harness(format!(
+                "simulated GPU: cannot create {} at slice {start}: Insufficient Resources",
+                profile.name
+            )));
+        }
+        self.gis.push(SimGi {
+            profile,
+            start,
+            cis: Vec::new(),
+        });
+        Ok(())
+    }
+
+    pub fn destroy_gi(&mut self, start: u8) -> Result<()> {
+        let i = self.gi_index(start)?;
+        if !self.gis[i].cis.is_empty() {
+            return Err(Error::Harness(format!(
+                "simulated GPU: GPU instance at slice {start} still has compute instances"
+            )));
+        }
+        self.gis.remove(i);
+        Ok(())
+    }
+
+    pub fn create_ci(&mut self, gi_start: u8, index: usize, profile_id: u32) -> Result<()> {
+        let i = self.gi_index(gi_start)?;
+        let gi = &mut self.gis[i];
+        let ci = gi
+            .profile
+            .compute_profiles
+            .iter()
+            .find(|c| c.id == profile_id)
+            .ok_or_else(|| {
+                Error::Harness(format!(
+                    "simulated GPU: no CI profile {profile_id} in {}",
+                    gi.profile.name
+                ))
+            })?;
+        let used: u8 = gi.cis.iter().map(|c| c.profile.compute_slices).sum();
+        if used + ci.compute_slices > gi.profile.compute_slices {
+            return Err(Error::Harness(
+                "simulated GPU: Insufficient Resources for the compute instance".into(),
+            ));
+        }
+        gi.cis.push(SimCi {
+            index,
+            profile: ci,
+            uuid: sim_uuid("MIG", u32::from(gi_start) + 1, index as u32 + 1),
+        });
+        Ok(())
+    }
+
+    pub fn destroy_ci(&mut self, gi_start: u8, index: usize) -> Result<()> {
+        let i = self.gi_index(gi_start)?;
+        let uuid = self.gis[i]
+            .cis
+            .iter()
+            .find(|c| c.index == index)
+            .map(|c| c.uuid.clone())
+            .ok_or_else(|| {
+                Error::Harness(format!(
+                    "simulated GPU: no compute instance {index} at slice {gi_start}"
+                ))
+            })?;
+        if self
+            .jobs
+            .values()
+            .any(|j| j.device == uuid && j.pid.is_some())
+        {
+            return Err(Error::Harness(
+                "simulated GPU: a process still uses the compute instance".into(),
+            ));
+        }
+        self.gis[i].cis.retain(|c| c.index != index);
+        Ok(())
+    }
+
+    fn gi_index(&self, start: u8) -> Result<usize> {
+        self.gis
+            .iter()
+            .position(|g| g.start == start)
+            .ok_or_else(|| {
+                Error::Harness(format!("simulated GPU: no GPU instance at slice {start}"))
+            })
+    }
+
+    pub fn start_mps(&mut self, daemon: MpsDaemon) -> Result<()> {
+        if self.mps.iter().any(|d| d.device == daemon.device) {
+            return Err(Error::Harness(format!(
+                "simulated GPU: an MPS daemon already serves {}",
+                daemon.device
+            )));
+        }
+        self.mps.push(daemon);
+        Ok(())
+    }
+
+    pub fn stop_mps(&mut self, device: &str) -> Result<()> {
+        let before = self.mps.len();
+        self.mps.retain(|d| d.device != device);
+        if self.mps.len() == before {
+            return Err(Error::Harness(format!(
+                "simulated GPU: no MPS daemon serves {device}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Memory pool and SMs of a device UUID: `(pool name, pool GiB, SMs)`.
+    pub fn device_resources(&self, uuid: &str) -> Option<(String, f64, u32)> {
+        if uuid == self.uuid && !self.mig_enabled {
+            return Some(("gpu".into(), self.model.memory_gib(), self.model.sm_count));
+        }
+        self.gis.iter().find_map(|gi| {
+            gi.cis.iter().find(|c| c.uuid == uuid).map(|ci| {
+                (
+                    gi_pool(gi),
+                    gi.profile.memory_gib,
+                    gi.profile.ci_sm(ci.profile),
+                )
+            })
+        })
+    }
+
+    fn pool_of(&self, device: &str) -> Option<(String, f64)> {
+        self.device_resources(device).map(|(p, g, _)| (p, g))
+    }
+
+    /// Memory used in a pool by every job but `except`.
+    fn pool_used(&self, pool: &str, except: Option<u64>) -> f64 {
+        self.jobs
+            .iter()
+            .filter(|(id, j)| {
+                Some(**id) != except && self.pool_of(&j.device).is_some_and(|(p, _)| p == pool)
+            })
+            .map(|(_, j)| j.memory_gib)
+            .sum()
+    }
+
+    /// Sets job `id`'s memory to `gib`, or says why the pool cannot hold it.
+    pub fn allocate(&mut self, id: u64, gib: f64) -> std::result::Result<(), OutOfMemory> {
+        let job = &self.jobs[&id];
+        let (pool, capacity) = self.pool_of(&job.device).unwrap_or(("gone".into(), 0.0));
+        let others = self.pool_used(&pool, Some(id));
+        let limit = self
+            .mps
+            .iter()
+            .find(|d| d.device == job.device)
+            .and_then(|d| d.pinned_memory_limit_gib)
+            .unwrap_or(f64::INFINITY);
+        let fits_pool = others + gib <= capacity + 1e-9;
+        if gib <= job.memory_gib || (fits_pool && gib <= limit + 1e-9) {
+            self.jobs.get_mut(&id).expect("job exists").memory_gib = gib;
+            return Ok(());
+        }
+        let capacity = capacity.min(limit);
+        Err(OutOfMemory {
+            requested_gib: gib - job.memory_gib,
+            capacity_gib: capacity,
+            free_gib: (capacity - others - job.memory_gib).max(0.0),
+            in_use_gib: job.memory_gib,
+        })
+    }
+
+    /// Frees a job's memory and stops its compute: it is exiting.
+    pub fn release(&mut self, id: u64) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.memory_gib = 0.0;
+            job.active = false;
+        }
+        self.recompute_rates();
+    }
+
+    /// Brings every active job's progress up to simulated time `now`.
+    pub fn advance(&mut self, now: f64) {
+        let dt = (now - self.last_update).max(0.0);
+        for job in self.jobs.values_mut().filter(|j| j.active) {
+            job.done_s = (job.done_s + dt * job.rate).min(job.work_s);
+        }
+        self.last_update = now;
+    }
+
+    /// Recomputes every active job's speed after jobs came or went.
+    pub fn recompute_rates(&mut self) {
+        let mut per_device: BTreeMap<String, usize> = BTreeMap::new();
+        for job in self.jobs.values().filter(|j| j.active) {
+            *per_device.entry(job.device.clone()).or_default() += 1;
+        }
+        let rates: Vec<(u64, f64)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.active)
+            .map(|(&id, j)| {
+                let n = per_device[&j.device] as f64;
+                let sm = self.device_resources(&j.device).map_or(0, |(_, _, sm)| sm) as f64;
+                let full = (sm / f64::from(j.reference_sm)).powf(j.alpha);
+                let rate = match self.mps.iter().find(|d| d.device == j.device) {
+                    // MPS: SMs split spatially, each client capped by its thread percentage.
+                    Some(d) => {
+                        let cap = f64::from(d.active_thread_percentage.unwrap_or(100)) / 100.0;
+                        (sm * cap.min(1.0 / n) / f64::from(j.reference_sm)).powf(j.alpha)
+                    }
+                    // Time-slicing (or a lone job): all SMs, 1/n of the time.
+                    None => full / n,
+                };
+                (id, rate)
+            })
+            .collect();
+        for (id, rate) in rates {
+            self.jobs.get_mut(&id).expect("job exists").rate = rate;
+        }
+    }
+
+    pub fn register(&mut self, id: u64, job: SimJob) {
+        self.jobs.insert(id, job);
+    }
+
+    pub fn new_job(device: String, work_s: f64, alpha: f64, reference_sm: u32) -> SimJob {
+        SimJob {
+            device,
+            work_s,
+            alpha,
+            reference_sm,
+            done_s: 0.0,
+            memory_gib: 0.0,
+            pid: None,
+            active: false,
+            rate: 0.0,
+        }
+    }
+}
+
+fn gi_pool(gi: &SimGi) -> String {
+    format!("{}@{}", gi.profile.name, gi.start)
+}

@@ -1,0 +1,412 @@
+//! The simulated GPU: the same MIG rules, memory pools, OOMs and compute sharing as hardware,
+//! with jobs that are real OS processes (`migbench synth`) following a workload's sim profile.
+//!
+//! The simulator's clock runs `time_scale` times faster than the wall clock, so simulated hours
+//! take seconds. Every figure it produces is simulated and labelled `backend = sim`.
+
+mod gpu;
+pub mod protocol;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gpu::{MpsDaemon, SimGpu};
+use protocol::{Reply, Request};
+
+use super::{
+    Backend, BackendKind, Change, Device, GpuInfo, JobLaunch, JobRequest, SampleRow, Scope,
+};
+use crate::catalog::{Catalog, GpuModel};
+use crate::error::{Error, Result};
+
+/// Work assumed for a workload without a measured full-GPU time.
+const DEFAULT_WORK_S: f64 = 60.0;
+
+/// The simulator behind the [`Backend`] interface.
+pub struct SimBackend {
+    state: Arc<Shared>,
+    socket: PathBuf,
+    synth_exe: PathBuf,
+}
+
+struct Shared {
+    gpu: Mutex<SimGpu>,
+    started: Instant,
+    time_scale: f64,
+}
+
+impl Shared {
+    fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * self.time_scale
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimGpu> {
+        // A panicking connection thread must not take the whole simulator down with it.
+        self.gpu.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SimBackend {
+    /// Starts a simulated `model` whose clock runs `time_scale` times the wall clock. Jobs run as
+    /// `synth_exe synth ...` (the migbench binary).
+    pub fn start(
+        model: &'static GpuModel,
+        time_scale: f64,
+        synth_exe: PathBuf,
+    ) -> Result<SimBackend> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Unix socket paths are limited to ~100 bytes, so the socket lives in the temp directory.
+        let socket =
+            std::env::temp_dir().join(format!("migbench-sim-{}-{n}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(|e| {
+            Error::Harness(format!(
+                "cannot open the simulator socket {}: {e}",
+                socket.display()
+            ))
+        })?;
+        let state = Arc::new(Shared {
+            gpu: Mutex::new(SimGpu::new(model)),
+            started: Instant::now(),
+            time_scale,
+        });
+        let server_state = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&server_state);
+                std::thread::spawn(move || serve(&state, stream));
+            }
+        });
+        Ok(SimBackend {
+            state,
+            socket,
+            synth_exe,
+        })
+    }
+}
+
+impl Drop for SimBackend {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Answers one simulated job until it disconnects, then frees what it held.
+fn serve(state: &Shared, stream: UnixStream) {
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut job_id = None;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Reply::Error {
+                message: format!("bad request: {e}"),
+            },
+            Ok(request) => handle(state, &mut job_id, request),
+        };
+        let text = serde_json::to_string(&reply).expect("replies serialize");
+        if writeln!(writer, "{text}").is_err() {
+            break;
+        }
+    }
+    if let Some(id) = job_id {
+        let mut gpu = state.lock();
+        gpu.advance(state.now());
+        gpu.jobs.remove(&id);
+        gpu.recompute_rates();
+    }
+}
+
+fn handle(state: &Shared, job_id: &mut Option<u64>, request: Request) -> Reply {
+    let mut gpu = state.lock();
+    gpu.advance(state.now());
+    match (request, *job_id) {
+        (Request::Hello { job, pid }, None) => match gpu.jobs.get_mut(&job) {
+            Some(j) => {
+                j.pid = Some(pid);
+                j.active = true;
+                *job_id = Some(job);
+                gpu.recompute_rates();
+                Reply::Ok
+            }
+            None => Reply::Error {
+                message: format!("job {job} is not registered with the simulated GPU"),
+            },
+        },
+        (Request::Progress, Some(id)) => {
+            let j = &gpu.jobs[&id];
+            let fraction = if j.work_s > 0.0 {
+                j.done_s / j.work_s
+            } else {
+                1.0
+            };
+            if fraction >= 1.0 && j.active {
+                gpu.jobs.get_mut(&id).expect("job exists").active = false;
+                gpu.recompute_rates();
+            }
+            Reply::Progress {
+                fraction: fraction.min(1.0),
+            }
+        }
+        (Request::Alloc { gib }, Some(id)) => match gpu.allocate(id, gib) {
+            Ok(()) => Reply::Ok,
+            Err(oom) => {
+                // The job dies of this error and its memory goes with it. Releasing it now, not
+                // when the process gets round to exiting, keeps outcomes the same from run to
+                // run when several jobs reach their peak at the same simulated moment.
+                gpu.release(id);
+                Reply::Oom {
+                    requested_gib: oom.requested_gib,
+                    capacity_gib: oom.capacity_gib,
+                    free_gib: oom.free_gib,
+                    in_use_gib: oom.in_use_gib,
+                }
+            }
+        },
+        (_, None) => Reply::Error {
+            message: "say hello first".into(),
+        },
+        (Request::Hello { .. }, Some(_)) => Reply::Error {
+            message: "hello twice".into(),
+        },
+    }
+}
+
+impl Backend for SimBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sim
+    }
+
+    fn info(&self) -> GpuInfo {
+        let gpu = self.state.lock();
+        GpuInfo {
+            model: gpu.model.key.clone(),
+            name: gpu.model.name.clone(),
+            uuid: gpu.uuid.clone(),
+            driver: None,
+            cuda: None,
+            mig_enabled: gpu.mig_enabled,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.state.now()
+    }
+
+    fn time_scale(&self) -> f64 {
+        self.state.time_scale
+    }
+
+    fn apply(&self, change: &Change) -> Result<()> {
+        let mut gpu = self.state.lock();
+        match change {
+            Change::SetMigMode { enabled } => gpu.set_mig_mode(*enabled),
+            Change::CreateGpuInstance {
+                profile_id, start, ..
+            } => gpu.create_gi(*profile_id, *start),
+            Change::DestroyGpuInstance { start, .. } => gpu.destroy_gi(*start),
+            Change::CreateComputeInstance {
+                gi_start,
+                index,
+                profile_id,
+                ..
+            } => gpu.create_ci(*gi_start, *index, *profile_id),
+            Change::DestroyComputeInstance {
+                gi_start, index, ..
+            } => gpu.destroy_ci(*gi_start, *index),
+            Change::StartMps {
+                device,
+                pipe_dir,
+                log_dir,
+                active_thread_percentage,
+                pinned_memory_limit_gib,
+            } => {
+                create_dirs(&[pipe_dir, log_dir])?;
+                gpu.start_mps(MpsDaemon {
+                    device: device.clone(),
+                    pipe_dir: pipe_dir.clone(),
+                    active_thread_percentage: *active_thread_percentage,
+                    pinned_memory_limit_gib: *pinned_memory_limit_gib,
+                })?;
+                gpu.recompute_rates();
+                append_log(
+                    log_dir,
+                    &format!("simulated MPS control daemon started for {device}"),
+                )
+            }
+            Change::StopMps {
+                device, log_dir, ..
+            } => {
+                gpu.stop_mps(device)?;
+                gpu.recompute_rates();
+                append_log(
+                    log_dir,
+                    &format!("simulated MPS control daemon quit for {device}"),
+                )
+            }
+        }
+    }
+
+    fn devices(&self) -> Vec<Device> {
+        let gpu = self.state.lock();
+        let mps_dir = |uuid: &str| {
+            gpu.mps
+                .iter()
+                .find(|d| d.device == uuid)
+                .map(|d| d.pipe_dir.clone())
+        };
+        if !gpu.mig_enabled {
+            return vec![Device {
+                uuid: gpu.uuid.clone(),
+                label: "GPU".into(),
+                profile: None,
+                pool: "gpu".into(),
+                pool_gib: gpu.model.memory_gib(),
+                sm: gpu.model.sm_count,
+                mps_pipe_dir: mps_dir(&gpu.uuid),
+            }];
+        }
+        let mut gis: Vec<&gpu::SimGi> = gpu.gis.iter().collect();
+        gis.sort_by_key(|g| g.start);
+        let mut devices = Vec::new();
+        for gi in gis {
+            let split = gi.cis.len() > 1
+                || gi
+                    .cis
+                    .iter()
+                    .any(|c| c.profile.compute_slices != gi.profile.compute_slices);
+            for ci in &gi.cis {
+                let (pool, pool_gib, sm) = gpu.device_resources(&ci.uuid).expect("CI of a live GI");
+                let label = if split {
+                    format!(
+                        "{}@{}/{}#{}",
+                        gi.profile.name, gi.start, ci.profile.name, ci.index
+                    )
+                } else {
+                    format!("{}@{}", gi.profile.name, gi.start)
+                };
+                devices.push(Device {
+                    uuid: ci.uuid.clone(),
+                    label,
+                    profile: Some(gi.profile.name.clone()),
+                    pool,
+                    pool_gib,
+                    sm,
+                    mps_pipe_dir: mps_dir(&ci.uuid),
+                });
+            }
+        }
+        devices
+    }
+
+    fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {
+        let w = job.workload;
+        let (work_s, reference_sm) = match &w.timing {
+            Some(t) => (
+                t.full_gpu_s,
+                Catalog::builtin()
+                    .gpu(&t.reference_gpu)
+                    .map(|g| g.sm_count)?,
+            ),
+            None => (DEFAULT_WORK_S, self.state.lock().model.sm_count),
+        };
+        {
+            let mut gpu = self.state.lock();
+            let sim_job =
+                SimGpu::new_job(job.device.uuid.clone(), work_s, w.sim.alpha, reference_sm);
+            gpu.register(job.id, sim_job);
+        }
+        let num = |v: f64| format!("{v}");
+        let argv = vec![
+            self.synth_exe.display().to_string(),
+            "synth".into(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+            "--job".into(),
+            job.id.to_string(),
+            "--constant-gib".into(),
+            num(w.memory.constant_gib),
+            "--peak-gib".into(),
+            num(w.memory.peak_gib),
+            "--peak-at".into(),
+            num(w.sim.peak_at),
+            "--peak-for".into(),
+            num(w.sim.peak_for),
+        ];
+        let mut env = vec![("CUDA_VISIBLE_DEVICES".to_string(), job.device.uuid.clone())];
+        if let Some(dir) = &job.device.mps_pipe_dir {
+            env.push(("CUDA_MPS_PIPE_DIRECTORY".into(), dir.display().to_string()));
+        }
+        Ok(JobLaunch {
+            argv,
+            env,
+            cwd: None,
+        })
+    }
+
+    fn sample(&self) -> Result<Vec<SampleRow>> {
+        let gpu = self.state.lock();
+        let mut rows = vec![SampleRow {
+            scope: Scope::Gpu,
+            id: gpu.uuid.clone(),
+            label: "GPU".into(),
+            used_gib: gpu.jobs.values().map(|j| j.memory_gib).sum(),
+            capacity_gib: Some(gpu.model.memory_gib()),
+        }];
+        for gi in &gpu.gis {
+            let used = gpu
+                .jobs
+                .values()
+                .filter(|j| gi.cis.iter().any(|c| c.uuid == j.device))
+                .map(|j| j.memory_gib)
+                .sum();
+            rows.push(SampleRow {
+                scope: Scope::Instance,
+                id: gi.cis.first().map_or_else(String::new, |c| c.uuid.clone()),
+                label: format!("{}@{}", gi.profile.name, gi.start),
+                used_gib: used,
+                capacity_gib: Some(gi.profile.memory_gib),
+            });
+        }
+        for job in gpu.jobs.values() {
+            if let Some(pid) = job.pid {
+                rows.push(SampleRow {
+                    scope: Scope::Process,
+                    id: pid.to_string(),
+                    label: job.device.clone(),
+                    used_gib: job.memory_gib,
+                    capacity_gib: None,
+                });
+            }
+        }
+        Ok(rows)
+    }
+}
+
+fn create_dirs(dirs: &[&PathBuf]) -> Result<()> {
+    for d in dirs {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::Harness(format!("cannot create {}: {e}", d.display())))?;
+    }
+    Ok(())
+}
+
+fn append_log(dir: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("control.log"))
+        .map_err(|e| {
+            Error::Harness(format!(
+                "cannot write the MPS log in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    writeln!(f, "{line}").map_err(|e| Error::Harness(e.to_string()))
+}

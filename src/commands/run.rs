@@ -1,0 +1,137 @@
+//! `migbench run`: run a scenario on the simulated GPU (or, with the real backend, on a GPU).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::sim::SimBackend;
+use crate::backend::Backend;
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::orchestrator::{self, RunOptions};
+use crate::output;
+use crate::scenario::Scenario;
+
+pub fn run(args: &RunArgs) -> Result<String> {
+    let scenario = Scenario::load(&args.file).map_err(|e| Error::Input(e.to_string()))?;
+    if args.time_scale.is_nan() || args.time_scale <= 0.0 {
+        return Err(Error::Input(format!(
+            "--time-scale must be above 0, found {}",
+            args.time_scale
+        )));
+    }
+    if args.sample_ms == 0 {
+        return Err(Error::Input("--sample-ms must be at least 1".into()));
+    }
+    let backend: Arc<dyn Backend> = if args.sim {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Harness(format!("cannot find the migbench binary: {e}")))?;
+        Arc::new(SimBackend::start(scenario.gpu, args.time_scale, exe)?)
+    } else {
+        return Err(no_real_backend());
+    };
+
+    // Ctrl-C and SIGTERM raise the flag; the orchestrator stops the jobs and tears down.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Harness(format!("cannot watch for signals: {e}")))?;
+    }
+    let options = RunOptions {
+        out_dir: args.out.clone(),
+        sample_interval: Duration::from_millis(args.sample_ms),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        command: std::env::args().collect(),
+    };
+    let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
+    let text = summary(&report, backend.as_ref());
+    if report.interrupted {
+        eprint!("{text}");
+        return Err(Error::Interrupted(format!(
+            "interrupted: the GPU was put back as found; finished jobs are recorded in {}",
+            report.dir.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// The real backend needs an NVIDIA driver.
+fn no_real_backend() -> Error {
+    let driver = Path::new("/dev/nvidiactl").exists() || Path::new("/proc/driver/nvidia").exists();
+    if driver {
+        Error::Input(
+            "the NVML backend is not available in this build yet; use --sim for the simulated GPU"
+                .into(),
+        )
+    } else {
+        Error::Input("no NVIDIA driver found — use --sim for the simulated GPU".into())
+    }
+}
+
+fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
+    let simulated = backend.kind() == crate::backend::BackendKind::Sim;
+    let mut table = output::table([
+        "Variant",
+        "Mode",
+        "Jobs",
+        "OK",
+        "OOM",
+        "Failed",
+        "Makespan s",
+        "s per unit",
+        "Units/h",
+        "GPU peak GiB",
+        "Status",
+    ]);
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
+    for v in &report.variants {
+        table.add_row(vec![
+            if v.repetition > 1 {
+                format!("{} (rep {})", v.variant, v.repetition)
+            } else {
+                v.variant.clone()
+            },
+            v.mode.clone(),
+            v.jobs.to_string(),
+            v.jobs_ok.to_string(),
+            v.jobs_oom.to_string(),
+            v.jobs_failed.to_string(),
+            opt(v.makespan_s, 0),
+            opt(v.time_per_unit_s, 0),
+            opt(v.units_per_hour, 1),
+            opt(v.gpu_vram_peak_gib, 1),
+            v.status.clone(),
+        ]);
+    }
+    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9]);
+    let mut out = format!(
+        "{}\n{table}\n",
+        if simulated {
+            "backend: sim — a simulated GPU; times are simulated seconds, not measurements"
+        } else {
+            "backend: nvml"
+        }
+    );
+    for v in report.variants.iter().filter(|v| v.reason.is_some()) {
+        out.push_str(&format!(
+            "{}: {}: {}\n",
+            v.variant,
+            v.status,
+            v.reason.as_deref().unwrap_or_default()
+        ));
+    }
+    for j in report.jobs.iter().filter(|j| j.outcome == "oom") {
+        out.push_str(&format!(
+            "{} job {} ({}) ran out of memory after {:.0} s\n",
+            j.variant,
+            j.job,
+            j.workload,
+            j.duration_s.unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!("results: {}\n", report.dir.display()));
+    out
+}

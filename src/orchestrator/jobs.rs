@@ -1,0 +1,433 @@
+//! Jobs of one variant: when each may start, where it may run, and running them as process
+//! groups with staggers, queues, timeouts and OOM detection.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use super::VariantRun;
+use crate::backend::{Device, JobRequest};
+use crate::error::Result;
+use crate::layout::Layout;
+use crate::mode::SharingMode;
+use crate::results::{JobRecord, Outcome, RunDir};
+use crate::sampler::Sampler;
+use crate::scenario::{Scenario, Variant};
+use crate::workload::Workload;
+
+/// How long a job may take to exit after SIGTERM before it gets SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How often the orchestrator looks at its jobs.
+const TICK: Duration = Duration::from_millis(2);
+
+/// One job of a variant, before it runs.
+#[derive(Debug, Clone)]
+pub struct PlannedJob<'s> {
+    /// Position in the variant (0-based, in the order the scenario lists groups).
+    pub index: usize,
+    pub workload: &'s Workload,
+    /// Earliest start, in backend seconds after the variant starts.
+    pub earliest: f64,
+    /// Slots (compute instances in layout order) it may use; all when `None`.
+    pub allowed: Option<Vec<usize>>,
+    pub timeout: Option<f64>,
+}
+
+/// Expands the variant's job groups into jobs, ordered by earliest start.
+pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<PlannedJob<'s>>> {
+    let mut jobs = Vec::new();
+    for group in &variant.jobs {
+        let workload = scenario.workload(group.workload.get_ref())?;
+        for k in 0..group.count {
+            jobs.push(PlannedJob {
+                index: jobs.len(),
+                workload,
+                earliest: group.start_s + f64::from(k) * group.stagger_s,
+                allowed: group.instances.as_ref().map(|i| i.get_ref().clone()),
+                timeout: group.timeout_s.or(workload.timeout_s),
+            });
+        }
+    }
+    jobs.sort_by(|a, b| {
+        a.earliest
+            .total_cmp(&b.earliest)
+            .then(a.index.cmp(&b.index))
+    });
+    Ok(jobs)
+}
+
+/// Memory each slot offers: `(label, GiB)`; a GI's memory is shared by its compute instances.
+fn slot_capacities(
+    scenario: &Scenario,
+    variant: &Variant,
+    layout: Option<&Layout>,
+) -> Vec<(String, f64)> {
+    let pinned = variant
+        .mps
+        .as_ref()
+        .and_then(|m| m.get_ref().pinned_memory_limit_gib)
+        .unwrap_or(f64::INFINITY);
+    let slots = match layout {
+        None => vec![("the whole GPU".to_string(), scenario.gpu.memory_gib())],
+        Some(l) => l
+            .instances
+            .iter()
+            .flat_map(|i| {
+                i.compute
+                    .iter()
+                    .map(move |_| (i.profile.name.clone(), i.profile.memory_gib))
+            })
+            .collect(),
+    };
+    slots.into_iter().map(|(l, g)| (l, g.min(pinned))).collect()
+}
+
+/// Why the variant cannot run at all: some job fits in none of the slots it may use, even alone.
+/// Jobs that each fit but not together are run: their OOMs are the result being measured.
+pub fn infeasible(
+    scenario: &Scenario,
+    variant: &Variant,
+    layout: Option<&Layout>,
+    jobs: &[PlannedJob],
+) -> Option<String> {
+    let slots = slot_capacities(scenario, variant, layout);
+    for job in jobs {
+        let usable: Vec<&(String, f64)> = match &job.allowed {
+            Some(a) => a.iter().filter_map(|&i| slots.get(i)).collect(),
+            None => slots.iter().collect(),
+        };
+        let best = usable.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let peak = job.workload.memory.peak_gib;
+        if peak > best.1 + 1e-9 {
+            return Some(format!(
+                "{} needs {:.2} GiB at its peak; the largest place it may run, {}, has {:.2} GiB",
+                job.workload.name, peak, best.0, best.1
+            ));
+        }
+    }
+    None
+}
+
+/// A job whose process is running.
+struct Running {
+    job: usize,
+    child: Child,
+    pid: u32,
+    device: Device,
+    slot: usize,
+    start: f64,
+    log: PathBuf,
+    bar: ProgressBar,
+    timed_out: bool,
+}
+
+/// Runs the jobs of one variant repetition.
+pub struct Runner<'a, 'v> {
+    ctx: &'a VariantRun<'v>,
+    run: &'a mut RunDir,
+    done: Vec<JobRecord>,
+}
+
+/// Job IDs unique within the process, for the backend's bookkeeping.
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<'a, 'v> Runner<'a, 'v> {
+    pub fn new(ctx: &'a VariantRun<'v>, run: &'a mut RunDir) -> Self {
+        Runner {
+            ctx,
+            run,
+            done: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.ctx.backend.now() - self.ctx.t0
+    }
+
+    /// Runs every job; returns their records (in start order).
+    pub fn run_all(mut self, planned: &[PlannedJob], sampler: &Sampler) -> Result<Vec<JobRecord>> {
+        let devices = self.ctx.backend.devices();
+        let mode = self.ctx.mode();
+        // One job per device at a time for the whole GPU and for MIG; any number under
+        // time-slicing and MPS.
+        let exclusive = matches!(mode, SharingMode::Full | SharingMode::Mig);
+        // Under mig+mps jobs are spread over their instances up front.
+        let spread: Vec<Option<usize>> = planned
+            .iter()
+            .enumerate()
+            .map(|(k, job)| {
+                (mode == SharingMode::MigMps).then(|| {
+                    let allowed = allowed_slots(job, devices.len());
+                    allowed[k % allowed.len()]
+                })
+            })
+            .collect();
+
+        let variant_start = self.now();
+        let mut pending: VecDeque<usize> = (0..planned.len()).collect();
+        let mut running: Vec<Running> = Vec::new();
+        let mut last_draw = Instant::now();
+        loop {
+            if self.ctx.stop.load(Ordering::Relaxed) {
+                for r in running.drain(..) {
+                    self.finish(r, planned, Some(Outcome::Interrupted));
+                }
+                for k in pending.drain(..) {
+                    let record = self.ctx.record(
+                        &planned[k],
+                        Outcome::Interrupted,
+                        Some("not started: the run was interrupted".into()),
+                    );
+                    self.done.push(record);
+                }
+                break;
+            }
+            // Reap finished jobs and enforce timeouts.
+            let mut still = Vec::with_capacity(running.len());
+            for mut r in running.drain(..) {
+                let exited = matches!(r.child.try_wait(), Ok(Some(_)));
+                let deadline = planned[r.job].timeout.map(|t| r.start + t);
+                if exited {
+                    self.finish(r, planned, None);
+                } else if deadline.is_some_and(|d| self.now() > d) {
+                    r.timed_out = true;
+                    self.finish(r, planned, None);
+                } else {
+                    still.push(r);
+                }
+            }
+            running = still;
+            // Start the jobs whose time has come and that have a place to run.
+            let elapsed = self.now() - variant_start;
+            let mut waiting = VecDeque::new();
+            while let Some(k) = pending.pop_front() {
+                let job = &planned[k];
+                let slot = if job.earliest > elapsed {
+                    None
+                } else if let Some(s) = spread[k] {
+                    Some(s)
+                } else {
+                    allowed_slots(job, devices.len())
+                        .into_iter()
+                        .find(|&s| !exclusive || !running.iter().any(|r| r.slot == s))
+                };
+                match slot {
+                    Some(s) => {
+                        if let Some(r) = self.launch(k, job, s, &devices[s])? {
+                            running.push(r);
+                        }
+                    }
+                    None => waiting.push_back(k),
+                }
+            }
+            pending = waiting;
+            if pending.is_empty() && running.is_empty() {
+                break;
+            }
+            if last_draw.elapsed() >= Duration::from_millis(100) {
+                last_draw = Instant::now();
+                for r in &running {
+                    let vram = sampler
+                        .latest(r.pid)
+                        .map_or_else(|| "-".into(), |g| format!("{g:.1} GiB"));
+                    r.bar
+                        .set_message(format!("{:.0} s, {vram}", self.now() - r.start));
+                    r.bar.tick();
+                }
+            }
+            std::thread::sleep(TICK);
+        }
+        self.done.sort_by(|a, b| {
+            a.start
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.start.unwrap_or(f64::MAX))
+                .then(a.job.cmp(&b.job))
+        });
+        Ok(self.done)
+    }
+
+    /// Starts job `k` on `device`; records a job that cannot even start as failed.
+    fn launch(
+        &mut self,
+        k: usize,
+        job: &PlannedJob,
+        slot: usize,
+        device: &Device,
+    ) -> Result<Option<Running>> {
+        let ctx = self.ctx;
+        let id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
+        let log = self.run.job_log(ctx.name(), ctx.repetition, job.index)?;
+        let start = self.now();
+        let spawned = ctx
+            .backend
+            .launch(&JobRequest {
+                id,
+                workload: job.workload,
+                device,
+            })
+            .and_then(|launch| {
+                let out = File::create(&log).map_err(|e| {
+                    crate::error::Error::Harness(format!("cannot create {}: {e}", log.display()))
+                })?;
+                let err = out
+                    .try_clone()
+                    .map_err(|e| crate::error::Error::Harness(e.to_string()))?;
+                let mut cmd = Command::new(&launch.argv[0]);
+                cmd.args(&launch.argv[1..])
+                    .envs(&job.workload.env)
+                    .envs(launch.env.iter().map(|(k, v)| (k, v)))
+                    .stdin(Stdio::null())
+                    .stdout(out)
+                    .stderr(err)
+                    // Its own process group: Ctrl-C reaches migbench, which stops jobs in order,
+                    // and a timeout kills the job's children too.
+                    .process_group(0);
+                if let Some(cwd) = &launch.cwd {
+                    cmd.current_dir(super::scenario_dir(ctx.scenario).join(cwd));
+                }
+                cmd.spawn()
+                    .map(|child| (child, launch.argv.clone()))
+                    .map_err(|e| {
+                        crate::error::Error::Input(format!("cannot start {}: {e}", launch.argv[0]))
+                    })
+            });
+        match spawned {
+            Ok((child, argv)) => {
+                let pid = child.id();
+                self.run.event(
+                    start,
+                    "job_start",
+                    serde_json::json!({
+                        "variant": ctx.name(), "repetition": ctx.repetition, "job": job.index,
+                        "workload": job.workload.name, "device": device.uuid, "instance": device.label,
+                        "pid": pid, "argv": argv,
+                    }),
+                )?;
+                let bar = ctx.progress.job_line(format!(
+                    "{} #{} {} on {}",
+                    ctx.name(),
+                    job.index,
+                    job.workload.name,
+                    device.label
+                ));
+                Ok(Some(Running {
+                    job: k,
+                    child,
+                    pid,
+                    device: device.clone(),
+                    slot,
+                    start,
+                    log,
+                    bar,
+                    timed_out: false,
+                }))
+            }
+            Err(e) => {
+                let mut record = ctx.record(job, Outcome::Failed, Some(e.to_string()));
+                record.start = Some(start);
+                record.end = Some(start);
+                record.duration_s = Some(0.0);
+                self.run.event(start, "job_end", job_end_fields(&record))?;
+                self.done.push(record);
+                ctx.progress.skip(1);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stops (if still running) and records a job. `forced` is the outcome when migbench ends it.
+    fn finish(&mut self, mut r: Running, planned: &[PlannedJob], forced: Option<Outcome>) {
+        let forced = forced.or(r.timed_out.then_some(Outcome::Timeout));
+        let status = match r.child.try_wait() {
+            Ok(Some(status)) => Some(status),
+            _ => kill_group(&mut r.child),
+        };
+        let end = self.now();
+        let job = &planned[r.job];
+        let exit_code = status.map(|s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
+        let log_text = std::fs::read_to_string(&r.log).unwrap_or_default();
+        let outcome = match forced {
+            Some(o) => o,
+            None if status.is_some_and(|s| s.success()) => Outcome::Ok,
+            None if job
+                .workload
+                .oom_patterns()
+                .iter()
+                .any(|p| log_text.contains(p)) =>
+            {
+                Outcome::Oom
+            }
+            None => Outcome::Failed,
+        };
+        let reason = match outcome {
+            Outcome::Ok => None,
+            Outcome::Timeout => Some(format!(
+                "killed after its timeout of {:.0} s",
+                job.timeout.unwrap_or_default()
+            )),
+            Outcome::Interrupted => Some("stopped: the run was interrupted".into()),
+            _ => last_line(&log_text),
+        };
+        let mut record = self.ctx.record(job, outcome, reason);
+        record.instance_profile = r.device.profile.clone();
+        record.instance_uuid = Some(r.device.uuid.clone());
+        record.start = Some(r.start);
+        record.end = Some(end);
+        record.duration_s = Some(end - r.start);
+        record.exit_code = exit_code;
+        record.pid = Some(r.pid);
+        record.log = r
+            .log
+            .strip_prefix(&self.run.path)
+            .ok()
+            .map(|p| p.display().to_string());
+        // The event log is the durable record: a run that dies keeps every finished job.
+        let _ = self.run.event(end, "job_end", job_end_fields(&record));
+        self.ctx.progress.job_done(&r.bar);
+        self.done.push(record);
+    }
+}
+
+fn allowed_slots(job: &PlannedJob, slots: usize) -> Vec<usize> {
+    match &job.allowed {
+        Some(a) => a.clone(),
+        None => (0..slots).collect(),
+    }
+}
+
+fn job_end_fields(r: &JobRecord) -> serde_json::Value {
+    serde_json::json!({
+        "variant": r.variant, "repetition": r.repetition, "job": r.job, "workload": r.workload,
+        "instance": r.instance_uuid, "start": r.start, "end": r.end, "duration_s": r.duration_s,
+        "exit_code": r.exit_code, "pid": r.pid, "outcome": r.outcome, "reason": r.reason,
+    })
+}
+
+/// SIGTERM to the job's process group, SIGKILL after a grace period; returns its exit status.
+fn kill_group(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative PID signals the process group we created for this job.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    let deadline = Instant::now() + KILL_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    child.wait().ok()
+}
+
+/// The last non-empty line of a log, shortened: the usual place a program says why it failed.
+fn last_line(log: &str) -> Option<String> {
+    let line = log.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(300).collect())
+}

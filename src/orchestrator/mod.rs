@@ -1,0 +1,425 @@
+//! The orchestrator: runs a scenario's variants one after another, each under its sharing mode,
+//! and records what happened to every job. One code path for every backend.
+//!
+//! Per variant: check the jobs can fit at all (else the variant is recorded infeasible and
+//! skipped), set the GPU up, start each job as its own process group pinned to its device, apply
+//! staggers, enforce timeouts, detect OOMs, tear down — also on Ctrl-C or SIGTERM.
+
+mod jobs;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::backend::{Backend, Scope};
+use crate::error::Result;
+use crate::mode::SharingMode;
+use crate::results::{self, JobRecord, Manifest, Outcome, RunDir, SampleRecord, VariantRecord};
+use crate::sampler::{self, Sampler};
+use crate::scenario::{Scenario, Variant};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directories go below this.
+    pub out_dir: PathBuf,
+    /// Real time between VRAM samples.
+    pub sample_interval: Duration,
+    /// Draw progress bars on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// The command line, for the manifest.
+    pub command: Vec<String>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: PathBuf,
+    pub jobs: Vec<JobRecord>,
+    pub variants: Vec<VariantRecord>,
+    /// Stopped by Ctrl-C or SIGTERM.
+    pub interrupted: bool,
+}
+
+/// Everything recorded so far; written to disk after every variant.
+struct Records {
+    jobs: Vec<JobRecord>,
+    samples: Vec<SampleRecord>,
+    variants: Vec<VariantRecord>,
+}
+
+/// Runs every variant of `scenario` on `backend`. `stop` is raised by Ctrl-C or SIGTERM.
+pub fn run(
+    scenario: &Scenario,
+    backend: Arc<dyn Backend>,
+    options: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<RunReport> {
+    let mut run = RunDir::create(&options.out_dir, scenario.name())?;
+    let info = backend.info();
+    let mut manifest = Manifest {
+        scenario: scenario.name().to_string(),
+        scenario_file: scenario.path.display().to_string(),
+        scenario_sha256: results::sha256_hex(scenario.text.as_bytes()),
+        migbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        backend: backend.kind().as_str().to_string(),
+        simulated: backend.kind() == crate::backend::BackendKind::Sim,
+        time_scale: backend.time_scale(),
+        gpu_model: info.model.clone(),
+        gpu_name: info.name.clone(),
+        gpu_uuid: info.uuid.clone(),
+        driver: info.driver.clone(),
+        cuda: info.cuda.clone(),
+        host: results::hostname(),
+        command: options.command.clone(),
+        started_at: results::now_rfc3339(),
+        ended_at: None,
+        status: "running".into(),
+    };
+    run.write_manifest(&manifest)?;
+    run.write_file("scenario.toml", scenario.text.as_bytes())?;
+    let t0 = backend.now();
+    run.event(
+        0.0,
+        "run_start",
+        serde_json::json!({ "scenario": scenario.name(), "backend": manifest.backend }),
+    )?;
+
+    let progress = Progress::new(options.progress, scenario);
+    let mut records = Records {
+        jobs: Vec::new(),
+        samples: Vec::new(),
+        variants: Vec::new(),
+    };
+    let mut outcome = Ok(());
+    'variants: for variant in &scenario.file.variants {
+        for repetition in 1..=variant.repetitions {
+            if stop.load(Ordering::Relaxed) {
+                break 'variants;
+            }
+            let ctx = VariantRun {
+                scenario,
+                variant,
+                repetition,
+                backend: Arc::clone(&backend),
+                t0,
+                options,
+                stop,
+                progress: &progress,
+            };
+            let result = ctx.run(&mut run, &mut records);
+            results::write_tables(
+                &run.path,
+                &records.jobs,
+                &records.samples,
+                &records.variants,
+            )?;
+            if let Err(e) = result {
+                outcome = Err(e);
+                break 'variants;
+            }
+        }
+    }
+    progress.finish();
+    let interrupted = stop.load(Ordering::Relaxed);
+    manifest.ended_at = Some(results::now_rfc3339());
+    manifest.status = match (&outcome, interrupted) {
+        (Err(_), _) => "failed",
+        (Ok(()), true) => "interrupted",
+        (Ok(()), false) => "complete",
+    }
+    .into();
+    run.event(
+        backend.now() - t0,
+        "run_end",
+        serde_json::json!({ "status": manifest.status }),
+    )?;
+    run.write_manifest(&manifest)?;
+    outcome?;
+    Ok(RunReport {
+        dir: run.path.clone(),
+        jobs: records.jobs,
+        variants: records.variants,
+        interrupted,
+    })
+}
+
+/// One repetition of one variant.
+struct VariantRun<'a> {
+    scenario: &'a Scenario,
+    variant: &'a Variant,
+    repetition: u32,
+    backend: Arc<dyn Backend>,
+    t0: f64,
+    options: &'a RunOptions,
+    stop: &'a AtomicBool,
+    progress: &'a Progress,
+}
+
+impl VariantRun<'_> {
+    fn name(&self) -> &str {
+        self.variant.name.get_ref()
+    }
+
+    fn mode(&self) -> SharingMode {
+        *self.variant.mode.get_ref()
+    }
+
+    fn run(&self, run: &mut RunDir, records: &mut Records) -> Result<()> {
+        let backend = self.backend.as_ref();
+        let layout = self.scenario.layout(self.variant);
+        let planned = jobs::plan(self.scenario, self.variant)?;
+        let layout_text = layout.as_ref().map(|l| l.to_string());
+        run.event(
+            backend.now() - self.t0,
+            "variant_start",
+            serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "mode": self.mode(), "layout": layout_text }),
+        )?;
+
+        if let Some(reason) =
+            jobs::infeasible(self.scenario, self.variant, layout.as_ref(), &planned)
+        {
+            run.event(
+                backend.now() - self.t0,
+                "variant_infeasible",
+                serde_json::json!({ "variant": self.name(), "reason": reason }),
+            )?;
+            for job in &planned {
+                records
+                    .jobs
+                    .push(self.record(job, Outcome::Infeasible, Some(reason.clone())));
+            }
+            self.progress.skip(planned.len());
+            records.variants.push(self.summary(
+                layout_text,
+                &records.jobs,
+                &[],
+                "infeasible",
+                Some(reason),
+            ));
+            return Ok(());
+        }
+
+        let mps_root = run
+            .path
+            .join("mps")
+            .join(self.name())
+            .join(format!("r{}", self.repetition));
+        let sampler = Sampler::start(
+            Arc::clone(&self.backend),
+            self.options.sample_interval,
+            self.t0,
+        );
+        let mut applied = setup::Applied::default();
+        let setup_result = setup::set_up(
+            backend,
+            run,
+            self.t0,
+            self.variant,
+            layout.as_ref(),
+            &mps_root,
+            &mut applied,
+        );
+        let ran = match setup_result {
+            Ok(()) => jobs::Runner::new(self, run).run_all(&planned, &sampler),
+            Err(e) => Err(e),
+        };
+        // Tear down whatever happened: the GPU is left as found.
+        let teardown = setup::tear_down(backend, run, self.t0, &mut applied);
+        let samples = sampler.stop();
+        let mut finished = ran?;
+        teardown?;
+
+        attach_vram(&mut finished, &samples);
+        let interrupted = self.stop.load(Ordering::Relaxed);
+        let first = records.jobs.len();
+        records.jobs.extend(finished);
+        for s in &samples {
+            for r in &s.rows {
+                records.samples.push(SampleRecord {
+                    t: s.t,
+                    variant: self.name().to_string(),
+                    repetition: self.repetition,
+                    scope: r.scope.as_str().to_string(),
+                    id: r.id.clone(),
+                    label: r.label.clone(),
+                    used_gib: r.used_gib,
+                    capacity_gib: r.capacity_gib,
+                });
+            }
+        }
+        let status = if interrupted { "interrupted" } else { "ran" };
+        let summary = self.summary(layout_text, &records.jobs[first..], &samples, status, None);
+        run.event(
+            backend.now() - self.t0,
+            "variant_end",
+            serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "status": status, "makespan_s": summary.makespan_s }),
+        )?;
+        records.variants.push(summary);
+        Ok(())
+    }
+
+    /// A job record for a job that did not run.
+    fn record(
+        &self,
+        job: &jobs::PlannedJob,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> JobRecord {
+        JobRecord {
+            variant: self.name().to_string(),
+            repetition: self.repetition,
+            job: job.index,
+            mode: self.mode().to_string(),
+            workload: job.workload.name.clone(),
+            unit: job.workload.unit.clone(),
+            instance_profile: None,
+            instance_uuid: None,
+            start: None,
+            end: None,
+            duration_s: None,
+            exit_code: None,
+            pid: None,
+            outcome: outcome.as_str().to_string(),
+            vram_peak_gib: None,
+            vram_constant_gib: None,
+            reason,
+            log: None,
+        }
+    }
+
+    fn summary(
+        &self,
+        layout: Option<String>,
+        jobs: &[JobRecord],
+        samples: &[sampler::Sample],
+        status: &str,
+        reason: Option<String>,
+    ) -> VariantRecord {
+        let count = |o: Outcome| jobs.iter().filter(|j| j.outcome == o.as_str()).count() as u32;
+        let start = jobs
+            .iter()
+            .filter_map(|j| j.start)
+            .fold(f64::INFINITY, f64::min);
+        let end = jobs
+            .iter()
+            .filter_map(|j| j.end)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let makespan = (end > start).then_some(end - start);
+        let units = count(Outcome::Ok);
+        let gpu_peak = samples
+            .iter()
+            .flat_map(|s| s.rows.iter())
+            .filter(|r| r.scope == Scope::Gpu)
+            .map(|r| r.used_gib)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        VariantRecord {
+            variant: self.name().to_string(),
+            repetition: self.repetition,
+            mode: self.mode().to_string(),
+            layout,
+            backend: self.backend.kind().as_str().to_string(),
+            status: status.to_string(),
+            reason,
+            jobs: jobs.len() as u32,
+            jobs_ok: units,
+            jobs_oom: count(Outcome::Oom),
+            jobs_failed: count(Outcome::Failed) + count(Outcome::Timeout),
+            makespan_s: makespan,
+            units,
+            time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),
+            units_per_hour: makespan
+                .filter(|m| *m > 0.0)
+                .map(|m| f64::from(units) * 3600.0 / m),
+            gpu_vram_peak_gib: gpu_peak,
+        }
+    }
+}
+
+/// Fills each job's peak and constant VRAM from its process's samples while it ran.
+fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
+    for job in jobs.iter_mut() {
+        let (Some(pid), Some(start), Some(end)) = (job.pid, job.start, job.end) else {
+            continue;
+        };
+        let levels: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.t >= start && s.t <= end)
+            .flat_map(|s| s.rows.iter())
+            .filter(|r| r.scope == Scope::Process && r.id == pid.to_string())
+            .map(|r| r.used_gib)
+            .collect();
+        if let Some((peak, constant)) = sampler::peak_and_constant(&levels) {
+            job.vram_peak_gib = Some(peak);
+            job.vram_constant_gib = Some(constant);
+        }
+    }
+}
+
+/// Progress on stderr: an overall bar and a line per running job.
+pub struct Progress {
+    multi: MultiProgress,
+    overall: ProgressBar,
+}
+
+impl Progress {
+    fn new(enabled: bool, scenario: &Scenario) -> Progress {
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let total: u64 = scenario
+            .file
+            .variants
+            .iter()
+            .map(|v| {
+                u64::from(v.repetitions) * v.jobs.iter().map(|g| u64::from(g.count)).sum::<u64>()
+            })
+            .sum();
+        let overall = multi.add(ProgressBar::new(total));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30}] {pos}/{len} jobs  {elapsed_precise}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        overall.set_prefix(scenario.name().to_string());
+        Progress { multi, overall }
+    }
+
+    /// A line for one running job.
+    fn job_line(&self, label: String) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix} {msg}").expect("valid template"),
+        );
+        bar.set_prefix(label);
+        bar
+    }
+
+    fn job_done(&self, bar: &ProgressBar) {
+        bar.finish_and_clear();
+        self.multi.remove(bar);
+        self.overall.inc(1);
+    }
+
+    fn skip(&self, n: usize) {
+        self.overall.inc(n as u64);
+    }
+
+    fn finish(&self) {
+        self.overall.finish();
+    }
+}
+
+/// The directory scenario-relative paths (a workload's `workdir`) are resolved against.
+pub fn scenario_dir(scenario: &Scenario) -> &Path {
+    scenario.path.parent().unwrap_or(Path::new("."))
+}

@@ -1,0 +1,160 @@
+//! Results on disk: one directory per run.
+//!
+//! ```text
+//! results/<scenario>-<UTC timestamp>/
+//!   manifest.json     scenario hash, migbench version, backend, GPU, host, start and end
+//!   scenario.toml     the scenario as run
+//!   events.jsonl      append-only log written as the run goes (changes, job starts and ends)
+//!   logs/<variant>/r<rep>-j<job>.log   each job's stdout and stderr
+//!   mps/<variant>/...                   MPS pipe and log directories
+//!   jobs.{csv,parquet} samples.{csv,parquet} variants.{csv,parquet}
+//! ```
+//! The tables are rewritten after every variant, so a run that dies keeps every finished
+//! variant's tables, and the event log keeps every finished job.
+
+mod tables;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use tables::{write_tables, JobRecord, SampleRecord, VariantRecord};
+
+use crate::error::{Error, Result};
+
+/// What a job's run came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    /// Ran out of GPU memory: exited non-zero with an OOM message in its log.
+    Oom,
+    /// Exited non-zero for another reason.
+    Failed,
+    /// Killed after its timeout.
+    Timeout,
+    /// Not run: it cannot fit anywhere the variant could place it.
+    Infeasible,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Oom => "oom",
+            Outcome::Failed => "failed",
+            Outcome::Timeout => "timeout",
+            Outcome::Infeasible => "infeasible",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The manifest: what ran, where, and with what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub scenario: String,
+    pub scenario_file: String,
+    pub scenario_sha256: String,
+    pub migbench_version: String,
+    pub backend: String,
+    /// True when the numbers come from the simulator, not from a GPU.
+    pub simulated: bool,
+    pub time_scale: f64,
+    pub gpu_model: String,
+    pub gpu_name: String,
+    pub gpu_uuid: String,
+    pub driver: Option<String>,
+    pub cuda: Option<String>,
+    pub host: String,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `running`, `complete`, `interrupted` or `failed`.
+    pub status: String,
+}
+
+/// A run directory being written.
+pub struct RunDir {
+    pub path: PathBuf,
+    events: File,
+}
+
+impl RunDir {
+    /// Creates `<out>/<scenario>-<UTC timestamp>` (with a suffix if that exists already).
+    pub fn create(out: &Path, scenario: &str) -> Result<RunDir> {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let mut path = out.join(format!("{scenario}-{stamp}"));
+        let mut n = 1;
+        while path.exists() {
+            n += 1;
+            path = out.join(format!("{scenario}-{stamp}-{n}"));
+        }
+        std::fs::create_dir_all(path.join("logs")).map_err(|e| io_error(&path, e))?;
+        let events = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join("events.jsonl"))
+            .map_err(|e| io_error(&path, e))?;
+        Ok(RunDir { path, events })
+    }
+
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let p = self.path.join(name);
+        std::fs::write(&p, contents).map_err(|e| io_error(&p, e))
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let text =
+            serde_json::to_vec_pretty(manifest).map_err(|e| Error::Harness(e.to_string()))?;
+        self.write_file("manifest.json", &text)
+    }
+
+    /// Appends one event, flushed to disk before returning.
+    pub fn event(&mut self, t: f64, kind: &str, fields: serde_json::Value) -> Result<()> {
+        let mut obj = serde_json::json!({
+            "t": (t * 1000.0).round() / 1000.0,
+            "wall": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "event": kind,
+        });
+        if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
+            o.extend(f);
+        }
+        let p = self.path.join("events.jsonl");
+        writeln!(self.events, "{obj}").map_err(|e| io_error(&p, e))?;
+        self.events.sync_data().map_err(|e| io_error(&p, e))
+    }
+
+    /// Path of a job's log, its directory created.
+    pub fn job_log(&self, variant: &str, repetition: u32, job: usize) -> Result<PathBuf> {
+        let dir = self.path.join("logs").join(variant);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        Ok(dir.join(format!("r{repetition}-j{job}.log")))
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Harness(format!("cannot write {}: {e}", path.display()))
+}

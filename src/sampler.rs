@@ -1,0 +1,125 @@
+//! The VRAM sampler: a thread that asks the backend for memory in use at a fixed interval.
+//!
+//! Per job it derives the **peak** (the largest sample) and the **constant** level: the level the
+//! job holds most of its run, defined as the most frequent value among its samples after rounding
+//! to [`CONSTANT_BIN_GIB`] (the mode of the sampled levels; ties go to the higher level). A job
+//! that loads weights, computes for minutes and spikes briefly in its VAE decode has its
+//! compute-phase level as constant and its spike as peak.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, SampleRow, Scope};
+
+/// Width of the bins in which the constant level is counted.
+pub const CONSTANT_BIN_GIB: f64 = 0.25;
+
+/// One sampling instant.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Backend seconds since the run started.
+    pub t: f64,
+    pub rows: Vec<SampleRow>,
+}
+
+/// A running sampler; [`Sampler::stop`] returns what it collected.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<Sample>>,
+    latest: Arc<Mutex<HashMap<String, f64>>>,
+}
+
+impl Sampler {
+    /// Samples `backend` every `interval` (real time); `t0` is the run's start on its clock.
+    pub fn start(backend: Arc<dyn Backend>, interval: Duration, t0: f64) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let latest = Arc::new(Mutex::new(HashMap::new()));
+        let (stop_flag, latest_map) = (Arc::clone(&stop), Arc::clone(&latest));
+        let handle = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let mut next = Instant::now();
+            loop {
+                // One last sample after stop is asked, so a job's final level is seen.
+                let stopping = stop_flag.load(Ordering::Relaxed);
+                if let Ok(rows) = backend.sample() {
+                    if let Ok(mut map) = latest_map.lock() {
+                        for r in rows.iter().filter(|r| r.scope == Scope::Process) {
+                            map.insert(r.id.clone(), r.used_gib);
+                        }
+                    }
+                    samples.push(Sample {
+                        t: backend.now() - t0,
+                        rows,
+                    });
+                }
+                if stopping {
+                    return samples;
+                }
+                // Fixed-rate schedule: a slow sample does not push every later one back.
+                next += interval;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+        });
+        Sampler {
+            stop,
+            handle,
+            latest,
+        }
+    }
+
+    /// The most recent memory of a process (by PID), for progress display.
+    pub fn latest(&self, pid: u32) -> Option<f64> {
+        self.latest.lock().ok()?.get(&pid.to_string()).copied()
+    }
+
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// Peak and constant VRAM of one series of levels (GiB), if it has any samples.
+pub fn peak_and_constant(levels: &[f64]) -> Option<(f64, f64)> {
+    let peak = levels
+        .iter()
+        .copied()
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for &l in levels {
+        *counts
+            .entry((l / CONSTANT_BIN_GIB).round() as i64)
+            .or_default() += 1;
+    }
+    let (bin, _) = counts
+        .into_iter()
+        .max_by_key(|&(bin, n)| (n, bin))
+        .expect("levels is not empty");
+    Some((peak, bin as f64 * CONSTANT_BIN_GIB))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_is_the_most_held_level_and_peak_the_maximum() {
+        // Load at 0, hold 21 for most of the run, spike to 33, back to 21.
+        let mut levels = vec![0.0, 21.0, 21.0, 21.0, 21.0, 21.1, 20.9, 33.0, 33.0, 21.0];
+        levels.extend([21.0; 10]);
+        assert_eq!(peak_and_constant(&levels), Some((33.0, 21.0)));
+    }
+
+    #[test]
+    fn ties_go_to_the_higher_level_and_empty_has_none() {
+        assert_eq!(peak_and_constant(&[5.0, 5.0, 8.0, 8.0]), Some((8.0, 8.0)));
+        assert_eq!(peak_and_constant(&[]), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! `migbench synth`: a simulated GPU job. A real OS process that asks the simulated GPU how far
+//! its work has come, holds the memory its workload's profile says for that point of the run,
+//! and fails exactly as PyTorch does when an allocation does not fit.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use crate::backend::sim::protocol::{Reply, Request};
+use crate::cli::SynthArgs;
+
+/// How often the job looks at its progress, in real time.
+const POLL: Duration = Duration::from_millis(5);
+/// Progress lines printed over a run, like a diffusion pipeline's denoising steps.
+const STEPS: u32 = 50;
+
+/// Runs the simulated job; returns its exit status.
+pub fn run(args: &SynthArgs) -> i32 {
+    match follow_profile(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("migbench synth: lost the simulated GPU: {e}");
+            2
+        }
+    }
+}
+
+fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
+    let stream = UnixStream::connect(&args.socket)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut ask = |request: Request| -> std::io::Result<Reply> {
+        writeln!(
+            writer,
+            "{}",
+            serde_json::to_string(&request).expect("requests serialize")
+        )?;
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        serde_json::from_str(&line)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    };
+
+    if let Reply::Error { message } = ask(Request::Hello {
+        job: args.job,
+        pid: std::process::id(),
+    })? {
+        eprintln!("migbench synth: {message}");
+        return Ok(2);
+    }
+    let mut held = 0.0;
+    let mut step = 0;
+    loop {
+        let fraction = match ask(Request::Progress)? {
+            Reply::Progress { fraction } => fraction,
+            other => {
+                eprintln!("migbench synth: unexpected reply {other:?}");
+                return Ok(2);
+            }
+        };
+        if fraction >= 1.0 {
+            println!("job {}: done", args.job);
+            return Ok(0);
+        }
+        let peaking = fraction >= args.peak_at && fraction < args.peak_at + args.peak_for;
+        let want = if peaking {
+            args.peak_gib
+        } else {
+            args.constant_gib
+        };
+        if want != held {
+            match ask(Request::Alloc { gib: want })? {
+                Reply::Ok => held = want,
+                Reply::Oom {
+                    requested_gib,
+                    capacity_gib,
+                    free_gib,
+                    in_use_gib,
+                } => {
+                    print_torch_oom(requested_gib, capacity_gib, free_gib, in_use_gib);
+                    return Ok(1);
+                }
+                other => {
+                    eprintln!("migbench synth: unexpected reply {other:?}");
+                    return Ok(2);
+                }
+            }
+        }
+        let now_step = (fraction * f64::from(STEPS)) as u32;
+        if now_step > step {
+            step = now_step;
+            println!("step {step}/{STEPS}: {held:.2} GiB held");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
+fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
+    eprintln!("Traceback (most recent call last):");
+    eprintln!(
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {requested:.2} GiB. GPU 0 has a total capacity of \
+         {capacity:.2} GiB of which {:.2} MiB is free. Including non-PyTorch memory, this process has {in_use:.2} GiB memory \
+         in use. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments=True \
+         to avoid fragmentation.",
+        free * 1024.0
+    );
+}
