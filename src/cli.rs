@@ -128,4 +128,7 @@ pub struct SynthArgs {
     pub peak_at: f64,
     #[arg(long)]
     pub peak_for: f64,
+    /// Crash with exit status 3 at this fraction of the run.
+    #[arg(long)]
+    pub fail_at: Option<f64>,
 }

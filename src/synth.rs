@@ -58,6 +58,13 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
                 return Ok(2);
             }
         };
+        if args.fail_at.is_some_and(|f| fraction >= f) {
+            eprintln!(
+                "RuntimeError: simulated crash at {:.0}% of the run (sim.fail_at)",
+                fraction * 100.0
+            );
+            return Ok(3);
+        }
         if fraction >= 1.0 {
             println!("job {}: done", args.job);
             return Ok(0);

@@ -34,14 +34,18 @@ pub struct InstanceSpec {
 #[serde(untagged)]
 enum InstanceSpecRepr {
     Short(String),
-    #[serde(rename_all = "snake_case")]
-    Full {
-        profile: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        start: Option<u8>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        compute: Vec<String>,
-    },
+    Full(InstanceTable),
+}
+
+/// The table form; a misspelt key is an error, not silently ignored.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceTable {
+    profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    compute: Vec<String>,
 }
 
 impl TryFrom<InstanceSpecRepr> for InstanceSpec {
@@ -49,11 +53,11 @@ impl TryFrom<InstanceSpecRepr> for InstanceSpec {
     fn try_from(repr: InstanceSpecRepr) -> Result<Self, String> {
         match repr {
             InstanceSpecRepr::Short(text) => text.parse(),
-            InstanceSpecRepr::Full {
+            InstanceSpecRepr::Full(InstanceTable {
                 profile,
                 start,
                 compute,
-            } => Ok(InstanceSpec {
+            }) => Ok(InstanceSpec {
                 profile,
                 start,
                 compute,
@@ -67,11 +71,11 @@ impl From<InstanceSpec> for InstanceSpecRepr {
         if spec.compute.is_empty() {
             InstanceSpecRepr::Short(spec.to_string())
         } else {
-            InstanceSpecRepr::Full {
+            InstanceSpecRepr::Full(InstanceTable {
                 profile: spec.profile,
                 start: spec.start,
                 compute: spec.compute,
-            }
+            })
         }
     }
 }

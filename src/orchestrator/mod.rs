@@ -188,19 +188,14 @@ impl VariantRun<'_> {
                 "variant_infeasible",
                 serde_json::json!({ "variant": self.name(), "reason": reason }),
             )?;
-            for job in &planned {
-                records
-                    .jobs
-                    .push(self.record(job, Outcome::Infeasible, Some(reason.clone())));
-            }
+            let skipped: Vec<JobRecord> = planned
+                .iter()
+                .map(|job| self.record(job, Outcome::Infeasible, Some(reason.clone())))
+                .collect();
             self.progress.skip(planned.len());
-            records.variants.push(self.summary(
-                layout_text,
-                &records.jobs,
-                &[],
-                "infeasible",
-                Some(reason),
-            ));
+            let summary = self.summary(layout_text, &skipped, &[], "infeasible", Some(reason));
+            records.variants.push(summary);
+            records.jobs.extend(skipped);
             return Ok(());
         }
 

@@ -143,15 +143,28 @@ impl Scenario {
             .gpu(file.gpu.model.get_ref())
             .map_err(|e| err(file.gpu.model.span(), e.to_string()))?;
         for (name, w) in &file.workloads {
+            // Workload tables carry no spans; point at their header.
+            let header = format!("[workloads.{name}]");
+            let at = text.find(&header).map_or(0..0, |i| i..i);
             if &w.name != name {
                 return Err(err(
-                    0..0,
-                    format!(
-                        "workload [workloads.{name}] must have name = \"{name}\", found \"{}\"",
-                        w.name
-                    ),
+                    at,
+                    format!("{header} must have name = \"{name}\", found \"{}\"", w.name),
                 ));
             }
+            w.check().map_err(|m| err(at.clone(), m))?;
+        }
+        if file.gpu.index.is_some() && file.gpu.uuid.is_some() {
+            return Err(err(
+                file.gpu.model.span(),
+                "[gpu] takes index or uuid, not both".into(),
+            ));
+        }
+        if file.gpu.price_per_hour.is_some_and(|p| p < 0.0) {
+            return Err(err(
+                file.gpu.model.span(),
+                "[gpu] price_per_hour must not be negative".into(),
+            ));
         }
         if file.variants.is_empty() {
             return Err(err(
@@ -226,7 +239,11 @@ impl Scenario {
                     }
                 }
             }
-            (None, false) => {}
+            (None, false) => {
+                if let Some(idx) = v.jobs.iter().find_map(|g| g.instances.as_ref()) {
+                    return Err((idx.span(), format!("instances are only allowed with modes mig and mig+mps; this variant's mode is '{mode}'")));
+                }
+            }
         }
         if let Some(mps) = &v.mps {
             if !matches!(mode, SharingMode::Mps | SharingMode::MigMps) {
@@ -258,10 +275,14 @@ impl Scenario {
         for group in &v.jobs {
             self.workload(group.workload.get_ref())
                 .map_err(|e| (group.workload.span(), e.to_string()))?;
-            if group.count == 0 || group.stagger_s < 0.0 || group.start_s < 0.0 {
+            if group.count == 0
+                || group.stagger_s < 0.0
+                || group.start_s < 0.0
+                || group.timeout_s.is_some_and(|t| t <= 0.0)
+            {
                 return Err((
                     group.workload.span(),
-                    "jobs need count >= 1 and non-negative stagger_s and start_s".into(),
+                    "jobs need count >= 1, stagger_s and start_s >= 0, and timeout_s > 0".into(),
                 ));
             }
         }

@@ -102,6 +102,10 @@ pub struct SimProfile {
     pub peak_at: f64,
     /// How long the peak lasts, as a fraction of the run.
     pub peak_for: f64,
+    /// Makes the simulated job crash (exit 3) at this fraction of its run: for testing how
+    /// failures are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_at: Option<f64>,
     pub source: String,
 }
 
@@ -113,7 +117,8 @@ impl Workload {
         Ok(w)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// The rules every workload definition must follow.
+    pub fn check(&self) -> Result<(), String> {
         let m = &self.memory;
         if !(m.constant_gib >= 0.0 && m.peak_gib >= m.constant_gib && m.peak_gib > 0.0) {
             return Err(format!(
@@ -133,6 +138,17 @@ impl Workload {
                 "workload {}: sim needs alpha > 0 and 0 <= peak_at <= peak_at + peak_for <= 1",
                 self.name
             ));
+        }
+        if self.timeout_s.is_some_and(|t| t <= 0.0) {
+            return Err(format!("workload {}: timeout_s must be above 0", self.name));
+        }
+        if let Some(fail_at) = self.sim.fail_at {
+            if !(0.0..=1.0).contains(&fail_at) {
+                return Err(format!(
+                    "workload {}: sim.fail_at must be between 0 and 1",
+                    self.name
+                ));
+            }
         }
         Ok(())
     }

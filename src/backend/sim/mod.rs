@@ -323,7 +323,7 @@ impl Backend for SimBackend {
             gpu.register(job.id, sim_job);
         }
         let num = |v: f64| format!("{v}");
-        let argv = vec![
+        let mut argv = vec![
             self.synth_exe.display().to_string(),
             "synth".into(),
             "--socket".into(),
@@ -339,6 +339,9 @@ impl Backend for SimBackend {
             "--peak-for".into(),
             num(w.sim.peak_for),
         ];
+        if let Some(fail_at) = w.sim.fail_at {
+            argv.extend(["--fail-at".into(), num(fail_at)]);
+        }
         let mut env = vec![("CUDA_VISIBLE_DEVICES".to_string(), job.device.uuid.clone())];
         if let Some(dir) = &job.device.mps_pipe_dir {
             env.push(("CUDA_MPS_PIPE_DIRECTORY".into(), dir.display().to_string()));

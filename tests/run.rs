@@ -1,0 +1,437 @@
+//! `migbench run --sim` end to end: the orchestrator on the simulated GPU in every mode.
+//!
+//! Durations are simulated seconds; they carry a little jitter from process scheduling
+//! (a few milliseconds of real time, times the time scale), hence the tolerances.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use polars::prelude::*;
+
+fn migbench() -> Command {
+    Command::cargo_bin("migbench").unwrap()
+}
+
+/// Runs `scenario` on the simulator and returns the run directory.
+fn run_sim(scenario: &Path, out: &Path, time_scale: u32) -> (PathBuf, Output) {
+    let output = migbench()
+        .args([
+            "run",
+            "--sim",
+            "--quiet",
+            "--sample-ms",
+            "5",
+            "--time-scale",
+        ])
+        .arg(time_scale.to_string())
+        .arg("--out")
+        .arg(out)
+        .arg(scenario)
+        .output()
+        .unwrap();
+    let dir = std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .expect("a run directory")
+        .unwrap()
+        .path();
+    (dir, output)
+}
+
+fn jobs(dir: &Path) -> DataFrame {
+    LazyFrame::scan_parquet(dir.join("jobs.parquet"), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap()
+}
+
+struct Job {
+    variant: String,
+    job: u32,
+    outcome: String,
+    start: f64,
+    end: f64,
+    uuid: String,
+    peak: Option<f64>,
+    constant: Option<f64>,
+    exit: Option<i32>,
+}
+
+fn job_rows(df: &DataFrame) -> Vec<Job> {
+    let s = |c: &str| df.column(c).unwrap().str().unwrap().clone();
+    let f = |c: &str| df.column(c).unwrap().f64().unwrap().clone();
+    let (variant, outcome, uuid) = (s("variant"), s("outcome"), s("instance_uuid"));
+    let (start, end, peak, constant) = (
+        f("start"),
+        f("end"),
+        f("vram_peak_gib"),
+        f("vram_constant_gib"),
+    );
+    let job = df.column("job").unwrap().u32().unwrap().clone();
+    let exit = df.column("exit_code").unwrap().i32().unwrap().clone();
+    (0..df.height())
+        .map(|i| Job {
+            variant: variant.get(i).unwrap().to_string(),
+            job: job.get(i).unwrap(),
+            outcome: outcome.get(i).unwrap().to_string(),
+            start: start.get(i).unwrap_or(f64::NAN),
+            end: end.get(i).unwrap_or(f64::NAN),
+            uuid: uuid.get(i).unwrap_or("").to_string(),
+            peak: peak.get(i),
+            constant: constant.get(i),
+            exit: exit.get(i),
+        })
+        .collect()
+}
+
+fn near(actual: f64, expected: f64, tolerance: f64) -> bool {
+    (actual - expected).abs() <= expected * tolerance
+}
+
+#[test]
+fn h100_three_ti2v_videos_follow_the_physics() {
+    let out = tempfile::tempdir().unwrap();
+    let (dir, output) = run_sim(Path::new("scenarios/h100-3x-ti2v.toml"), out.path(), 200);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("backend: sim — a simulated GPU"),
+        "{stdout}"
+    );
+
+    let rows = job_rows(&jobs(&dir));
+    assert_eq!(rows.len(), 12);
+    let variant = |v: &str| rows.iter().filter(|j| j.variant == v).collect::<Vec<_>>();
+
+    // Whole GPU, one after another: 242 s each (T), peaks 33 GiB, holds 21 GiB.
+    for j in variant("full-sequential") {
+        assert_eq!(j.outcome, "ok");
+        assert!(near(j.end - j.start, 242.0, 0.08), "{}", j.end - j.start);
+        assert_eq!((j.peak, j.constant), (Some(33.0), Some(21.0)));
+    }
+    let full = variant("full-sequential");
+    assert!(
+        full[1].start >= full[0].end - 1e-6 && full[2].start >= full[1].end - 1e-6,
+        "one at a time"
+    );
+
+    // Three at once under MPS: at the peak 33 + 33 + 21 GiB does not fit in 79.65, so exactly
+    // one job runs out of memory; the other two go on and finish.
+    let together = variant("mps-together");
+    let outcomes: Vec<&str> = together.iter().map(|j| j.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "oom").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "ok").count(),
+        2,
+        "{outcomes:?}"
+    );
+    let oom = together.iter().find(|j| j.outcome == "oom").unwrap();
+    assert_eq!(oom.exit, Some(1));
+    let log = std::fs::read_to_string(dir.join(format!("logs/mps-together/r1-j{}.log", oom.job)))
+        .unwrap();
+    assert!(
+        log.contains("torch.OutOfMemoryError: CUDA out of memory."),
+        "{log}"
+    );
+
+    // A minute apart under MPS: only one peaks at a time, so all three finish; starts honour
+    // the 60 s stagger.
+    let staggered = variant("mps-staggered");
+    assert!(staggered.iter().all(|j| j.outcome == "ok"));
+    let t0 = staggered[0].start;
+    for (k, j) in staggered.iter().enumerate() {
+        assert!(
+            (j.start - t0 - 60.0 * k as f64).abs() < 5.0,
+            "job {k} started at +{}",
+            j.start - t0
+        );
+    }
+
+    // MIG 2 × 3g.40gb: 410 s per video (T: 6 min 50 s); the third waits for a free instance
+    // and runs on the one that freed first.
+    let mig = variant("mig-2x3g");
+    assert!(mig
+        .iter()
+        .all(|j| j.outcome == "ok" && j.uuid.starts_with("MIG-")));
+    for j in &mig {
+        assert!(near(j.end - j.start, 410.0, 0.08), "{}", j.end - j.start);
+    }
+    assert_ne!(mig[0].uuid, mig[1].uuid);
+    let third = &mig[2];
+    let first_free = mig[..2]
+        .iter()
+        .min_by(|a, b| a.end.total_cmp(&b.end))
+        .unwrap();
+    assert!(third.start >= first_free.end - 1e-6);
+    assert_eq!(third.uuid, first_free.uuid);
+
+    // The variants table: effective time per unit is the makespan over units completed.
+    let variants = LazyFrame::scan_parquet(dir.join("variants.parquet"), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let per_unit = variants
+        .column("time_per_unit_s")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    let makespan = variants
+        .column("makespan_s")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    let units = variants.column("units").unwrap().u32().unwrap().clone();
+    for i in 0..variants.height() {
+        let expected = makespan.get(i).unwrap() / f64::from(units.get(i).unwrap());
+        assert!((per_unit.get(i).unwrap() - expected).abs() < 1e-9);
+    }
+    assert_eq!(
+        variants.column("backend").unwrap().str().unwrap().get(0),
+        Some("sim")
+    );
+
+    // The CSV says the same as the Parquet.
+    let csv = std::fs::read_to_string(dir.join("jobs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            manifest["backend"].as_str(),
+            manifest["simulated"].as_bool()
+        ),
+        (Some("sim"), Some(true))
+    );
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["scenario_sha256"].as_str().unwrap().len(), 64);
+}
+
+/// A scenario with a workload that crashes, one that hangs past its timeout, and a normal one.
+const FAILURES: &str = r#"
+[scenario]
+name = "failures"
+[gpu]
+model = "h100-80gb"
+
+[workloads.crasher]
+name = "crasher"
+title = "crashes half-way"
+kind = "batch"
+unit = "video"
+command = ["python", "crash.py"]
+[workloads.crasher.memory]
+constant_gib = 5.0
+peak_gib = 5.0
+source = "test"
+[workloads.crasher.timing]
+reference_gpu = "h100-80gb"
+full_gpu_s = 100.0
+source = "test"
+[workloads.crasher.sim]
+alpha = 0.7
+peak_at = 0.0
+peak_for = 0.0
+fail_at = 0.5
+source = "test"
+
+[workloads.slow]
+name = "slow"
+title = "takes far longer than its timeout"
+kind = "batch"
+unit = "video"
+command = ["python", "slow.py"]
+timeout_s = 150.0
+[workloads.slow.memory]
+constant_gib = 5.0
+peak_gib = 5.0
+source = "test"
+[workloads.slow.timing]
+reference_gpu = "h100-80gb"
+full_gpu_s = 5000.0
+source = "test"
+[workloads.slow.sim]
+alpha = 0.7
+peak_at = 0.0
+peak_for = 0.0
+source = "test"
+
+[[variants]]
+name = "mixed"
+mode = "mps"
+jobs = [{ workload = "crasher" }, { workload = "slow" }, { workload = "ti2v-5b" }]
+"#;
+
+#[test]
+fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("failures.toml");
+    std::fs::write(&file, FAILURES).unwrap();
+    let out = dir.path().join("results");
+    let (run, output) = run_sim(&file, &out, 200);
+    assert!(
+        output.status.success(),
+        "a failing workload is a result: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = job_rows(&jobs(&run));
+    let by = |w: usize| rows.iter().find(|j| j.job as usize == w).unwrap();
+    assert_eq!((by(0).outcome.as_str(), by(0).exit), ("failed", Some(3)));
+    assert_eq!(by(1).outcome, "timeout");
+    assert!(
+        near(by(1).end - by(1).start, 150.0, 0.1),
+        "{}",
+        by(1).end - by(1).start
+    );
+    assert_eq!(by(2).outcome, "ok");
+}
+
+#[test]
+fn infeasible_variants_are_skipped_with_the_reason() {
+    let out = tempfile::tempdir().unwrap();
+    let (dir, output) = run_sim(Path::new("scenarios/h100-2x-s2v.toml"), out.path(), 400);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("mig-4g-3g: infeasible: s2v-14b needs 58.00 GiB at its peak"),
+        "{stdout}"
+    );
+    let rows = job_rows(&jobs(&dir));
+    let mig: Vec<&Job> = rows.iter().filter(|j| j.variant == "mig-4g-3g").collect();
+    assert_eq!(mig.len(), 2);
+    assert!(mig.iter().all(|j| j.outcome == "infeasible"));
+    // The other variants still ran: two S2V at once under MPS do not fit (2 × 55 GiB).
+    assert!(rows
+        .iter()
+        .any(|j| j.variant == "mps-together" && j.outcome == "oom"));
+    assert!(rows
+        .iter()
+        .any(|j| j.variant == "full-alone" && j.outcome == "ok"));
+}
+
+/// Long MIG+MPS jobs (two per 3g.40gb), so that an interrupt lands while MIG instances and
+/// MPS daemons exist.
+const LONG_MIG_MPS: &str = r#"
+[scenario]
+name = "interrupt"
+[gpu]
+model = "h100-80gb"
+
+[workloads.long]
+name = "long"
+title = "a long job"
+kind = "batch"
+unit = "video"
+command = ["python", "long.py"]
+[workloads.long.memory]
+constant_gib = 10.0
+peak_gib = 12.0
+source = "test"
+[workloads.long.timing]
+reference_gpu = "h100-80gb"
+full_gpu_s = 5000.0
+source = "test"
+[workloads.long.sim]
+alpha = 0.7
+peak_at = 0.5
+peak_for = 0.1
+source = "test"
+
+[[variants]]
+name = "quick"
+mode = "full"
+jobs = [{ workload = "ti2v-5b" }]
+
+[[variants]]
+name = "long"
+mode = "mig+mps"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "long", count = 4 }]
+"#;
+
+#[test]
+fn ctrl_c_tears_down_and_keeps_finished_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("interrupt.toml");
+    std::fs::write(&file, LONG_MIG_MPS).unwrap();
+    let out = dir.path().join("results");
+    let exe = assert_cmd::cargo::cargo_bin("migbench");
+    let child = std::process::Command::new(exe)
+        .args(["run", "--sim", "--quiet", "--time-scale", "100", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "quick" takes ~2.4 s real; interrupt well inside "long" (~8 s).
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    // SAFETY: sends SIGINT to the child we started, as Ctrl-C would.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let run = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "change").collect();
+    let undos: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "undo").collect();
+    // MIG on, 2 GIs, 2 CIs, 2 MPS daemons: all undone, newest first, none failed.
+    assert_eq!(changes.len(), 7, "{changes:?}");
+    assert_eq!(undos.len(), 7);
+    assert_eq!(undos[0]["change"], "stop_mps");
+    assert_eq!(undos.last().unwrap()["change"], "set_mig_mode");
+    assert_eq!(undos.last().unwrap()["enabled"], false);
+    assert!(undos.iter().all(|u| u.get("error").is_none()), "{undos:?}");
+
+    let rows = job_rows(&jobs(&run));
+    assert!(
+        rows.iter()
+            .any(|j| j.variant == "quick" && j.outcome == "ok"),
+        "the finished job is kept"
+    );
+    let long: Vec<&Job> = rows.iter().filter(|j| j.variant == "long").collect();
+    assert_eq!(long.len(), 4);
+    assert!(long.iter().all(|j| j.outcome == "interrupted"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "interrupted");
+}
+
+#[test]
+fn without_a_driver_the_real_backend_says_to_use_sim() {
+    if Path::new("/dev/nvidiactl").exists() {
+        return; // A machine with a driver takes the other branch.
+    }
+    migbench()
+        .args(["run", "scenarios/h100-3x-ti2v.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "no NVIDIA driver found — use --sim for the simulated GPU",
+        ));
+}
