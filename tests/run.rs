@@ -435,3 +435,94 @@ fn without_a_driver_the_real_backend_says_to_use_sim() {
             "no NVIDIA driver found — use --sim for the simulated GPU",
         ));
 }
+
+/// A flat 10 GiB job of 100 s on a whole H100, with alpha = 0.7.
+const MODES: &str = r#"
+[scenario]
+name = "modes"
+[gpu]
+model = "h100-80gb"
+
+[workloads.flat]
+name = "flat"
+title = "flat"
+kind = "batch"
+unit = "video"
+command = ["python", "flat.py"]
+[workloads.flat.memory]
+constant_gib = 10.0
+peak_gib = 10.0
+source = "test"
+[workloads.flat.timing]
+reference_gpu = "h100-80gb"
+full_gpu_s = 100.0
+source = "test"
+[workloads.flat.sim]
+alpha = 0.7
+peak_at = 0.0
+peak_for = 0.0
+source = "test"
+
+[[variants]]
+name = "timeslice"
+mode = "timeslice"
+jobs = [{ workload = "flat", count = 2 }]
+
+[[variants]]
+name = "mps"
+mode = "mps"
+jobs = [{ workload = "flat", count = 2 }]
+
+[[variants]]
+name = "mps-capped"
+mode = "mps"
+mps = { active_thread_percentage = 25 }
+jobs = [{ workload = "flat", count = 2 }]
+
+[[variants]]
+name = "mig-mps"
+mode = "mig+mps"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "flat", count = 4 }]
+"#;
+
+#[test]
+fn compute_sharing_follows_each_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("modes.toml");
+    std::fs::write(&file, MODES).unwrap();
+    let (run, output) = run_sim(&file, &dir.path().join("results"), 200);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = job_rows(&jobs(&run));
+    let durations = |v: &str| -> Vec<f64> {
+        rows.iter()
+            .filter(|j| j.variant == v && j.outcome == "ok")
+            .map(|j| j.end - j.start)
+            .collect()
+    };
+    let expect = |v: &str, n: usize, secs: f64| {
+        let d = durations(v);
+        assert_eq!(d.len(), n, "{v}: {d:?}");
+        for x in d {
+            assert!(near(x, secs, 0.08), "{v}: {x} s, expected {secs:.1} s");
+        }
+    };
+    // Time-slicing: each gets half the time on all SMs.
+    expect("timeslice", 2, 100.0 / 0.5);
+    // MPS: each gets half the SMs, and half the SMs is worth 0.5^0.7 of the speed.
+    expect("mps", 2, 100.0 / 0.5f64.powf(0.7));
+    // Capped at 25% of the SMs each.
+    expect("mps-capped", 2, 100.0 / 0.25f64.powf(0.7));
+    // Two per 3g.40gb (60 of 132 SMs) under MPS.
+    expect("mig-mps", 4, 100.0 / (60.0 / 132.0 * 0.5f64).powf(0.7));
+    let mig = rows
+        .iter()
+        .filter(|j| j.variant == "mig-mps")
+        .map(|j| j.uuid.clone())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(mig.len(), 2, "jobs spread over both instances");
+}
