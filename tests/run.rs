@@ -217,66 +217,73 @@ fn h100_three_ti2v_videos_follow_the_physics() {
     assert_eq!(manifest["scenario_sha256"].as_str().unwrap().len(), 64);
 }
 
+/// An inline workload for test scenarios: memory and time profile, plus extra lines
+/// (`timeout_s = ...` at the top, `fail_at = ...` in its sim table).
+#[allow(clippy::too_many_arguments)]
+fn workload(
+    name: &str,
+    constant: f64,
+    peak: f64,
+    full_gpu_s: f64,
+    peak_at: f64,
+    peak_for: f64,
+    top: &str,
+    sim: &str,
+) -> String {
+    format!(
+        r#"
+[workloads.{name}]
+name = "{name}"
+title = "{name}"
+kind = "batch"
+unit = "video"
+command = ["python", "{name}.py"]
+{top}
+[workloads.{name}.memory]
+constant_gib = {constant:?}
+peak_gib = {peak:?}
+source = "test"
+[workloads.{name}.timing]
+reference_gpu = "h100-80gb"
+full_gpu_s = {full_gpu_s:?}
+source = "test"
+[workloads.{name}.sim]
+alpha = 0.7
+peak_at = {peak_at:?}
+peak_for = {peak_for:?}
+{sim}
+source = "test"
+"#
+    )
+}
+
 /// A scenario with a workload that crashes, one that hangs past its timeout, and a normal one.
-const FAILURES: &str = r#"
+fn failures() -> String {
+    [
+        r#"
 [scenario]
 name = "failures"
 [gpu]
 model = "h100-80gb"
 
-[workloads.crasher]
-name = "crasher"
-title = "crashes half-way"
-kind = "batch"
-unit = "video"
-command = ["python", "crash.py"]
-[workloads.crasher.memory]
-constant_gib = 5.0
-peak_gib = 5.0
-source = "test"
-[workloads.crasher.timing]
-reference_gpu = "h100-80gb"
-full_gpu_s = 100.0
-source = "test"
-[workloads.crasher.sim]
-alpha = 0.7
-peak_at = 0.0
-peak_for = 0.0
-fail_at = 0.5
-source = "test"
-
-[workloads.slow]
-name = "slow"
-title = "takes far longer than its timeout"
-kind = "batch"
-unit = "video"
-command = ["python", "slow.py"]
-timeout_s = 150.0
-[workloads.slow.memory]
-constant_gib = 5.0
-peak_gib = 5.0
-source = "test"
-[workloads.slow.timing]
-reference_gpu = "h100-80gb"
-full_gpu_s = 5000.0
-source = "test"
-[workloads.slow.sim]
-alpha = 0.7
-peak_at = 0.0
-peak_for = 0.0
-source = "test"
-
+"#,
+        &workload("crasher", 5.0, 5.0, 100.0, 0.0, 0.0, "", "fail_at = 0.5"),
+        &workload("slow", 5.0, 5.0, 5000.0, 0.0, 0.0, "timeout_s = 150.0", ""),
+        r#"
 [[variants]]
 name = "mixed"
 mode = "mps"
 jobs = [{ workload = "crasher" }, { workload = "slow" }, { workload = "ti2v-5b" }]
-"#;
+"#,
+    ]
+    .concat()
+}
 
 #[test]
 fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("failures.toml");
-    std::fs::write(&file, FAILURES).unwrap();
+    std::fs::write(&file, failures()).unwrap();
     let out = dir.path().join("results");
     let (run, output) = run_sim(&file, &out, 200);
     assert!(
@@ -321,32 +328,17 @@ fn infeasible_variants_are_skipped_with_the_reason() {
 
 /// Long MIG+MPS jobs (two per 3g.40gb), so that an interrupt lands while MIG instances and
 /// MPS daemons exist.
-const LONG_MIG_MPS: &str = r#"
+fn long_mig_mps() -> String {
+    [
+        r#"
 [scenario]
 name = "interrupt"
 [gpu]
 model = "h100-80gb"
 
-[workloads.long]
-name = "long"
-title = "a long job"
-kind = "batch"
-unit = "video"
-command = ["python", "long.py"]
-[workloads.long.memory]
-constant_gib = 10.0
-peak_gib = 12.0
-source = "test"
-[workloads.long.timing]
-reference_gpu = "h100-80gb"
-full_gpu_s = 5000.0
-source = "test"
-[workloads.long.sim]
-alpha = 0.7
-peak_at = 0.5
-peak_for = 0.1
-source = "test"
-
+"#,
+        &workload("long", 10.0, 12.0, 5000.0, 0.5, 0.1, "", ""),
+        r#"
 [[variants]]
 name = "quick"
 mode = "full"
@@ -357,13 +349,16 @@ name = "long"
 mode = "mig+mps"
 layout = ["3g.40gb", "3g.40gb"]
 jobs = [{ workload = "long", count = 4 }]
-"#;
+"#,
+    ]
+    .concat()
+}
 
 #[test]
 fn ctrl_c_tears_down_and_keeps_finished_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("interrupt.toml");
-    std::fs::write(&file, LONG_MIG_MPS).unwrap();
+    std::fs::write(&file, long_mig_mps()).unwrap();
     let out = dir.path().join("results");
     let exe = assert_cmd::cargo::cargo_bin("migbench");
     let child = std::process::Command::new(exe)
@@ -437,32 +432,17 @@ fn without_a_driver_the_real_backend_says_to_use_sim() {
 }
 
 /// A flat 10 GiB job of 100 s on a whole H100, with alpha = 0.7.
-const MODES: &str = r#"
+fn modes() -> String {
+    [
+        r#"
 [scenario]
 name = "modes"
 [gpu]
 model = "h100-80gb"
 
-[workloads.flat]
-name = "flat"
-title = "flat"
-kind = "batch"
-unit = "video"
-command = ["python", "flat.py"]
-[workloads.flat.memory]
-constant_gib = 10.0
-peak_gib = 10.0
-source = "test"
-[workloads.flat.timing]
-reference_gpu = "h100-80gb"
-full_gpu_s = 100.0
-source = "test"
-[workloads.flat.sim]
-alpha = 0.7
-peak_at = 0.0
-peak_for = 0.0
-source = "test"
-
+"#,
+        &workload("flat", 10.0, 10.0, 100.0, 0.0, 0.0, "", ""),
+        r#"
 [[variants]]
 name = "timeslice"
 mode = "timeslice"
@@ -484,13 +464,16 @@ name = "mig-mps"
 mode = "mig+mps"
 layout = ["3g.40gb", "3g.40gb"]
 jobs = [{ workload = "flat", count = 4 }]
-"#;
+"#,
+    ]
+    .concat()
+}
 
 #[test]
 fn compute_sharing_follows_each_mode() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("modes.toml");
-    std::fs::write(&file, MODES).unwrap();
+    std::fs::write(&file, modes()).unwrap();
     let (run, output) = run_sim(&file, &dir.path().join("results"), 200);
     assert!(
         output.status.success(),
