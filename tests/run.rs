@@ -201,6 +201,40 @@ fn h100_three_ti2v_videos_follow_the_physics() {
         Some("sim")
     );
 
+    // Per-variant peaks of the whole GPU and of each MIG instance: one video at a time per
+    // 3g.40gb, so each instance peaks at one video's 33 GiB of its 39.5.
+    let instances = LazyFrame::scan_parquet(dir.join("instances.parquet"), Default::default())
+        .unwrap()
+        .filter(col("variant").eq(lit("mig-2x3g")))
+        .sort(["instance"], Default::default())
+        .collect()
+        .unwrap();
+    let names: Vec<Option<&str>> = instances
+        .column("instance")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(names, [Some("3g.40gb@0"), Some("3g.40gb@4"), Some("GPU")]);
+    let peaks: Vec<Option<f64>> = instances
+        .column("vram_peak_gib")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(&peaks[..2], &[Some(33.0), Some(33.0)]);
+    assert_eq!(
+        instances
+            .column("capacity_gib")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0),
+        Some(39.5)
+    );
+
     // The CSV says the same as the Parquet.
     let csv = std::fs::read_to_string(dir.join("jobs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);

@@ -18,7 +18,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::backend::{Backend, Scope};
 use crate::error::Result;
 use crate::mode::SharingMode;
-use crate::results::{self, JobRecord, Manifest, Outcome, RunDir, SampleRecord, VariantRecord};
+use crate::results::{
+    self, InstanceRecord, JobRecord, Manifest, Outcome, RunDir, SampleRecord, Tables, VariantRecord,
+};
 use crate::sampler::{self, Sampler};
 use crate::scenario::{Scenario, Variant};
 
@@ -43,13 +45,6 @@ pub struct RunReport {
     pub variants: Vec<VariantRecord>,
     /// Stopped by Ctrl-C or SIGTERM.
     pub interrupted: bool,
-}
-
-/// Everything recorded so far; written to disk after every variant.
-struct Records {
-    jobs: Vec<JobRecord>,
-    samples: Vec<SampleRecord>,
-    variants: Vec<VariantRecord>,
 }
 
 /// Runs every variant of `scenario` on `backend`. `stop` is raised by Ctrl-C or SIGTERM.
@@ -90,11 +85,8 @@ pub fn run(
     )?;
 
     let progress = Progress::new(options.progress, scenario);
-    let mut records = Records {
-        jobs: Vec::new(),
-        samples: Vec::new(),
-        variants: Vec::new(),
-    };
+    // Everything recorded so far; written to disk after every variant.
+    let mut records = Tables::default();
     let mut outcome = Ok(());
     'variants: for variant in &scenario.file.variants {
         for repetition in 1..=variant.repetitions {
@@ -112,12 +104,7 @@ pub fn run(
                 progress: &progress,
             };
             let result = ctx.run(&mut run, &mut records);
-            results::write_tables(
-                &run.path,
-                &records.jobs,
-                &records.samples,
-                &records.variants,
-            )?;
+            records.write(&run.path)?;
             if let Err(e) = result {
                 outcome = Err(e);
                 break 'variants;
@@ -169,7 +156,7 @@ impl VariantRun<'_> {
         *self.variant.mode.get_ref()
     }
 
-    fn run(&self, run: &mut RunDir, records: &mut Records) -> Result<()> {
+    fn run(&self, run: &mut RunDir, records: &mut Tables) -> Result<()> {
         let backend = self.backend.as_ref();
         let layout = self.scenario.layout(self.variant);
         let planned = jobs::plan(self.scenario, self.variant)?;
@@ -247,6 +234,7 @@ impl VariantRun<'_> {
                 });
             }
         }
+        records.instances.extend(self.instance_peaks(&samples));
         let status = if interrupted { "interrupted" } else { "ran" };
         let summary = self.summary(layout_text, &records.jobs[first..], &samples, status, None);
         run.event(
@@ -256,6 +244,26 @@ impl VariantRun<'_> {
         )?;
         records.variants.push(summary);
         Ok(())
+    }
+
+    /// The peak of the whole GPU and of each MIG instance over the variant.
+    fn instance_peaks(&self, samples: &[sampler::Sample]) -> Vec<InstanceRecord> {
+        let mut peaks: Vec<InstanceRecord> = Vec::new();
+        let rows = samples.iter().flat_map(|s| s.rows.iter());
+        for r in rows.filter(|r| r.scope != Scope::Process) {
+            match peaks.iter_mut().find(|p| p.instance == r.label) {
+                Some(p) => p.vram_peak_gib = p.vram_peak_gib.max(r.used_gib),
+                None => peaks.push(InstanceRecord {
+                    variant: self.name().to_string(),
+                    repetition: self.repetition,
+                    instance: r.label.clone(),
+                    uuid: r.id.clone(),
+                    capacity_gib: r.capacity_gib,
+                    vram_peak_gib: r.used_gib,
+                }),
+            }
+        }
+        peaks
     }
 
     /// A job record for a job that did not run.

@@ -7,7 +7,7 @@
 //!   events.jsonl      append-only log written as the run goes (changes, job starts and ends)
 //!   logs/<variant>/r<rep>-j<job>.log   each job's stdout and stderr
 //!   mps/<variant>/...                   MPS pipe and log directories
-//!   jobs.{csv,parquet} samples.{csv,parquet} variants.{csv,parquet}
+//!   jobs.{csv,parquet} samples.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
 //! ```
 //! The tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use tables::{write_tables, JobRecord, SampleRecord, VariantRecord};
+pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
 
 use crate::error::{Error, Result};
 

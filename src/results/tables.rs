@@ -67,16 +67,46 @@ pub struct VariantRecord {
     pub gpu_vram_peak_gib: Option<f64>,
 }
 
-/// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`.
-pub fn write_tables(
-    dir: &Path,
-    jobs: &[JobRecord],
-    samples: &[SampleRecord],
-    variants: &[VariantRecord],
-) -> Result<()> {
-    write(dir, "jobs", &mut jobs_frame(jobs)?)?;
-    write(dir, "samples", &mut samples_frame(samples)?)?;
-    write(dir, "variants", &mut variants_frame(variants)?)
+/// One row of `instances`: the peak of one MIG instance (or the whole GPU) in one variant.
+#[derive(Debug, Clone)]
+pub struct InstanceRecord {
+    pub variant: String,
+    pub repetition: u32,
+    /// `GPU` or the instance, e.g. `3g.40gb@4`.
+    pub instance: String,
+    pub uuid: String,
+    pub capacity_gib: Option<f64>,
+    pub vram_peak_gib: f64,
+}
+
+/// Everything a run records, as rows.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    pub jobs: Vec<JobRecord>,
+    pub samples: Vec<SampleRecord>,
+    pub variants: Vec<VariantRecord>,
+    pub instances: Vec<InstanceRecord>,
+}
+
+impl Tables {
+    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write(dir, "jobs", &mut jobs_frame(&self.jobs)?)?;
+        write(dir, "samples", &mut samples_frame(&self.samples)?)?;
+        write(dir, "variants", &mut variants_frame(&self.variants)?)?;
+        write(dir, "instances", &mut instances_frame(&self.instances)?)
+    }
+}
+
+fn instances_frame(rows: &[InstanceRecord]) -> Result<DataFrame> {
+    frame(vec![
+        strs("variant", rows, |r| Some(&r.variant)),
+        u32s("repetition", rows, |r| r.repetition),
+        strs("instance", rows, |r| Some(&r.instance)),
+        strs("uuid", rows, |r| Some(&r.uuid)),
+        floats("capacity_gib", rows, |r| r.capacity_gib),
+        floats("vram_peak_gib", rows, |r| Some(r.vram_peak_gib)),
+    ])
 }
 
 fn strs<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<&str>) -> Column {
