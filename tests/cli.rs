@@ -164,37 +164,28 @@ fn unknown_profile_exits_2_listing_the_allowed_ones() {
         .stderr(predicate::str::contains("allowed: 1g.10gb"));
 }
 
+/// Runs migbench with `args` and expects bad-input exit status 2 with `message` on stderr.
+fn rejects(args: &[&str], message: &str) {
+    migbench()
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(message));
+}
+
 #[test]
 fn unknown_workload_and_bad_headroom_exit_2() {
-    migbench()
-        .args(["plan", "--gpu", "h100-80gb", "--workload", "llama"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("known workloads: ti2v-5b"));
-    migbench()
-        .args([
-            "plan",
-            "--gpu",
-            "h100-80gb",
-            "--workload",
-            "ti2v-5b",
-            "--headroom",
-            "150%",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("below 100%"));
-    migbench()
-        .args([
-            "plan",
-            "--gpu",
-            "h100-80gb",
-            "--workload",
-            "ti2v-5b",
-            "--format",
-            "yaml",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("possible values: table, json"));
+    let plan = ["plan", "--gpu", "h100-80gb", "--workload"];
+    rejects(
+        &[&plan[..], &["llama"]].concat(),
+        "known workloads: ti2v-5b",
+    );
+    rejects(
+        &[&plan[..], &["ti2v-5b", "--headroom", "150%"]].concat(),
+        "below 100%",
+    );
+    rejects(
+        &[&plan[..], &["ti2v-5b", "--format", "yaml"]].concat(),
+        "possible values: table, json",
+    );
 }

@@ -249,11 +249,6 @@ impl<'g> Layout<'g> {
             .collect();
         names.join(" + ")
     }
-
-    /// Occupied memory slices as a bit mask.
-    pub fn mask(&self) -> u16 {
-        self.instances.iter().fold(0, |m, i| m | i.mask())
-    }
 }
 
 impl fmt::Display for Layout<'_> {

@@ -39,6 +39,13 @@ pub struct SimGi {
     pub cis: Vec<SimCi>,
 }
 
+impl SimGi {
+    /// The GI's memory pool, named by its profile and placement (`3g.40gb@4`).
+    pub fn pool(&self) -> String {
+        format!("{}@{}", self.profile.name, self.start)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimCi {
     pub index: usize,
@@ -243,7 +250,7 @@ impl SimGpu {
         self.gis.iter().find_map(|gi| {
             gi.cis.iter().find(|c| c.uuid == uuid).map(|ci| {
                 (
-                    gi_pool(gi),
+                    gi.pool(),
                     gi.profile.memory_gib,
                     gi.profile.ci_sm(ci.profile),
                 )
@@ -256,7 +263,7 @@ impl SimGpu {
     }
 
     /// Memory used in a pool by every job but `except`.
-    fn pool_used(&self, pool: &str, except: Option<u64>) -> f64 {
+    pub fn pool_used(&self, pool: &str, except: Option<u64>) -> f64 {
         self.jobs
             .iter()
             .filter(|(id, j)| {
@@ -357,8 +364,4 @@ impl SimGpu {
             rate: 0.0,
         }
     }
-}
-
-fn gi_pool(gi: &SimGi) -> String {
-    format!("{}@{}", gi.profile.name, gi.start)
 }

@@ -284,12 +284,9 @@ impl Backend for SimBackend {
             for ci in &gi.cis {
                 let (pool, pool_gib, sm) = gpu.device_resources(&ci.uuid).expect("CI of a live GI");
                 let label = if split {
-                    format!(
-                        "{}@{}/{}#{}",
-                        gi.profile.name, gi.start, ci.profile.name, ci.index
-                    )
+                    format!("{pool}/{}#{}", ci.profile.name, ci.index)
                 } else {
-                    format!("{}@{}", gi.profile.name, gi.start)
+                    pool.clone()
                 };
                 devices.push(Device {
                     uuid: ci.uuid.clone(),
@@ -363,17 +360,12 @@ impl Backend for SimBackend {
             capacity_gib: Some(gpu.model.memory_gib()),
         }];
         for gi in &gpu.gis {
-            let used = gpu
-                .jobs
-                .values()
-                .filter(|j| gi.cis.iter().any(|c| c.uuid == j.device))
-                .map(|j| j.memory_gib)
-                .sum();
+            let pool = gi.pool();
             rows.push(SampleRow {
                 scope: Scope::Instance,
                 id: gi.cis.first().map_or_else(String::new, |c| c.uuid.clone()),
-                label: format!("{}@{}", gi.profile.name, gi.start),
-                used_gib: used,
+                used_gib: gpu.pool_used(&pool, None),
+                label: pool,
                 capacity_gib: Some(gi.profile.memory_gib),
             });
         }
