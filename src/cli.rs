@@ -29,6 +29,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run a scenario's variants and record every job.
     Run(RunArgs),
+    /// Put a GPU back as found after a run that crashed, from its journal. Safe to run twice.
+    Restore(RestoreArgs),
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -112,6 +114,24 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the nvidia-smi and nvidia-cuda-mps-control command lines of every setup and
+    /// teardown step, in order, and change nothing. Needs no GPU.
+    #[arg(long, conflicts_with = "sim")]
+    pub dry_run: bool,
+    /// Run even when other programs' compute processes use the GPU.
+    #[arg(long)]
+    pub force: bool,
+    /// Keep the simulated GPU's configuration in this file, so that it outlives the run (as a
+    /// real GPU's does) and `migbench restore` can put it back after a crash (with --sim).
+    #[arg(long, requires = "sim", value_name = "FILE")]
+    pub sim_state: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Journals (`journal.jsonl`) or run directories to restore from. Without any, every GPU
+    /// whose lock names a journal that was not closed.
+    pub journals: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

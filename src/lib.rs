@@ -13,6 +13,8 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod gpu_lock;
+pub mod journal;
 pub mod layout;
 pub mod mode;
 pub mod orchestrator;

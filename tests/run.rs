@@ -421,21 +421,27 @@ fn ctrl_c_tears_down_and_keeps_finished_jobs() {
         .unwrap()
         .unwrap()
         .path();
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(run.join("events.jsonl"))
+    let journal: Vec<serde_json::Value> = std::fs::read_to_string(run.join("journal.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let changes: Vec<&serde_json::Value> =
-        events.iter().filter(|e| e["event"] == "change").collect();
-    let undos: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "undo").collect();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        journal.iter().filter(|r| r["record"] == kind).collect()
+    };
+    let applied = of("apply");
+    let undone: Vec<u64> = of("undone")
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
     // MIG on, 2 GIs, 2 CIs, 2 MPS daemons: all undone, newest first, none failed.
-    assert_eq!(changes.len(), 7, "{changes:?}");
-    assert_eq!(undos.len(), 7);
-    assert_eq!(undos[0]["change"], "stop_mps");
-    assert_eq!(undos.last().unwrap()["change"], "set_mig_mode");
-    assert_eq!(undos.last().unwrap()["enabled"], false);
-    assert!(undos.iter().all(|u| u.get("error").is_none()), "{undos:?}");
+    assert_eq!(applied.len(), 7, "{applied:?}");
+    assert_eq!(of("done").len(), 7);
+    assert_eq!(undone, [7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(applied[6]["change"]["change"], "start_mps");
+    assert_eq!(applied[0]["change"]["change"], "set_mig_mode");
+    assert!(of("undo_failed").is_empty() && of("failed").is_empty());
+    assert_eq!(journal.last().unwrap()["record"], "closed");
 
     let rows = job_rows(&jobs(&run));
     assert!(

@@ -4,14 +4,17 @@
 //! it computes a list of [`Change`]s for a variant, asks the backend to apply them one at a time
 //! (journaling each), and undoes them in reverse order with [`Change::inverse`].
 
+pub mod dry_run;
 pub mod nvml;
 pub mod sim;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::catalog::GpuModel;
+use crate::error::{Error, Result};
 use crate::workload::Workload;
 
 /// Which backend produced a result. Simulated numbers are never presented as measured.
@@ -41,6 +44,25 @@ pub struct GpuInfo {
     pub driver: Option<String>,
     pub cuda: Option<String>,
     pub mig_enabled: bool,
+}
+
+/// The configuration of a GPU that migbench may change: what a journal records as found, and
+/// what `migbench restore` must get back to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuState {
+    pub mig_enabled: bool,
+    /// GPU instances, as `profile@start` (e.g. `3g.40gb@4`), in slice order.
+    pub instances: Vec<String>,
+    /// Devices (GPU or MIG UUIDs) an MPS control daemon serves.
+    pub mps: Vec<String>,
+}
+
+/// A compute process on the GPU that migbench did not start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignProcess {
+    pub pid: u32,
+    pub name: String,
+    pub used_gib: f64,
 }
 
 /// One step that changes the GPU's configuration. Each has an inverse that undoes it.
@@ -176,6 +198,30 @@ pub struct Device {
     pub mps_pipe_dir: Option<PathBuf>,
 }
 
+impl Device {
+    /// The whole GPU `model`, as one device.
+    pub fn whole_gpu(model: &GpuModel, uuid: &str, mps_pipe_dir: Option<PathBuf>) -> Device {
+        Device {
+            uuid: uuid.to_string(),
+            label: "GPU".into(),
+            profile: None,
+            pool: "gpu".into(),
+            pool_gib: model.memory_gib(),
+            sm: model.sm_count,
+            mps_pipe_dir,
+        }
+    }
+
+    /// The environment that pins a job to this device (and to its MPS daemon, if one runs).
+    pub fn job_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("CUDA_VISIBLE_DEVICES".to_string(), self.uuid.clone())];
+        if let Some(dir) = &self.mps_pipe_dir {
+            env.push(("CUDA_MPS_PIPE_DIRECTORY".into(), dir.display().to_string()));
+        }
+        env
+    }
+}
+
 /// A job to start on a device.
 #[derive(Debug, Clone)]
 pub struct JobRequest<'a> {
@@ -233,6 +279,15 @@ pub trait Backend: Send + Sync {
     fn time_scale(&self) -> f64 {
         1.0
     }
+    /// The configuration now.
+    fn state(&self) -> Result<GpuState>;
+    /// Whether `change` is in effect now: a GPU instance it creates exists, MIG mode is as it
+    /// sets it... Restoring uses it to skip changes a crash cut short or a restore undid.
+    fn in_effect(&self, change: &Change) -> Result<bool>;
+    /// Compute processes on the GPU that this run did not start.
+    fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
+        Ok(Vec::new())
+    }
     /// Applies one change; an error leaves the GPU as it was before the change.
     fn apply(&self, change: &Change) -> Result<()>;
     /// Where jobs can run now: the GPU, or each MIG compute instance.
@@ -241,4 +296,41 @@ pub trait Backend: Send + Sync {
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch>;
     /// Memory in use now, per GPU, instance and process.
     fn sample(&self) -> Result<Vec<SampleRow>>;
+}
+
+/// Which GPU to drive.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The simulator, its configuration kept in `state_file` when given.
+    Sim {
+        time_scale: f64,
+        state_file: Option<PathBuf>,
+    },
+    /// A real GPU, by index or UUID.
+    Nvml { index: u32, uuid: Option<String> },
+}
+
+/// Opens the backend for a GPU of `model`.
+pub fn open(model: &'static GpuModel, target: &Target) -> Result<Arc<dyn Backend>> {
+    match target {
+        Target::Sim {
+            time_scale,
+            state_file,
+        } => {
+            // Simulated jobs are this same binary, run as `migbench synth`.
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::Harness(format!("cannot find the migbench binary: {e}")))?;
+            Ok(match state_file {
+                Some(file) => {
+                    Arc::new(sim::SimBackend::start_saved(model, *time_scale, exe, file)?)
+                }
+                None => Arc::new(sim::SimBackend::start(model, *time_scale, exe)?),
+            })
+        }
+        Target::Nvml { index, uuid } => Ok(Arc::new(nvml::NvmlBackend::open(
+            model,
+            *index,
+            uuid.as_deref(),
+        )?)),
+    }
 }

@@ -4,6 +4,7 @@ pub mod gpus;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
+pub mod restore;
 pub mod run;
 pub mod validate;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Plan(args) => plan::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Restore(args) => restore::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
     }
 }

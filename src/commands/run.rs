@@ -1,15 +1,15 @@
 //! `migbench run`: run a scenario on the simulated GPU (or, with the real backend, on a GPU).
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::sim::SimBackend;
-use crate::backend::Backend;
+use crate::backend::dry_run::DryRunBackend;
+use crate::backend::{self, Backend, Target};
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
+use crate::gpu_lock;
 use crate::orchestrator::{self, RunOptions};
 use crate::output;
 use crate::scenario::Scenario;
@@ -25,13 +25,24 @@ pub fn run(args: &RunArgs) -> Result<String> {
     if args.sample_ms == 0 {
         return Err(Error::Input("--sample-ms must be at least 1".into()));
     }
-    let backend: Arc<dyn Backend> = if args.sim {
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::Harness(format!("cannot find the migbench binary: {e}")))?;
-        Arc::new(SimBackend::start(scenario.gpu, args.time_scale, exe)?)
+    let gpu = &scenario.file.gpu;
+    if args.dry_run {
+        let backend = DryRunBackend::new(scenario.gpu, gpu.index.unwrap_or(0), gpu.uuid.clone());
+        let lines = orchestrator::dry_run(&scenario, &backend)?;
+        return Ok(lines.join("\n") + "\n");
+    }
+    let target = if args.sim {
+        Target::Sim {
+            time_scale: args.time_scale,
+            state_file: args.sim_state.clone(),
+        }
     } else {
-        return Err(no_real_backend());
+        Target::Nvml {
+            index: gpu.index.unwrap_or(0),
+            uuid: gpu.uuid.clone(),
+        }
     };
+    let backend = backend::open(scenario.gpu, &target)?;
 
     // Ctrl-C and SIGTERM raise the flag; the orchestrator stops the jobs and tears down.
     let stop = Arc::new(AtomicBool::new(false));
@@ -44,6 +55,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
         sample_interval: Duration::from_millis(args.sample_ms),
         progress: !args.quiet && std::io::stderr().is_terminal(),
         command: std::env::args().collect(),
+        force: args.force,
+        state_dir: gpu_lock::state_dir(),
+        sim_state: args.sim_state.clone(),
     };
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
     let text = summary(&report, backend.as_ref());
@@ -55,19 +69,6 @@ pub fn run(args: &RunArgs) -> Result<String> {
         )));
     }
     Ok(text)
-}
-
-/// The real backend needs an NVIDIA driver.
-fn no_real_backend() -> Error {
-    let driver = Path::new("/dev/nvidiactl").exists() || Path::new("/proc/driver/nvidia").exists();
-    if driver {
-        Error::Input(
-            "the NVML backend is not available in this build yet; use --sim for the simulated GPU"
-                .into(),
-        )
-    } else {
-        Error::Input("no NVIDIA driver found — use --sim for the simulated GPU".into())
-    }
 }
 
 fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {

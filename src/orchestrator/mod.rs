@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::backend::dry_run::DryRunBackend;
 use crate::backend::{Backend, Scope};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu_lock::GpuLock;
+use crate::journal::{GpuIdentity, Journal};
 use crate::mode::SharingMode;
 use crate::results::{
     self, InstanceRecord, JobRecord, Manifest, Outcome, RunDir, SampleRecord, Tables, VariantRecord,
@@ -35,6 +38,12 @@ pub struct RunOptions {
     pub progress: bool,
     /// The command line, for the manifest.
     pub command: Vec<String>,
+    /// Run even when other programs' compute processes use the GPU.
+    pub force: bool,
+    /// Where GPU lock files live ([`crate::gpu_lock::state_dir`]).
+    pub state_dir: PathBuf,
+    /// The simulated GPU's state file, when it outlives the process (for the journal).
+    pub sim_state: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -54,8 +63,42 @@ pub fn run(
     options: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<RunReport> {
-    let mut run = RunDir::create(&options.out_dir, scenario.name())?;
     let info = backend.info();
+    let found = backend.state()?;
+    if !options.force {
+        let foreign = backend.foreign_processes()?;
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign
+                .iter()
+                .map(|p| format!("pid {} ({}, {:.1} GiB)", p.pid, p.name, p.used_gib))
+                .collect();
+            return Err(Error::Input(format!(
+                "GPU {} is busy: {} of other programs use it, and they would distort every \
+                 figure; stop them, or pass --force to run anyway",
+                info.uuid,
+                list.join(", ")
+            )));
+        }
+    }
+    let mut run = RunDir::create(&options.out_dir, scenario.name())?;
+    // Lock the GPU and start the journal before anything on it changes.
+    let journal_path = run.path.join("journal.jsonl");
+    let mut lock = match GpuLock::acquire(&options.state_dir, &info.uuid, &journal_path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            // Nothing was recorded yet: leave no empty run directory behind.
+            let _ = std::fs::remove_dir_all(&run.path);
+            return Err(e);
+        }
+    };
+    let identity = GpuIdentity {
+        backend: backend.kind(),
+        model: info.model.clone(),
+        uuid: info.uuid.clone(),
+        index: scenario.file.gpu.index.unwrap_or(0),
+        sim_state: options.sim_state.clone(),
+    };
+    let mut journal = Journal::create(&journal_path, identity, found)?;
     let mut manifest = Manifest {
         scenario: scenario.name().to_string(),
         scenario_file: scenario.path.display().to_string(),
@@ -103,7 +146,7 @@ pub fn run(
                 stop,
                 progress: &progress,
             };
-            let result = ctx.run(&mut run, &mut records);
+            let result = ctx.run(&mut run, &mut journal, &mut records);
             records.write(&run.path)?;
             if let Err(e) = result {
                 outcome = Err(e);
@@ -126,6 +169,15 @@ pub fn run(
         serde_json::json!({ "status": manifest.status }),
     )?;
     run.write_manifest(&manifest)?;
+    // A failed teardown leaves the journal open, and the lock naming it, for `migbench restore`.
+    if journal.all_undone() {
+        journal.close()?;
+        if backend.kind() == crate::backend::BackendKind::Sim && options.sim_state.is_none() {
+            lock.remove()?;
+        } else {
+            lock.clear()?;
+        }
+    }
     outcome?;
     Ok(RunReport {
         dir: run.path.clone(),
@@ -133,6 +185,61 @@ pub fn run(
         variants: records.variants,
         interrupted,
     })
+}
+
+/// What `migbench run --dry-run` prints: the setup and teardown of every repetition of every
+/// variant, made on `backend` (which prints instead of changing anything) by the same code a
+/// real run uses. MPS directories are shown below `$RUN_DIR`, the run directory a real run makes.
+pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<String>> {
+    let mut journal = Journal::disabled();
+    let info = backend.info();
+    backend.comment(&format!(
+        "migbench dry run of {}: GPU {} ({}), assumed in its default state (MIG off, no \
+         instances, no MPS); nothing is changed",
+        scenario.path.display(),
+        scenario.file.gpu.index.unwrap_or(0),
+        info.name
+    ));
+    backend.comment(
+        "instance IDs are those a driver gives on an empty GPU; a real run reads them back",
+    );
+    for variant in &scenario.file.variants {
+        let name = variant.name.get_ref();
+        let layout = scenario.layout(variant);
+        let planned = jobs::plan(scenario, variant)?;
+        let layout_text = layout
+            .as_ref()
+            .map(|l| format!(", layout {l}"))
+            .unwrap_or_default();
+        if let Some(reason) = jobs::infeasible(scenario, variant, layout.as_ref(), &planned) {
+            backend.comment(&format!("variant {name}: infeasible, skipped: {reason}"));
+            continue;
+        }
+        for repetition in 1..=variant.repetitions {
+            backend.comment(&format!(
+                "variant {name} (mode {}{layout_text}), repetition {repetition}: set up",
+                variant.mode.get_ref()
+            ));
+            let mut applied = setup::Applied::default();
+            let mps_root = Path::new("$RUN_DIR/mps")
+                .join(name)
+                .join(format!("r{repetition}"));
+            setup::set_up(
+                backend,
+                &mut journal,
+                variant,
+                layout.as_ref(),
+                &mps_root,
+                &mut applied,
+            )?;
+            backend.comment(&format!(
+                "variant {name}, repetition {repetition}: {} jobs run, then tear down",
+                planned.len()
+            ));
+            setup::tear_down(backend, &mut journal, &mut applied)?;
+        }
+    }
+    Ok(backend.take_lines())
 }
 
 /// One repetition of one variant.
@@ -156,7 +263,7 @@ impl VariantRun<'_> {
         *self.variant.mode.get_ref()
     }
 
-    fn run(&self, run: &mut RunDir, records: &mut Tables) -> Result<()> {
+    fn run(&self, run: &mut RunDir, journal: &mut Journal, records: &mut Tables) -> Result<()> {
         let backend = self.backend.as_ref();
         let layout = self.scenario.layout(self.variant);
         let planned = jobs::plan(self.scenario, self.variant)?;
@@ -199,8 +306,7 @@ impl VariantRun<'_> {
         let mut applied = setup::Applied::default();
         let setup_result = setup::set_up(
             backend,
-            run,
-            self.t0,
+            journal,
             self.variant,
             layout.as_ref(),
             &mps_root,
@@ -211,7 +317,7 @@ impl VariantRun<'_> {
             Err(e) => Err(e),
         };
         // Tear down whatever happened: the GPU is left as found.
-        let teardown = setup::tear_down(backend, run, self.t0, &mut applied);
+        let teardown = setup::tear_down(backend, journal, &mut applied);
         let samples = sampler.stop();
         let mut finished = ran?;
         teardown?;

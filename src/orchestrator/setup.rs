@@ -1,44 +1,36 @@
 //! Setting the GPU up for a variant and putting it back: the changes each mode needs, applied
-//! one at a time and journaled, undone in reverse order.
+//! one at a time through the [`Journal`], undone in reverse order.
 
 use std::path::Path;
 
 use crate::backend::{Backend, Change};
 use crate::error::{Error, Result};
+use crate::journal::{Entry, Journal};
 use crate::layout::Layout;
 use crate::mode::SharingMode;
-use crate::results::RunDir;
 use crate::scenario::{MpsSettings, Variant};
 
 /// The changes applied so far for one variant, newest last.
 #[derive(Default)]
 pub struct Applied {
-    changes: Vec<Change>,
+    entries: Vec<Entry>,
 }
 
-/// Applies `change`, journals it, and remembers it for teardown.
+/// Journals `change`, applies it, and remembers it for teardown.
 fn apply(
     backend: &dyn Backend,
-    run: &mut RunDir,
-    t0: f64,
+    journal: &mut Journal,
     applied: &mut Applied,
     change: Change,
 ) -> Result<()> {
-    backend.apply(&change)?;
-    run.event(
-        backend.now() - t0,
-        "change",
-        serde_json::to_value(&change).unwrap_or_default(),
-    )?;
-    applied.changes.push(change);
+    applied.entries.push(journal.apply(backend, change)?);
     Ok(())
 }
 
 /// Sets the GPU up for `variant`: MIG mode and instances, then MPS daemons.
 pub fn set_up(
     backend: &dyn Backend,
-    run: &mut RunDir,
-    t0: f64,
+    journal: &mut Journal,
     variant: &Variant,
     layout: Option<&Layout>,
     mps_root: &Path,
@@ -49,8 +41,7 @@ pub fn set_up(
         if !backend.info().mig_enabled {
             apply(
                 backend,
-                run,
-                t0,
+                journal,
                 applied,
                 Change::SetMigMode { enabled: true },
             )?;
@@ -59,8 +50,7 @@ pub fn set_up(
         for gi in layout.creation_order() {
             apply(
                 backend,
-                run,
-                t0,
+                journal,
                 applied,
                 Change::CreateGpuInstance {
                     profile_id: gi.profile.id,
@@ -71,8 +61,7 @@ pub fn set_up(
             for (index, ci) in gi.compute.iter().enumerate() {
                 apply(
                     backend,
-                    run,
-                    t0,
+                    journal,
                     applied,
                     Change::CreateComputeInstance {
                         gi_start: gi.start,
@@ -95,8 +84,7 @@ pub fn set_up(
             let dir = mps_root.join(format!("d{n}"));
             apply(
                 backend,
-                run,
-                t0,
+                journal,
                 applied,
                 Change::StartMps {
                     device: device.uuid.clone(),
@@ -115,20 +103,12 @@ pub fn set_up(
 /// possible is put back, and reports the first failure.
 pub fn tear_down(
     backend: &dyn Backend,
-    run: &mut RunDir,
-    t0: f64,
+    journal: &mut Journal,
     applied: &mut Applied,
 ) -> Result<()> {
     let mut first_error = None;
-    while let Some(change) = applied.changes.pop() {
-        let undo = change.inverse();
-        let result = backend.apply(&undo);
-        let mut fields = serde_json::to_value(&undo).unwrap_or_default();
-        if let (Err(e), Some(obj)) = (&result, fields.as_object_mut()) {
-            obj.insert("error".into(), e.to_string().into());
-        }
-        run.event(backend.now() - t0, "undo", fields)?;
-        if let Err(e) = result {
+    while let Some(entry) = applied.entries.pop() {
+        if let Err(e) = journal.undo(backend, &entry) {
             first_error.get_or_insert(e);
         }
     }

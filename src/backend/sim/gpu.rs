@@ -11,6 +11,9 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Change, Device, ForeignProcess, GpuState};
 use crate::catalog::{CiProfile, GiProfile, GpuModel};
 use crate::error::{Error, Result};
 
@@ -78,8 +81,51 @@ pub struct SimGpu {
     pub gis: Vec<SimGi>,
     pub mps: Vec<MpsDaemon>,
     pub jobs: BTreeMap<u64, SimJob>,
+    /// Processes some other program runs on this GPU (set up in a saved state, for tests).
+    pub foreign: Vec<ForeignProcess>,
     /// Simulated time of the last progress update.
     last_update: f64,
+}
+
+/// The part of a simulated GPU that outlives a process: its configuration, as saved in a state
+/// file, so that a crashed run leaves it changed and `migbench restore` can put it back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedGpu {
+    pub model: String,
+    pub uuid: String,
+    #[serde(default)]
+    pub mig_enabled: bool,
+    #[serde(default)]
+    pub instances: Vec<SavedGi>,
+    #[serde(default)]
+    pub mps: Vec<SavedMps>,
+    #[serde(default)]
+    pub foreign: Vec<ForeignProcess>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedGi {
+    pub profile_id: u32,
+    pub start: u8,
+    pub compute: Vec<SavedCi>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedCi {
+    pub index: usize,
+    pub profile_id: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedMps {
+    pub device: String,
+    pub pipe_dir: std::path::PathBuf,
+    pub active_thread_percentage: Option<u8>,
+    pub pinned_memory_limit_gib: Option<f64>,
 }
 
 /// A pseudo UUID in the GPU- / MIG- format, stable for a given GPU and instance.
@@ -89,14 +135,116 @@ fn sim_uuid(prefix: &str, a: u32, b: u32) -> String {
 
 impl SimGpu {
     pub fn new(model: &'static GpuModel) -> SimGpu {
+        SimGpu::with_uuid(model, sim_uuid("GPU", 0, 0))
+    }
+
+    pub fn with_uuid(model: &'static GpuModel, uuid: String) -> SimGpu {
         SimGpu {
             model,
-            uuid: sim_uuid("GPU", 0, 0),
+            uuid,
             mig_enabled: false,
             gis: Vec::new(),
             mps: Vec::new(),
             jobs: BTreeMap::new(),
+            foreign: Vec::new(),
             last_update: 0.0,
+        }
+    }
+
+    /// A fresh GPU with a UUID of its own, so that simulated runs in parallel never share one.
+    pub fn fresh(model: &'static GpuModel) -> SimGpu {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SimGpu::with_uuid(model, sim_uuid("GPU", std::process::id(), n))
+    }
+
+    /// Rebuilds a saved GPU by making its changes again, under the same rules.
+    pub fn restore(model: &'static GpuModel, saved: &SavedGpu) -> Result<SimGpu> {
+        let mut gpu = SimGpu::with_uuid(model, saved.uuid.clone());
+        gpu.foreign = saved.foreign.clone();
+        gpu.mig_enabled = saved.mig_enabled;
+        for gi in &saved.instances {
+            gpu.create_gi(gi.profile_id, gi.start)?;
+            for ci in &gi.compute {
+                gpu.create_ci(gi.start, ci.index, ci.profile_id)?;
+            }
+        }
+        for d in &saved.mps {
+            gpu.start_mps(MpsDaemon {
+                device: d.device.clone(),
+                pipe_dir: d.pipe_dir.clone(),
+                active_thread_percentage: d.active_thread_percentage,
+                pinned_memory_limit_gib: d.pinned_memory_limit_gib,
+            })?;
+        }
+        Ok(gpu)
+    }
+
+    pub fn save(&self) -> SavedGpu {
+        SavedGpu {
+            model: self.model.key.clone(),
+            uuid: self.uuid.clone(),
+            mig_enabled: self.mig_enabled,
+            instances: self
+                .gis
+                .iter()
+                .map(|gi| SavedGi {
+                    profile_id: gi.profile.id,
+                    start: gi.start,
+                    compute: gi
+                        .cis
+                        .iter()
+                        .map(|ci| SavedCi {
+                            index: ci.index,
+                            profile_id: ci.profile.id,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            mps: self
+                .mps
+                .iter()
+                .map(|d| SavedMps {
+                    device: d.device.clone(),
+                    pipe_dir: d.pipe_dir.clone(),
+                    active_thread_percentage: d.active_thread_percentage,
+                    pinned_memory_limit_gib: d.pinned_memory_limit_gib,
+                })
+                .collect(),
+            foreign: self.foreign.clone(),
+        }
+    }
+
+    /// MIG mode, instances and MPS daemons now.
+    pub fn state(&self) -> GpuState {
+        let mut gis: Vec<&SimGi> = self.gis.iter().collect();
+        gis.sort_by_key(|g| g.start);
+        GpuState {
+            mig_enabled: self.mig_enabled,
+            instances: gis.iter().map(|g| g.pool()).collect(),
+            mps: self.mps.iter().map(|d| d.device.clone()).collect(),
+        }
+    }
+
+    /// Whether `change` is in effect (see [`crate::backend::Backend::in_effect`]).
+    pub fn in_effect(&self, change: &Change) -> bool {
+        let gi = |start: u8| self.gis.iter().find(|g| g.start == start);
+        let ci = |start: u8, index: usize| {
+            gi(start).is_some_and(|g| g.cis.iter().any(|c| c.index == index))
+        };
+        let mps = |device: &str| self.mps.iter().any(|d| d.device == device);
+        match change {
+            Change::SetMigMode { enabled } => self.mig_enabled == *enabled,
+            Change::CreateGpuInstance { start, .. } => gi(*start).is_some(),
+            Change::DestroyGpuInstance { start, .. } => gi(*start).is_none(),
+            Change::CreateComputeInstance {
+                gi_start, index, ..
+            } => ci(*gi_start, *index),
+            Change::DestroyComputeInstance {
+                gi_start, index, ..
+            } => !ci(*gi_start, *index),
+            Change::StartMps { device, .. } => mps(device),
+            Change::StopMps { device, .. } => !mps(device),
         }
     }
 
@@ -240,6 +388,93 @@ impl SimGpu {
             )));
         }
         Ok(())
+    }
+
+    /// Makes one configuration change, checking the hardware's rules.
+    pub fn apply(&mut self, change: &Change) -> Result<()> {
+        match change {
+            Change::SetMigMode { enabled } => self.set_mig_mode(*enabled),
+            Change::CreateGpuInstance {
+                profile_id, start, ..
+            } => self.create_gi(*profile_id, *start),
+            Change::DestroyGpuInstance { start, .. } => self.destroy_gi(*start),
+            Change::CreateComputeInstance {
+                gi_start,
+                index,
+                profile_id,
+                ..
+            } => self.create_ci(*gi_start, *index, *profile_id),
+            Change::DestroyComputeInstance {
+                gi_start, index, ..
+            } => self.destroy_ci(*gi_start, *index),
+            Change::StartMps {
+                device,
+                pipe_dir,
+                active_thread_percentage,
+                pinned_memory_limit_gib,
+                ..
+            } => {
+                self.start_mps(MpsDaemon {
+                    device: device.clone(),
+                    pipe_dir: pipe_dir.clone(),
+                    active_thread_percentage: *active_thread_percentage,
+                    pinned_memory_limit_gib: *pinned_memory_limit_gib,
+                })?;
+                self.recompute_rates();
+                Ok(())
+            }
+            Change::StopMps { device, .. } => {
+                self.stop_mps(device)?;
+                self.recompute_rates();
+                Ok(())
+            }
+        }
+    }
+
+    /// Where jobs can run: the whole GPU, or each compute instance in slice order.
+    pub fn devices(&self) -> Vec<Device> {
+        let mps_dir = |uuid: &str| {
+            self.mps
+                .iter()
+                .find(|d| d.device == uuid)
+                .map(|d| d.pipe_dir.clone())
+        };
+        if !self.mig_enabled {
+            return vec![Device::whole_gpu(
+                self.model,
+                &self.uuid,
+                mps_dir(&self.uuid),
+            )];
+        }
+        let mut gis: Vec<&SimGi> = self.gis.iter().collect();
+        gis.sort_by_key(|g| g.start);
+        let mut devices = Vec::new();
+        for gi in gis {
+            let split = gi.cis.len() > 1
+                || gi
+                    .cis
+                    .iter()
+                    .any(|c| c.profile.compute_slices != gi.profile.compute_slices);
+            for ci in &gi.cis {
+                let (pool, pool_gib, sm) =
+                    self.device_resources(&ci.uuid).expect("CI of a live GI");
+                let label = if split {
+                    format!("{pool}/{}#{}", ci.profile.name, ci.index)
+                } else {
+                    pool.clone()
+                };
+                devices.push(Device {
+                    uuid: ci.uuid.clone(),
+                    label,
+                    profile: Some(gi.profile.name.clone()),
+                    pool,
+                    pool_gib,
+                    sm,
+                    mps_pipe_dir: mps_dir(&ci.uuid),
+                });
+            }
+        }
+        devices
     }
 
     /// Memory pool and SMs of a device UUID: `(pool name, pool GiB, SMs)`.

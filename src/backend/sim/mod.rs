@@ -4,7 +4,7 @@
 //! The simulator's clock runs `time_scale` times faster than the wall clock, so simulated hours
 //! take seconds. Every figure it produces is simulated and labelled `backend = sim`.
 
-mod gpu;
+pub(crate) mod gpu;
 pub mod protocol;
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use gpu::{MpsDaemon, SimGpu};
+use gpu::{SavedGpu, SimGpu};
 use protocol::{Reply, Request};
 
 use super::{
-    Backend, BackendKind, Change, Device, GpuInfo, JobLaunch, JobRequest, SampleRow, Scope,
+    Backend, BackendKind, Change, Device, ForeignProcess, GpuInfo, GpuState, JobLaunch, JobRequest,
+    SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub struct SimBackend {
     state: Arc<Shared>,
     socket: PathBuf,
     synth_exe: PathBuf,
+    /// Where the GPU's configuration is saved after every change, when it outlives the process.
+    state_file: Option<PathBuf>,
 }
 
 struct Shared {
@@ -57,6 +60,74 @@ impl SimBackend {
         time_scale: f64,
         synth_exe: PathBuf,
     ) -> Result<SimBackend> {
+        SimBackend::start_on(SimGpu::fresh(model), time_scale, synth_exe, None)
+    }
+
+    /// Like [`SimBackend::start`], on the simulated GPU saved in `state_file` (a new one if the
+    /// file does not exist yet). Changes are saved there as they are made, so the GPU outlives
+    /// this process — crashes included — as a real one would.
+    pub fn start_saved(
+        model: &'static GpuModel,
+        time_scale: f64,
+        synth_exe: PathBuf,
+        state_file: &Path,
+    ) -> Result<SimBackend> {
+        let gpu = match std::fs::read_to_string(state_file) {
+            Ok(text) => {
+                let saved: SavedGpu = serde_json::from_str(&text).map_err(|e| {
+                    Error::Input(format!(
+                        "{}: not a simulated GPU state: {e}",
+                        state_file.display()
+                    ))
+                })?;
+                if saved.model != model.key {
+                    return Err(Error::Input(format!(
+                        "{} holds a simulated {}, not a {}",
+                        state_file.display(),
+                        saved.model,
+                        model.key
+                    )));
+                }
+                SimGpu::restore(model, &saved)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SimGpu::fresh(model),
+            Err(e) => {
+                return Err(Error::Input(format!(
+                    "cannot read {}: {e}",
+                    state_file.display()
+                )))
+            }
+        };
+        let backend =
+            SimBackend::start_on(gpu, time_scale, synth_exe, Some(state_file.to_path_buf()))?;
+        backend.save()?;
+        Ok(backend)
+    }
+
+    /// The state file, if the GPU outlives the process.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.state_file.as_deref()
+    }
+
+    fn save(&self) -> Result<()> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let text = serde_json::to_string_pretty(&self.state.lock().save())
+            .expect("simulated GPU state serializes");
+        // Write then rename, so a crash never leaves half a file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::Harness(format!("cannot save {}: {e}", path.display())))
+    }
+
+    fn start_on(
+        gpu: SimGpu,
+        time_scale: f64,
+        synth_exe: PathBuf,
+        state_file: Option<PathBuf>,
+    ) -> Result<SimBackend> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Unix socket paths are limited to ~100 bytes, so the socket lives in the temp directory.
@@ -70,7 +141,7 @@ impl SimBackend {
             ))
         })?;
         let state = Arc::new(Shared {
-            gpu: Mutex::new(SimGpu::new(model)),
+            gpu: Mutex::new(gpu),
             started: Instant::now(),
             time_scale,
         });
@@ -85,6 +156,7 @@ impl SimBackend {
             state,
             socket,
             synth_exe,
+            state_file,
         })
     }
 }
@@ -203,103 +275,25 @@ impl Backend for SimBackend {
         self.state.time_scale
     }
 
+    fn state(&self) -> Result<GpuState> {
+        Ok(self.state.lock().state())
+    }
+
+    fn in_effect(&self, change: &Change) -> Result<bool> {
+        Ok(self.state.lock().in_effect(change))
+    }
+
+    fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
+        Ok(self.state.lock().foreign.clone())
+    }
+
     fn apply(&self, change: &Change) -> Result<()> {
-        let mut gpu = self.state.lock();
-        match change {
-            Change::SetMigMode { enabled } => gpu.set_mig_mode(*enabled),
-            Change::CreateGpuInstance {
-                profile_id, start, ..
-            } => gpu.create_gi(*profile_id, *start),
-            Change::DestroyGpuInstance { start, .. } => gpu.destroy_gi(*start),
-            Change::CreateComputeInstance {
-                gi_start,
-                index,
-                profile_id,
-                ..
-            } => gpu.create_ci(*gi_start, *index, *profile_id),
-            Change::DestroyComputeInstance {
-                gi_start, index, ..
-            } => gpu.destroy_ci(*gi_start, *index),
-            Change::StartMps {
-                device,
-                pipe_dir,
-                log_dir,
-                active_thread_percentage,
-                pinned_memory_limit_gib,
-            } => {
-                create_dirs(&[pipe_dir, log_dir])?;
-                gpu.start_mps(MpsDaemon {
-                    device: device.clone(),
-                    pipe_dir: pipe_dir.clone(),
-                    active_thread_percentage: *active_thread_percentage,
-                    pinned_memory_limit_gib: *pinned_memory_limit_gib,
-                })?;
-                gpu.recompute_rates();
-                append_log(
-                    log_dir,
-                    &format!("simulated MPS control daemon started for {device}"),
-                )
-            }
-            Change::StopMps {
-                device, log_dir, ..
-            } => {
-                gpu.stop_mps(device)?;
-                gpu.recompute_rates();
-                append_log(
-                    log_dir,
-                    &format!("simulated MPS control daemon quit for {device}"),
-                )
-            }
-        }
+        self.apply_to_gpu(change)?;
+        self.save()
     }
 
     fn devices(&self) -> Vec<Device> {
-        let gpu = self.state.lock();
-        let mps_dir = |uuid: &str| {
-            gpu.mps
-                .iter()
-                .find(|d| d.device == uuid)
-                .map(|d| d.pipe_dir.clone())
-        };
-        if !gpu.mig_enabled {
-            return vec![Device {
-                uuid: gpu.uuid.clone(),
-                label: "GPU".into(),
-                profile: None,
-                pool: "gpu".into(),
-                pool_gib: gpu.model.memory_gib(),
-                sm: gpu.model.sm_count,
-                mps_pipe_dir: mps_dir(&gpu.uuid),
-            }];
-        }
-        let mut gis: Vec<&gpu::SimGi> = gpu.gis.iter().collect();
-        gis.sort_by_key(|g| g.start);
-        let mut devices = Vec::new();
-        for gi in gis {
-            let split = gi.cis.len() > 1
-                || gi
-                    .cis
-                    .iter()
-                    .any(|c| c.profile.compute_slices != gi.profile.compute_slices);
-            for ci in &gi.cis {
-                let (pool, pool_gib, sm) = gpu.device_resources(&ci.uuid).expect("CI of a live GI");
-                let label = if split {
-                    format!("{pool}/{}#{}", ci.profile.name, ci.index)
-                } else {
-                    pool.clone()
-                };
-                devices.push(Device {
-                    uuid: ci.uuid.clone(),
-                    label,
-                    profile: Some(gi.profile.name.clone()),
-                    pool,
-                    pool_gib,
-                    sm,
-                    mps_pipe_dir: mps_dir(&ci.uuid),
-                });
-            }
-        }
-        devices
+        self.state.lock().devices()
     }
 
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {
@@ -339,13 +333,9 @@ impl Backend for SimBackend {
         if let Some(fail_at) = w.sim.fail_at {
             argv.extend(["--fail-at".into(), num(fail_at)]);
         }
-        let mut env = vec![("CUDA_VISIBLE_DEVICES".to_string(), job.device.uuid.clone())];
-        if let Some(dir) = &job.device.mps_pipe_dir {
-            env.push(("CUDA_MPS_PIPE_DIRECTORY".into(), dir.display().to_string()));
-        }
         Ok(JobLaunch {
             argv,
-            env,
+            env: job.device.job_env(),
             cwd: None,
         })
     }
@@ -381,6 +371,38 @@ impl Backend for SimBackend {
             }
         }
         Ok(rows)
+    }
+}
+
+impl SimBackend {
+    /// Makes a change on the simulated GPU, with the MPS daemon's directories and log.
+    fn apply_to_gpu(&self, change: &Change) -> Result<()> {
+        let mut gpu = self.state.lock();
+        match change {
+            Change::StartMps {
+                device,
+                pipe_dir,
+                log_dir,
+                ..
+            } => {
+                create_dirs(&[pipe_dir, log_dir])?;
+                gpu.apply(change)?;
+                append_log(
+                    log_dir,
+                    &format!("simulated MPS control daemon started for {device}"),
+                )
+            }
+            Change::StopMps {
+                device, log_dir, ..
+            } => {
+                gpu.apply(change)?;
+                append_log(
+                    log_dir,
+                    &format!("simulated MPS control daemon quit for {device}"),
+                )
+            }
+            _ => gpu.apply(change),
+        }
     }
 }
 

@@ -1,0 +1,115 @@
+//! `migbench restore`: undo, from its journal, what a crashed run left changed on a GPU.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::{self, BackendKind, Target};
+use crate::catalog::Catalog;
+use crate::cli::RestoreArgs;
+use crate::error::{Error, Result};
+use crate::gpu_lock::{self, Found, GpuLock};
+use crate::journal::{self, JournalFile};
+
+pub fn run(args: &RestoreArgs) -> Result<String> {
+    let dir = gpu_lock::state_dir();
+    let mut out = String::new();
+    if args.journals.is_empty() {
+        // Every GPU whose lock names a journal: skip those a live run holds.
+        let locks = gpu_lock::lock_files(&dir)?;
+        let mut any = false;
+        for path in locks {
+            match gpu_lock::try_lock(&path)? {
+                Found::Held(holder) => out.push_str(&format!(
+                    "{}: in use by a running migbench{}; not touched\n",
+                    path.display(),
+                    gpu_lock::describe(holder.as_ref())
+                )),
+                Found::Free(mut lock, Some(holder)) => {
+                    any = true;
+                    out.push_str(&restore_one(&holder.journal)?);
+                    lock.clear()?;
+                }
+                Found::Free(..) => {}
+            }
+        }
+        if !any {
+            out.push_str(&format!(
+                "nothing to restore: no lock in {} names a journal\n",
+                dir.display()
+            ));
+        }
+        return Ok(out);
+    }
+    for given in &args.journals {
+        let path = journal_path(given);
+        let journal = JournalFile::read(&path)?;
+        // Hold the GPU's lock while restoring, so no run starts on it meanwhile.
+        let mut lock = GpuLock::acquire_for_restore(&dir, &journal.gpu.uuid)?;
+        out.push_str(&restore_one(&path)?);
+        lock.clear()?;
+    }
+    Ok(out)
+}
+
+/// A run directory stands for the journal in it.
+fn journal_path(given: &Path) -> PathBuf {
+    if given.is_dir() {
+        given.join("journal.jsonl")
+    } else {
+        given.to_path_buf()
+    }
+}
+
+fn restore_one(path: &Path) -> Result<String> {
+    let journal = JournalFile::read(path)?;
+    let gpu = &journal.gpu;
+    if journal.is_closed() {
+        return Ok(format!(
+            "{}: GPU {} was already put back; nothing to do\n",
+            path.display(),
+            gpu.uuid
+        ));
+    }
+    let target = match (gpu.backend, &gpu.sim_state) {
+        (BackendKind::Nvml, _) => Target::Nvml {
+            index: gpu.index,
+            uuid: Some(gpu.uuid.clone()),
+        },
+        (BackendKind::Sim, Some(file)) => Target::Sim {
+            time_scale: 1.0,
+            state_file: Some(file.clone()),
+        },
+        // A simulated GPU without a state file ended with the process that simulated it.
+        (BackendKind::Sim, None) => {
+            let closed = JournalFile::close_without_changes(path)?;
+            return Ok(format!(
+                "{}: the simulated GPU {} ended with its run; {} change(s) needed no undoing\n",
+                path.display(),
+                gpu.uuid,
+                closed
+            ));
+        }
+    };
+    let model = Catalog::builtin().gpu(&gpu.model)?;
+    let backend = backend::open(model, &target)?;
+    let restored = journal::restore(&journal, backend.as_ref())?;
+    let mut out = format!(
+        "{}: GPU {}: undid {} change(s)\n",
+        path.display(),
+        gpu.uuid,
+        restored.undone.len()
+    );
+    for change in &restored.undone {
+        out.push_str(&format!(
+            "  undone: {}\n",
+            serde_json::to_string(change).unwrap_or_default()
+        ));
+    }
+    if !restored.matches_found {
+        return Err(Error::Harness(format!(
+            "{out}GPU {} is not as the run found it: found {:?}, now {:?}",
+            gpu.uuid, journal.found, restored.state
+        )));
+    }
+    out.push_str("  the GPU is as the run found it\n");
+    Ok(out)
+}

@@ -1,0 +1,375 @@
+//! The journal of what migbench changed on a GPU, so that every change can be undone — at the
+//! end of a variant, on Ctrl-C or SIGTERM, and by `migbench restore` after a crash.
+//!
+//! It is a JSON-lines file written before the GPU is touched: first the state found, then for
+//! each change an `apply` record (flushed to disk *before* the change is made, so a crash in the
+//! middle of one is still known), and `done` or `failed` after it; undoing writes `undo` and
+//! `undone`. `closed` says everything was put back. Restoring replays the changes not yet undone,
+//! newest first, skipping any that the GPU shows are not in effect, so restoring twice is safe.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, BackendKind, Change, GpuState};
+use crate::error::{Error, Result};
+use crate::results::now_rfc3339;
+
+/// Which GPU a journal is about, and how to reach it again after a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuIdentity {
+    pub backend: BackendKind,
+    /// Catalog key.
+    pub model: String,
+    pub uuid: String,
+    pub index: u32,
+    /// The simulated GPU's state file, when it outlives the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_state: Option<PathBuf>,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    Found {
+        at: String,
+        gpu: GpuIdentity,
+        state: GpuState,
+    },
+    Apply {
+        at: String,
+        seq: u64,
+        change: Change,
+    },
+    Done {
+        at: String,
+        seq: u64,
+    },
+    Failed {
+        at: String,
+        seq: u64,
+        error: String,
+    },
+    Undo {
+        at: String,
+        seq: u64,
+    },
+    Undone {
+        at: String,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    UndoFailed {
+        at: String,
+        seq: u64,
+        error: String,
+    },
+    Closed {
+        at: String,
+    },
+}
+
+/// A change that was (or may have been) made, by its sequence number in the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    pub change: Change,
+}
+
+/// Writes the journal. A disabled journal (for dry runs) records nothing.
+pub struct Journal {
+    file: Option<File>,
+    path: Option<PathBuf>,
+    next_seq: u64,
+    /// Changes made and not undone yet.
+    outstanding: usize,
+}
+
+impl Journal {
+    /// Starts a journal at `path` with the state `gpu` is found in.
+    pub fn create(path: &Path, gpu: GpuIdentity, state: GpuState) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| {
+                Error::Harness(format!("cannot create the journal {}: {e}", path.display()))
+            })?;
+        let mut journal = Journal {
+            file: Some(file),
+            path: Some(path.to_path_buf()),
+            next_seq: 1,
+            outstanding: 0,
+        };
+        journal.write(&Record::Found {
+            at: now_rfc3339(),
+            gpu,
+            state,
+        })?;
+        Ok(journal)
+    }
+
+    /// Continues an existing journal (to restore from it).
+    fn append(path: &Path, next_seq: u64) -> Result<Journal> {
+        let file = OpenOptions::new().append(true).open(path).map_err(|e| {
+            Error::Harness(format!("cannot write the journal {}: {e}", path.display()))
+        })?;
+        Ok(Journal {
+            file: Some(file),
+            path: Some(path.to_path_buf()),
+            next_seq,
+            outstanding: 0,
+        })
+    }
+
+    /// A journal that keeps nothing.
+    pub fn disabled() -> Journal {
+        Journal {
+            file: None,
+            path: None,
+            next_seq: 1,
+            outstanding: 0,
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Appends one record and flushes it to disk before returning.
+    fn write(&mut self, record: &Record) -> Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        let line = serde_json::to_string(record).expect("journal records serialize");
+        writeln!(file, "{line}")
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::Harness(format!("cannot write the journal: {e}")))
+    }
+
+    /// Journals `change`, makes it, and journals the outcome.
+    pub fn apply(&mut self, backend: &dyn Backend, change: Change) -> Result<Entry> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.write(&Record::Apply {
+            at: now_rfc3339(),
+            seq,
+            change: change.clone(),
+        })?;
+        match backend.apply(&change) {
+            Ok(()) => {
+                self.outstanding += 1;
+                self.write(&Record::Done {
+                    at: now_rfc3339(),
+                    seq,
+                })?;
+                Ok(Entry { seq, change })
+            }
+            Err(e) => {
+                self.write(&Record::Failed {
+                    at: now_rfc3339(),
+                    seq,
+                    error: e.to_string(),
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes `entry` and journals it. A change the GPU shows is not in effect (a crash
+    /// interrupted it, or an earlier restore undid it) is only marked undone.
+    pub fn undo(&mut self, backend: &dyn Backend, entry: &Entry) -> Result<()> {
+        self.write(&Record::Undo {
+            at: now_rfc3339(),
+            seq: entry.seq,
+        })?;
+        let result = match backend.in_effect(&entry.change) {
+            Ok(false) => Ok(Some("not in effect".to_string())),
+            Ok(true) => backend.apply(&entry.change.inverse()).map(|()| None),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(note) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                self.write(&Record::Undone {
+                    at: now_rfc3339(),
+                    seq: entry.seq,
+                    note,
+                })
+            }
+            Err(e) => {
+                self.write(&Record::UndoFailed {
+                    at: now_rfc3339(),
+                    seq: entry.seq,
+                    error: e.to_string(),
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Every change made through this journal has been undone.
+    pub fn all_undone(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// Says that everything was put back.
+    pub fn close(&mut self) -> Result<()> {
+        self.write(&Record::Closed { at: now_rfc3339() })
+    }
+}
+
+/// A journal read back from disk.
+#[derive(Debug, Clone)]
+pub struct JournalFile {
+    pub path: PathBuf,
+    pub gpu: GpuIdentity,
+    pub found: GpuState,
+    pub records: Vec<Record>,
+}
+
+impl JournalFile {
+    pub fn read(path: &Path) -> Result<JournalFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Input(format!("cannot read the journal {}: {e}", path.display()))
+        })?;
+        let mut records = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => records.push(r),
+                // A crash can cut the last line short; it was never acted on.
+                Err(_) if n + 1 == text.lines().count() => {}
+                Err(e) => {
+                    return Err(Error::Input(format!(
+                        "{}:{}: not a journal record: {e}",
+                        path.display(),
+                        n + 1
+                    )))
+                }
+            }
+        }
+        let Some(Record::Found { gpu, state, .. }) = records.first().cloned() else {
+            return Err(Error::Input(format!(
+                "{}: not a migbench journal (it does not start with the state found)",
+                path.display()
+            )));
+        };
+        Ok(JournalFile {
+            path: path.to_path_buf(),
+            gpu,
+            found: state,
+            records,
+        })
+    }
+
+    /// Everything was put back.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.records.last(), Some(Record::Closed { .. }))
+    }
+
+    /// The changes made, or possibly made, and not yet undone; oldest first.
+    pub fn outstanding(&self) -> Vec<Entry> {
+        let undone = |seq: u64| {
+            self.records
+                .iter()
+                .any(|r| matches!(r, Record::Undone { seq: s, .. } if *s == seq))
+        };
+        let failed = |seq: u64| {
+            self.records
+                .iter()
+                .any(|r| matches!(r, Record::Failed { seq: s, .. } if *s == seq))
+        };
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                // A failed change left the GPU as it was (the backend's contract).
+                Record::Apply { seq, change, .. } if !undone(*seq) && !failed(*seq) => {
+                    Some(Entry {
+                        seq: *seq,
+                        change: change.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Closes a journal whose GPU is gone (a simulated GPU that ended with its process): marks
+    /// every outstanding change undone and returns how many there were.
+    pub fn close_without_changes(path: &Path) -> Result<usize> {
+        let journal = JournalFile::read(path)?;
+        let outstanding = journal.outstanding();
+        let mut writer = Journal::append(path, journal.next_seq())?;
+        for entry in &outstanding {
+            writer.write(&Record::Undone {
+                at: now_rfc3339(),
+                seq: entry.seq,
+                note: Some("the GPU no longer exists".into()),
+            })?;
+        }
+        writer.close()?;
+        Ok(outstanding.len())
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Apply { seq, .. } => Some(*seq + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Changes undone (or found not in effect), newest first.
+    pub undone: Vec<Change>,
+    /// The state after restoring, and whether it matches the state found.
+    pub state: GpuState,
+    pub matches_found: bool,
+}
+
+/// Undoes every outstanding change of `journal` on `backend`, newest first, and closes it.
+/// Keeps going past a failure so that as much as possible is put back, and reports the first.
+pub fn restore(journal: &JournalFile, backend: &dyn Backend) -> Result<Restored> {
+    let mut undone = Vec::new();
+    let mut first_error = None;
+    if !journal.is_closed() {
+        let mut writer = Journal::append(&journal.path, journal.next_seq())?;
+        for entry in journal.outstanding().iter().rev() {
+            match writer.undo(backend, entry) {
+                Ok(()) => undone.push(entry.change.clone()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if first_error.is_none() {
+            writer.close()?;
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(Error::Harness(format!(
+            "could not put GPU {} back as found: {e}; the journal {} keeps what is left",
+            journal.gpu.uuid,
+            journal.path.display()
+        )));
+    }
+    let state = backend.state()?;
+    Ok(Restored {
+        undone,
+        matches_found: state == journal.found,
+        state,
+    })
+}

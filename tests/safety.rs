@@ -1,0 +1,520 @@
+//! Leaving the GPU as found: dry-run command lines, the GPU lock, the busy-GPU check, and the
+//! journal replayed by `migbench restore` after a run is killed at each step — on the simulated
+//! GPU, whose configuration outlives the run in a state file as a real GPU's does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn migbench(state_dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("migbench").unwrap();
+    cmd.env("MIGBENCH_STATE_DIR", state_dir);
+    cmd
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The command lines of a dry run, without the `#` commentary.
+fn dry_run_lines(scenario: &Path) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(
+        migbench(dir.path())
+            .args(["run", "--dry-run"])
+            .arg(scenario),
+    )
+    .lines()
+    .filter(|l| !l.starts_with('#'))
+    .map(str::to_string)
+    .collect()
+}
+
+fn write_scenario(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn dry_run_prints_the_h100_experiment_as_nvidia_smi_and_mps_lines() {
+    let lines = dry_run_lines(Path::new("scenarios/h100-3x-ti2v.toml"));
+    let mps = |v: &str| {
+        (
+            format!(
+                "CUDA_VISIBLE_DEVICES='<UUID of GPU 0>' \
+                 CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/pipe \
+                 CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/log nvidia-cuda-mps-control -d"
+            ),
+            format!(
+                "echo quit | CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/pipe \
+                 CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/log nvidia-cuda-mps-control"
+            ),
+        )
+    };
+    let (together_start, together_quit) = mps("mps-together");
+    let (staggered_start, staggered_quit) = mps("mps-staggered");
+    assert_eq!(
+        lines,
+        [
+            together_start.as_str(),
+            &together_quit,
+            &staggered_start,
+            &staggered_quit,
+            "nvidia-smi -i 0 -mig 1",
+            "nvidia-smi mig -i 0 -cgi 9:0",
+            "nvidia-smi mig -i 0 -gi 1 -cci 2",
+            "nvidia-smi mig -i 0 -cgi 9:4",
+            "nvidia-smi mig -i 0 -gi 2 -cci 2",
+            "nvidia-smi mig -i 0 -gi 2 -ci 0 -dci",
+            "nvidia-smi mig -i 0 -gi 2 -dgi",
+            "nvidia-smi mig -i 0 -gi 1 -ci 0 -dci",
+            "nvidia-smi mig -i 0 -gi 1 -dgi",
+            "nvidia-smi -i 0 -mig 0",
+        ]
+    );
+}
+
+#[test]
+fn dry_run_covers_every_mode_with_mps_limits_split_instances_and_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        dir.path(),
+        r#"
+[scenario]
+name = "modes"
+[gpu]
+model = "b200-180gb"
+index = 1
+
+[[variants]]
+name = "ts"
+mode = "timeslice"
+jobs = [{ workload = "ti2v-5b", count = 2 }]
+
+[[variants]]
+name = "mps"
+mode = "mps"
+mps = { active_thread_percentage = 50, pinned_memory_limit_gib = 40 }
+jobs = [{ workload = "ti2v-5b", count = 2 }]
+
+[[variants]]
+name = "split"
+mode = "mig+mps"
+layout = [{ profile = "2g.45gb", compute = ["1c.2g.45gb", "1c.2g.45gb"] }, "1g.23gb"]
+jobs = [{ workload = "qwen3-4b", count = 2 }]
+
+[[variants]]
+name = "too-big"
+mode = "mig"
+layout = ["1g.23gb"]
+jobs = [{ workload = "s2v-14b" }]
+"#,
+    );
+    let out = stdout(
+        migbench(dir.path())
+            .args(["run", "--dry-run"])
+            .arg(&scenario),
+    );
+    assert!(
+        out.contains("# variant too-big: infeasible, skipped:"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    let pipe = |v: &str, d: u32| {
+        format!(
+            "CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d{d}/pipe \
+             CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d{d}/log"
+        )
+    };
+    let m = pipe("mps", 0);
+    let (s0, s1, s2) = (pipe("split", 0), pipe("split", 1), pipe("split", 2));
+    let mig = |gi: u32, ci: u32| format!("CUDA_VISIBLE_DEVICES='<MIG UUID of GI {gi} CI {ci}>'");
+    let expected = vec![
+        // timeslice: nothing to set up.
+        format!("CUDA_VISIBLE_DEVICES='<UUID of GPU 1>' {m} nvidia-cuda-mps-control -d"),
+        format!("echo 'set_default_active_thread_percentage 50' | {m} nvidia-cuda-mps-control"),
+        format!(
+            "echo 'set_default_device_pinned_mem_limit 0 40960M' | {m} nvidia-cuda-mps-control"
+        ),
+        format!("echo quit | {m} nvidia-cuda-mps-control"),
+        "nvidia-smi -i 1 -mig 1".into(),
+        // Largest first; the 2g.45gb at slice 0 is GI 3, split into two 1-slice CIs.
+        "nvidia-smi mig -i 1 -cgi 14:0".into(),
+        "nvidia-smi mig -i 1 -gi 3 -cci 0".into(),
+        "nvidia-smi mig -i 1 -gi 3 -cci 0".into(),
+        "nvidia-smi mig -i 1 -cgi 19:2".into(),
+        "nvidia-smi mig -i 1 -gi 9 -cci 0".into(),
+        // One MPS daemon per MIG device, in slice order.
+        format!("{} {s0} nvidia-cuda-mps-control -d", mig(3, 0)),
+        format!("{} {s1} nvidia-cuda-mps-control -d", mig(3, 1)),
+        format!("{} {s2} nvidia-cuda-mps-control -d", mig(9, 0)),
+        format!("echo quit | {s2} nvidia-cuda-mps-control"),
+        format!("echo quit | {s1} nvidia-cuda-mps-control"),
+        format!("echo quit | {s0} nvidia-cuda-mps-control"),
+        "nvidia-smi mig -i 1 -gi 9 -ci 0 -dci".into(),
+        "nvidia-smi mig -i 1 -gi 9 -dgi".into(),
+        "nvidia-smi mig -i 1 -gi 3 -ci 1 -dci".into(),
+        "nvidia-smi mig -i 1 -gi 3 -ci 0 -dci".into(),
+        "nvidia-smi mig -i 1 -gi 3 -dgi".into(),
+        "nvidia-smi -i 1 -mig 0".into(),
+    ];
+    assert_eq!(lines, expected);
+}
+
+/// A mig+mps scenario with long jobs: 7 changes (MIG on, 2 GIs, 2 CIs, 2 MPS daemons).
+const LONG_MIG_MPS: &str = r#"
+[scenario]
+name = "killed"
+[gpu]
+model = "h100-80gb"
+
+[workloads.long]
+name = "long"
+title = "long"
+kind = "batch"
+unit = "video"
+command = ["python", "long.py"]
+memory = { constant_gib = 5.0, peak_gib = 5.0, source = "test" }
+timing = { reference_gpu = "h100-80gb", full_gpu_s = 50000.0, source = "test" }
+sim = { alpha = 0.7, peak_at = 0.5, peak_for = 0.1, source = "test" }
+
+[[variants]]
+name = "long"
+mode = "mig+mps"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "long", count = 2 }]
+"#;
+
+/// Starts a simulated run on the GPU saved in `state`.
+fn spawn_run(state_dir: &Path, state: &Path, scenario: &Path, out: &Path) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("migbench"))
+        .env("MIGBENCH_STATE_DIR", state_dir)
+        .args([
+            "run",
+            "--sim",
+            "--quiet",
+            "--time-scale",
+            "100",
+            "--sim-state",
+        ])
+        .arg(state)
+        .arg("--out")
+        .arg(out)
+        .arg(scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs a scenario to its end on the simulated GPU saved in `state`.
+fn run_saved(state_dir: &Path, state: &Path, out: &Path, scenario: &Path) -> std::process::Output {
+    migbench(state_dir)
+        .args([
+            "run",
+            "--sim",
+            "--quiet",
+            "--time-scale",
+            "1000",
+            "--sim-state",
+        ])
+        .arg(state)
+        .arg("--out")
+        .arg(out)
+        .arg(scenario)
+        .output()
+        .unwrap()
+}
+
+/// The journal records of the one run below `out`.
+fn journal(out: &Path) -> Vec<serde_json::Value> {
+    let Some(Ok(run)) = std::fs::read_dir(out).ok().and_then(|mut d| d.next()) else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(run.path().join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn count(records: &[serde_json::Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["record"] == kind).count()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn saved(state: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap()
+}
+
+fn is_as_found(state: &Path) -> bool {
+    let s = saved(state);
+    s["mig_enabled"] == false
+        && s["instances"].as_array().is_none_or(|a| a.is_empty())
+        && s["mps"].as_array().is_none_or(|a| a.is_empty())
+}
+
+#[test]
+fn restore_puts_the_gpu_back_after_a_kill_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), LONG_MIG_MPS);
+    let state_dir = dir.path().join("state");
+    let state = dir.path().join("gpu.json");
+    // Kill after each of the 7 setup changes; after the 7th the jobs are running.
+    for k in 1..=7 {
+        let phase = "done";
+        let out = dir.path().join(format!("out-{k}"));
+        let mut child = spawn_run(&state_dir, &state, &scenario, &out);
+        wait_for("the journal", || count(&journal(&out), phase) >= k);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let records = journal(&out);
+        assert_ne!(records.last().unwrap()["record"], "closed");
+
+        // The killed run left the GPU changed, and no new run may start on it.
+        assert!(!is_as_found(&state), "step {k}: {}", saved(&state));
+        let refused = run_saved(&state_dir, &state, &dir.path().join("refused"), &scenario);
+        assert_eq!(refused.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("run `migbench restore` first"), "{said}");
+
+        let restored = stdout(migbench(&state_dir).arg("restore"));
+        assert!(
+            restored.contains("the GPU is as the run found it"),
+            "{restored}"
+        );
+        assert!(is_as_found(&state), "step {k}: {}", saved(&state));
+        let records = journal(&out);
+        assert_eq!(records.last().unwrap()["record"], "closed");
+        // Every change made was undone exactly once (some only marked: a kill can land between
+        // an undo and its record).
+        let applied = count(&records, "apply") - count(&records, "failed");
+        assert_eq!(count(&records, "undone"), applied, "step {k}");
+
+        // Twice is safe: nothing is left to do.
+        let again = stdout(migbench(&state_dir).arg("restore"));
+        assert!(again.contains("nothing to restore"), "{again}");
+        let again = stdout(
+            migbench(&state_dir)
+                .arg("restore")
+                .arg(out.read_dir().unwrap().next().unwrap().unwrap().path()),
+        );
+        assert!(again.contains("already put back"), "{again}");
+    }
+}
+
+#[test]
+fn two_runs_never_share_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path(), LONG_MIG_MPS);
+    let state_dir = dir.path().join("state");
+    let state = dir.path().join("gpu.json");
+    let first_out = dir.path().join("first");
+    let mut first = spawn_run(&state_dir, &state, &scenario, &first_out);
+    wait_for("the first run", || {
+        count(&journal(&first_out), "found") == 1
+    });
+
+    let second = run_saved(&state_dir, &state, &dir.path().join("second"), &scenario);
+    assert_eq!(second.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("in use by another migbench run"), "{said}");
+    assert!(said.contains(&format!("pid {}", first.id())), "{said}");
+    assert!(
+        !dir.path().join("second").exists()
+            || std::fs::read_dir(dir.path().join("second"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "a refused run leaves no run directory"
+    );
+    // SAFETY: signals the child we started; it tears down and exits 130.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    assert!(is_as_found(&state));
+}
+
+#[test]
+fn a_busy_gpu_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        dir.path(),
+        r#"
+[scenario]
+name = "busy"
+[gpu]
+model = "h100-80gb"
+
+[[variants]]
+name = "one"
+mode = "full"
+jobs = [{ workload = "ti2v-5b" }]
+"#,
+    );
+    let state = dir.path().join("gpu.json");
+    std::fs::write(
+        &state,
+        r#"{"model": "h100-80gb", "uuid": "GPU-busy",
+            "foreign": [{"pid": 4242, "name": "python3", "used_gib": 12.5}]}"#,
+    )
+    .unwrap();
+    let run = |force: bool| {
+        let mut cmd = migbench(&dir.path().join("state"));
+        cmd.args([
+            "run",
+            "--sim",
+            "--quiet",
+            "--time-scale",
+            "1000",
+            "--sim-state",
+        ])
+        .arg(&state)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg(&scenario);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = run(false);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("GPU GPU-busy is busy: pid 4242 (python3, 12.5 GiB)")
+            && said.contains("--force"),
+        "{said}"
+    );
+    let forced = migbench(&dir.path().join("state"))
+        .args(["run", "--sim", "--quiet", "--force", "--sim-state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+}
+
+#[test]
+fn a_state_file_for_another_gpu_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gpu.json");
+    std::fs::write(&state, r#"{"model": "a100-80gb", "uuid": "GPU-x"}"#).unwrap();
+    let out = migbench(dir.path())
+        .args(["run", "--sim", "--sim-state"])
+        .arg(&state)
+        .arg("scenarios/h100-3x-ti2v.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("holds a simulated a100-80gb, not a h100-80gb"),
+        "{said}"
+    );
+}
+
+/// A crash in the middle of a teardown, in both windows a crash can hit: after an `undo` record
+/// but before the undo, and after an undo but before its `undone` record. Built through the
+/// library, since a run's own teardown is too quick to be killed at a chosen step.
+#[test]
+fn restore_finishes_a_teardown_cut_short() {
+    use migbench::backend::sim::SimBackend;
+    use migbench::backend::{Backend, Change};
+    use migbench::catalog::Catalog;
+    use migbench::journal::{GpuIdentity, Journal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gpu.json");
+    let journal_path = dir.path().join("journal.jsonl");
+    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
+    {
+        let gpu = SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap();
+        let identity = GpuIdentity {
+            backend: gpu.kind(),
+            model: "h100-80gb".into(),
+            uuid: gpu.info().uuid,
+            index: 0,
+            sim_state: Some(state.clone()),
+        };
+        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+        let changes = [
+            Change::SetMigMode { enabled: true },
+            Change::CreateGpuInstance {
+                profile_id: 9,
+                profile: "3g.40gb".into(),
+                start: 0,
+            },
+            Change::CreateComputeInstance {
+                gi_start: 0,
+                index: 0,
+                profile_id: 2,
+                profile: "3g.40gb".into(),
+            },
+            Change::CreateGpuInstance {
+                profile_id: 9,
+                profile: "3g.40gb".into(),
+                start: 4,
+            },
+            Change::CreateComputeInstance {
+                gi_start: 4,
+                index: 0,
+                profile_id: 2,
+                profile: "3g.40gb".into(),
+            },
+        ];
+        let entries: Vec<_> = changes
+            .into_iter()
+            .map(|c| journal.apply(&gpu, c).unwrap())
+            .collect();
+        // Torn down: the newest CI. Undone but not recorded: the GI at slice 4.
+        journal.undo(&gpu, &entries[4]).unwrap();
+        gpu.apply(&entries[3].change.inverse()).unwrap();
+        // Recorded as being undone, then the crash: the CI at slice 0 is still there.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal_path)
+            .unwrap();
+        use std::io::Write;
+        writeln!(
+            file,
+            r#"{{"record":"undo","at":"2026-11-21T00:00:00Z","seq":3}}"#
+        )
+        .unwrap();
+        assert_eq!(gpu.state().unwrap().instances, ["3g.40gb@0"]);
+    }
+    let state_dir = dir.path().join("state");
+    let restored = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    // Left to undo: seq 4 (found not in effect), 3, 2 and 1.
+    assert!(restored.contains("undid 4 change(s)"), "{restored}");
+    assert!(
+        restored.contains("the GPU is as the run found it"),
+        "{restored}"
+    );
+    assert!(is_as_found(&state), "{}", saved(&state));
+    let text = std::fs::read_to_string(&journal_path).unwrap();
+    assert!(text.contains(r#""seq":4,"note":"not in effect""#), "{text}");
+    let again = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    assert!(again.contains("already put back"), "{again}");
+}
