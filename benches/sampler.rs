@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use migbench::backend::nvml;
 use migbench::backend::sim::SimBackend;
 use migbench::backend::{Backend, Change};
 use migbench::catalog::Catalog;
@@ -48,6 +49,21 @@ fn sample_cost(c: &mut Criterion) {
     c.bench_function("sim sample, 7 MIG instances", |b| {
         b.iter(|| black_box(backend.sample().unwrap()))
     });
+
+    // The real thing, on a machine with an NVIDIA GPU of the catalog (skipped elsewhere).
+    let real = nvml::discover()
+        .ok()
+        .and_then(|gpus| gpus.into_iter().find(|g| g.model.is_ok()));
+    if let Some(found) = real {
+        let model = Catalog::builtin()
+            .gpu(found.model.as_ref().unwrap())
+            .unwrap();
+        let backend = nvml::NvmlBackend::open(model, found.index, None).unwrap();
+        let rows = backend.sample().unwrap().len();
+        c.bench_function(&format!("NVML sample, {} ({rows} rows)", found.name), |b| {
+            b.iter(|| black_box(backend.sample().unwrap()))
+        });
+    }
 
     // An hour of a job sampled every 10 ms.
     let levels: Vec<f64> = (0..360_000)

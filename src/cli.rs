@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// List the GPU models in the catalog.
     Gpus(FormatArg),
+    /// List this machine's NVIDIA GPUs (NVML): catalog model, UUID, memory, MIG mode, MIG devices.
+    Discover(FormatArg),
     /// Show a GPU's MIG profiles, like `nvidia-smi mig -lgip` plus placements.
     Profiles(ProfilesArgs),
     /// List every maximal MIG layout of a GPU with what it leaves unused, best first.

@@ -462,13 +462,15 @@ fn without_a_driver_the_real_backend_says_to_use_sim() {
     if Path::new("/dev/nvidiactl").exists() {
         return; // A machine with a driver takes the other branch.
     }
-    migbench()
-        .args(["run", "scenarios/h100-3x-ti2v.toml"])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(
-            "no NVIDIA driver found — use --sim for the simulated GPU",
-        ));
+    for args in [&["run", "scenarios/h100-3x-ti2v.toml"][..], &["discover"]] {
+        migbench()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(
+                "no NVIDIA driver found — use --sim for the simulated GPU",
+            ));
+    }
 }
 
 /// A flat 10 GiB job of 100 s on a whole H100, with alpha = 0.7.

@@ -18,12 +18,13 @@ fn error(body: &str) -> String {
 
 #[test]
 fn every_shipped_scenario_validates() {
-    let files: Vec<_> = std::fs::read_dir("scenarios")
-        .unwrap()
+    let files: Vec<_> = ["scenarios", "scenarios/validation"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     Command::cargo_bin("migbench")
         .unwrap()
         .arg("validate")

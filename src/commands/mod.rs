@@ -1,5 +1,6 @@
 //! One module per subcommand: turns parsed arguments into output text.
 
+pub mod discover;
 pub mod gpus;
 pub mod layouts;
 pub mod plan;
@@ -15,6 +16,7 @@ use crate::error::Result;
 pub fn run(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Gpus(args) => gpus::run(&args),
+        Command::Discover(args) => discover::run(&args),
         Command::Profiles(args) => profiles::run(&args),
         Command::Layouts(args) => layouts::run(&args),
         Command::Plan(args) => plan::run(&args),

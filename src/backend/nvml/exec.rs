@@ -26,7 +26,12 @@ pub fn is_root() -> bool {
 
 /// Runs `line` and returns what it printed (stdout, then stderr).
 pub fn run(line: &CommandLine) -> Result<String> {
-    if line.privileged && !is_root() {
+    run_as(line, &program(&line.argv[0]), is_root())
+}
+
+/// Runs `line` with `program` in place of its argv[0], as root or not.
+fn run_as(line: &CommandLine, program: &str, root: bool) -> Result<String> {
+    if line.privileged && !root {
         return Err(Error::Input(format!(
             "{} needs root, and migbench runs as an ordinary user: run it with sudo, or keep \
              to variants without MIG (the step was `{line}`)",
@@ -34,7 +39,7 @@ pub fn run(line: &CommandLine) -> Result<String> {
         )));
     }
     let name = &line.argv[0];
-    let mut cmd = Command::new(program(name));
+    let mut cmd = Command::new(program);
     cmd.args(&line.argv[1..])
         .envs(line.env.iter().map(|(k, v)| (k, v)))
         .stdin(if line.stdin.is_some() {
@@ -73,4 +78,103 @@ pub fn run(line: &CommandLine) -> Result<String> {
         "cannot {}: `{line}` failed ({}): {said}",
         line.purpose, out.status
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for nvidia-smi that prints `output`, copies its stdin and argv to files, and
+    /// exits with `status`.
+    fn fake(dir: &std::path::Path, output: &str, status: i32) -> String {
+        let path = dir.join("fake-tool");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$@\" > {0}/argv\ncat > {0}/stdin\nprintf '%s\\n' '{output}'\nexit {status}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    fn line(argv: &[&str], stdin: Option<&str>, privileged: bool) -> CommandLine {
+        CommandLine {
+            env: vec![("CUDA_MPS_PIPE_DIRECTORY".into(), "/p".into())],
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            stdin: stdin.map(str::to_string),
+            purpose: "create GPU instance 3g.40gb at slice 4".into(),
+            privileged,
+        }
+    }
+
+    #[test]
+    fn a_privileged_step_without_root_names_the_step_and_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = fake(dir.path(), "ok", 0);
+        let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
+        let err = run_as(&l, &tool, false).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let said = err.to_string();
+        assert!(
+            said.contains("create GPU instance 3g.40gb at slice 4 needs root"),
+            "{said}"
+        );
+        assert!(said.contains("nvidia-smi mig -i 0 -cgi 9:4`"), "{said}");
+        assert!(!dir.path().join("argv").exists(), "nothing ran");
+    }
+
+    #[test]
+    fn the_drivers_permission_refusal_is_reported_as_needing_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = fake(
+            dir.path(),
+            "Unable to create a GPU instance on GPU  0 using profile 9: Insufficient Permissions",
+            4,
+        );
+        let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
+        let err = run_as(&l, &tool, true).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("needs root"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("argv"))
+                .unwrap()
+                .trim(),
+            "mig -i 0 -cgi 9:4"
+        );
+    }
+
+    #[test]
+    fn a_failed_step_says_what_the_tool_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = fake(
+            dir.path(),
+            "Unable to create a GPU instance on GPU  0 using profile 9: Insufficient Resources",
+            2,
+        );
+        let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
+        let err = run_as(&l, &tool, true).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let said = err.to_string();
+        assert!(
+            said.contains("cannot create GPU instance 3g.40gb at slice 4"),
+            "{said}"
+        );
+        assert!(said.contains("Insufficient Resources"), "{said}");
+    }
+
+    #[test]
+    fn mps_commands_go_to_the_control_tools_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = fake(dir.path(), "", 0);
+        let l = line(&["nvidia-cuda-mps-control"], Some("quit"), false);
+        run_as(&l, &tool, false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stdin")).unwrap(),
+            "quit\n"
+        );
+    }
 }
