@@ -267,6 +267,9 @@ pub struct SampleRow {
     pub label: String,
     pub used_gib: f64,
     pub capacity_gib: Option<f64>,
+    /// Percent of the time a kernel ran over the last sample period (NVML's GPU utilization),
+    /// where the backend can tell: NVML cannot on MIG GPUs (mig.md), the simulator does not.
+    pub utilization_pct: Option<f64>,
 }
 
 /// The GPU a run drives.

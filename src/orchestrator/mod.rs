@@ -337,6 +337,7 @@ impl VariantRun<'_> {
                     label: r.label.clone(),
                     used_gib: r.used_gib,
                     capacity_gib: r.capacity_gib,
+                    utilization_pct: r.utilization_pct,
                 });
             }
         }

@@ -42,6 +42,8 @@ pub struct SampleRecord {
     pub label: String,
     pub used_gib: f64,
     pub capacity_gib: Option<f64>,
+    /// GPU utilization in percent, where the backend reports it.
+    pub utilization_pct: Option<f64>,
 }
 
 /// One row of `variants`.
@@ -172,6 +174,7 @@ fn samples_frame(rows: &[SampleRecord]) -> Result<DataFrame> {
         strs("label", rows, |r| Some(&r.label)),
         floats("used_gib", rows, |r| Some(r.used_gib)),
         floats("capacity_gib", rows, |r| r.capacity_gib),
+        floats("utilization_pct", rows, |r| r.utilization_pct),
     ])
 }
 

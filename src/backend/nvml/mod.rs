@@ -625,6 +625,11 @@ impl Backend for NvmlBackend {
             label: "GPU".into(),
             used_gib: memory.used as f64 / GIB,
             capacity_gib: Some(memory.total as f64 / GIB),
+            // Not supported with MIG on (mig.md): then None.
+            utilization_pct: device
+                .utilization_rates()
+                .ok()
+                .map(|u| f64::from(u.gpu)),
         }];
         let placed = self.placed()?;
         // One row per memory pool: the compute instances of a GPU instance share its memory.
@@ -645,6 +650,7 @@ impl Backend for NvmlBackend {
                 label: p.device.pool.clone(),
                 used_gib: mem.used as f64 / GIB,
                 capacity_gib: Some(mem.total as f64 / GIB),
+                utilization_pct: None,
             });
         }
         for proc in device
@@ -665,6 +671,7 @@ impl Backend for NvmlBackend {
                 label,
                 used_gib: bytes as f64 / GIB,
                 capacity_gib: None,
+                utilization_pct: None,
             });
         }
         Ok(rows)

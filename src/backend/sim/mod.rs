@@ -348,6 +348,7 @@ impl Backend for SimBackend {
             label: "GPU".into(),
             used_gib: gpu.jobs.values().map(|j| j.memory_gib).sum(),
             capacity_gib: Some(gpu.model.memory_gib()),
+            utilization_pct: None,
         }];
         for gi in &gpu.gis {
             let pool = gi.pool();
@@ -357,6 +358,7 @@ impl Backend for SimBackend {
                 used_gib: gpu.pool_used(&pool, None),
                 label: pool,
                 capacity_gib: Some(gi.profile.memory_gib),
+                utilization_pct: None,
             });
         }
         for job in gpu.jobs.values() {
@@ -367,6 +369,7 @@ impl Backend for SimBackend {
                     label: job.device.clone(),
                     used_gib: job.memory_gib,
                     capacity_gib: None,
+                    utilization_pct: None,
                 });
             }
         }
