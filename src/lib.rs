@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod layout;
+pub mod loadgen;
 pub mod mode;
 pub mod orchestrator;
 pub mod output;
