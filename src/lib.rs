@@ -22,5 +22,6 @@ pub mod plan;
 pub mod results;
 pub mod sampler;
 pub mod scenario;
+pub mod serving;
 pub mod synth;
 pub mod workload;

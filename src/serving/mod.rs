@@ -1,0 +1,4 @@
+//! Serving workloads: model servers (vLLM, or the simulated server) started as jobs, waited for,
+//! driven by the [load generator](crate::loadgen), and stopped.
+
+pub mod http;
