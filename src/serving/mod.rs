@@ -1,4 +1,5 @@
 //! Serving workloads: model servers (vLLM, or the simulated server) started as jobs, waited for,
 //! driven by the [load generator](crate::loadgen), and stopped.
 
+pub mod engine;
 pub mod http;

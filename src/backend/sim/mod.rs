@@ -169,6 +169,18 @@ fn handle(state: &Shared, job_id: &mut Option<u64>, request: Request) -> Reply {
                 }
             }
         },
+        (Request::Work, Some(id)) => {
+            let j = &gpu.jobs[&id];
+            Reply::Work {
+                done_s: j.done_s,
+                rate: if j.active { j.rate } else { 0.0 },
+            }
+        }
+        (Request::Active { active }, Some(id)) => {
+            gpu.jobs.get_mut(&id).expect("job exists").active = active;
+            gpu.recompute_rates();
+            Reply::Ok
+        }
         (_, None) => Reply::Error {
             message: "say hello first".into(),
         },
