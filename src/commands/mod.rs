@@ -20,5 +20,6 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
+        Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }
 }

@@ -135,6 +135,11 @@ pub fn draw_length(n: u32, range_ratio: f64, rng: &mut StdRng) -> u32 {
     rng.gen_range(low..=high).max(1)
 }
 
+/// The `k`th of a fixed cycle of one-token words (the simulated server's output text).
+pub fn word(k: usize) -> &'static str {
+    WORDS[k % WORDS.len()]
+}
+
 /// Common words that BPE tokenizers encode as one token each.
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at",

@@ -3,3 +3,4 @@
 
 pub mod engine;
 pub mod http;
+pub mod sim_server;
