@@ -43,6 +43,8 @@ pub struct RunReport {
     pub dir: PathBuf,
     pub jobs: Vec<JobRecord>,
     pub variants: Vec<VariantRecord>,
+    /// Serving metrics per server and per variant (runs with model servers).
+    pub serving: Vec<results::ServingRecord>,
     /// Stopped by Ctrl-C or SIGTERM.
     pub interrupted: bool,
 }
@@ -131,6 +133,7 @@ pub fn run(
         dir: run.path.clone(),
         jobs: records.jobs,
         variants: records.variants,
+        serving: records.serving,
         interrupted,
     })
 }
@@ -207,19 +210,31 @@ impl VariantRun<'_> {
             &mut applied,
         );
         let ran = match setup_result {
-            Ok(()) => jobs::Runner::new(self, run).run_all(&planned, &sampler),
+            Ok(()) => jobs::Runner::new(self, run).and_then(|r| r.run_all(&planned, &sampler)),
             Err(e) => Err(e),
         };
         // Tear down whatever happened: the GPU is left as found.
         let teardown = setup::tear_down(backend, run, self.t0, &mut applied);
         let samples = sampler.stop();
-        let mut finished = ran?;
+        let (mut finished, served) = ran?;
         teardown?;
 
         attach_vram(&mut finished, &samples);
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
         records.jobs.extend(finished);
+        let info = crate::serving::record::VariantInfo {
+            variant: self.name(),
+            repetition: self.repetition,
+            mode: &self.mode().to_string(),
+            backend: self.backend.kind().as_str(),
+            price_per_hour: self.scenario.file.gpu.price_per_hour,
+        };
+        let servers = jobs::server_jobs(&planned);
+        let (requests, serving) =
+            crate::serving::record::rows(&info, &servers, &records.jobs[first..], &served);
+        records.requests.extend(requests);
+        records.serving.extend(serving);
         for s in &samples {
             for r in &s.rows {
                 records.samples.push(SampleRecord {
@@ -331,7 +346,7 @@ impl VariantRun<'_> {
             jobs: jobs.len() as u32,
             jobs_ok: units,
             jobs_oom: count(Outcome::Oom),
-            jobs_failed: count(Outcome::Failed) + count(Outcome::Timeout),
+            jobs_failed: count(Outcome::Failed) + count(Outcome::Timeout) + count(Outcome::NotReady),
             makespan_s: makespan,
             units,
             time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),

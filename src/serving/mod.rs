@@ -3,4 +3,9 @@
 
 pub mod engine;
 pub mod http;
+mod ready;
+pub mod record;
+pub mod servers;
 pub mod sim_server;
+
+pub use servers::{Servers, ServingRun, Stop};
