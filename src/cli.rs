@@ -106,9 +106,10 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, default_value = "results")]
     pub out: std::path::PathBuf,
-    /// Simulated seconds per real second (with --sim).
-    #[arg(long, default_value_t = 100.0)]
-    pub time_scale: f64,
+    /// Simulated seconds per real second (with --sim). Default: the scenario's `time_scale`,
+    /// else 100.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
     /// Real milliseconds between VRAM samples.
     #[arg(long, default_value_t = 100)]
     pub sample_ms: u64,

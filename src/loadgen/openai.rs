@@ -1,5 +1,8 @@
 //! The OpenAI-compatible wire format: request bodies, and what one streamed chunk carries.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::prompts::Prompt;
@@ -43,46 +46,81 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+/// One streamed chunk as servers write it; every field optional, unknown fields ignored.
+/// Borrowed strings: this runs for every token, so it avoids building a `serde_json::Value`.
+#[derive(Deserialize)]
+struct ChunkJson<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceJson<'a>>,
+    #[serde(default)]
+    usage: Option<UsageJson>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default, borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceJson<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<DeltaJson<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaJson<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct UsageJson {
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
 /// Reads one event's data (not `[DONE]`); an error object, or data that is not a chunk, is an
 /// error.
 pub fn parse_chunk(endpoint: Endpoint, data: &str) -> Result<Chunk, String> {
-    let v: Value = serde_json::from_str(data)
+    let v: ChunkJson = serde_json::from_str(data)
         .map_err(|e| format!("bad stream chunk ({e}): {}", shorten(data)))?;
-    if let Some(error) = v.get("error") {
-        let message = error.get("message").and_then(Value::as_str);
+    if let Some(error) = v.error {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         return Err(format!(
             "error in stream: {}",
-            message.unwrap_or(&error.to_string())
+            message.unwrap_or_else(|| error.to_string())
         ));
     }
-    if v.get("object").and_then(Value::as_str) == Some("error") {
-        let message = v.get("message").and_then(Value::as_str).unwrap_or_default();
-        return Err(format!("error in stream: {message}"));
+    if v.object.as_deref() == Some("error") {
+        return Err(format!(
+            "error in stream: {}",
+            v.message.unwrap_or_default()
+        ));
     }
-    let choice = v.get("choices").and_then(|c| c.get(0));
-    let text = choice.map_or(String::new(), |c| {
-        let piece = match endpoint {
-            Endpoint::Completions => c.get("text"),
-            // Reasoning models (Qwen3 with a reasoning parser) stream their thinking apart.
-            Endpoint::Chat => c.get("delta").and_then(|d| {
-                d.get("content")
-                    .filter(|t| t.as_str().is_some_and(|s| !s.is_empty()))
-                    .or_else(|| d.get("reasoning_content"))
-            }),
-        };
-        piece
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
+    let text = v.choices.into_iter().next().and_then(|c| match endpoint {
+        Endpoint::Completions => c.text,
+        // Reasoning models (Qwen3 with a reasoning parser) stream their thinking apart.
+        Endpoint::Chat => c
+            .delta
+            .and_then(|d| d.content.filter(|t| !t.is_empty()).or(d.reasoning_content)),
     });
-    let usage = v.get("usage").filter(|u| !u.is_null()).map(|u| {
-        let count = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
-        Usage {
-            prompt_tokens: count("prompt_tokens"),
-            completion_tokens: count("completion_tokens"),
-        }
-    });
-    Ok(Chunk { text, usage })
+    Ok(Chunk {
+        text: text.map(Cow::into_owned).unwrap_or_default(),
+        usage: v.usage.map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        }),
+    })
 }
 
 /// At most 200 characters of `s`, for messages.

@@ -155,6 +155,13 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn words_are_lowercase_ascii_so_they_need_no_json_escaping() {
+        assert!(WORDS
+            .iter()
+            .all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
+    }
+
+    #[test]
     fn synthetic_prompts_have_the_asked_length_in_words() {
         let mut rng = StdRng::seed_from_u64(1);
         let mut p = Prompts::new(None, 100, 20, 0.0);

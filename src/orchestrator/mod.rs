@@ -231,8 +231,13 @@ impl VariantRun<'_> {
             price_per_hour: self.scenario.file.gpu.price_per_hour,
         };
         let servers = jobs::server_jobs(&planned);
-        let (requests, serving) =
-            crate::serving::record::rows(&info, &servers, &records.jobs[first..], &served);
+        let (requests, serving) = crate::serving::record::rows(
+            &info,
+            &run.path,
+            &servers,
+            &records.jobs[first..],
+            &served,
+        );
         records.requests.extend(requests);
         records.serving.extend(serving);
         for s in &samples {
@@ -328,7 +333,16 @@ impl VariantRun<'_> {
             .filter_map(|j| j.end)
             .fold(f64::NEG_INFINITY, f64::max);
         let makespan = (end > start).then_some(end - start);
-        let units = count(Outcome::Ok);
+        // A server's unit is a request: the serving table counts those, not the server jobs.
+        let units = jobs
+            .iter()
+            .filter(|j| j.outcome == Outcome::Ok.as_str())
+            .filter(|j| {
+                self.scenario
+                    .workload(&j.workload)
+                    .is_ok_and(|w| w.kind != crate::workload::WorkloadKind::Server)
+            })
+            .count() as u32;
         let gpu_peak = samples
             .iter()
             .flat_map(|s| s.rows.iter())
@@ -344,9 +358,11 @@ impl VariantRun<'_> {
             status: status.to_string(),
             reason,
             jobs: jobs.len() as u32,
-            jobs_ok: units,
+            jobs_ok: count(Outcome::Ok),
             jobs_oom: count(Outcome::Oom),
-            jobs_failed: count(Outcome::Failed) + count(Outcome::Timeout) + count(Outcome::NotReady),
+            jobs_failed: count(Outcome::Failed)
+                + count(Outcome::Timeout)
+                + count(Outcome::NotReady),
             makespan_s: makespan,
             units,
             time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),

@@ -67,6 +67,8 @@ pub struct ServingRecord {
     pub price_per_hour: Option<f64>,
     /// The GPU's price over the load's duration per million output tokens (variant rows).
     pub cost_per_million_output_tokens: Option<f64>,
+    /// Why the figures may be off: a simulated server that fell behind the simulated clock.
+    pub note: Option<String>,
 }
 
 pub(super) fn requests_frame(rows: &[RequestRow]) -> Result<DataFrame> {
@@ -78,12 +80,18 @@ pub(super) fn requests_frame(rows: &[RequestRow]) -> Result<DataFrame> {
         strs("instance", rows, |r| Some(&r.instance)),
         u32s("round", rows, |r| r.round),
         u32s("request", rows, |r| r.request),
-        Series::new("warmup".into(), rows.iter().map(|r| r.warmup).collect::<Vec<bool>>()).into(),
+        Series::new(
+            "warmup".into(),
+            rows.iter().map(|r| r.warmup).collect::<Vec<bool>>(),
+        )
+        .into(),
         floats("sent_s", rows, |r| Some(r.sent_s)),
         floats("ttft_ms", rows, |r| r.ttft_ms),
         floats("tpot_ms", rows, |r| r.tpot_ms),
         floats("e2el_ms", rows, |r| r.e2el_ms),
-        u32s("chunks", rows, |r| r.itls_ms.len() as u32 + u32::from(r.ttft_ms.is_some())),
+        u32s("chunks", rows, |r| {
+            r.itls_ms.len() as u32 + u32::from(r.ttft_ms.is_some())
+        }),
         u32s("input_tokens", rows, |r| r.input_tokens),
         u32s("output_tokens", rows, |r| r.output_tokens),
         strs("tokens_from", rows, |r| Some(&r.tokens_from)),
@@ -98,7 +106,11 @@ pub(super) fn serving_frame(rows: &[ServingRecord]) -> Result<DataFrame> {
         strs("mode", rows, |r| Some(&r.mode)),
         strs("backend", rows, |r| Some(&r.backend)),
         strs("scope", rows, |r| Some(&r.scope)),
-        Series::new("job".into(), rows.iter().map(|r| r.job).collect::<Vec<Option<u32>>>()).into(),
+        Series::new(
+            "job".into(),
+            rows.iter().map(|r| r.job).collect::<Vec<Option<u32>>>(),
+        )
+        .into(),
         strs("workload", rows, |r| r.workload.as_deref()),
         strs("model", rows, |r| r.model.as_deref()),
         strs("instance", rows, |r| r.instance.as_deref()),
@@ -109,7 +121,9 @@ pub(super) fn serving_frame(rows: &[ServingRecord]) -> Result<DataFrame> {
         floats("request_rate", rows, |r| r.request_rate),
         Series::new(
             "max_concurrency".into(),
-            rows.iter().map(|r| r.max_concurrency).collect::<Vec<Option<u32>>>(),
+            rows.iter()
+                .map(|r| r.max_concurrency)
+                .collect::<Vec<Option<u32>>>(),
         )
         .into(),
     ];
@@ -145,11 +159,16 @@ pub(super) fn serving_frame(rows: &[ServingRecord]) -> Result<DataFrame> {
     columns.push(floats("cost_per_million_output_tokens", rows, |r| {
         r.cost_per_million_output_tokens
     }));
+    columns.push(strs("note", rows, |r| r.note.as_deref()));
     frame(columns)
 }
 
 /// Writes `requests` and `serving` (CSV and Parquet) and `serving.json`, when a run has servers.
-pub(super) fn write_all(dir: &Path, requests: &[RequestRow], serving: &[ServingRecord]) -> Result<()> {
+pub(super) fn write_all(
+    dir: &Path,
+    requests: &[RequestRow],
+    serving: &[ServingRecord],
+) -> Result<()> {
     if serving.is_empty() {
         return Ok(());
     }
@@ -173,6 +192,7 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
             "cost_per_million_output_tokens".into(),
             json!(r.cost_per_million_output_tokens),
         );
+        o.insert("note".into(), json!(r.note));
         o
     };
     let variants: Vec<Value> = serving
@@ -181,7 +201,9 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
         .map(|v| {
             let servers: Vec<Value> = serving
                 .iter()
-                .filter(|s| s.scope == "server" && s.variant == v.variant && s.repetition == v.repetition)
+                .filter(|s| {
+                    s.scope == "server" && s.variant == v.variant && s.repetition == v.repetition
+                })
                 .map(|s| {
                     let mine: Vec<&RequestRow> = requests
                         .iter()
@@ -199,9 +221,18 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                     o.insert("model".into(), json!(s.model));
                     o.insert("instance".into(), json!(s.instance));
                     o.insert("server_outcome".into(), json!(s.server_outcome));
-                    o.insert("input_lens".into(), json!(mine.iter().map(|q| q.input_tokens).collect::<Vec<_>>()));
-                    o.insert("output_lens".into(), json!(mine.iter().map(|q| q.output_tokens).collect::<Vec<_>>()));
-                    o.insert("ttfts".into(), json!(mine.iter().map(|q| secs(q.ttft_ms)).collect::<Vec<_>>()));
+                    o.insert(
+                        "input_lens".into(),
+                        json!(mine.iter().map(|q| q.input_tokens).collect::<Vec<_>>()),
+                    );
+                    o.insert(
+                        "output_lens".into(),
+                        json!(mine.iter().map(|q| q.output_tokens).collect::<Vec<_>>()),
+                    );
+                    o.insert(
+                        "ttfts".into(),
+                        json!(mine.iter().map(|q| secs(q.ttft_ms)).collect::<Vec<_>>()),
+                    );
                     o.insert(
                         "itls".into(),
                         json!(mine
@@ -209,10 +240,16 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                             .map(|q| q.itls_ms.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
                             .collect::<Vec<_>>()),
                     );
-                    o.insert("latencies".into(), json!(mine.iter().map(|q| secs(q.e2el_ms)).collect::<Vec<_>>()));
+                    o.insert(
+                        "latencies".into(),
+                        json!(mine.iter().map(|q| secs(q.e2el_ms)).collect::<Vec<_>>()),
+                    );
                     o.insert(
                         "errors".into(),
-                        json!(mine.iter().map(|q| q.error.clone().unwrap_or_default()).collect::<Vec<_>>()),
+                        json!(mine
+                            .iter()
+                            .map(|q| q.error.clone().unwrap_or_default())
+                            .collect::<Vec<_>>()),
                     );
                     Value::Object(o)
                 })

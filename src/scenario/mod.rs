@@ -45,6 +45,10 @@ pub struct Header {
     /// The experiment this scenario reproduces, with its source.
     #[serde(default)]
     pub source: String,
+    /// Simulated seconds per real second under `--sim` when `--time-scale` is not given. Serving
+    /// scenarios need a lower one than batch jobs: token timings are milliseconds.
+    #[serde(default)]
+    pub time_scale: Option<Spanned<f64>>,
 }
 
 /// The GPU a scenario runs on.
@@ -164,6 +168,14 @@ impl Scenario {
                 ));
             }
             w.check().map_err(|m| err(at.clone(), m))?;
+        }
+        if let Some(t) = &file.scenario.time_scale {
+            if !(*t.get_ref() > 0.0 && t.get_ref().is_finite()) {
+                return Err(err(
+                    t.span(),
+                    format!("time_scale must be above 0, found {}", t.get_ref()),
+                ));
+            }
         }
         if file.gpu.index.is_some() && file.gpu.uuid.is_some() {
             return Err(err(

@@ -46,7 +46,13 @@ pub fn wait_ready(
                         break;
                     }
                     Ok(response) => last = format!("HTTP {}", response.status()),
-                    Err(e) => last = if e.is_connect() { "connection refused".into() } else { e.to_string() },
+                    Err(e) => {
+                        last = if e.is_connect() {
+                            "connection refused".into()
+                        } else {
+                            e.to_string()
+                        }
+                    }
                 }
                 tokio::time::sleep(POLL).await;
             }
@@ -67,14 +73,19 @@ mod tests {
 
     #[test]
     fn the_first_listed_model_is_taken() {
-        let body = r#"{"object":"list","data":[{"id":"Qwen/Qwen3-4B","object":"model"},{"id":"x"}]}"#;
+        let body =
+            r#"{"object":"list","data":[{"id":"Qwen/Qwen3-4B","object":"model"},{"id":"x"}]}"#;
         assert_eq!(first_model(body).as_deref(), Some("Qwen/Qwen3-4B"));
         assert_eq!(first_model(r#"{"data":[]}"#), None);
     }
 
     #[test]
     fn a_port_nobody_listens_on_is_not_ready_within_the_timeout() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let started = Instant::now();
         let err = wait_ready(
             &format!("http://127.0.0.1:{port}"),
@@ -83,7 +94,10 @@ mod tests {
             &AtomicBool::new(false),
         )
         .unwrap_err();
-        assert!(err.starts_with("/health did not answer 200 in time"), "{err}");
+        assert!(
+            err.starts_with("/health did not answer 200 in time"),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

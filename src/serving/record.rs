@@ -20,6 +20,7 @@ pub struct VariantInfo<'a> {
 /// the positions of the variant's server jobs; `jobs` their records.
 pub fn rows(
     info: &VariantInfo,
+    run_dir: &std::path::Path,
     server_jobs: &[usize],
     jobs: &[JobRecord],
     run: &ServingRun,
@@ -45,6 +46,9 @@ pub fn rows(
         row.model = served.first().map(|s| s.model.clone());
         row.instance = instance(record);
         row.server_outcome = record.map(|j| j.outcome.clone());
+        row.note = record
+            .and_then(|j| j.log.as_ref())
+            .and_then(|log| lag_warning(&run_dir.join(log)));
         serving.push(row);
         for s in &served {
             requests.extend(s.result.records.iter().map(|r| RequestRow {
@@ -68,10 +72,31 @@ pub fn rows(
             }));
         }
     }
-    let measured: Vec<&RequestRecord> = run.served.iter().flat_map(|s| s.result.measured()).collect();
+    let measured: Vec<&RequestRecord> = run
+        .served
+        .iter()
+        .flat_map(|s| s.result.measured())
+        .collect();
     let duration: f64 = run.rounds.iter().map(|r| r.end_s - r.start_s).sum();
-    let servers = run.served.iter().map(|s| s.job).collect::<std::collections::BTreeSet<_>>().len();
-    let mut row = base_row(info, &load, "variant", &measured, duration, servers, run.rounds.len());
+    let servers = run
+        .served
+        .iter()
+        .map(|s| s.job)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let lagging = serving.iter().filter(|r| r.note.is_some()).count();
+    let mut row = base_row(
+        info,
+        &load,
+        "variant",
+        &measured,
+        duration,
+        servers,
+        run.rounds.len(),
+    );
+    row.note = (lagging > 0).then(|| {
+        format!("{lagging} of {} servers fell behind the simulated clock: timings are stretched; use a lower --time-scale", server_jobs.len())
+    });
     row.cost_per_million_output_tokens = info
         .price_per_hour
         .filter(|_| row.metrics.total_output_tokens > 0)
@@ -111,5 +136,15 @@ fn base_row(
         metrics: ServingMetrics::compute(measured, duration, good),
         price_per_hour: info.price_per_hour,
         cost_per_million_output_tokens: None,
+        note: None,
     }
+}
+
+/// The simulated server's last warning that it fell behind, from its log.
+fn lag_warning(log: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| l.starts_with(super::sim_server::LAG_WARNING))
+        .map(|l| l.trim_start_matches("WARNING ").to_string())
 }

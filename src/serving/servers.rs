@@ -72,7 +72,10 @@ struct Server {
 }
 
 enum Event {
-    Ready { key: usize, model: Result<Option<String>, String> },
+    Ready {
+        key: usize,
+        model: Result<Option<String>, String>,
+    },
     RoundDone {
         number: u32,
         results: Vec<(usize, Target, TargetResult)>,
@@ -96,7 +99,12 @@ pub struct Servers {
 impl Servers {
     /// `load` is the variant's load; `base` the directory its prompts file is relative to; `t0`
     /// the run's start on the backend's clock.
-    pub fn new(backend: Arc<dyn Backend>, t0: f64, load: Option<&LoadSpec>, base: &Path) -> Result<Servers> {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        t0: f64,
+        load: Option<&LoadSpec>,
+        base: &Path,
+    ) -> Result<Servers> {
         let prompts = match load.and_then(|l| l.prompts_file.as_ref()) {
             Some(file) => Some(PromptFile::load(&base.join(file)).map_err(Error::Input)?),
             None => None,
@@ -124,7 +132,13 @@ impl Servers {
 
     /// For a server workload: picks a free port and puts it wherever the command or the
     /// environment says `{port}`. `key` names the job until it ends.
-    pub fn prepare(&mut self, key: usize, job: usize, workload: &Workload, launch: &mut JobLaunch) -> Result<()> {
+    pub fn prepare(
+        &mut self,
+        key: usize,
+        job: usize,
+        workload: &Workload,
+        launch: &mut JobLaunch,
+    ) -> Result<()> {
         if workload.kind != WorkloadKind::Server {
             return Ok(());
         }
@@ -199,7 +213,9 @@ impl Servers {
         while let Ok(event) = self.events.1.try_recv() {
             match event {
                 Event::Ready { key, model } => {
-                    let Some(s) = self.servers.get_mut(&key) else { continue };
+                    let Some(s) = self.servers.get_mut(&key) else {
+                        continue;
+                    };
                     if !matches!(s.state, State::Starting) {
                         continue;
                     }
@@ -216,7 +232,10 @@ impl Servers {
                 }
             }
         }
-        let starting = self.servers.values().any(|s| matches!(s.state, State::Starting));
+        let starting = self
+            .servers
+            .values()
+            .any(|s| matches!(s.state, State::Starting));
         let ready: Vec<usize> = self
             .servers
             .iter()
@@ -268,16 +287,30 @@ impl Servers {
                 };
                 vec![empty; only.len()]
             });
-            let results = targets.into_iter().zip(results).map(|((k, t), r)| (k, t, r)).collect();
+            let results = targets
+                .into_iter()
+                .zip(results)
+                .map(|((k, t), r)| (k, t, r))
+                .collect();
             let _ = events.send(Event::RoundDone { number, results });
         }));
     }
 
     /// Records a finished round and stops its servers that still run.
-    fn record_round(&mut self, number: u32, results: Vec<(usize, Target, TargetResult)>) -> Vec<(usize, Stop)> {
+    fn record_round(
+        &mut self,
+        number: u32,
+        results: Vec<(usize, Target, TargetResult)>,
+    ) -> Vec<(usize, Stop)> {
         let mut stops = Vec::new();
-        let start = results.iter().map(|(_, _, r)| r.start_s).fold(f64::INFINITY, f64::min);
-        let end = results.iter().map(|(_, _, r)| r.end_s).fold(f64::NEG_INFINITY, f64::max);
+        let start = results
+            .iter()
+            .map(|(_, _, r)| r.start_s)
+            .fold(f64::INFINITY, f64::min);
+        let end = results
+            .iter()
+            .map(|(_, _, r)| r.end_s)
+            .fold(f64::NEG_INFINITY, f64::max);
         if start <= end {
             self.run.rounds.push(Round {
                 number,
@@ -286,7 +319,9 @@ impl Servers {
             });
         }
         for (key, target, result) in results {
-            let Some(s) = self.servers.get_mut(&key) else { continue };
+            let Some(s) = self.servers.get_mut(&key) else {
+                continue;
+            };
             if matches!(s.state, State::Loading) {
                 s.state = State::Finished;
                 stops.push((key, Stop::Served));

@@ -29,6 +29,11 @@ use crate::workload::SimServer;
 /// Longest real sleep between two looks at the GPU's progress, so that a change in the share of
 /// SMs (a neighbour starting or going idle) is noticed within a step.
 const MAX_WAIT: Duration = Duration::from_millis(20);
+/// How far (simulated seconds) the engine may fall behind the simulated GPU before it says so.
+const LAG_WARNING_S: f64 = 0.25;
+/// The start of that warning in the server's log; the serving table carries the last one.
+pub const LAG_WARNING: &str = "WARNING the simulated server fell behind the simulated clock";
+
 /// `max_tokens` when a request gives none (the OpenAI completions default).
 const DEFAULT_MAX_TOKENS: u32 = 16;
 
@@ -139,65 +144,94 @@ struct Submit {
     stream: TokenStream,
 }
 
-/// How one response is written: OpenAI's chunk format for its endpoint.
+/// How one response is written: OpenAI's chunk format for its endpoint. The JSON around a
+/// token is made once per request; each token only fills in its word.
 struct TokenStream {
     tx: BodySender,
-    chat: bool,
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
+    /// `data: {"id":...,"choices":[{"index":0,"text":` (or `"delta":{"content":`).
+    head: String,
+    /// What closes a token's chunk, without and with the finish reason.
+    tail: &'static str,
+    last_tail: &'static str,
+    /// A chat stream's first chunk, with the role only.
+    role: Option<String>,
+    /// The usage chunk without its counts: `data: {...,"choices":[],"usage":`.
+    usage_head: Option<String>,
     prompt_tokens: u32,
     generated: u32,
 }
 
 impl TokenStream {
-    /// Sends the next token, with the finish reason if it is the last; false if the client left.
-    fn token(&mut self, last: bool) -> bool {
-        let word = format!(" {}", prompts::word(self.generated as usize));
-        self.generated += 1;
-        let finish = if last { json!("length") } else { Value::Null };
-        let mut ok = true;
-        if self.chat && self.generated == 1 {
-            ok &= self.send(json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]), None);
-        }
-        let choice = if self.chat {
-            json!([{"index": 0, "delta": {"content": word}, "logprobs": null, "finish_reason": finish}])
+    fn new(
+        tx: BodySender,
+        chat: bool,
+        id: &str,
+        model: &str,
+        include_usage: bool,
+        prompt_tokens: u32,
+    ) -> TokenStream {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let object = if chat {
+            "chat.completion.chunk"
         } else {
-            json!([{"index": 0, "text": word, "logprobs": null, "finish_reason": finish, "stop_reason": null}])
+            "text_completion"
         };
-        ok &= self.send(choice, None);
-        if last {
-            if self.include_usage {
-                let usage = json!({
-                    "prompt_tokens": self.prompt_tokens,
-                    "completion_tokens": self.generated,
-                    "total_tokens": self.prompt_tokens + self.generated,
-                });
-                ok &= self.send(json!([]), Some(usage));
-            }
-            ok &= self
-                .tx
-                .send(Ok(Bytes::from_static(b"data: [DONE]\n\n")))
-                .is_ok();
+        let common = format!(
+            "data: {{\"id\":{},\"object\":\"{object}\",\"created\":{created},\"model\":{},\"choices\":",
+            json!(id),
+            json!(model)
+        );
+        let (head, tail, last_tail) = if chat {
+            (
+                format!("{common}[{{\"index\":0,\"delta\":{{\"content\":"),
+                "},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+                "},\"logprobs\":null,\"finish_reason\":\"length\"}]}\n\n",
+            )
+        } else {
+            (
+                format!("{common}[{{\"index\":0,\"text\":"),
+                ",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n",
+                ",\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null}]}\n\n",
+            )
+        };
+        TokenStream {
+            tx,
+            role: chat.then(|| {
+                format!("{common}[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]}}\n\n")
+            }),
+            usage_head: include_usage.then(|| format!("{common}[],\"usage\":")),
+            head,
+            tail,
+            last_tail,
+            prompt_tokens,
+            generated: 0,
         }
-        ok
     }
 
-    fn send(&self, choices: Value, usage: Option<Value>) -> bool {
-        let mut chunk = json!({
-            "id": self.id,
-            "object": if self.chat { "chat.completion.chunk" } else { "text_completion" },
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        });
-        if let Some(u) = usage {
-            chunk["usage"] = u;
+    /// Sends the next token, with the finish reason if it is the last; false if the client left.
+    fn token(&mut self, last: bool) -> bool {
+        let mut out = String::new();
+        if let Some(role) = self.role.take() {
+            out.push_str(&role);
         }
-        self.tx
-            .send(Ok(Bytes::from(format!("data: {chunk}\n\n"))))
-            .is_ok()
+        // The words are plain lowercase ASCII: no JSON escaping needed.
+        let word = prompts::word(self.generated as usize);
+        self.generated += 1;
+        let tail = if last { self.last_tail } else { self.tail };
+        out.push_str(&format!("{}\" {word}\"{tail}", self.head));
+        if last {
+            if let Some(head) = &self.usage_head {
+                let (p, n) = (self.prompt_tokens, self.generated);
+                out.push_str(&format!(
+                    "{head}{{\"prompt_tokens\":{p},\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
+                    p + n
+                ));
+            }
+            out.push_str("data: [DONE]\n\n");
+        }
+        self.tx.send(Ok(Bytes::from(out))).is_ok()
     }
 }
 
@@ -212,8 +246,9 @@ fn run_engine(
     let mut streams: HashMap<u64, TokenStream> = HashMap::new();
     let mut active = false;
     // Work done by the GPU as last seen, the speed then, and where the last step ended.
-    let (mut done, mut rate) = (0.0, 1.0);
+    let (mut done, mut rate) = (0.0, 1.0_f64);
     let mut step_end: Option<f64> = None;
+    let mut worst_lag = 0.0;
     loop {
         loop {
             let next = if engine.idle() {
@@ -247,7 +282,18 @@ fn run_engine(
         }
         let Some(step) = engine.step() else { continue };
         let start = match step_end {
-            Some(end) => end,
+            Some(end) => {
+                // The GPU has done more work than the engine has stepped through: this machine
+                // cannot keep up with the time scale, and token timings come out stretched.
+                let lag = (done - end) / rate.max(1e-9);
+                if lag > LAG_WARNING_S && lag > 2.0 * worst_lag {
+                    worst_lag = lag;
+                    println!(
+                        "{LAG_WARNING} by {lag:.2} s: this machine is too slow for --time-scale {time_scale}; token timings are stretched (use a lower one)"
+                    );
+                }
+                end
+            }
             None => {
                 (done, rate) = work(&mut gpu)?;
                 done
@@ -357,18 +403,14 @@ fn generate(state: &HttpState, chat: bool, body: &Value) -> hyper::Response<Chan
     }
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, response) = http::event_stream();
-    let stream = TokenStream {
+    let stream = TokenStream::new(
         tx,
         chat,
-        id: format!("{}-{id}", if chat { "chatcmpl" } else { "cmpl" }),
-        model: state.model.clone(),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        include_usage: body["stream_options"]["include_usage"].as_bool() == Some(true),
+        &format!("{}-{id}", if chat { "chatcmpl" } else { "cmpl" }),
+        &state.model,
+        body["stream_options"]["include_usage"].as_bool() == Some(true),
         prompt_tokens,
-        generated: 0,
-    };
+    );
     let sent = state
         .to_engine
         .lock()
@@ -389,4 +431,66 @@ fn generate(state: &HttpState, chat: bool, body: &Value) -> hyper::Response<Chan
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::openai::{parse_chunk, Usage};
+    use crate::loadgen::sse::SseParser;
+    use crate::loadgen::Endpoint;
+
+    /// Everything a stream of `tokens` tokens sends, as the load generator reads it.
+    fn stream(chat: bool, tokens: u32) -> Vec<String> {
+        let (tx, mut body) = ChannelBody::channel();
+        let mut s = TokenStream::new(tx, chat, "x-1", "Qwen/Qwen3-4B", true, 5);
+        for k in 0..tokens {
+            assert!(s.token(k + 1 == tokens));
+        }
+        drop(s);
+        let mut parser = SseParser::default();
+        let mut events = Vec::new();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        while let std::task::Poll::Ready(Some(Ok(frame))) =
+            http_body::Body::poll_frame(std::pin::Pin::new(&mut body), &mut cx)
+        {
+            events.extend(parser.feed(&frame.into_data().unwrap()));
+        }
+        events
+    }
+
+    #[test]
+    fn streams_are_valid_openai_chunks_with_usage_and_done() {
+        for (chat, endpoint) in [(false, Endpoint::Completions), (true, Endpoint::Chat)] {
+            let events = stream(chat, 3);
+            assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+            let chunks: Vec<_> = events[..events.len() - 1]
+                .iter()
+                .map(|e| parse_chunk(endpoint, e).unwrap())
+                .collect();
+            let text: Vec<&str> = chunks
+                .iter()
+                .map(|c| c.text.as_str())
+                .filter(|t| !t.is_empty())
+                .collect();
+            assert_eq!(text, [" the", " of", " and"]);
+            assert_eq!(
+                chunks.last().unwrap().usage,
+                Some(Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 3
+                })
+            );
+            for e in &events[..events.len() - 1] {
+                let v: Value = serde_json::from_str(e).unwrap();
+                assert_eq!(v["model"], "Qwen/Qwen3-4B");
+            }
+            let last_token: Value = serde_json::from_str(&events[events.len() - 3]).unwrap();
+            assert_eq!(last_token["choices"][0]["finish_reason"], "length");
+        }
+        // A chat stream opens with the assistant's role and no text.
+        let first: Value = serde_json::from_str(&stream(true, 1)[0]).unwrap();
+        assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    }
 }
