@@ -69,7 +69,10 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
         return Ok(1);
     }
     println!("INFO model weights took {:.2} GiB", profile.weights_gib);
-    std::thread::sleep(Duration::from_secs_f64(profile.startup_s / args.time_scale));
+    // Like vLLM: weights, then the KV cache once memory is profiled (taken here as halfway
+    // through start-up), then warm-up and CUDA-graph capture until ready.
+    let half_startup = Duration::from_secs_f64(profile.startup_s / 2.0 / args.time_scale);
+    std::thread::sleep(half_startup);
     let budget = args.memory_fraction * args.device_gib;
     let kv_gib = budget - profile.weights_gib;
     if kv_gib <= 0.0 {
@@ -82,6 +85,7 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
     if !allocate(&mut gpu, budget)? {
         return Ok(1);
     }
+    std::thread::sleep(half_startup);
     let kv_tokens = (kv_gib * 1024.0 / profile.kv_mib_per_token) as u64;
     println!("INFO Available KV cache memory: {kv_gib:.2} GiB");
     println!("INFO GPU KV cache size: {kv_tokens} tokens");
