@@ -23,7 +23,7 @@ fn every_shipped_scenario_validates() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
     Command::cargo_bin("migbench")
         .unwrap()
         .arg("validate")

@@ -279,8 +279,8 @@ impl Workload {
             _ => {}
         }
         if let Some(spec) = &self.server {
-            if !(spec.ready_timeout_s > 0.0) || spec.ready_paths.iter().any(|p| !p.starts_with('/'))
-            {
+            let timeout_ok = spec.ready_timeout_s > 0.0 && spec.ready_timeout_s.is_finite();
+            if !timeout_ok || spec.ready_paths.iter().any(|p| !p.starts_with('/')) {
                 return Err(format!(
                     "workload {name}: server.ready_timeout_s must be above 0 and every ready path must start with /"
                 ));
