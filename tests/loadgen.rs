@@ -5,6 +5,7 @@
 //! Timing checks allow for scheduling on a busy machine: a sleep never ends early, so measured
 //! gaps are at least the scripted delay and at most a few milliseconds more.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,7 @@ fn target(url: &str, spec: LoadSpec) -> Target {
         spec,
         prompts: None,
         seed: 1,
+        stop: Arc::new(AtomicBool::new(false)),
     }
 }
 
@@ -392,4 +394,29 @@ fn errors_stalls_and_dropped_streams_are_recorded_and_the_load_goes_on() {
     assert!(results[2]
         .measured()
         .all(|r| r.ttft_s.is_some() && r.latency_s.is_none()));
+}
+
+#[test]
+fn a_stopped_target_sends_no_more_requests() {
+    let (url, arrivals) = start_server(quick_stream());
+    // 1000 requests at 20 per second would take 50 s; the stop comes after 0.3 s.
+    let spec = LoadSpec {
+        rate: Some(20.0),
+        requests: Some(1000),
+        input_tokens: 4,
+        output_tokens: 2,
+        ..LoadSpec::default()
+    };
+    let t = target(&url, spec);
+    let stop = Arc::clone(&t.stop);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let results = loadgen::drive_blocking(&[t], Clock::wall()).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let sent = arrivals.lock().unwrap().len();
+    assert_eq!(results[0].records.len(), sent);
+    assert!((1..=20).contains(&sent), "{sent}");
 }

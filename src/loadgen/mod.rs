@@ -17,6 +17,7 @@ pub mod spec;
 pub mod sse;
 pub mod stats;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ pub use arrivals::Arrivals;
 pub use metrics::ServingMetrics;
 pub use prompts::{PromptFile, Prompts};
 pub use spec::{Endpoint, LoadSpec, Slo};
+
+/// Longest real wait before a stopped target is noticed.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Backend seconds read off the wall clock: `time_scale` backend seconds pass per real second.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +84,8 @@ pub struct Target {
     pub prompts: Option<PromptFile>,
     /// Seeds this server's arrivals and lengths.
     pub seed: u64,
+    /// Raised when the server is gone (or the run stops): no more requests are sent to it.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Where a request's token counts come from.
@@ -216,8 +222,12 @@ async fn drive_one(client: &reqwest::Client, target: &Target, clock: Clock) -> T
         warmup,
         ..template.clone()
     };
+    let stopped = || target.stop.load(Ordering::Relaxed);
     let mut records = Vec::new();
     for index in 0..spec.warmup_requests {
+        if stopped() {
+            break;
+        }
         records.push(client::send(call(prompts.next(&mut rng), index, true)).await);
     }
 
@@ -232,14 +242,17 @@ async fn drive_one(client: &reqwest::Client, target: &Target, clock: Clock) -> T
     let mut in_flight = JoinSet::new();
     let mut index = spec.warmup_requests;
     let mut sent = 0;
-    while spec.requests.is_none_or(|n| sent < n) {
-        tokio::time::sleep_until(next_at.into()).await;
+    while spec.requests.is_none_or(|n| sent < n) && !stopped() {
+        // Short naps rather than one long sleep, so that a stop is seen soon.
+        while Instant::now() < next_at && !stopped() {
+            tokio::time::sleep((next_at - Instant::now()).min(STOP_CHECK)).await;
+        }
         // A closed loop: with a concurrency limit, the next request waits for a free place.
         let permit = match &limit {
             Some(l) => Some(Arc::clone(l).acquire_owned().await.expect("never closed")),
             None => None,
         };
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || stopped() {
             break;
         }
         let request = call(prompts.next(&mut rng), index, false);

@@ -198,7 +198,8 @@ impl Servers {
         }));
     }
 
-    /// The job ended (by itself or stopped): it takes no part in rounds any more.
+    /// The job ended (by itself or stopped): it takes no part in rounds any more, and no more
+    /// requests go to it.
     pub fn ended(&mut self, key: usize) {
         if let Some(s) = self.servers.get_mut(&key) {
             s.cancel.store(true, Ordering::Relaxed);
@@ -269,6 +270,8 @@ impl Servers {
                     spec: load.clone(),
                     prompts: self.prompts.clone(),
                     seed: load.seed + s.job as u64,
+                    // Raised when the server's job ends: its load stops with it.
+                    stop: Arc::clone(&s.cancel),
                 },
             ));
         }
