@@ -415,7 +415,11 @@ fn a_stopped_target_sends_no_more_requests() {
     });
     let started = Instant::now();
     let results = loadgen::drive_blocking(&[t], Clock::wall()).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let sent = arrivals.lock().unwrap().len();
     assert_eq!(results[0].records.len(), sent);
     assert!((1..=20).contains(&sent), "{sent}");

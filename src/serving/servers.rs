@@ -82,6 +82,23 @@ enum Event {
     },
 }
 
+/// Puts `port` wherever the launch's argv or environment, or the workload's own environment,
+/// says `{port}`. The workload's environment is set before the launch's, so it is added to the
+/// launch's, filled in, to win.
+fn fill_port(launch: &mut JobLaunch, workload_env: &BTreeMap<String, String>, port: u16) {
+    let text = port.to_string();
+    let fill = |s: &str| s.replace(Workload::PORT, &text);
+    for arg in &mut launch.argv {
+        *arg = fill(arg);
+    }
+    for (_, value) in &mut launch.env {
+        *value = fill(value);
+    }
+    launch
+        .env
+        .extend(workload_env.iter().map(|(k, v)| (k.clone(), fill(v))));
+}
+
 /// The servers of one variant repetition.
 pub struct Servers {
     backend: Arc<dyn Backend>,
@@ -143,18 +160,7 @@ impl Servers {
             return Ok(());
         }
         let port = self.free_port()?;
-        let text = port.to_string();
-        let fill = |s: &str| s.replace(Workload::PORT, &text);
-        for arg in &mut launch.argv {
-            *arg = fill(arg);
-        }
-        for (_, value) in &mut launch.env {
-            *value = fill(value);
-        }
-        // The workload's own environment is set before the launch's, so these win.
-        launch
-            .env
-            .extend(workload.env.iter().map(|(k, v)| (k.clone(), fill(v))));
+        fill_port(launch, &workload.env, port);
         self.servers.insert(
             key,
             Server {
@@ -356,5 +362,37 @@ impl Servers {
             }
         }
         self.run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_fills_every_placeholder_in_argv_and_environment() {
+        let mut launch = JobLaunch {
+            argv: vec![
+                "vllm".into(),
+                "--port".into(),
+                "{port}".into(),
+                "--url=http://h:{port}/".into(),
+            ],
+            env: vec![("CUDA_VISIBLE_DEVICES".into(), "MIG-1".into())],
+            cwd: None,
+        };
+        let env = BTreeMap::from([("VLLM_PORT".to_string(), "{port}".to_string())]);
+        fill_port(&mut launch, &env, 8123);
+        assert_eq!(
+            launch.argv,
+            ["vllm", "--port", "8123", "--url=http://h:8123/"]
+        );
+        assert_eq!(
+            launch.env,
+            [
+                ("CUDA_VISIBLE_DEVICES".to_string(), "MIG-1".to_string()),
+                ("VLLM_PORT".to_string(), "8123".to_string())
+            ]
+        );
     }
 }

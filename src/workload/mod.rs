@@ -358,3 +358,54 @@ pub fn find(name: &str) -> Result<&'static Workload, Error> {
                 .join(", "),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn the_memory_fraction_is_the_last_value_of_its_flag() {
+        let server = find("qwen3-4b").unwrap().sim.server.clone().unwrap();
+        let flag = "--gpu-memory-utilization";
+        assert_eq!(server.fraction_in(&argv(&["vllm", "serve", "m"])), Ok(0.9));
+        assert_eq!(
+            server.fraction_in(&argv(&["vllm", flag, "0.9", flag, "0.45"])),
+            Ok(0.45)
+        );
+        assert_eq!(
+            server.fraction_in(&argv(&["vllm", "--gpu-memory-utilization=0.3"])),
+            Ok(0.3)
+        );
+        let err = server.fraction_in(&argv(&["vllm", flag])).unwrap_err();
+        assert_eq!(
+            err,
+            "--gpu-memory-utilization takes a fraction above 0 and at most 1, found ''"
+        );
+        assert!(server.fraction_in(&argv(&["vllm", flag, "1.5"])).is_err());
+        let no_flag = SimServer {
+            memory_fraction_flag: None,
+            ..server
+        };
+        assert_eq!(no_flag.fraction_in(&argv(&["vllm", flag, "0.1"])), Ok(0.9));
+    }
+
+    #[test]
+    fn server_tables_belong_to_server_workloads() {
+        let mut w = find("ti2v-5b").unwrap().clone();
+        w.server = Some(ServerSpec::default());
+        assert!(w
+            .check()
+            .unwrap_err()
+            .contains("are for kind = \"server\" only"));
+        let mut w = find("qwen3-4b").unwrap().clone();
+        w.sim.server = None;
+        assert!(w
+            .check()
+            .unwrap_err()
+            .contains("needs a [sim.server] profile"));
+    }
+}
