@@ -58,7 +58,7 @@ pub struct ServingRecord {
     pub server_outcome: Option<String>,
     /// Servers whose load is counted here.
     pub servers: u32,
-    /// Rounds of load (servers driven at once); a variant's duration is their sum.
+    /// Rounds of load (servers driven at once); a variant's duration is the time they cover.
     pub rounds: u32,
     pub endpoint: String,
     pub request_rate: Option<f64>,

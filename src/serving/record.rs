@@ -77,7 +77,7 @@ pub fn rows(
         .iter()
         .flat_map(|s| s.result.measured())
         .collect();
-    let duration: f64 = run.rounds.iter().map(|r| r.end_s - r.start_s).sum();
+    let duration = covered(run.rounds.iter().map(|r| (r.start_s, r.end_s)).collect());
     let servers = run
         .served
         .iter()
@@ -140,6 +140,25 @@ fn base_row(
     }
 }
 
+/// Seconds covered by the union of `spans`: rounds one after another add up, rounds that
+/// overlap (a server started later while others are still loaded) count once.
+fn covered(mut spans: Vec<(f64, f64)>) -> f64 {
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(0.0, |(s, e)| e - s)
+}
+
 /// The simulated server's last warning that it fell behind, from its log.
 fn lag_warning(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
@@ -147,4 +166,16 @@ fn lag_warning(log: &std::path::Path) -> Option<String> {
         .rev()
         .find(|l| l.starts_with(super::sim_server::LAG_WARNING))
         .map(|l| l.trim_start_matches("WARNING ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covered;
+
+    #[test]
+    fn rounds_in_sequence_add_up_and_overlapping_rounds_count_once() {
+        assert_eq!(covered(vec![(0.0, 10.0), (20.0, 25.0)]), 15.0);
+        assert_eq!(covered(vec![(5.0, 12.0), (0.0, 10.0), (11.0, 13.0)]), 13.0);
+        assert_eq!(covered(vec![]), 0.0);
+    }
 }
