@@ -18,8 +18,10 @@ use crate::error::Result;
 use crate::layout::Layout;
 use crate::mode::SharingMode;
 use crate::results::{JobRecord, Outcome, RunDir};
+use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
 use crate::scenario::{Scenario, Variant};
+use crate::serving::record::{self, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
 use crate::workload::Workload;
 
@@ -65,15 +67,28 @@ pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<Planned
     Ok(jobs)
 }
 
-/// Positions of the jobs that run model servers.
-pub fn server_jobs(jobs: &[PlannedJob]) -> Vec<usize> {
-    let mut servers: Vec<usize> = jobs
+/// The `requests` and `serving` rows of a variant repetition whose jobs (`records`) ran.
+pub fn serving_rows(
+    ctx: &VariantRun,
+    run_dir: &std::path::Path,
+    planned: &[PlannedJob],
+    records: &[JobRecord],
+    served: &ServingRun,
+) -> (Vec<RequestRow>, Vec<ServingRecord>) {
+    let mut servers: Vec<usize> = planned
         .iter()
         .filter(|j| j.workload.kind == crate::workload::WorkloadKind::Server)
         .map(|j| j.index)
         .collect();
     servers.sort_unstable();
-    servers
+    let info = VariantInfo {
+        variant: ctx.name(),
+        repetition: ctx.repetition,
+        mode: &ctx.mode().to_string(),
+        backend: ctx.backend.kind().as_str(),
+        price_per_hour: ctx.scenario.file.gpu.price_per_hour,
+    };
+    record::rows(&info, run_dir, &servers, records, served)
 }
 
 /// Memory each slot offers: `(label, GiB)`; a GI's memory is shared by its compute instances.

@@ -223,21 +223,8 @@ impl VariantRun<'_> {
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
         records.jobs.extend(finished);
-        let info = crate::serving::record::VariantInfo {
-            variant: self.name(),
-            repetition: self.repetition,
-            mode: &self.mode().to_string(),
-            backend: self.backend.kind().as_str(),
-            price_per_hour: self.scenario.file.gpu.price_per_hour,
-        };
-        let servers = jobs::server_jobs(&planned);
-        let (requests, serving) = crate::serving::record::rows(
-            &info,
-            &run.path,
-            &servers,
-            &records.jobs[first..],
-            &served,
-        );
+        let (requests, serving) =
+            jobs::serving_rows(self, &run.path, &planned, &records.jobs[first..], &served);
         records.requests.extend(requests);
         records.serving.extend(serving);
         for s in &samples {
