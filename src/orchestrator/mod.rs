@@ -321,14 +321,16 @@ impl VariantRun<'_> {
             .fold(f64::NEG_INFINITY, f64::max);
         let makespan = (end > start).then_some(end - start);
         // A server's unit is a request: the serving table counts those, not the server jobs.
+        let batch = |j: &&JobRecord| {
+            self.scenario
+                .workload(&j.workload)
+                .is_ok_and(|w| w.kind != crate::workload::WorkloadKind::Server)
+        };
+        let has_batch = jobs.iter().any(|j| batch(&j));
         let units = jobs
             .iter()
+            .filter(batch)
             .filter(|j| j.outcome == Outcome::Ok.as_str())
-            .filter(|j| {
-                self.scenario
-                    .workload(&j.workload)
-                    .is_ok_and(|w| w.kind != crate::workload::WorkloadKind::Server)
-            })
             .count() as u32;
         let gpu_peak = samples
             .iter()
@@ -354,7 +356,7 @@ impl VariantRun<'_> {
             units,
             time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),
             units_per_hour: makespan
-                .filter(|m| *m > 0.0)
+                .filter(|m| *m > 0.0 && has_batch)
                 .map(|m| f64::from(units) * 3600.0 / m),
             gpu_vram_peak_gib: gpu_peak,
         }

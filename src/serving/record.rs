@@ -48,7 +48,8 @@ pub fn rows(
         row.server_outcome = record.map(|j| j.outcome.clone());
         row.note = record
             .and_then(|j| j.log.as_ref())
-            .and_then(|log| lag_warning(&run_dir.join(log)));
+            .and_then(|log| worst_lag(&run_dir.join(log)))
+            .map(|lag| format!("fell behind the simulated clock by up to {lag:.2} s"));
         serving.push(row);
         for s in &served {
             requests.extend(s.result.records.iter().map(|r| RequestRow {
@@ -84,7 +85,11 @@ pub fn rows(
         .map(|s| s.job)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let lagging = serving.iter().filter(|r| r.note.is_some()).count();
+    let lags: Vec<f64> = server_jobs
+        .iter()
+        .filter_map(|&job| record_of(job)?.log.as_ref())
+        .filter_map(|log| worst_lag(&run_dir.join(log)))
+        .collect();
     let mut row = base_row(
         info,
         &load,
@@ -94,8 +99,13 @@ pub fn rows(
         servers,
         run.rounds.len(),
     );
-    row.note = (lagging > 0).then(|| {
-        format!("{lagging} of {} servers fell behind the simulated clock: timings are stretched; use a lower --time-scale", server_jobs.len())
+    row.note = (!lags.is_empty()).then(|| {
+        format!(
+            "{} of {} servers fell behind the simulated clock (by up to {:.2} s): the machine was too busy for this --time-scale; latency percentiles may be stretched, a lower --time-scale helps",
+            lags.len(),
+            server_jobs.len(),
+            lags.iter().copied().fold(0.0, f64::max)
+        )
     });
     row.cost_per_million_output_tokens = info
         .price_per_hour
@@ -159,18 +169,42 @@ fn covered(mut spans: Vec<(f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-/// The simulated server's last warning that it fell behind, from its log.
-fn lag_warning(log: &std::path::Path) -> Option<String> {
+/// How far, in simulated seconds, the simulated server fell behind the simulated clock at worst,
+/// from its log (each warning it writes is at least twice the one before).
+fn worst_lag(log: &std::path::Path) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
-        .rev()
-        .find(|l| l.starts_with(super::sim_server::LAG_WARNING))
-        .map(|l| l.trim_start_matches("WARNING ").to_string())
+        .filter_map(|l| l.strip_prefix(super::sim_server::LAG_WARNING))
+        .filter_map(|rest| {
+            rest.trim_start()
+                .strip_prefix("by ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .fold(None, |worst: Option<f64>, lag| {
+            Some(worst.map_or(lag, |w| w.max(lag)))
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::covered;
+    use super::{covered, worst_lag};
+    use crate::serving::sim_server::LAG_WARNING;
+
+    #[test]
+    fn the_worst_lag_is_read_from_the_servers_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("j.log");
+        let text = format!(
+            "INFO Uvicorn running\n{LAG_WARNING} by 0.30 s: this machine is too slow\n{LAG_WARNING} by 1.52 s: this machine\n"
+        );
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(worst_lag(&log), Some(1.52));
+        std::fs::write(&log, "INFO Available KV cache memory: 7.13 GiB\n").unwrap();
+        assert_eq!(worst_lag(&log), None);
+    }
 
     #[test]
     fn rounds_in_sequence_add_up_and_overlapping_rounds_count_once() {
