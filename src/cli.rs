@@ -36,6 +36,9 @@ pub enum Command {
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
     Synth(SynthArgs),
+    /// A simulated model server (started by `migbench run --sim`, not by hand).
+    #[command(hide = true)]
+    SimServer(SimServerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,9 +110,10 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, default_value = "results")]
     pub out: std::path::PathBuf,
-    /// Simulated seconds per real second (with --sim).
-    #[arg(long, default_value_t = 100.0)]
-    pub time_scale: f64,
+    /// Simulated seconds per real second (with --sim). Default: the scenario's `time_scale`,
+    /// else 100.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
     /// Real milliseconds between VRAM samples.
     #[arg(long, default_value_t = 100)]
     pub sample_ms: u64,
@@ -153,4 +157,28 @@ pub struct SynthArgs {
     /// Crash with exit status 3 at this fraction of the run.
     #[arg(long)]
     pub fail_at: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimServerArgs {
+    #[arg(long)]
+    pub socket: std::path::PathBuf,
+    #[arg(long)]
+    pub job: u64,
+    #[arg(long)]
+    pub port: u16,
+    /// Simulated seconds per real second.
+    #[arg(long)]
+    pub time_scale: f64,
+    /// Memory of the device the server runs on, GiB (vLLM's fraction is of this).
+    #[arg(long)]
+    pub device_gib: f64,
+    #[arg(long)]
+    pub memory_fraction: f64,
+    /// The model name the server answers to.
+    #[arg(long)]
+    pub model: String,
+    /// The workload's `[sim.server]` profile, as JSON.
+    #[arg(long)]
+    pub profile: String,
 }

@@ -2,11 +2,9 @@
 //! its work has come, holds the memory its workload's profile says for that point of the run,
 //! and fails exactly as PyTorch does when an allocation does not fit.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::backend::sim::protocol::{Reply, Request};
+use crate::backend::sim::protocol::{Connection, Reply, Request};
 use crate::cli::SynthArgs;
 
 /// How often the job looks at its progress, in real time.
@@ -26,20 +24,8 @@ pub fn run(args: &SynthArgs) -> i32 {
 }
 
 fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
-    let stream = UnixStream::connect(&args.socket)?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut ask = |request: Request| -> std::io::Result<Reply> {
-        writeln!(
-            writer,
-            "{}",
-            serde_json::to_string(&request).expect("requests serialize")
-        )?;
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        serde_json::from_str(&line)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    };
+    let mut gpu = Connection::connect(&args.socket)?;
+    let mut ask = |request: Request| gpu.ask(&request);
 
     if let Reply::Error { message } = ask(Request::Hello {
         job: args.job,
@@ -103,7 +89,7 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
 }
 
 /// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
-fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
+pub(crate) fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
     eprintln!("Traceback (most recent call last):");
     eprintln!(
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {requested:.2} GiB. GPU 0 has a total capacity of \

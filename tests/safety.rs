@@ -95,6 +95,15 @@ name = "modes"
 model = "b200-180gb"
 index = 1
 
+[workloads.small]
+name = "small"
+title = "small"
+kind = "batch"
+unit = "job"
+command = ["python", "small.py"]
+memory = { constant_gib = 8.0, peak_gib = 9.0, source = "test" }
+sim = { alpha = 0.7, peak_at = 0.5, peak_for = 0.1, source = "test" }
+
 [[variants]]
 name = "ts"
 mode = "timeslice"
@@ -110,7 +119,7 @@ jobs = [{ workload = "ti2v-5b", count = 2 }]
 name = "split"
 mode = "mig+mps"
 layout = [{ profile = "2g.45gb", compute = ["1c.2g.45gb", "1c.2g.45gb"] }, "1g.23gb"]
-jobs = [{ workload = "qwen3-4b", count = 2 }]
+jobs = [{ workload = "small", count = 2 }]
 
 [[variants]]
 name = "too-big"

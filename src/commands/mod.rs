@@ -24,5 +24,6 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Run(args) => run::run(&args),
         Command::Restore(args) => restore::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
+        Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }
 }

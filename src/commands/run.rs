@@ -14,12 +14,23 @@ use crate::orchestrator::{self, RunOptions};
 use crate::output;
 use crate::scenario::Scenario;
 
+/// Simulated seconds per real second when neither `--time-scale` nor the scenario says.
+const DEFAULT_TIME_SCALE: f64 = 100.0;
+
 pub fn run(args: &RunArgs) -> Result<String> {
     let scenario = Scenario::load(&args.file).map_err(|e| Error::Input(e.to_string()))?;
-    if args.time_scale.is_nan() || args.time_scale <= 0.0 {
+    let time_scale = args
+        .time_scale
+        .or(scenario
+            .file
+            .scenario
+            .time_scale
+            .as_ref()
+            .map(|t| *t.get_ref()))
+        .unwrap_or(DEFAULT_TIME_SCALE);
+    if time_scale.is_nan() || time_scale <= 0.0 {
         return Err(Error::Input(format!(
-            "--time-scale must be above 0, found {}",
-            args.time_scale
+            "--time-scale must be above 0, found {time_scale}"
         )));
     }
     if args.sample_ms == 0 {
@@ -33,7 +44,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     }
     let target = if args.sim {
         Target::Sim {
-            time_scale: args.time_scale,
+            time_scale,
             state_file: args.sim_state.clone(),
         }
     } else {
@@ -124,6 +135,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             v.reason.as_deref().unwrap_or_default()
         ));
     }
+    out.push_str(&serving_summary(&report.serving));
     for j in report.jobs.iter().filter(|j| j.outcome == "oom") {
         out.push_str(&format!(
             "{} job {} ({}) ran out of memory after {:.0} s\n",
@@ -134,5 +146,59 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
         ));
     }
     out.push_str(&format!("results: {}\n", report.dir.display()));
+    out
+}
+
+/// The serving variants' figures: throughput, TTFT and TPOT, errors, and cost per million output
+/// tokens (with `price_per_hour`). Empty for runs without servers.
+fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
+    let variants: Vec<_> = rows.iter().filter(|r| r.scope == "variant").collect();
+    if variants.is_empty() {
+        return String::new();
+    }
+    let mut table = output::table([
+        "Serving",
+        "Mode",
+        "Servers",
+        "Req/s",
+        "Output tok/s",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "TPOT p50 ms",
+        "TPOT p99 ms",
+        "Errors",
+        "Cost per M tok",
+    ]);
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
+    for r in &variants {
+        let m = &r.metrics;
+        table.add_row(vec![
+            if r.repetition > 1 {
+                format!("{} (rep {})", r.variant, r.repetition)
+            } else {
+                r.variant.clone()
+            },
+            r.mode.clone(),
+            r.servers.to_string(),
+            format!("{:.2}", m.request_throughput),
+            format!("{:.0}", m.output_throughput),
+            opt(m.ttft_ms.map(|s| s.median), 0),
+            opt(m.ttft_ms.map(|s| s.p99), 0),
+            opt(m.tpot_ms.map(|s| s.median), 1),
+            opt(m.tpot_ms.map(|s| s.p99), 1),
+            m.failed.to_string(),
+            opt(r.cost_per_million_output_tokens, 2),
+        ]);
+    }
+    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    let mut out = format!("{table}\n");
+    for r in variants.iter().filter(|r| r.note.is_some()) {
+        out.push_str(&format!(
+            "{}: {}\n",
+            r.variant,
+            r.note.as_deref().unwrap_or_default()
+        ));
+    }
     out
 }

@@ -1,6 +1,7 @@
 //! Jobs of one variant: when each may start, where it may run, and running them as process
 //! groups with staggers, queues, timeouts and OOM detection.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -17,8 +18,11 @@ use crate::error::Result;
 use crate::layout::Layout;
 use crate::mode::SharingMode;
 use crate::results::{JobRecord, Outcome, RunDir};
+use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
 use crate::scenario::{Scenario, Variant};
+use crate::serving::record::{self, VariantInfo};
+use crate::serving::{Servers, ServingRun, Stop};
 use crate::workload::Workload;
 
 /// How long a job may take to exit after SIGTERM before it gets SIGKILL.
@@ -31,7 +35,8 @@ const TICK: Duration = Duration::from_millis(2);
 pub struct PlannedJob<'s> {
     /// Position in the variant (0-based, in the order the scenario lists groups).
     pub index: usize,
-    pub workload: &'s Workload,
+    /// The group's workload, with the group's `args` appended to its command.
+    pub workload: Cow<'s, Workload>,
     /// Earliest start, in backend seconds after the variant starts.
     pub earliest: f64,
     /// Slots (compute instances in layout order) it may use; all when `None`.
@@ -43,11 +48,11 @@ pub struct PlannedJob<'s> {
 pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<PlannedJob<'s>>> {
     let mut jobs = Vec::new();
     for group in &variant.jobs {
-        let workload = scenario.workload(group.workload.get_ref())?;
+        let workload = scenario.job_workload(group)?;
         for k in 0..group.count {
             jobs.push(PlannedJob {
                 index: jobs.len(),
-                workload,
+                workload: workload.clone(),
                 earliest: group.start_s + f64::from(k) * group.stagger_s,
                 allowed: group.instances.as_ref().map(|i| i.get_ref().clone()),
                 timeout: group.timeout_s.or(workload.timeout_s),
@@ -60,6 +65,30 @@ pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<Planned
             .then(a.index.cmp(&b.index))
     });
     Ok(jobs)
+}
+
+/// The `requests` and `serving` rows of a variant repetition whose jobs (`records`) ran.
+pub fn serving_rows(
+    ctx: &VariantRun,
+    run_dir: &std::path::Path,
+    planned: &[PlannedJob],
+    records: &[JobRecord],
+    served: &ServingRun,
+) -> (Vec<RequestRow>, Vec<ServingRecord>) {
+    let mut servers: Vec<usize> = planned
+        .iter()
+        .filter(|j| j.workload.kind == crate::workload::WorkloadKind::Server)
+        .map(|j| j.index)
+        .collect();
+    servers.sort_unstable();
+    let info = VariantInfo {
+        variant: ctx.name(),
+        repetition: ctx.repetition,
+        mode: &ctx.mode().to_string(),
+        backend: ctx.backend.kind().as_str(),
+        price_per_hour: ctx.scenario.file.gpu.price_per_hour,
+    };
+    record::rows(&info, run_dir, &servers, records, served)
 }
 
 /// Memory each slot offers: `(label, GiB)`; a GI's memory is shared by its compute instances.
@@ -125,6 +154,8 @@ struct Running {
     log: PathBuf,
     bar: ProgressBar,
     timed_out: bool,
+    /// Why migbench stops a server that never got ready.
+    not_ready: Option<String>,
 }
 
 /// Runs the jobs of one variant repetition.
@@ -132,26 +163,39 @@ pub struct Runner<'a, 'v> {
     ctx: &'a VariantRun<'v>,
     run: &'a mut RunDir,
     done: Vec<JobRecord>,
+    /// The variant's model servers and their load.
+    servers: Servers,
 }
 
 /// Job IDs unique within the process, for the backend's bookkeeping.
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl<'a, 'v> Runner<'a, 'v> {
-    pub fn new(ctx: &'a VariantRun<'v>, run: &'a mut RunDir) -> Self {
-        Runner {
+    pub fn new(ctx: &'a VariantRun<'v>, run: &'a mut RunDir) -> Result<Self> {
+        let servers = Servers::new(
+            std::sync::Arc::clone(&ctx.backend),
+            ctx.t0,
+            ctx.scenario.load_for(ctx.variant),
+            super::scenario_dir(ctx.scenario),
+        )?;
+        Ok(Runner {
             ctx,
             run,
             done: Vec::new(),
-        }
+            servers,
+        })
     }
 
     fn now(&self) -> f64 {
         self.ctx.backend.now() - self.ctx.t0
     }
 
-    /// Runs every job; returns their records (in start order).
-    pub fn run_all(mut self, planned: &[PlannedJob], sampler: &Sampler) -> Result<Vec<JobRecord>> {
+    /// Runs every job; returns their records (in start order) and what their servers served.
+    pub fn run_all(
+        mut self,
+        planned: &[PlannedJob],
+        sampler: &Sampler,
+    ) -> Result<(Vec<JobRecord>, ServingRun)> {
         let devices = self.ctx.backend.devices();
         let mode = self.ctx.mode();
         // One job per device at a time for the whole GPU and for MIG; any number under
@@ -203,6 +247,20 @@ impl<'a, 'v> Runner<'a, 'v> {
                 }
             }
             running = still;
+            // Servers whose load is done, or that never got ready, are stopped now.
+            for (k, stop) in self.servers.poll() {
+                if let Some(at) = running.iter().position(|r| r.job == k) {
+                    let mut r = running.remove(at);
+                    let outcome = match stop {
+                        Stop::Served => Outcome::Ok,
+                        Stop::NotReady(reason) => {
+                            r.not_ready = Some(reason);
+                            Outcome::NotReady
+                        }
+                    };
+                    self.finish(r, planned, Some(outcome));
+                }
+            }
             // Start the jobs whose time has come and that have a place to run.
             let elapsed = self.now() - variant_start;
             let mut waiting = VecDeque::new();
@@ -249,7 +307,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                 .total_cmp(&b.start.unwrap_or(f64::MAX))
                 .then(a.job.cmp(&b.job))
         });
-        Ok(self.done)
+        Ok((self.done, self.servers.finish()))
     }
 
     /// Starts job `k` on `device`; records a job that cannot even start as failed.
@@ -268,10 +326,12 @@ impl<'a, 'v> Runner<'a, 'v> {
             .backend
             .launch(&JobRequest {
                 id,
-                workload: job.workload,
+                workload: &job.workload,
                 device,
             })
-            .and_then(|launch| {
+            .and_then(|mut launch| {
+                self.servers
+                    .prepare(k, job.index, &job.workload, &mut launch)?;
                 let out = File::create(&log).map_err(|e| {
                     crate::error::Error::Harness(format!("cannot create {}: {e}", log.display()))
                 })?;
@@ -300,6 +360,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         match spawned {
             Ok((child, argv)) => {
                 let pid = child.id();
+                self.servers.started(k);
                 self.run.event(
                     start,
                     "job_start",
@@ -326,6 +387,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                     log,
                     bar,
                     timed_out: false,
+                    not_ready: None,
                 }))
             }
             Err(e) => {
@@ -343,6 +405,7 @@ impl<'a, 'v> Runner<'a, 'v> {
 
     /// Stops (if still running) and records a job. `forced` is the outcome when migbench ends it.
     fn finish(&mut self, mut r: Running, planned: &[PlannedJob], forced: Option<Outcome>) {
+        self.servers.ended(r.job);
         let forced = forced.or(r.timed_out.then_some(Outcome::Timeout));
         let status = match r.child.try_wait() {
             Ok(Some(status)) => Some(status),
@@ -372,6 +435,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                 job.timeout.unwrap_or_default()
             )),
             Outcome::Interrupted => Some("stopped: the run was interrupted".into()),
+            Outcome::NotReady => r.not_ready.take(),
             _ => last_line(&log_text),
         };
         let mut record = self.ctx.record(job, outcome, reason);

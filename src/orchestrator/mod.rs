@@ -52,6 +52,8 @@ pub struct RunReport {
     pub dir: PathBuf,
     pub jobs: Vec<JobRecord>,
     pub variants: Vec<VariantRecord>,
+    /// Serving metrics per server and per variant (runs with model servers).
+    pub serving: Vec<results::ServingRecord>,
     /// Stopped by Ctrl-C or SIGTERM.
     pub interrupted: bool,
 }
@@ -183,6 +185,7 @@ pub fn run(
         dir: run.path.clone(),
         jobs: records.jobs,
         variants: records.variants,
+        serving: records.serving,
         interrupted,
     })
 }
@@ -313,19 +316,23 @@ impl VariantRun<'_> {
             &mut applied,
         );
         let ran = match setup_result {
-            Ok(()) => jobs::Runner::new(self, run).run_all(&planned, &sampler),
+            Ok(()) => jobs::Runner::new(self, run).and_then(|r| r.run_all(&planned, &sampler)),
             Err(e) => Err(e),
         };
         // Tear down whatever happened: the GPU is left as found.
         let teardown = setup::tear_down(backend, journal, &mut applied);
         let samples = sampler.stop();
-        let mut finished = ran?;
+        let (mut finished, served) = ran?;
         teardown?;
 
         attach_vram(&mut finished, &samples);
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
         records.jobs.extend(finished);
+        let (requests, serving) =
+            jobs::serving_rows(self, &run.path, &planned, &records.jobs[first..], &served);
+        records.requests.extend(requests);
+        records.serving.extend(serving);
         for s in &samples {
             for r in &s.rows {
                 records.samples.push(SampleRecord {
@@ -420,7 +427,18 @@ impl VariantRun<'_> {
             .filter_map(|j| j.end)
             .fold(f64::NEG_INFINITY, f64::max);
         let makespan = (end > start).then_some(end - start);
-        let units = count(Outcome::Ok);
+        // A server's unit is a request: the serving table counts those, not the server jobs.
+        let batch = |j: &&JobRecord| {
+            self.scenario
+                .workload(&j.workload)
+                .is_ok_and(|w| w.kind != crate::workload::WorkloadKind::Server)
+        };
+        let has_batch = jobs.iter().any(|j| batch(&j));
+        let units = jobs
+            .iter()
+            .filter(batch)
+            .filter(|j| j.outcome == Outcome::Ok.as_str())
+            .count() as u32;
         let gpu_peak = samples
             .iter()
             .flat_map(|s| s.rows.iter())
@@ -436,14 +454,16 @@ impl VariantRun<'_> {
             status: status.to_string(),
             reason,
             jobs: jobs.len() as u32,
-            jobs_ok: units,
+            jobs_ok: count(Outcome::Ok),
             jobs_oom: count(Outcome::Oom),
-            jobs_failed: count(Outcome::Failed) + count(Outcome::Timeout),
+            jobs_failed: count(Outcome::Failed)
+                + count(Outcome::Timeout)
+                + count(Outcome::NotReady),
             makespan_s: makespan,
             units,
             time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),
             units_per_hour: makespan
-                .filter(|m| *m > 0.0)
+                .filter(|m| *m > 0.0 && has_batch)
                 .map(|m| f64::from(units) * 3600.0 / m),
             gpu_vram_peak_gib: gpu_peak,
         }

@@ -8,10 +8,12 @@
 //!   logs/<variant>/r<rep>-j<job>.log   each job's stdout and stderr
 //!   mps/<variant>/...                   MPS pipe and log directories
 //!   jobs.{csv,parquet} samples.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
+//!   requests.{csv,parquet} serving.{csv,parquet} serving.json     (runs with model servers)
 //! ```
 //! The tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
 
+mod serving;
 mod tables;
 
 use std::fs::{File, OpenOptions};
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use serving::{RequestRow, ServingRecord};
 pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
 
 use crate::error::{Error, Result};
@@ -40,6 +43,8 @@ pub enum Outcome {
     Infeasible,
     /// Stopped by Ctrl-C or SIGTERM.
     Interrupted,
+    /// A server that did not answer its readiness checks in time; migbench stopped it.
+    NotReady,
 }
 
 impl Outcome {
@@ -51,6 +56,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Infeasible => "infeasible",
             Outcome::Interrupted => "interrupted",
+            Outcome::NotReady => "not_ready",
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The `jobs`, `samples` and `variants` tables, written as CSV and Parquet with polars.
+//! The `jobs`, `samples`, `variants` and `instances` tables (and, for runs with servers, those of
+//! [`super::serving`]), written as CSV and Parquet with polars.
 
 use std::path::Path;
 
 use polars::prelude::*;
 
+use super::serving::{RequestRow, ServingRecord};
 use crate::error::{Error, Result};
 
 /// One row of `jobs`.
@@ -88,6 +90,9 @@ pub struct Tables {
     pub samples: Vec<SampleRecord>,
     pub variants: Vec<VariantRecord>,
     pub instances: Vec<InstanceRecord>,
+    /// Runs with model servers only.
+    pub requests: Vec<RequestRow>,
+    pub serving: Vec<ServingRecord>,
 }
 
 impl Tables {
@@ -96,7 +101,8 @@ impl Tables {
         write(dir, "jobs", &mut jobs_frame(&self.jobs)?)?;
         write(dir, "samples", &mut samples_frame(&self.samples)?)?;
         write(dir, "variants", &mut variants_frame(&self.variants)?)?;
-        write(dir, "instances", &mut instances_frame(&self.instances)?)
+        write(dir, "instances", &mut instances_frame(&self.instances)?)?;
+        super::serving::write_all(dir, &self.requests, &self.serving)
     }
 }
 
@@ -111,7 +117,7 @@ fn instances_frame(rows: &[InstanceRecord]) -> Result<DataFrame> {
     ])
 }
 
-fn strs<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<&str>) -> Column {
+pub(super) fn strs<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<&str>) -> Column {
     Series::new(
         name.into(),
         rows.iter().map(f).collect::<Vec<Option<&str>>>(),
@@ -119,7 +125,7 @@ fn strs<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<&str>) -> Column {
     .into()
 }
 
-fn floats<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<f64>) -> Column {
+pub(super) fn floats<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<f64>) -> Column {
     Series::new(
         name.into(),
         rows.iter().map(f).collect::<Vec<Option<f64>>>(),
@@ -127,7 +133,7 @@ fn floats<T>(name: &str, rows: &[T], f: impl Fn(&T) -> Option<f64>) -> Column {
     .into()
 }
 
-fn u32s<T>(name: &str, rows: &[T], f: impl Fn(&T) -> u32) -> Column {
+pub(super) fn u32s<T>(name: &str, rows: &[T], f: impl Fn(&T) -> u32) -> Column {
     Series::new(name.into(), rows.iter().map(f).collect::<Vec<u32>>()).into()
 }
 
@@ -199,12 +205,12 @@ fn variants_frame(rows: &[VariantRecord]) -> Result<DataFrame> {
     ])
 }
 
-fn frame(columns: Vec<Column>) -> Result<DataFrame> {
+pub(super) fn frame(columns: Vec<Column>) -> Result<DataFrame> {
     DataFrame::new(columns)
         .map_err(|e| Error::Harness(format!("cannot build a results table: {e}")))
 }
 
-fn write(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
+pub(super) fn write(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
     let fail = |e: &dyn std::fmt::Display| {
         Error::Harness(format!("cannot write {name} in {}: {e}", dir.display()))
     };

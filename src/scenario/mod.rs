@@ -17,8 +17,9 @@ pub use location::ScenarioError;
 
 use crate::catalog::{Catalog, GpuModel};
 use crate::layout::{InstanceSpec, Layout};
+use crate::loadgen::LoadSpec;
 use crate::mode::SharingMode;
-use crate::workload::{self, Workload};
+use crate::workload::{self, Workload, WorkloadKind};
 
 /// A scenario file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +30,9 @@ pub struct ScenarioFile {
     /// Workloads defined by this scenario, by name; shipped workloads need no entry.
     #[serde(default)]
     pub workloads: BTreeMap<String, Workload>,
+    /// The load on every server of every variant that gives none of its own.
+    #[serde(default)]
+    pub load: Option<Spanned<LoadSpec>>,
     pub variants: Vec<Variant>,
 }
 
@@ -41,6 +45,10 @@ pub struct Header {
     /// The experiment this scenario reproduces, with its source.
     #[serde(default)]
     pub source: String,
+    /// Simulated seconds per real second under `--sim` when `--time-scale` is not given. Serving
+    /// scenarios need a lower one than batch jobs: token timings are milliseconds.
+    #[serde(default)]
+    pub time_scale: Option<Spanned<f64>>,
 }
 
 /// The GPU a scenario runs on.
@@ -72,6 +80,9 @@ pub struct Variant {
     #[serde(default)]
     pub mps: Option<Spanned<MpsSettings>>,
     pub jobs: Vec<JobGroup>,
+    /// The load on each of this variant's servers; replaces the scenario's `[load]`.
+    #[serde(default)]
+    pub load: Option<Spanned<LoadSpec>>,
     /// How many times to run the variant.
     #[serde(default = "one")]
     pub repetitions: u32,
@@ -109,6 +120,10 @@ pub struct JobGroup {
     /// Kills a job that runs longer; overrides the workload's timeout.
     #[serde(default)]
     pub timeout_s: Option<f64>,
+    /// Arguments appended to the workload's command for these jobs (a server's memory fraction
+    /// under MPS, say: `["--gpu-memory-utilization", "0.45"]`).
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -154,6 +169,14 @@ impl Scenario {
             }
             w.check().map_err(|m| err(at.clone(), m))?;
         }
+        if let Some(t) = &file.scenario.time_scale {
+            if !(*t.get_ref() > 0.0 && t.get_ref().is_finite()) {
+                return Err(err(
+                    t.span(),
+                    format!("time_scale must be above 0, found {}", t.get_ref()),
+                ));
+            }
+        }
         if file.gpu.index.is_some() && file.gpu.uuid.is_some() {
             return Err(err(
                 file.gpu.model.span(),
@@ -165,6 +188,16 @@ impl Scenario {
                 file.gpu.model.span(),
                 "[gpu] price_per_hour must not be negative".into(),
             ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for load in file
+            .load
+            .iter()
+            .chain(file.variants.iter().filter_map(|v| v.load.as_ref()))
+        {
+            load.get_ref()
+                .check(base)
+                .map_err(|m| err(load.span(), m))?;
         }
         if file.variants.is_empty() {
             return Err(err(
@@ -203,6 +236,29 @@ impl Scenario {
             Some(w) => Ok(w),
             None => workload::find(name),
         }
+    }
+
+    /// The load on the variant's servers: its own, else the scenario's.
+    pub fn load_for<'a>(&'a self, variant: &'a Variant) -> Option<&'a LoadSpec> {
+        variant
+            .load
+            .as_ref()
+            .or(self.file.load.as_ref())
+            .map(Spanned::get_ref)
+    }
+
+    /// The workload a job group runs, with the group's `args` appended to its command.
+    pub fn job_workload(
+        &self,
+        group: &JobGroup,
+    ) -> Result<std::borrow::Cow<'_, Workload>, crate::error::Error> {
+        let workload = self.workload(group.workload.get_ref())?;
+        if group.args.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(workload));
+        }
+        let mut w = workload.clone();
+        w.command.extend(group.args.iter().cloned());
+        Ok(std::borrow::Cow::Owned(w))
     }
 
     /// The variant's MIG layout, placed (checked at load, so this cannot fail for a loaded one).
@@ -272,9 +328,17 @@ impl Scenario {
                 "a variant needs at least one job: jobs = [{ workload = \"...\" }]".into(),
             ));
         }
+        let mut serves = false;
         for group in &v.jobs {
-            self.workload(group.workload.get_ref())
+            let w = self
+                .job_workload(group)
                 .map_err(|e| (group.workload.span(), e.to_string()))?;
+            if let Some(server) = &w.sim.server {
+                server
+                    .fraction_in(&w.command)
+                    .map_err(|e| (group.workload.span(), format!("{}: {e}", w.name)))?;
+            }
+            serves |= w.kind == WorkloadKind::Server;
             if group.count == 0
                 || group.stagger_s < 0.0
                 || group.start_s < 0.0
@@ -285,6 +349,24 @@ impl Scenario {
                     "jobs need count >= 1, stagger_s and start_s >= 0, and timeout_s > 0".into(),
                 ));
             }
+        }
+        if serves && self.load_for(v).is_none() {
+            return Err((
+                v.name.span(),
+                format!(
+                    "variant '{}' runs servers but has no load: add a [load] table to the scenario or load = {{ ... }} to the variant",
+                    v.name.get_ref()
+                ),
+            ));
+        }
+        if let (Some(load), false) = (&v.load, serves) {
+            return Err((
+                load.span(),
+                format!(
+                    "variant '{}' has a load but no server workload to put it on",
+                    v.name.get_ref()
+                ),
+            ));
         }
         if v.repetitions == 0 {
             return Err((v.name.span(), "repetitions must be at least 1".into()));

@@ -58,7 +58,43 @@ pub struct Workload {
     pub memory: MemoryProfile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// How migbench talks to a `server` workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
     pub sim: SimProfile,
+}
+
+/// How to reach a model server: when it is ready and which model to ask for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// The `model` of each request; the first model `/v1/models` lists when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Paths polled in turn until each answers 200: the server is then ready.
+    #[serde(default = "default_ready_paths")]
+    pub ready_paths: Vec<String>,
+    /// A server not ready after this many seconds is stopped and recorded `not_ready`.
+    #[serde(default = "default_ready_timeout_s")]
+    pub ready_timeout_s: f64,
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            model: None,
+            ready_paths: default_ready_paths(),
+            ready_timeout_s: default_ready_timeout_s(),
+        }
+    }
+}
+
+fn default_ready_paths() -> Vec<String> {
+    vec!["/health".into(), "/v1/models".into()]
+}
+
+fn default_ready_timeout_s() -> f64 {
+    600.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +143,77 @@ pub struct SimProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_at: Option<f64>,
     pub source: String,
+    /// How the simulated model server behaves (`server` workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<SimServer>,
+}
+
+/// A simulated model server: its memory and its token rates on the whole reference GPU. Its
+/// speed on a share of the SMs scales as `s^alpha`, like every simulated job's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimServer {
+    /// Catalog key of the GPU the rates are for.
+    pub reference_gpu: String,
+    /// Memory that is not KV cache: weights, activations, CUDA graphs.
+    pub weights_gib: f64,
+    /// KV cache per token of context.
+    pub kv_mib_per_token: f64,
+    /// The server preallocates this fraction of its device's memory (weights plus KV cache), as
+    /// vLLM does with `--gpu-memory-utilization`...
+    pub memory_fraction: f64,
+    /// ...unless its command gives the fraction after this flag (the last one counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_fraction_flag: Option<String>,
+    /// Prompt tokens per second, prefill alone.
+    pub prefill_tokens_per_s: f64,
+    /// Output tokens per second of one sequence decoding alone.
+    pub decode_tokens_per_s: f64,
+    /// Output tokens per second of all sequences together as the batch grows without bound:
+    /// a decode step of `b` sequences takes `1 / decode_tokens_per_s + b / batch_decode_tokens_per_s`.
+    pub batch_decode_tokens_per_s: f64,
+    /// Most sequences decoding at once (vLLM's `--max-num-seqs`).
+    #[serde(default = "default_max_num_seqs")]
+    pub max_num_seqs: u32,
+    /// Most tokens in one engine step (vLLM's `--max-num-batched-tokens`).
+    #[serde(default = "default_max_batched_tokens")]
+    pub max_batched_tokens: u32,
+    /// Seconds from start to ready (loading weights, profiling, warming up).
+    pub startup_s: f64,
+    pub source: String,
+}
+
+fn default_max_num_seqs() -> u32 {
+    256
+}
+
+fn default_max_batched_tokens() -> u32 {
+    8192
+}
+
+impl SimServer {
+    /// The memory fraction `command` asks for: the value after the last `memory_fraction_flag`,
+    /// else `memory_fraction`.
+    pub fn fraction_in(&self, command: &[String]) -> Result<f64, String> {
+        let Some(flag) = &self.memory_fraction_flag else {
+            return Ok(self.memory_fraction);
+        };
+        let given = command.iter().enumerate().rev().find_map(|(i, arg)| {
+            arg.strip_prefix(flag.as_str())
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_string)
+                .or_else(|| (arg == flag).then(|| command.get(i + 1).cloned().unwrap_or_default()))
+        });
+        match given {
+            None => Ok(self.memory_fraction),
+            Some(v) => match v.parse::<f64>() {
+                Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+                _ => Err(format!(
+                    "{flag} takes a fraction above 0 and at most 1, found '{v}'"
+                )),
+            },
+        }
+    }
 }
 
 impl Workload {
@@ -142,6 +249,7 @@ impl Workload {
         if self.timeout_s.is_some_and(|t| t <= 0.0) {
             return Err(format!("workload {}: timeout_s must be above 0", self.name));
         }
+        self.check_server()?;
         if let Some(fail_at) = self.sim.fail_at {
             if !(0.0..=1.0).contains(&fail_at) {
                 return Err(format!(
@@ -152,6 +260,61 @@ impl Workload {
         }
         Ok(())
     }
+
+    /// The rules for `server` workloads: a `[sim.server]` profile, and no server tables on a
+    /// batch workload.
+    fn check_server(&self) -> Result<(), String> {
+        let name = &self.name;
+        match (self.kind, &self.sim.server) {
+            (WorkloadKind::Batch, _) if self.server.is_some() || self.sim.server.is_some() => {
+                return Err(format!(
+                    "workload {name}: [server] and [sim.server] are for kind = \"server\" only"
+                ))
+            }
+            (WorkloadKind::Server, None) => {
+                return Err(format!(
+                    "workload {name}: a server needs a [sim.server] profile (memory and token rates) for the simulator"
+                ))
+            }
+            _ => {}
+        }
+        if let Some(spec) = &self.server {
+            let timeout_ok = spec.ready_timeout_s > 0.0 && spec.ready_timeout_s.is_finite();
+            if !timeout_ok || spec.ready_paths.iter().any(|p| !p.starts_with('/')) {
+                return Err(format!(
+                    "workload {name}: server.ready_timeout_s must be above 0 and every ready path must start with /"
+                ));
+            }
+        }
+        if let Some(s) = &self.sim.server {
+            let rates = [
+                s.weights_gib,
+                s.kv_mib_per_token,
+                s.prefill_tokens_per_s,
+                s.decode_tokens_per_s,
+                s.batch_decode_tokens_per_s,
+            ];
+            if rates.iter().any(|v| !(*v > 0.0 && v.is_finite()))
+                || !(s.memory_fraction > 0.0 && s.memory_fraction <= 1.0)
+                || s.startup_s < 0.0
+                || s.max_num_seqs == 0
+                || s.max_batched_tokens == 0
+            {
+                return Err(format!(
+                    "workload {name}: sim.server needs weights_gib, kv_mib_per_token and the token rates above 0, memory_fraction in (0, 1], startup_s >= 0, max_num_seqs and max_batched_tokens >= 1"
+                ));
+            }
+            crate::catalog::Catalog::builtin()
+                .gpu(&s.reference_gpu)
+                .map_err(|e| format!("workload {name}: sim.server.reference_gpu: {e}"))?;
+            s.fraction_in(&self.command)
+                .map_err(|e| format!("workload {name}: command: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The port placeholder a server's command (and environment) carries.
+    pub const PORT: &'static str = "{port}";
 
     /// The patterns that mark an out-of-memory failure in this workload's output.
     pub fn oom_patterns(&self) -> Vec<&str> {
@@ -194,4 +357,55 @@ pub fn find(name: &str) -> Result<&'static Workload, Error> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn the_memory_fraction_is_the_last_value_of_its_flag() {
+        let server = find("qwen3-4b").unwrap().sim.server.clone().unwrap();
+        let flag = "--gpu-memory-utilization";
+        assert_eq!(server.fraction_in(&argv(&["vllm", "serve", "m"])), Ok(0.9));
+        assert_eq!(
+            server.fraction_in(&argv(&["vllm", flag, "0.9", flag, "0.45"])),
+            Ok(0.45)
+        );
+        assert_eq!(
+            server.fraction_in(&argv(&["vllm", "--gpu-memory-utilization=0.3"])),
+            Ok(0.3)
+        );
+        let err = server.fraction_in(&argv(&["vllm", flag])).unwrap_err();
+        assert_eq!(
+            err,
+            "--gpu-memory-utilization takes a fraction above 0 and at most 1, found ''"
+        );
+        assert!(server.fraction_in(&argv(&["vllm", flag, "1.5"])).is_err());
+        let no_flag = SimServer {
+            memory_fraction_flag: None,
+            ..server
+        };
+        assert_eq!(no_flag.fraction_in(&argv(&["vllm", flag, "0.1"])), Ok(0.9));
+    }
+
+    #[test]
+    fn server_tables_belong_to_server_workloads() {
+        let mut w = find("ti2v-5b").unwrap().clone();
+        w.server = Some(ServerSpec::default());
+        assert!(w
+            .check()
+            .unwrap_err()
+            .contains("are for kind = \"server\" only"));
+        let mut w = find("qwen3-4b").unwrap().clone();
+        w.sim.server = None;
+        assert!(w
+            .check()
+            .unwrap_err()
+            .contains("needs a [sim.server] profile"));
+    }
 }

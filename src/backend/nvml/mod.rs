@@ -626,10 +626,7 @@ impl Backend for NvmlBackend {
             used_gib: memory.used as f64 / GIB,
             capacity_gib: Some(memory.total as f64 / GIB),
             // Not supported with MIG on (mig.md): then None.
-            utilization_pct: device
-                .utilization_rates()
-                .ok()
-                .map(|u| f64::from(u.gpu)),
+            utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
         }];
         let placed = self.placed()?;
         // One row per memory pool: the compute instances of a GPU instance share its memory.

@@ -32,7 +32,8 @@ pub struct SimJob {
     pub pid: Option<u32>,
     /// Connected and not yet finished: it uses compute.
     pub active: bool,
-    rate: f64,
+    /// Work seconds per simulated second while active.
+    pub rate: f64,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::catalog::{Catalog, GpuModel};
 use crate::error::{Error, Result};
+use crate::workload::Workload;
 
 /// Work assumed for a workload without a measured full-GPU time.
 const DEFAULT_WORK_S: f64 = 60.0;
@@ -161,6 +162,19 @@ impl SimBackend {
     }
 }
 
+impl SimBackend {
+    /// Tells the simulated GPU about a job before its process starts.
+    fn register(&self, job: &JobRequest, work_s: f64, reference_sm: u32) {
+        let sim_job = SimGpu::new_job(
+            job.device.uuid.clone(),
+            work_s,
+            job.workload.sim.alpha,
+            reference_sm,
+        );
+        self.state.lock().register(job.id, sim_job);
+    }
+}
+
 impl Drop for SimBackend {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
@@ -241,6 +255,18 @@ fn handle(state: &Shared, job_id: &mut Option<u64>, request: Request) -> Reply {
                 }
             }
         },
+        (Request::Work, Some(id)) => {
+            let j = &gpu.jobs[&id];
+            Reply::Work {
+                done_s: j.done_s,
+                rate: if j.active { j.rate } else { 0.0 },
+            }
+        }
+        (Request::Active { active }, Some(id)) => {
+            gpu.jobs.get_mut(&id).expect("job exists").active = active;
+            gpu.recompute_rates();
+            Reply::Ok
+        }
         (_, None) => Reply::Error {
             message: "say hello first".into(),
         },
@@ -298,40 +324,63 @@ impl Backend for SimBackend {
 
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {
         let w = job.workload;
-        let (work_s, reference_sm) = match &w.timing {
-            Some(t) => (
-                t.full_gpu_s,
-                Catalog::builtin()
-                    .gpu(&t.reference_gpu)
-                    .map(|g| g.sm_count)?,
-            ),
-            None => (DEFAULT_WORK_S, self.state.lock().model.sm_count),
-        };
-        {
-            let mut gpu = self.state.lock();
-            let sim_job =
-                SimGpu::new_job(job.device.uuid.clone(), work_s, w.sim.alpha, reference_sm);
-            gpu.register(job.id, sim_job);
-        }
         let num = |v: f64| format!("{v}");
-        let mut argv = vec![
-            self.synth_exe.display().to_string(),
-            "synth".into(),
-            "--socket".into(),
-            self.socket.display().to_string(),
-            "--job".into(),
-            job.id.to_string(),
-            "--constant-gib".into(),
-            num(w.memory.constant_gib),
-            "--peak-gib".into(),
-            num(w.memory.peak_gib),
-            "--peak-at".into(),
-            num(w.sim.peak_at),
-            "--peak-for".into(),
-            num(w.sim.peak_for),
-        ];
-        if let Some(fail_at) = w.sim.fail_at {
-            argv.extend(["--fail-at".into(), num(fail_at)]);
+        let mut argv = vec![self.synth_exe.display().to_string()];
+        if let Some(server) = &w.sim.server {
+            // A model server: its work never ends; it streams tokens at its share of the SMs.
+            let reference_sm = Catalog::builtin().gpu(&server.reference_gpu)?.sm_count;
+            let fraction = server.fraction_in(&w.command).map_err(Error::Input)?;
+            self.register(job, f64::INFINITY, reference_sm);
+            let model = w.server.as_ref().and_then(|s| s.model.clone());
+            let profile = serde_json::to_string(server).expect("profiles serialize");
+            argv.extend([
+                "sim-server".into(),
+                "--socket".into(),
+                self.socket.display().to_string(),
+                "--job".into(),
+                job.id.to_string(),
+                "--port".into(),
+                Workload::PORT.into(),
+                "--time-scale".into(),
+                num(self.state.time_scale),
+                "--device-gib".into(),
+                num(job.device.pool_gib),
+                "--memory-fraction".into(),
+                num(fraction),
+                "--model".into(),
+                model.unwrap_or_else(|| w.name.clone()),
+                "--profile".into(),
+                profile,
+            ]);
+        } else {
+            let (work_s, reference_sm) = match &w.timing {
+                Some(t) => (
+                    t.full_gpu_s,
+                    Catalog::builtin()
+                        .gpu(&t.reference_gpu)
+                        .map(|g| g.sm_count)?,
+                ),
+                None => (DEFAULT_WORK_S, self.state.lock().model.sm_count),
+            };
+            self.register(job, work_s, reference_sm);
+            argv.extend([
+                "synth".into(),
+                "--socket".into(),
+                self.socket.display().to_string(),
+                "--job".into(),
+                job.id.to_string(),
+                "--constant-gib".into(),
+                num(w.memory.constant_gib),
+                "--peak-gib".into(),
+                num(w.memory.peak_gib),
+                "--peak-at".into(),
+                num(w.sim.peak_at),
+                "--peak-for".into(),
+                num(w.sim.peak_for),
+            ]);
+            if let Some(fail_at) = w.sim.fail_at {
+                argv.extend(["--fail-at".into(), num(fail_at)]);
+            }
         }
         Ok(JobLaunch {
             argv,

@@ -1,0 +1,86 @@
+//! Server-sent events as OpenAI-compatible servers stream them: `data: {...}` lines, an event per
+//! blank line, `data: [DONE]` at the end. Bytes arrive in arbitrary pieces (a line, or an event,
+//! may be split across network reads), so the parser keeps what it has not yet seen end.
+
+/// An incremental parser: feed it the bytes as they arrive, take out whole events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes after the last line ending seen.
+    pending: Vec<u8>,
+    /// `data` lines of the event being read.
+    data: Vec<String>,
+    /// The last byte fed was `\r`: a `\n` right after it belongs to the same line ending.
+    after_cr: bool,
+}
+
+impl SseParser {
+    /// Feeds `bytes`; returns the `data` of each event they complete, in order. Lines are ended by
+    /// `\n`, `\r\n` or `\r`; several `data` lines of one event are joined with `\n`; comments
+    /// (`:`) and the `event`, `id` and `retry` fields are skipped.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut events = Vec::new();
+        for &b in bytes {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => {}
+                b'\n' | b'\r' => {
+                    let line = std::mem::take(&mut self.pending);
+                    self.line(&String::from_utf8_lossy(&line), &mut events);
+                }
+                _ => self.pending.push(b),
+            }
+        }
+        events
+    }
+
+    fn line(&mut self, line: &str, events: &mut Vec<String>) {
+        if line.is_empty() {
+            if !self.data.is_empty() {
+                events.push(std::mem::take(&mut self.data).join("\n"));
+            }
+            return;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        if field == "data" {
+            self.data.push(value.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_anywhere_come_out_whole_and_in_order() {
+        let stream = b"data: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            let mut p = SseParser::default();
+            let mut got = p.feed(&stream[..cut]);
+            got.extend(p.feed(&stream[cut..]));
+            assert_eq!(got, ["{\"a\":1}", "{\"b\":2}", "[DONE]"], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn multi_line_data_is_joined_and_other_fields_are_skipped() {
+        let mut p = SseParser::default();
+        let got = p.feed(b"event: message\nid: 7\ndata: one\ndata:two\r\rdata: x");
+        assert_eq!(got, ["one\ntwo"]);
+        // The last event has no blank line yet: nothing until it comes.
+        assert_eq!(p.feed(b"\n"), Vec::<String>::new());
+        assert_eq!(p.feed(b"\n"), ["x"]);
+    }
+
+    #[test]
+    fn a_utf8_character_split_across_reads_survives() {
+        let text = "data: caf\u{e9}\n\n".as_bytes();
+        let mut p = SseParser::default();
+        let mut got = p.feed(&text[..10]);
+        got.extend(p.feed(&text[10..]));
+        assert_eq!(got, ["caf\u{e9}"]);
+    }
+}

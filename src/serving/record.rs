@@ -1,0 +1,215 @@
+//! Turning what a variant's servers served into rows of the `requests` and `serving` tables.
+
+use crate::loadgen::metrics::{self, ServingMetrics};
+use crate::loadgen::{LoadSpec, RequestRecord};
+use crate::results::{JobRecord, RequestRow, ServingRecord};
+
+use super::ServingRun;
+
+/// The variant the rows belong to.
+pub struct VariantInfo<'a> {
+    pub variant: &'a str,
+    pub repetition: u32,
+    pub mode: &'a str,
+    pub backend: &'a str,
+    pub price_per_hour: Option<f64>,
+}
+
+/// The rows of one variant repetition: every request, a `serving` row per server job (also one
+/// that never served: it shows the server's outcome) and one for the variant. `server_jobs` are
+/// the positions of the variant's server jobs; `jobs` their records.
+pub fn rows(
+    info: &VariantInfo,
+    run_dir: &std::path::Path,
+    server_jobs: &[usize],
+    jobs: &[JobRecord],
+    run: &ServingRun,
+) -> (Vec<RequestRow>, Vec<ServingRecord>) {
+    let (mut requests, mut serving) = (Vec::new(), Vec::new());
+    if server_jobs.is_empty() {
+        return (requests, serving);
+    }
+    let load = run.load.clone().unwrap_or_default();
+    let record_of = |job: usize| jobs.iter().find(|j| j.job == job);
+    let instance = |j: Option<&JobRecord>| {
+        j.map(|j| j.instance_profile.clone().unwrap_or_else(|| "GPU".into()))
+    };
+    for &job in server_jobs {
+        let record = record_of(job);
+        let served: Vec<_> = run.served.iter().filter(|s| s.job == job).collect();
+        let measured: Vec<&RequestRecord> =
+            served.iter().flat_map(|s| s.result.measured()).collect();
+        let duration: f64 = served.iter().map(|s| s.result.duration()).sum();
+        let mut row = base_row(info, &load, "server", &measured, duration, 1, served.len());
+        row.job = Some(job as u32);
+        row.workload = record.map(|j| j.workload.clone());
+        row.model = served.first().map(|s| s.model.clone());
+        row.instance = instance(record);
+        row.server_outcome = record.map(|j| j.outcome.clone());
+        row.note = record
+            .and_then(|j| j.log.as_ref())
+            .and_then(|log| worst_lag(&run_dir.join(log)))
+            .map(|lag| format!("fell behind the simulated clock by up to {lag:.2} s"));
+        serving.push(row);
+        for s in &served {
+            requests.extend(s.result.records.iter().map(|r| RequestRow {
+                variant: info.variant.to_string(),
+                repetition: info.repetition,
+                job: job as u32,
+                workload: record.map_or_else(String::new, |j| j.workload.clone()),
+                instance: instance(record).unwrap_or_default(),
+                round: s.round,
+                request: r.index,
+                warmup: r.warmup,
+                sent_s: r.sent_s,
+                ttft_ms: r.ttft_s.map(|s| s * 1000.0),
+                tpot_ms: r.tpot_s().map(|s| s * 1000.0),
+                e2el_ms: r.latency_s.map(|s| s * 1000.0),
+                itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                tokens_from: r.tokens_from.as_str().to_string(),
+                error: r.error.clone(),
+            }));
+        }
+    }
+    let measured: Vec<&RequestRecord> = run
+        .served
+        .iter()
+        .flat_map(|s| s.result.measured())
+        .collect();
+    let duration = covered(run.rounds.iter().map(|r| (r.start_s, r.end_s)).collect());
+    let servers = run
+        .served
+        .iter()
+        .map(|s| s.job)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let lags: Vec<f64> = server_jobs
+        .iter()
+        .filter_map(|&job| record_of(job)?.log.as_ref())
+        .filter_map(|log| worst_lag(&run_dir.join(log)))
+        .collect();
+    let mut row = base_row(
+        info,
+        &load,
+        "variant",
+        &measured,
+        duration,
+        servers,
+        run.rounds.len(),
+    );
+    row.note = (!lags.is_empty()).then(|| {
+        format!(
+            "{} of {} servers fell behind the simulated clock (by up to {:.2} s): the machine was too busy for this --time-scale; latency percentiles may be stretched, a lower --time-scale helps",
+            lags.len(),
+            server_jobs.len(),
+            lags.iter().copied().fold(0.0, f64::max)
+        )
+    });
+    row.cost_per_million_output_tokens = info
+        .price_per_hour
+        .filter(|_| row.metrics.total_output_tokens > 0)
+        .map(|price| price * duration / 3600.0 / (row.metrics.total_output_tokens as f64 / 1e6));
+    serving.push(row);
+    (requests, serving)
+}
+
+fn base_row(
+    info: &VariantInfo,
+    load: &LoadSpec,
+    scope: &str,
+    measured: &[&RequestRecord],
+    duration: f64,
+    servers: usize,
+    rounds: usize,
+) -> ServingRecord {
+    let good = load
+        .slo
+        .map(|slo| measured.iter().filter(|r| metrics::meets(&slo, r)).count());
+    ServingRecord {
+        variant: info.variant.to_string(),
+        repetition: info.repetition,
+        mode: info.mode.to_string(),
+        backend: info.backend.to_string(),
+        scope: scope.to_string(),
+        job: None,
+        workload: None,
+        model: None,
+        instance: None,
+        server_outcome: None,
+        servers: servers as u32,
+        rounds: rounds as u32,
+        endpoint: load.endpoint.path().to_string(),
+        request_rate: load.rate,
+        max_concurrency: load.max_concurrency,
+        metrics: ServingMetrics::compute(measured, duration, good),
+        price_per_hour: info.price_per_hour,
+        cost_per_million_output_tokens: None,
+        note: None,
+    }
+}
+
+/// Seconds covered by the union of `spans`: rounds one after another add up, rounds that
+/// overlap (a server started later while others are still loaded) count once.
+fn covered(mut spans: Vec<(f64, f64)>) -> f64 {
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(0.0, |(s, e)| e - s)
+}
+
+/// How far, in simulated seconds, the simulated server fell behind the simulated clock at worst,
+/// from its log (each warning it writes is at least twice the one before).
+fn worst_lag(log: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|l| l.strip_prefix(super::sim_server::LAG_WARNING))
+        .filter_map(|rest| {
+            rest.trim_start()
+                .strip_prefix("by ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .fold(None, |worst: Option<f64>, lag| {
+            Some(worst.map_or(lag, |w| w.max(lag)))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{covered, worst_lag};
+    use crate::serving::sim_server::LAG_WARNING;
+
+    #[test]
+    fn the_worst_lag_is_read_from_the_servers_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("j.log");
+        let text = format!(
+            "INFO Uvicorn running\n{LAG_WARNING} by 0.30 s: this machine is too slow\n{LAG_WARNING} by 1.52 s: this machine\n"
+        );
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(worst_lag(&log), Some(1.52));
+        std::fs::write(&log, "INFO Available KV cache memory: 7.13 GiB\n").unwrap();
+        assert_eq!(worst_lag(&log), None);
+    }
+
+    #[test]
+    fn rounds_in_sequence_add_up_and_overlapping_rounds_count_once() {
+        assert_eq!(covered(vec![(0.0, 10.0), (20.0, 25.0)]), 15.0);
+        assert_eq!(covered(vec![(5.0, 12.0), (0.0, 10.0), (11.0, 13.0)]), 13.0);
+        assert_eq!(covered(vec![]), 0.0);
+    }
+}

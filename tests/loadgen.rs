@@ -1,0 +1,426 @@
+//! The load generator against real HTTP servers on loopback that stream with known delays, fail,
+//! stall or drop the stream: request counts, arrival rates, TTFT/ITL/TPOT arithmetic, and every
+//! failure recorded as an error without stopping the load.
+//!
+//! Timing checks allow for scheduling on a busy machine: a sleep never ends early, so measured
+//! gaps are at least the scripted delay and at most a few milliseconds more.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use migbench::loadgen::{self, Clock, Endpoint, LoadSpec, Slo, Target, TokenCount};
+use migbench::serving::http;
+use tokio::net::TcpListener;
+
+/// What the scripted server does with each streaming request.
+#[derive(Debug, Clone, Copy)]
+enum Script {
+    /// Waits `ttft`, then sends `tokens` chunks `itl` apart, then usage (if `usage`) and [DONE].
+    Stream {
+        ttft: Duration,
+        itl: Duration,
+        tokens: u32,
+        usage: bool,
+    },
+    /// Answers 500 with an error body.
+    Fail,
+    /// Sends one chunk, then nothing, forever.
+    Stall,
+    /// Sends two chunks, then breaks the connection.
+    Drop,
+}
+
+/// A scripted server on its own thread; returns its base URL and the arrival time of each request.
+fn start_server(script: Script) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&arrivals);
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", std_listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(std_listener).unwrap();
+            http::serve(listener, move |request| {
+                let log = Arc::clone(&log);
+                async move {
+                    log.lock().unwrap().push(Instant::now());
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&http::read_body(request).await).unwrap();
+                    respond(script, body["messages"].is_array())
+                }
+            })
+            .await;
+        });
+    });
+    (url, arrivals)
+}
+
+fn chunk(chat: bool, text: &str) -> Bytes {
+    let data = if chat {
+        serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}}]})
+    } else {
+        serde_json::json!({"choices": [{"index": 0, "text": text}]})
+    };
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn respond(script: Script, chat: bool) -> hyper::Response<http::ChannelBody> {
+    if let Script::Fail = script {
+        return http::json(
+            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"object": "error", "message": "scripted failure"}),
+        );
+    }
+    let (tx, response) = http::event_stream();
+    tokio::spawn(async move {
+        match script {
+            Script::Stream {
+                ttft,
+                itl,
+                tokens,
+                usage,
+            } => {
+                if chat {
+                    // Chat streams open with a role-only chunk that carries no text.
+                    let role = serde_json::json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]});
+                    let _ = tx.send(Ok(Bytes::from(format!("data: {role}\n\n"))));
+                }
+                tokio::time::sleep(ttft).await;
+                for k in 0..tokens {
+                    if k > 0 {
+                        tokio::time::sleep(itl).await;
+                    }
+                    let _ = tx.send(Ok(chunk(chat, " tok")));
+                }
+                if usage {
+                    let u = serde_json::json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}});
+                    let _ = tx.send(Ok(Bytes::from(format!("data: {u}\n\n"))));
+                }
+                let _ = tx.send(Ok(Bytes::from("data: [DONE]\n\n")));
+            }
+            Script::Stall => {
+                let _ = tx.send(Ok(chunk(chat, " first")));
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            Script::Drop => {
+                let _ = tx.send(Ok(chunk(chat, " a")));
+                let _ = tx.send(Ok(chunk(chat, " b")));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = tx.send(Err(std::io::Error::other("scripted crash")));
+            }
+            Script::Fail => unreachable!(),
+        }
+    });
+    response
+}
+
+fn target(url: &str, spec: LoadSpec) -> Target {
+    Target {
+        base_url: url.to_string(),
+        model: "test-model".into(),
+        spec,
+        prompts: None,
+        seed: 1,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn ms(d: f64) -> f64 {
+    d * 1000.0
+}
+
+#[test]
+fn ttft_itl_and_tpot_follow_the_servers_delays_and_warmups_are_apart() {
+    let (url, arrivals) = start_server(Script::Stream {
+        ttft: Duration::from_millis(60),
+        itl: Duration::from_millis(25),
+        tokens: 6,
+        usage: true,
+    });
+    let spec = LoadSpec {
+        requests: Some(8),
+        max_concurrency: Some(4),
+        warmup_requests: 2,
+        input_tokens: 16,
+        output_tokens: 6,
+        ..LoadSpec::default()
+    };
+    let results = loadgen::drive_blocking(&[target(&url, spec)], Clock::wall()).unwrap();
+    let result = &results[0];
+    assert_eq!(
+        arrivals.lock().unwrap().len(),
+        10,
+        "8 requests and 2 warm-ups reached the server"
+    );
+    assert_eq!(result.records.iter().filter(|r| r.warmup).count(), 2);
+    let measured: Vec<_> = result.measured().collect();
+    assert_eq!(measured.len(), 8);
+    for r in &measured {
+        assert_eq!(r.error, None);
+        assert_eq!(
+            (r.output_tokens, r.input_tokens),
+            (6, 7),
+            "counts come from usage"
+        );
+        assert_eq!(r.tokens_from, TokenCount::Usage);
+        let ttft = ms(r.ttft_s.unwrap());
+        assert!(
+            (60.0..100.0).contains(&ttft),
+            "TTFT {ttft} ms for a 60 ms script"
+        );
+        assert_eq!(r.itls_s.len(), 5, "one gap between each two of 6 chunks");
+        for itl in r.itls_s.iter().map(|&s| ms(s)) {
+            assert!(
+                (22.0..50.0).contains(&itl),
+                "ITL {itl} ms for a 25 ms script"
+            );
+        }
+        // TPOT = (latency - TTFT) / (tokens - 1): the mean of the gaps, by definition.
+        let tpot = ms(r.tpot_s().unwrap());
+        let mean_itl = ms(r.itls_s.iter().sum::<f64>() / 5.0);
+        assert!(
+            (tpot - mean_itl).abs() < 3.0,
+            "TPOT {tpot} vs mean ITL {mean_itl}"
+        );
+        let latency = ms(r.latency_s.unwrap());
+        assert!(latency >= 60.0 + 5.0 * 25.0, "{latency}");
+    }
+    // Warm-ups go one at a time, before the measured requests.
+    let warm: Vec<_> = result.records.iter().filter(|r| r.warmup).collect();
+    assert!(warm[1].sent_s >= warm[0].sent_s + warm[0].latency_s.unwrap());
+    assert!(measured.iter().all(|r| r.sent_s >= result.start_s));
+    // At most 4 in flight: 8 requests of ~185 ms take two rounds.
+    let m = loadgen::ServingMetrics::compute(&measured, result.duration(), None);
+    assert_eq!(m.max_concurrent_requests, 4);
+    assert!(result.duration() > 2.0 * 0.185, "{}", result.duration());
+    assert_eq!(m.total_output_tokens, 48);
+    assert!((m.output_throughput - 48.0 / result.duration()).abs() < 1e-9);
+}
+
+#[test]
+fn chat_streams_without_usage_are_counted_by_chunks_on_the_backend_clock() {
+    let (url, _) = start_server(Script::Stream {
+        ttft: Duration::from_millis(40),
+        itl: Duration::from_millis(10),
+        tokens: 5,
+        usage: false,
+    });
+    let spec = LoadSpec {
+        endpoint: Endpoint::Chat,
+        requests: Some(3),
+        max_concurrency: Some(1),
+        input_tokens: 12,
+        output_tokens: 5,
+        ..LoadSpec::default()
+    };
+    // A clock that runs 10 times the wall clock, as the simulator's does at --time-scale 10.
+    let results = loadgen::drive_blocking(&[target(&url, spec)], Clock::new(100.0, 10.0)).unwrap();
+    let r = &results[0];
+    assert!(r.start_s >= 100.0, "the clock starts where it was set");
+    for rec in r.measured() {
+        assert_eq!(rec.error, None);
+        assert_eq!(rec.tokens_from, TokenCount::Chunks);
+        // The role-only first chunk is not a token; the prompt length is the estimate.
+        assert_eq!((rec.output_tokens, rec.input_tokens), (5, 12));
+        // 40 ms real is 0.4 s on a clock 10 times faster.
+        let ttft = rec.ttft_s.unwrap();
+        assert!((0.4..0.8).contains(&ttft), "{ttft}");
+        assert!(
+            rec.itls_s.iter().all(|&g| (0.09..0.4).contains(&g)),
+            "{:?}",
+            rec.itls_s
+        );
+    }
+}
+
+/// Mean and coefficient of variation of the gaps between arrivals.
+fn gap_stats(arrivals: &[Instant]) -> (f64, f64) {
+    let gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    let n = gaps.len() as f64;
+    let mean = gaps.iter().sum::<f64>() / n;
+    let sd = (gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n).sqrt();
+    (mean, sd / mean)
+}
+
+fn quick_stream() -> Script {
+    Script::Stream {
+        ttft: Duration::from_millis(1),
+        itl: Duration::from_millis(1),
+        tokens: 2,
+        usage: true,
+    }
+}
+
+#[test]
+fn arrivals_follow_the_rate_and_burstiness() {
+    // Poisson at 100 requests per second, and gamma with burstiness 4 (gaps 4 times less varied:
+    // coefficient of variation 1/sqrt(4)), both driven at once, one per server.
+    let (poisson_url, poisson) = start_server(quick_stream());
+    let (regular_url, regular) = start_server(quick_stream());
+    let spec = |burstiness| LoadSpec {
+        rate: Some(100.0),
+        burstiness,
+        requests: Some(300),
+        input_tokens: 4,
+        output_tokens: 2,
+        ..LoadSpec::default()
+    };
+    let results = loadgen::drive_blocking(
+        &[
+            target(&poisson_url, spec(1.0)),
+            target(&regular_url, spec(4.0)),
+        ],
+        Clock::wall(),
+    )
+    .unwrap();
+    for r in &results {
+        assert_eq!(r.measured().filter(|r| r.completed()).count(), 300);
+    }
+    let (mean, cv) = gap_stats(&poisson.lock().unwrap());
+    assert!((mean - 0.010).abs() < 0.0015, "mean gap {mean}");
+    assert!(
+        (cv - 1.0).abs() < 0.2,
+        "Poisson coefficient of variation {cv}"
+    );
+    let (mean, cv) = gap_stats(&regular.lock().unwrap());
+    assert!((mean - 0.010).abs() < 0.0015, "mean gap {mean}");
+    assert!(
+        (cv - 0.5).abs() < 0.15,
+        "gamma(4) coefficient of variation {cv}"
+    );
+    // The throughput the metrics report is the rate that was asked for.
+    let measured: Vec<_> = results[0].measured().collect();
+    let m = loadgen::ServingMetrics::compute(&measured, results[0].duration(), None);
+    assert!(
+        (m.request_throughput - 100.0).abs() < 15.0,
+        "{}",
+        m.request_throughput
+    );
+}
+
+#[test]
+fn a_duration_stops_new_requests_and_slos_give_goodput() {
+    let (url, arrivals) = start_server(Script::Stream {
+        ttft: Duration::from_millis(30),
+        itl: Duration::from_millis(5),
+        tokens: 3,
+        usage: true,
+    });
+    let spec = LoadSpec {
+        rate: Some(50.0),
+        duration_s: Some(0.5),
+        ..LoadSpec::default()
+    };
+    let results = loadgen::drive_blocking(&[target(&url, spec)], Clock::wall()).unwrap();
+    let sent = arrivals.lock().unwrap().len();
+    // 50 per second for half a second: about 25 requests, none sent after the half second.
+    assert!((12..=40).contains(&sent), "{sent}");
+    let r = &results[0];
+    assert!(r.measured().all(|x| x.sent_s - r.start_s < 0.5));
+    // Every TTFT is above 30 ms: none meets a 20 ms objective, every one a 200 ms objective.
+    let objective = |ttft_ms| Slo {
+        ttft_ms: Some(ttft_ms),
+        ..Slo::default()
+    };
+    let good = |ttft_ms| {
+        r.measured()
+            .filter(|x| loadgen::metrics::meets(&objective(ttft_ms), x))
+            .count()
+    };
+    assert_eq!(good(20.0), 0);
+    assert_eq!(good(200.0), r.measured().count());
+}
+
+#[test]
+fn errors_stalls_and_dropped_streams_are_recorded_and_the_load_goes_on() {
+    let (good, _) = start_server(quick_stream());
+    let (failing, _) = start_server(Script::Fail);
+    let (stalling, _) = start_server(Script::Stall);
+    let (dropping, _) = start_server(Script::Drop);
+    // Nothing listens here: the port was free a moment ago.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let spec = LoadSpec {
+        requests: Some(3),
+        timeout_s: 0.3,
+        input_tokens: 4,
+        output_tokens: 2,
+        ..LoadSpec::default()
+    };
+    let urls = [&good, &failing, &stalling, &dropping, &refused];
+    let targets: Vec<Target> = urls.iter().map(|u| target(u, spec.clone())).collect();
+    let started = Instant::now();
+    let results = loadgen::drive_blocking(&targets, Clock::wall()).unwrap();
+    // The stalls end at their timeout, not when the server gives up.
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let errors = |i: usize| -> Vec<String> {
+        results[i]
+            .measured()
+            .map(|r| r.error.clone().unwrap_or_default())
+            .collect()
+    };
+    assert!(errors(0).iter().all(String::is_empty), "{:?}", errors(0));
+    for (i, expected) in [
+        (
+            1,
+            "HTTP 500 Internal Server Error: {\"message\":\"scripted failure\"",
+        ),
+        (2, "no complete response after 0.3 s"),
+        (3, "the stream broke"),
+        (4, "request failed"),
+    ] {
+        let errs = errors(i);
+        assert_eq!(errs.len(), 3);
+        assert!(
+            errs.iter().all(|e| e.starts_with(expected)),
+            "{i}: {errs:?}"
+        );
+        let measured: Vec<_> = results[i].measured().collect();
+        let m = loadgen::ServingMetrics::compute(&measured, results[i].duration(), None);
+        assert_eq!((m.completed, m.failed), (0, 3));
+    }
+    // A stalled request still shows when its first token came.
+    assert!(results[2]
+        .measured()
+        .all(|r| r.ttft_s.is_some() && r.latency_s.is_none()));
+}
+
+#[test]
+fn a_stopped_target_sends_no_more_requests() {
+    let (url, arrivals) = start_server(quick_stream());
+    // 1000 requests at 20 per second would take 50 s; the stop comes after 0.3 s.
+    let spec = LoadSpec {
+        rate: Some(20.0),
+        requests: Some(1000),
+        input_tokens: 4,
+        output_tokens: 2,
+        ..LoadSpec::default()
+    };
+    let t = target(&url, spec);
+    let stop = Arc::clone(&t.stop);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let results = loadgen::drive_blocking(&[t], Clock::wall()).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent = arrivals.lock().unwrap().len();
+    assert_eq!(results[0].records.len(), sent);
+    assert!((1..=20).contains(&sent), "{sent}");
+}
