@@ -236,7 +236,7 @@ pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<Strin
                 &mut applied,
             )?;
             backend.comment(&format!(
-                "variant {name}, repetition {repetition}: {} jobs run, then tear down",
+                "variant {name}, repetition {repetition}: {} job(s) run, then tear down",
                 planned.len()
             ));
             setup::tear_down(backend, &mut journal, &mut applied)?;
