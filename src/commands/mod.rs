@@ -1,9 +1,11 @@
 //! One module per subcommand: turns parsed arguments into output text.
 
+pub mod compare;
 pub mod gpus;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
+pub mod report;
 pub mod run;
 pub mod validate;
 
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Plan(args) => plan::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
     }
 }
