@@ -194,7 +194,7 @@ fn change(b: &VariantSummary, c: &VariantSummary, threshold: f64) -> Change {
     let time = Delta::of(mean(b.time_per_unit_s), mean(c.time_per_unit_s));
     let rate = Delta::of(mean(b.units_per_hour), mean(c.units_per_hour));
     let peak = Delta::of(max(b.gpu_vram_peak_gib), max(c.gpu_vram_peak_gib));
-    let pct = |x: f64| format!("{:+.1}%", x * 100.0);
+    let pct = percent;
     let mut worse = Vec::new();
     let mut better = Vec::new();
     // (delta, what, true when a rise is bad)
@@ -239,6 +239,16 @@ fn change(b: &VariantSummary, c: &VariantSummary, threshold: f64) -> Change {
         jobs: (b.jobs, c.jobs),
         verdict,
         reasons,
+    }
+}
+
+/// `+4.2%`; a change that rounds to nothing is `0.0%`, not `-0.0%`.
+fn percent(change: f64) -> String {
+    let x = (change * 1000.0).round() / 10.0;
+    if x == 0.0 {
+        "0.0%".into()
+    } else {
+        format!("{x:+.1}%")
     }
 }
 
