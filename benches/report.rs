@@ -149,7 +149,9 @@ fn bench(c: &mut Criterion) {
     let out = tempfile::tempdir().unwrap();
     let paths = vec![data.path().to_path_buf()];
     let mut group = c.benchmark_group("report");
-    group.sample_size(10);
+    group
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(1));
     group.bench_function("10M samples, 10 scenarios, 40 variants", |b| {
         b.iter(|| {
             let report = Report::build(&paths).unwrap();
