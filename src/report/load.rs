@@ -236,34 +236,47 @@ impl Results {
             if !file.is_file() {
                 continue;
             }
-            let (mut pick, mut t0, mut width) = (lit(NULL), lit(NULL), lit(NULL));
+            // The pick of each row by the variant's name (a string comparison per pick), then
+            // its bucket by the pick (a number comparison per pick).
+            let (mut pick, mut bucket) = (lit(NULL), lit(NULL));
             for (i, p) in picks.iter().enumerate().filter(|(_, p)| p.run == run) {
                 let this = col("variant")
                     .eq(lit(p.variant.as_str()))
-                    .and(col("repetition").eq(lit(p.repetition)))
-                    .and(col("t").gt_eq(lit(p.t0)))
-                    .and(col("t").lt_eq(lit(p.t1)));
-                let w = ((p.t1 - p.t0) / f64::from(buckets)).max(1e-9);
-                pick = when(this.clone()).then(lit(i as u32)).otherwise(pick);
-                t0 = when(this.clone()).then(lit(p.t0)).otherwise(t0);
-                width = when(this).then(lit(w)).otherwise(width);
+                    .and(col("repetition").eq(lit(p.repetition)));
+                pick = when(this).then(lit(i as u32)).otherwise(pick);
+                let width = ((p.t1 - p.t0) / f64::from(buckets)).max(1e-9);
+                bucket = when(col("pick").eq(lit(i as u32)))
+                    .then((col("t") - lit(p.t0)) / lit(width))
+                    .otherwise(bucket);
             }
             let scan = LazyFrame::scan_parquet(&file, ScanArgsParquet::default())
                 .map_err(polars_error)?
                 .select([
+                    col("variant"),
+                    col("repetition"),
                     col("scope"),
                     col("id"),
                     col("t"),
                     col("used_gib"),
-                    pick.alias("pick"),
-                    t0.alias("t0"),
-                    width.alias("width"),
                 ])
+                .filter(col("scope").neq(lit("instance")))
+                .with_column(pick.alias("pick"))
+                .filter(col("pick").is_not_null())
+                .with_column(bucket.alias("bucket"))
                 .filter(
-                    col("pick")
-                        .is_not_null()
-                        .and(col("scope").neq(lit("instance"))),
-                );
+                    col("bucket")
+                        .gt_eq(lit(0.0))
+                        .and(col("bucket").lt_eq(lit(f64::from(buckets)))),
+                )
+                .select([
+                    col("pick"),
+                    col("scope"),
+                    col("id"),
+                    // Non-negative here, so truncating is flooring.
+                    col("bucket").cast(DataType::Int64),
+                    col("t"),
+                    col("used_gib"),
+                ]);
             scans.push(scan);
         }
         if scans.is_empty() {
@@ -276,17 +289,8 @@ impl Results {
         };
         let reduced = concat(scans, union)
             .map_err(polars_error)?
-            .with_column(
-                ((col("t") - col("t0")) / col("width"))
-                    .cast(DataType::Int64)
-                    .alias("bucket"),
-            )
             .group_by([col("pick"), col("id"), col("bucket")])
-            .agg([
-                col("scope").first(),
-                (col("t").min() - col("t0").first()).alias("t"),
-                col("used_gib").max(),
-            ])
+            .agg([col("scope").first(), col("t").min(), col("used_gib").max()])
             .sort(["pick", "scope", "id", "t"], SortMultipleOptions::default())
             .select([
                 col("pick").cast(DataType::UInt32),
@@ -312,7 +316,7 @@ impl Results {
                 id.get(i).unwrap_or_default(),
             );
             let point = (
-                t.get(i).unwrap_or_default(),
+                t.get(i).unwrap_or_default() - picks[key.0].t0,
                 used.get(i).unwrap_or_default(),
             );
             match traces.last_mut() {
