@@ -149,6 +149,7 @@ fn bench(c: &mut Criterion) {
     let out = tempfile::tempdir().unwrap();
     let paths = vec![data.path().to_path_buf()];
     let mut group = c.benchmark_group("report");
+    // Each iteration takes about a second: ten of them, and no long warm-up, are plenty.
     group
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_millis(1));
