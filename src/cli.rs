@@ -33,6 +33,10 @@ pub enum Command {
     Run(RunArgs),
     /// Put a GPU back as found after a run that crashed, from its journal. Safe to run twice.
     Restore(RestoreArgs),
+    /// Tables and plots of the runs below some directories, written to a report directory.
+    Report(ReportArgs),
+    /// Compare two sets of results; exit status 1 when a variant regressed beyond the threshold.
+    Compare(CompareArgs),
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -138,6 +142,40 @@ pub struct RestoreArgs {
     /// Journals (`journal.jsonl`) or run directories to restore from. Without any, every GPU
     /// whose lock names a journal that was not closed.
     pub journals: Vec<std::path::PathBuf>,
+}
+
+/// What `report` and `compare` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextFormat {
+    Table,
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories, or directories searched for runs.
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// The report directory: report.md, report.html, report.json, CSV tables, plots/.
+    #[arg(long, default_value = "report")]
+    pub out: std::path::PathBuf,
+    /// What is printed; the report directory gets every format regardless.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TextFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The accepted results: a run directory, a directory of runs, or a report directory.
+    pub baseline: std::path::PathBuf,
+    /// The results to judge, in any of the same forms.
+    pub candidate: std::path::PathBuf,
+    /// A change beyond this counts as a regression: `5%` or `0.05`.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TextFormat,
 }
 
 #[derive(Debug, Args)]

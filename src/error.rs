@@ -32,13 +32,17 @@ pub enum Error {
     /// The harness failed (I/O, a tool that broke), not the user's input.
     #[error("{0}")]
     Harness(String),
+
+    /// `compare` found a variant worse than its baseline beyond the threshold.
+    #[error("{0}")]
+    Regression(String),
 }
 
 impl Error {
     /// Process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Harness(_) => 1,
+            Error::Harness(_) | Error::Regression(_) => 1,
             Error::Interrupted(_) => 130,
             _ => 2,
         }

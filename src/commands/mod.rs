@@ -1,10 +1,12 @@
 //! One module per subcommand: turns parsed arguments into output text.
 
+pub mod compare;
 pub mod discover;
 pub mod gpus;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod validate;
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Restore(args) => restore::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
         Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }

@@ -17,7 +17,7 @@ pub fn run(args: &PlanArgs) -> Result<String> {
         .iter()
         .map(|w| workload::find(w))
         .collect::<Result<Vec<_>>>()?;
-    let headroom = parse_fraction(&args.headroom)?;
+    let headroom = parse_fraction("--headroom", &args.headroom)?;
     let request = PlanRequest { gpu, mix, headroom };
     let plans = plan::plan(&request);
     if args.format.format == Format::Json {
@@ -140,17 +140,21 @@ fn describe(p: &PlannedLayout) -> String {
     )
 }
 
-/// Reads `10%` or `0.1` as 0.1; a fraction must be in [0, 1).
-pub fn parse_fraction(text: &str) -> Result<f64> {
+/// Reads an option's `10%` or `0.1` as 0.1; a fraction must be in [0, 1).
+pub fn parse_fraction(option: &str, text: &str) -> Result<f64> {
     let t = text.trim();
     let value = match t.strip_suffix('%') {
         Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
         None => t.parse::<f64>(),
     }
-    .map_err(|_| Error::Input(format!("--headroom: expected a percentage such as 10% or a fraction such as 0.1, found '{text}'")))?;
+    .map_err(|_| {
+        Error::Input(format!(
+            "{option}: expected a percentage such as 10% or a fraction such as 0.1, found '{text}'"
+        ))
+    })?;
     if !(0.0..1.0).contains(&value) {
         return Err(Error::Input(format!(
-            "--headroom: must be at least 0% and below 100%, found '{text}'"
+            "{option}: must be at least 0% and below 100%, found '{text}'"
         )));
     }
     Ok(value)

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The nightly regression gate: runs a list of scenarios, writes their report, compares it with
+# the last accepted night, and keeps every night in a history directory.
+#
+# Usage: scripts/nightly.sh [SCENARIO.toml ...]     (default: scenarios/*.toml)
+#
+# Environment:
+#   MIGBENCH            the migbench binary (default: migbench on PATH)
+#   NIGHTLY_HISTORY     the history directory (default: nightly)
+#   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
+#   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
+#   NIGHTLY_TIME_SCALE  simulated seconds per real second with sim (default: 100)
+#
+# History:
+#   $NIGHTLY_HISTORY/<UTC time>/runs/          the night's run directories
+#   $NIGHTLY_HISTORY/<UTC time>/report/        its report (report.html, report.json, ...)
+#   $NIGHTLY_HISTORY/<UTC time>/compare.md     the comparison with the baseline
+#   $NIGHTLY_HISTORY/baseline -> <UTC time>    the last accepted night
+#
+# A night with no regression becomes the baseline; the first night accepts itself. A night
+# that regressed stays in the history but the baseline does not move; to accept it on purpose
+# (an expected change), point the link at it: ln -sfn <UTC time> "$NIGHTLY_HISTORY/baseline".
+#
+# Exit status: 0 when nothing regressed, 1 when a variant regressed beyond the threshold,
+# 2 for bad input, and migbench's status when a run or the report failed.
+set -euo pipefail
+
+migbench="${MIGBENCH:-migbench}"
+history="${NIGHTLY_HISTORY:-nightly}"
+backend="${NIGHTLY_BACKEND:-sim}"
+threshold="${NIGHTLY_THRESHOLD:-5%}"
+time_scale="${NIGHTLY_TIME_SCALE:-100}"
+
+fail() {
+    printf 'nightly: %s\n' "$1" >&2
+    exit 2
+}
+
+if ! command -v "$migbench" >/dev/null 2>&1; then
+    fail "cannot run '$migbench': put migbench on PATH (cargo install --path .) or set MIGBENCH"
+fi
+
+run_args=(run --quiet)
+case "$backend" in
+    sim) run_args+=(--sim --time-scale "$time_scale") ;;
+    gpu) ;;
+    *) fail "NIGHTLY_BACKEND must be sim or gpu, found '$backend'" ;;
+esac
+
+if [ "$#" -gt 0 ]; then
+    scenarios=("$@")
+else
+    scenarios=()
+    for file in scenarios/*.toml; do
+        [ -f "$file" ] && scenarios+=("$file")
+    done
+    [ "${#scenarios[@]}" -gt 0 ] || fail "no scenarios given and none in scenarios/*.toml"
+fi
+for scenario in "${scenarios[@]}"; do
+    [ -f "$scenario" ] || fail "scenario '$scenario' does not exist"
+done
+
+mkdir -p "$history"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+night="$history/$stamp"
+n=1
+while [ -e "$night" ]; do
+    n=$((n + 1))
+    night="$history/$stamp-$n"
+done
+stamp="$(basename "$night")"
+mkdir -p "$night/runs"
+
+for scenario in "${scenarios[@]}"; do
+    printf 'nightly: running %s\n' "$scenario"
+    "$migbench" "${run_args[@]}" --out "$night/runs" "$scenario" >"$night/runs/$(basename "$scenario" .toml).txt"
+done
+"$migbench" report "$night/runs" --out "$night/report" >/dev/null
+printf 'nightly: report in %s\n' "$night/report"
+
+baseline="$history/baseline"
+if [ ! -e "$baseline/report/report.json" ]; then
+    ln -sfn "$stamp" "$baseline"
+    printf 'nightly: no baseline yet; %s is the baseline now\n' "$stamp"
+    exit 0
+fi
+
+status=0
+"$migbench" compare "$baseline/report" "$night/report" --threshold "$threshold" --format md \
+    >"$night/compare.md" || status=$?
+cat "$night/compare.md"
+case "$status" in
+    0)
+        ln -sfn "$stamp" "$baseline"
+        printf 'nightly: no regression; %s is the baseline now\n' "$stamp"
+        ;;
+    1)
+        printf 'nightly: regression against %s; the baseline stays\n' "$(readlink "$baseline")" >&2
+        ;;
+esac
+exit "$status"

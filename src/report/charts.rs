@@ -1,0 +1,369 @@
+//! Which plots a report has, and their data: per scenario a time-per-unit chart and a
+//! units-per-hour-by-mode chart; per variant its VRAM over time and, for MIG, its layout.
+
+use std::collections::HashMap;
+
+use super::load::{InstanceRow, JobRow, Results, TracePick, VariantRow};
+use super::plots::{slug, Bar, BarChart, Chart, JobLine, LayoutChart, SliceBox, VramChart};
+use super::summary::VariantSummary;
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+/// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
+pub const TRACE_BUCKETS: u32 = 480;
+
+/// Every chart of the report, in the order the report shows them.
+pub fn charts(results: &Results, rows: &[VariantSummary]) -> Result<Vec<Chart>> {
+    let mut charts = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let heading = rows[start].heading();
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|r| r.heading() == heading)
+                .count();
+        charts.push(Chart::Bars(time_per_unit(&rows[start..end])));
+        charts.push(Chart::Bars(units_per_hour(&rows[start..end])));
+        start = end;
+    }
+    let picks: Vec<Pick> = rows.iter().map(|r| pick(results, r)).collect();
+    let wanted: Vec<TracePick> = picks.iter().filter_map(|p| p.trace.clone()).collect();
+    let traces = results.vram_traces(&wanted, TRACE_BUCKETS)?;
+    let mut by_pick: HashMap<usize, Vec<&super::load::Trace>> = HashMap::new();
+    for t in &traces {
+        by_pick.entry(t.pick).or_default().push(t);
+    }
+    // Traces are numbered by their place among the picks that have one.
+    let mut traced = 0;
+    for (row, p) in rows.iter().zip(&picks) {
+        let mut lines = Vec::new();
+        if p.trace.is_some() {
+            lines = by_pick.remove(&traced).unwrap_or_default();
+            traced += 1;
+        }
+        charts.push(Chart::Vram(vram(results, row, p, &lines)));
+        if let Some(layout) = layout(results, row, p) {
+            charts.push(Chart::Layout(layout));
+        }
+    }
+    Ok(charts)
+}
+
+/// `s` or `simulated s`: the unit of time on an axis.
+fn seconds(row: &VariantSummary) -> &'static str {
+    if row.origin.simulated {
+        "simulated s"
+    } else {
+        "s"
+    }
+}
+
+fn time_per_unit(rows: &[VariantSummary]) -> BarChart {
+    let first = &rows[0];
+    BarChart {
+        name: format!("time-per-unit-{}", slug(&first.scenario)),
+        title: format!(
+            "{}: time per {} ({})",
+            first.scenario,
+            first.unit,
+            first.origin.provenance()
+        ),
+        x_label: "variant".into(),
+        y_label: format!(
+            "makespan ÷ {}s completed, {} (± sd)",
+            first.unit,
+            seconds(first)
+        ),
+        bars: rows
+            .iter()
+            .map(|r| Bar {
+                label: r.variant.clone(),
+                mode: r.mode.clone(),
+                value: r.time_per_unit_s.map(|s| s.mean),
+                error: r.time_per_unit_s.and_then(|s| s.stddev),
+                oom: r.jobs_oom,
+                note: None,
+            })
+            .collect(),
+    }
+}
+
+/// The best variant of each mode by units per hour.
+fn units_per_hour(rows: &[VariantSummary]) -> BarChart {
+    let first = &rows[0];
+    let mut best: Vec<&VariantSummary> = Vec::new();
+    for r in rows {
+        let rate = |r: &VariantSummary| r.units_per_hour.map_or(-1.0, |s| s.mean);
+        match best.iter_mut().find(|b| b.mode == r.mode) {
+            Some(b) if rate(r) > rate(b) => *b = r,
+            Some(_) => {}
+            None => best.push(r),
+        }
+    }
+    BarChart {
+        name: format!("units-per-hour-{}", slug(&first.scenario)),
+        title: format!(
+            "{}: {}s per hour by mode, best variant ({})",
+            first.scenario,
+            first.unit,
+            first.origin.provenance()
+        ),
+        x_label: "sharing mode".into(),
+        y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
+        bars: best
+            .into_iter()
+            .map(|r| Bar {
+                label: r.mode.clone(),
+                mode: r.mode.clone(),
+                value: r.units_per_hour.map(|s| s.mean),
+                error: r.units_per_hour.and_then(|s| s.stddev),
+                oom: r.jobs_oom,
+                note: Some(r.variant.clone()),
+            })
+            .collect(),
+    }
+}
+
+/// The repetition a variant's VRAM plot and layout drawing show: the first repetition of the
+/// latest run in which it ran.
+struct Pick<'a> {
+    variant: Option<&'a VariantRow>,
+    jobs: Vec<&'a JobRow>,
+    instances: Vec<&'a InstanceRow>,
+    trace: Option<TracePick>,
+}
+
+fn pick<'a>(results: &'a Results, row: &VariantSummary) -> Pick<'a> {
+    let members = results.variants.iter().filter(|v| {
+        let m = &results.runs[v.run].manifest;
+        v.variant == row.variant && m.scenario == row.scenario && m.origin() == row.origin
+    });
+    let chosen = members
+        .map(|v| {
+            (
+                (v.status == "ran", v.run, std::cmp::Reverse(v.repetition)),
+                v,
+            )
+        })
+        .max_by_key(|(k, _)| *k)
+        .map(|(_, v)| v);
+    let Some(v) = chosen else {
+        return Pick {
+            variant: None,
+            jobs: Vec::new(),
+            instances: Vec::new(),
+            trace: None,
+        };
+    };
+    let same = |run: usize, variant: &str, repetition: u32| {
+        run == v.run && variant == v.variant && repetition == v.repetition
+    };
+    let mut jobs: Vec<&JobRow> = results
+        .jobs
+        .iter()
+        .filter(|j| same(j.run, &j.variant, j.repetition))
+        .collect();
+    jobs.sort_by_key(|j| j.job);
+    let instances = results
+        .instances
+        .iter()
+        .filter(|i| same(i.run, &i.variant, i.repetition))
+        .collect();
+    let t0 = jobs
+        .iter()
+        .filter_map(|j| j.start)
+        .fold(f64::INFINITY, f64::min);
+    let t1 = jobs
+        .iter()
+        .filter_map(|j| j.end)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let trace = (t1 > t0).then(|| TracePick {
+        run: v.run,
+        variant: v.variant.clone(),
+        repetition: v.repetition,
+        t0,
+        t1,
+    });
+    Pick {
+        variant: Some(v),
+        jobs,
+        instances,
+        trace,
+    }
+}
+
+fn vram(
+    results: &Results,
+    row: &VariantSummary,
+    p: &Pick,
+    traces: &[&super::load::Trace],
+) -> VramChart {
+    let t0 = p.trace.as_ref().map_or(0.0, |t| t.t0);
+    let points = |scope: &str, id: &str| -> Vec<(f64, f64)> {
+        traces
+            .iter()
+            .find(|t| t.scope == scope && t.id == id)
+            .map(|t| t.points.clone())
+            .unwrap_or_default()
+    };
+    let instance_of = |uuid: &str| {
+        p.instances
+            .iter()
+            .find(|i| i.uuid == uuid && i.instance != "GPU")
+            .map(|i| i.instance.clone())
+    };
+    let lines = p
+        .jobs
+        .iter()
+        .filter(|j| j.start.is_some())
+        .map(|j| {
+            let pts = j
+                .pid
+                .map_or_else(Vec::new, |pid| points("process", &pid.to_string()));
+            let mut label = format!("job {} · {}", j.job, j.workload);
+            if let Some(instance) = j.instance_uuid.as_deref().and_then(instance_of) {
+                label.push_str(&format!(" on {instance}"));
+            }
+            let oom_at = (j.outcome == "oom").then(|| {
+                let level = pts.last().map(|p| p.1).or(j.vram_peak_gib).unwrap_or(0.0);
+                (j.end.unwrap_or(t0) - t0, level)
+            });
+            JobLine {
+                label,
+                points: pts,
+                oom_at,
+            }
+        })
+        .collect();
+    let gpu_total = traces
+        .iter()
+        .find(|t| t.scope == "gpu")
+        .map(|t| t.points.clone())
+        .unwrap_or_default();
+    let note = match (p.variant, &p.trace) {
+        (None, _) => Some("no record of this variant".to_string()),
+        (Some(v), None) => Some(format!(
+            "not run: {}{}",
+            v.status,
+            v.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )),
+        _ if traces.is_empty() => Some("no VRAM samples recorded".to_string()),
+        _ => None,
+    };
+    let footnote = p
+        .variant
+        .map(|v| {
+            format!(
+                "run of {}\nrepetition {}",
+                results.runs[v.run].manifest.started_at, v.repetition
+            )
+        })
+        .unwrap_or_default();
+    VramChart {
+        name: format!("vram-{}-{}", slug(&row.scenario), slug(&row.variant)),
+        title: format!(
+            "{} · {}: VRAM per job ({})",
+            row.scenario,
+            row.variant,
+            row.origin.provenance()
+        ),
+        mode: row.mode.clone(),
+        x_label: format!("time since the variant started, {}", seconds(row)),
+        lines,
+        gpu_total,
+        capacities: capacities(row, p),
+        note,
+        footnote,
+    }
+}
+
+/// Each memory pool's capacity, instances of one size on one line.
+fn capacities(row: &VariantSummary, p: &Pick) -> Vec<(String, f64)> {
+    let mut pools: Vec<(Vec<String>, f64)> = Vec::new();
+    for i in &p.instances {
+        let Some(capacity) = i.capacity_gib else {
+            continue;
+        };
+        match pools.iter_mut().find(|(_, c)| (*c - capacity).abs() < 1e-9) {
+            Some((names, _)) => names.push(i.instance.clone()),
+            None => pools.push((vec![i.instance.clone()], capacity)),
+        }
+    }
+    if pools.is_empty() {
+        // Runs from before the instances table: the GPU's capacity from the catalog.
+        if let Ok(gpu) = Catalog::builtin().gpu(&row.origin.gpu_model) {
+            pools.push((vec!["GPU".into()], gpu.memory_gib()));
+        }
+    }
+    pools
+        .into_iter()
+        .map(|(names, c)| (names.join(", "), c))
+        .collect()
+}
+
+fn layout(results: &Results, row: &VariantSummary, p: &Pick) -> Option<LayoutChart> {
+    let v = p.variant?;
+    let scenario = results.runs[v.run].scenario.as_ref()?;
+    let spec = scenario
+        .file
+        .variants
+        .iter()
+        .find(|s| s.name.get_ref() == &row.variant)?;
+    let layout = scenario.layout(spec)?;
+    let instances = layout
+        .instances
+        .iter()
+        .map(|i| {
+            let label = format!("{}@{}", i.profile.name, i.start);
+            let sms: u32 = i.compute.iter().map(|c| i.profile.ci_sm(c)).sum();
+            let mut detail = vec![format!("{sms} SMs")];
+            if let Some(rec) = p.instances.iter().find(|r| r.instance.starts_with(&label)) {
+                let jobs = p
+                    .jobs
+                    .iter()
+                    .filter(|j| j.instance_uuid.as_deref() == Some(rec.uuid.as_str()))
+                    .count();
+                detail.push(format!("{jobs} job{}", if jobs == 1 { "" } else { "s" }));
+                detail.push(format!(
+                    "peak {:.1}/{:.1} GiB",
+                    rec.vram_peak_gib,
+                    rec.capacity_gib.unwrap_or(i.profile.memory_gib)
+                ));
+            }
+            SliceBox {
+                label: i.to_string(),
+                detail: detail.join(" · "),
+                memory_start: i.start,
+                memory_slices: i.profile.memory_slices,
+                compute_slices: i.profile.compute_slices,
+            }
+        })
+        .collect();
+    let f = layout.figures();
+    Some(LayoutChart {
+        name: format!("layout-{}-{}", slug(&row.scenario), slug(&row.variant)),
+        title: format!(
+            "{} · {}: MIG layout on {}",
+            row.scenario, row.variant, layout.gpu.name
+        ),
+        mode: row.mode.clone(),
+        memory_slices: layout.gpu.memory_slices,
+        compute_slices: layout.gpu.compute_slices,
+        instances,
+        summary: format!(
+            "unused: {} of {} compute slices, {} of {} memory slices · {} of {} SMs, {:.1} of {:.1} GiB in instances",
+            f.compute_slices_unused,
+            layout.gpu.compute_slices,
+            f.memory_slices_unused,
+            layout.gpu.memory_slices,
+            f.sm_available,
+            f.sm_total,
+            f.memory_gib_available,
+            f.memory_gib_total
+        ),
+    })
+}

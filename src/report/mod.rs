@@ -1,0 +1,202 @@
+//! `migbench report`: what the runs below some directories add up to, as tables and plots.
+//!
+//! - [`load`]: finds run directories and reads their tables lazily with polars;
+//! - [`stats`]: mean, standard deviation, median, min, max and MAD outliers;
+//! - [`summary`]: the main table, one row per scenario variant;
+//! - [`parallel`]: how many jobs ran at once beside what `plan` predicts;
+//! - [`table`]: the one table description every exporter renders;
+//! - [`charts`] and [`plots`]: what is plotted, and the drawing;
+//! - [`export`]: terminal, Markdown, HTML, CSV, JSON and plot files, behind one trait.
+//!
+//! A report directory holds `report.json` ([`ReportData`]), which `migbench compare` reads back.
+
+pub mod charts;
+pub mod export;
+pub mod load;
+pub mod parallel;
+pub mod plots;
+pub mod stats;
+pub mod summary;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use load::Results;
+use parallel::ParallelRow;
+use plots::Plot;
+use summary::VariantSummary;
+use table::{Column, Kind, Role, Table, Value};
+
+/// Said at the top of every report that holds simulator results.
+pub const SIMULATED_NOTE: &str = "Simulated results (backend sim): times are simulated seconds and memory is the simulator's model, not measurements of a GPU.";
+
+/// The file in a report directory that holds its data.
+pub const REPORT_JSON: &str = "report.json";
+
+/// What a report says, as `report.json` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportData {
+    pub migbench_version: String,
+    pub generated_at: String,
+    pub runs: Vec<RunEntry>,
+    pub variants: Vec<VariantSummary>,
+    pub parallel: Vec<ParallelRow>,
+    pub warnings: Vec<String>,
+}
+
+/// A run that went into the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEntry {
+    pub dir: String,
+    pub scenario: String,
+    #[serde(flatten)]
+    pub origin: load::Origin,
+    pub started_at: String,
+    pub status: String,
+}
+
+/// A report: its data, the tables made of it, and the plots.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub data: ReportData,
+    /// The main table first.
+    pub tables: Vec<Table>,
+    pub plots: Vec<Plot>,
+}
+
+impl ReportData {
+    /// Reads and summarises every run below `paths`, without plots.
+    pub fn from_runs(paths: &[PathBuf]) -> Result<(ReportData, Results)> {
+        let results = Results::load(paths)?;
+        let variants = summary::summarize(&results);
+        let mut warnings = results.warnings.clone();
+        warnings.extend(summary::warnings(&variants));
+        let data = ReportData {
+            migbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            generated_at: crate::results::now_rfc3339(),
+            runs: results
+                .runs
+                .iter()
+                .map(|r| RunEntry {
+                    dir: r.dir.display().to_string(),
+                    scenario: r.manifest.scenario.clone(),
+                    origin: r.manifest.origin(),
+                    started_at: r.manifest.started_at.clone(),
+                    status: r.manifest.status.clone(),
+                })
+                .collect(),
+            parallel: parallel::parallel(&results),
+            variants,
+            warnings,
+        };
+        Ok((data, results))
+    }
+
+    /// Reads `report.json` from a report directory.
+    pub fn read(dir: &Path) -> Result<ReportData> {
+        let path = dir.join(REPORT_JSON);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Input(format!(
+                "{}: not a migbench report ({e}); write one with `migbench report`",
+                path.display()
+            ))
+        })
+    }
+
+    /// True when every result is simulated; false when every one is measured; `None` for a mix.
+    pub fn simulated(&self) -> Option<bool> {
+        let sim = self.variants.iter().filter(|v| v.origin.simulated).count();
+        match sim {
+            0 => Some(false),
+            n if n == self.variants.len() => Some(true),
+            _ => None,
+        }
+    }
+}
+
+impl Report {
+    /// The whole report of every run below `paths`: tables and plots.
+    pub fn build(paths: &[PathBuf]) -> Result<Report> {
+        let (data, results) = ReportData::from_runs(paths)?;
+        let charts = charts::charts(&results, &data.variants)?;
+        let mut plots = plots::render_all(&charts)?;
+        make_names_unique(&mut plots);
+        let tables = vec![
+            summary::table(&data.variants),
+            parallel::table(&data.parallel),
+            runs_table(&data.runs),
+        ];
+        Ok(Report {
+            data,
+            tables,
+            plots,
+        })
+    }
+
+    /// Writes every export into `dir` (created if needed); returns the files written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let fail = |p: &Path, e: std::io::Error| {
+            Error::Harness(format!("cannot write {}: {e}", p.display()))
+        };
+        let mut written = Vec::new();
+        for exporter in export::all() {
+            for part in exporter.export(self)? {
+                let path = dir.join(&part.path);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+                }
+                std::fs::write(&path, &part.bytes).map_err(|e| fail(&path, e))?;
+                written.push(path);
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Two variants whose names slug alike (or one scenario on two backends) get `-2`, `-3`.
+fn make_names_unique(plots: &mut [Plot]) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for p in plots.iter_mut() {
+        let n = seen.entry(p.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            p.name = format!("{}-{n}", p.name);
+        }
+    }
+}
+
+fn runs_table(runs: &[RunEntry]) -> Table {
+    use Kind::Text;
+    use Role::*;
+    Table {
+        name: "runs",
+        title: "Runs".into(),
+        columns: vec![
+            Column::new("dir", "Directory", Text, Brief),
+            Column::new("scenario", "Scenario", Text, Brief),
+            Column::new("backend", "Backend", Text, Brief),
+            Column::new("gpu_model", "GPU", Text, Brief),
+            Column::new("started_at", "Started", Text, Brief),
+            Column::new("status", "Status", Text, Brief),
+        ],
+        rows: runs
+            .iter()
+            .map(|r| {
+                vec![
+                    Value::Text(r.dir.clone()),
+                    Value::Text(r.scenario.clone()),
+                    Value::Text(r.origin.provenance()),
+                    Value::Text(r.origin.gpu.clone()),
+                    Value::Text(r.started_at.clone()),
+                    Value::Text(r.status.clone()),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}

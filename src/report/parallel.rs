@@ -1,0 +1,229 @@
+//! "How many in parallel": per GPU, sharing mode and workload mix, how many jobs ran at once
+//! with and without running out of memory, beside what `migbench plan` predicts.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::load::{JobRow, Origin, Results};
+use super::summary::parse_mode;
+use super::table::{Column, Kind, Role, Table, Value};
+use crate::catalog::Catalog;
+use crate::mode::SharingMode;
+use crate::plan::{self, PlanRequest};
+use crate::workload::{self, Workload};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParallelRow {
+    #[serde(flatten)]
+    pub origin: Origin,
+    pub mode: String,
+    /// The workloads of the jobs, sorted, joined by ` + `.
+    pub workloads: String,
+    /// The most jobs that ran at once in a repetition in which no job ran out of memory.
+    pub most_without_oom: Option<u32>,
+    /// The fewest jobs that ran at once in a repetition in which a job ran out of memory.
+    pub fewest_with_oom: Option<u32>,
+    /// What `plan` predicts, in jobs at once: every job may peak at the same moment, or starts
+    /// are staggered so that one peaks at a time. Absent when the workloads are not known.
+    pub plan_together: Option<u32>,
+    pub plan_staggered: Option<u32>,
+    /// How the runs compare with the plan.
+    pub verdict: String,
+    /// `scenario/variant` of the runs counted.
+    pub variants: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    origin: Origin,
+    mode: String,
+    workloads: Vec<String>,
+}
+
+/// One row per GPU × backend × mode × workload mix, sorted by them.
+pub fn parallel(results: &Results) -> Vec<ParallelRow> {
+    let mut jobs_of: HashMap<(usize, &str, u32), Vec<&JobRow>> = HashMap::new();
+    for j in &results.jobs {
+        jobs_of
+            .entry((j.run, j.variant.as_str(), j.repetition))
+            .or_default()
+            .push(j);
+    }
+    let mut rows: HashMap<Key, ParallelRow> = HashMap::new();
+    for v in results.variants.iter().filter(|v| v.status == "ran") {
+        let run = &results.runs[v.run];
+        let Some(jobs) = jobs_of.get(&(v.run, v.variant.as_str(), v.repetition)) else {
+            continue;
+        };
+        let mut workloads: Vec<String> = jobs.iter().map(|j| j.workload.clone()).collect();
+        workloads.sort();
+        workloads.dedup();
+        let key = Key {
+            origin: run.manifest.origin(),
+            mode: v.mode.clone(),
+            workloads: workloads.clone(),
+        };
+        let row = rows.entry(key).or_insert_with(|| {
+            let (plan_together, plan_staggered) = planned(run, &v.mode, &workloads).unzip();
+            ParallelRow {
+                origin: run.manifest.origin(),
+                mode: v.mode.clone(),
+                workloads: workloads.join(" + "),
+                most_without_oom: None,
+                fewest_with_oom: None,
+                plan_together,
+                plan_staggered,
+                verdict: String::new(),
+                variants: Vec::new(),
+            }
+        });
+        let at_once = most_at_once(jobs);
+        if at_once == 0 {
+            continue;
+        }
+        if v.jobs_oom > 0 {
+            row.fewest_with_oom = Some(row.fewest_with_oom.map_or(at_once, |n| n.min(at_once)));
+        } else {
+            row.most_without_oom = Some(row.most_without_oom.map_or(at_once, |n| n.max(at_once)));
+        }
+        let name = format!("{}/{}", run.manifest.scenario, v.variant);
+        if !row.variants.contains(&name) {
+            row.variants.push(name);
+        }
+    }
+    let mut sorted: Vec<(Key, ParallelRow)> = rows.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted
+        .into_iter()
+        .map(|(_, mut row)| {
+            row.verdict = verdict(&row).to_string();
+            row
+        })
+        .collect()
+}
+
+/// The most jobs running at the same moment (a job ending as another starts does not overlap).
+pub fn most_at_once(jobs: &[&JobRow]) -> u32 {
+    let mut edges: Vec<(f64, i32)> = jobs
+        .iter()
+        .filter_map(|j| Some([(j.start?, 1), (j.end?, -1)]))
+        .flatten()
+        .collect();
+    // Ends sort before starts at the same moment.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as u32
+}
+
+/// `plan`'s answer for this mode and mix, in jobs at once (together, staggered). A copy of a mix
+/// is one job of each workload; under `full` jobs run one at a time whatever the mix.
+fn planned(run: &super::load::Run, mode: &str, workloads: &[String]) -> Option<(u32, u32)> {
+    let mode = parse_mode(mode)?;
+    let gpu = Catalog::builtin().gpu(&run.manifest.gpu_model).ok()?;
+    let mix: Vec<&Workload> = workloads
+        .iter()
+        .map(|name| match &run.scenario {
+            Some(s) => s.workload(name).ok(),
+            None => workload::find(name).ok(),
+        })
+        .collect::<Option<_>>()?;
+    let request = PlanRequest {
+        gpu,
+        mix,
+        headroom: 0.0,
+    };
+    let plans = plan::plan(&request);
+    let p = plans.iter().find(|p| p.mode == mode)?;
+    let jobs = |copies: usize| -> u32 {
+        if mode == SharingMode::Full {
+            copies.min(1) as u32
+        } else {
+            (copies * workloads.len()) as u32
+        }
+    };
+    Some((jobs(p.max_together), jobs(p.max_staggered)))
+}
+
+fn verdict(row: &ParallelRow) -> &'static str {
+    match (row.plan_together, row.plan_staggered) {
+        (Some(together), _) if row.fewest_with_oom.is_some_and(|n| n <= together) => {
+            "ran out of memory where the plan fits"
+        }
+        (_, Some(staggered)) if row.most_without_oom.is_some_and(|n| n > staggered) => {
+            "ran more than the plan allows"
+        }
+        (Some(_), Some(_)) => "as planned",
+        _ => "no plan (unknown workload)",
+    }
+}
+
+/// The "how many in parallel" table.
+pub fn table(rows: &[ParallelRow]) -> Table {
+    use Kind::*;
+    use Role::*;
+    let columns = vec![
+        Column::new("gpu", "GPU", Text, Group),
+        Column::new("backend", "Backend", Text, Group),
+        Column::new("mode", "Mode", Mode, Brief),
+        Column::new("workloads", "Workloads", Text, Brief),
+        Column::new(
+            "most_without_oom",
+            "Ran at once\nno OOM",
+            Number { digits: 0 },
+            Brief,
+        ),
+        Column::new(
+            "fewest_with_oom",
+            "Ran at once\nwith OOM",
+            Number { digits: 0 },
+            Brief,
+        ),
+        Column::new(
+            "plan_together",
+            "Plan\ntogether",
+            Number { digits: 0 },
+            Brief,
+        ),
+        Column::new(
+            "plan_staggered",
+            "Plan\nstaggered",
+            Number { digits: 0 },
+            Brief,
+        ),
+        Column::new("verdict", "Runs vs plan", Text, Detail),
+        Column::new("variants", "Variants", Text, Detail),
+    ];
+    let count = |n: Option<u32>| Value::Number(n.map(f64::from));
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Value::Text(r.origin.gpu.clone()),
+                Value::Text(r.origin.provenance()),
+                Value::Text(r.mode.clone()),
+                Value::Text(r.workloads.clone()),
+                count(r.most_without_oom),
+                count(r.fewest_with_oom),
+                count(r.plan_together),
+                count(r.plan_staggered),
+                Value::Text(r.verdict.clone()),
+                Value::Text(r.variants.join(", ")),
+            ]
+        })
+        .collect();
+    Table {
+        name: "parallel",
+        title: "How many in parallel".into(),
+        columns,
+        rows,
+        notes: vec![
+            "Ran at once: the most jobs running at the same moment in a repetition without an out-of-memory error, and the fewest in one with such an error.".into(),
+            "Plan: what `migbench plan` predicts, in jobs at once, when every job may peak at the same moment (together) or starts are spread so one peaks at a time (staggered).".into(),
+        ],
+    }
+}

@@ -1,0 +1,145 @@
+//! Bar charts: one bar per variant (or per mode), coloured by sharing mode, with ± one standard
+//! deviation as an error bar and out-of-memory errors marked above the bar.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::palette::{mode_colour, OOM_COLOUR};
+use super::{text, DrawResult};
+
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Under the bar.
+    pub label: String,
+    /// Sharing mode: the bar's colour.
+    pub mode: String,
+    /// No bar when nothing was completed.
+    pub value: Option<f64>,
+    /// One standard deviation, drawn as an error bar.
+    pub error: Option<f64>,
+    /// Jobs that ran out of memory.
+    pub oom: u32,
+    /// Written above the bar.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BarChart {
+    pub name: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub bars: Vec<Bar>,
+}
+
+impl BarChart {
+    pub(super) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.bars.len().max(1);
+        let highest = self
+            .bars
+            .iter()
+            .filter_map(|b| Some(b.value? + b.error.unwrap_or(0.0)))
+            .fold(0.0, f64::max);
+        let top = if highest > 0.0 { highest * 1.25 } else { 1.0 };
+        // Bar i stands over [i - 0.5, i + 0.5]; the ticks fall on whole numbers, the centres.
+        let label_of = |x: &f64| -> String {
+            let i = x.round();
+            if (x - i).abs() > 1e-6 || i < 0.0 {
+                return String::new();
+            }
+            self.bars
+                .get(i as usize)
+                .map_or(String::new(), |b| b.label.clone())
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, text(20.0))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n + 1)
+            .x_label_formatter(&label_of)
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(text(14.0))
+            .axis_desc_style(text(15.0))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+
+        // One series per mode, in order of first appearance, so the legend names each once.
+        let mut modes: Vec<&str> = Vec::new();
+        for b in &self.bars {
+            if !modes.contains(&b.mode.as_str()) {
+                modes.push(&b.mode);
+            }
+        }
+        for mode in modes {
+            let colour = mode_colour(mode);
+            let bars = self.bars.iter().enumerate().filter_map(|(i, b)| {
+                let v = b.value.filter(|_| b.mode == mode)?;
+                Some(Rectangle::new(
+                    [(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)],
+                    colour.filled(),
+                ))
+            });
+            chart.draw_series(bars)?.label(mode).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled())
+            });
+        }
+        chart.draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
+            let (v, e) = (b.value?, b.error?);
+            Some(ErrorBar::new_vertical(
+                i as f64,
+                (v - e).max(0.0),
+                v,
+                v + e,
+                BLACK.stroke_width(2),
+                14,
+            ))
+        }))?;
+        let oom =
+            chart.draw_series(self.bars.iter().enumerate().filter(|(_, b)| b.oom > 0).map(
+                |(i, b)| {
+                    let y = b.value.unwrap_or(0.0) + b.error.unwrap_or(0.0) + top * 0.04;
+                    EmptyElement::at((i as f64, y))
+                        + Cross::new((0, 0), 6, OOM_COLOUR.stroke_width(3))
+                        + Text::new(
+                            format!("{} OOM", b.oom),
+                            (10, -8),
+                            text(14.0).color(&OOM_COLOUR),
+                        )
+                },
+            ))?;
+        if self.bars.iter().any(|b| b.oom > 0) {
+            oom.label("out of memory")
+                .legend(|(x, y)| Cross::new((x + 7, y), 6, OOM_COLOUR.stroke_width(3)));
+        }
+        chart.draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
+            let (words, y) = match (&b.note, b.value) {
+                (_, None) => ("nothing completed".to_string(), top * 0.03),
+                (Some(note), Some(v)) => (note.clone(), v + b.error.unwrap_or(0.0) + top * 0.1),
+                (None, Some(_)) => return None,
+            };
+            Some(Text::new(
+                words,
+                (i as f64, y),
+                text(13.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
+            ))
+        }))?;
+        chart
+            .configure_series_labels()
+            .label_font(text(14.0))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        Ok(())
+    }
+}

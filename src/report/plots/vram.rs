@@ -1,0 +1,173 @@
+//! VRAM over time in one variant: a line per job in shades of the mode's colour, the whole GPU's
+//! use in grey, a dashed line at the capacity of each memory pool, and a cross where a job ran
+//! out of memory.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::palette::{mode_colour, shade, OOM_COLOUR};
+use super::{text, DrawResult};
+
+#[derive(Debug, Clone)]
+pub struct JobLine {
+    pub label: String,
+    /// `(seconds since the variant started, GiB)`.
+    pub points: Vec<(f64, f64)>,
+    /// Where the job ran out of memory: when it ended, at its last level.
+    pub oom_at: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VramChart {
+    pub name: String,
+    pub title: String,
+    pub mode: String,
+    pub x_label: String,
+    pub lines: Vec<JobLine>,
+    /// Memory in use on the whole GPU.
+    pub gpu_total: Vec<(f64, f64)>,
+    /// `(pool label, GiB)`: the GPU, or the MIG instances sharing that size.
+    pub capacities: Vec<(String, f64)>,
+    /// Shown in the middle when there is nothing to draw (a variant that did not run).
+    pub note: Option<String>,
+    /// Under the legend: which run and repetition is shown.
+    pub footnote: String,
+}
+
+/// Pixels kept right of the plot for the legend.
+const LEGEND_WIDTH: u32 = 250;
+
+const GPU_TOTAL: RGBColor = RGBColor(0x77, 0x77, 0x77);
+const CAPACITY: RGBColor = RGBColor(0x33, 0x33, 0x33);
+
+impl VramChart {
+    pub(super) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let (mut t_max, mut y_max) = (1.0f64, 1.0f64);
+        let all_points = self.lines.iter().flat_map(|l| l.points.iter());
+        for (t, y) in all_points.chain(self.gpu_total.iter()) {
+            t_max = t_max.max(*t);
+            y_max = y_max.max(*y);
+        }
+        for (_, c) in &self.capacities {
+            y_max = y_max.max(*c);
+        }
+        let area = root.titled(&self.title, text(20.0))?;
+        // The legend stands right of the plot, where it hides no line.
+        let (width, _) = area.dim_in_pixel();
+        let (plot_area, legend_area) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let mut chart = ChartBuilder::on(&plot_area)
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..t_max * 1.02, 0f64..y_max * 1.1)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc("GPU memory in use, GiB")
+            .label_style(text(14.0))
+            .axis_desc_style(text(15.0))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+
+        let mut legend = Vec::new();
+        for (label, capacity) in &self.capacities {
+            chart.draw_series(DashedLineSeries::new(
+                [(0.0, *capacity), (t_max * 1.02, *capacity)],
+                10,
+                6,
+                CAPACITY.stroke_width(2),
+            ))?;
+            legend.push((
+                Mark::Dashed(CAPACITY),
+                format!("{label}: {capacity:.1} GiB"),
+            ));
+        }
+        if !self.gpu_total.is_empty() {
+            chart.draw_series(LineSeries::new(
+                self.gpu_total.iter().copied(),
+                GPU_TOTAL.stroke_width(1),
+            ))?;
+            legend.push((Mark::Line(GPU_TOTAL, 1), "whole GPU in use".to_string()));
+        }
+        let base = mode_colour(&self.mode);
+        for (i, line) in self.lines.iter().enumerate() {
+            let colour = shade(base, i, self.lines.len());
+            chart.draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?;
+            legend.push((Mark::Line(colour, 3), line.label.clone()));
+        }
+        let ooms: Vec<(f64, f64)> = self.lines.iter().filter_map(|l| l.oom_at).collect();
+        if !ooms.is_empty() {
+            chart.draw_series(ooms.iter().map(|&at| {
+                EmptyElement::at(at)
+                    + Cross::new((0, 0), 7, OOM_COLOUR.stroke_width(3))
+                    + Text::new("OOM", (9, -20), text(14.0).color(&OOM_COLOUR))
+            }))?;
+            legend.push((Mark::Cross(OOM_COLOUR), "out of memory".to_string()));
+        }
+        if let Some(note) = &self.note {
+            chart.draw_series(std::iter::once(Text::new(
+                note.clone(),
+                (t_max * 0.05, y_max * 0.55),
+                text(16.0),
+            )))?;
+        }
+        draw_legend(&legend_area, &legend, &self.footnote)
+    }
+}
+
+/// How a legend entry is marked.
+enum Mark {
+    Line(RGBColor, u32),
+    Dashed(RGBColor),
+    Cross(RGBColor),
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(Mark, String)],
+    footnote: &str,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let row = 22;
+    for (k, (mark, label)) in entries.iter().enumerate() {
+        let y = 24 + row * k as i32;
+        match mark {
+            Mark::Line(colour, width) => area.draw(&PathElement::new(
+                [(4, y), (28, y)],
+                colour.stroke_width(*width),
+            ))?,
+            Mark::Dashed(colour) => {
+                for x in [4, 18] {
+                    area.draw(&PathElement::new(
+                        [(x, y), (x + 10, y)],
+                        colour.stroke_width(2),
+                    ))?;
+                }
+            }
+            Mark::Cross(colour) => area.draw(&Cross::new((16, y), 6, colour.stroke_width(3)))?,
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (36, y),
+            text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    let y = 24 + row * entries.len() as i32 + 12;
+    for (k, line) in footnote.lines().enumerate() {
+        area.draw(&Text::new(
+            line.to_string(),
+            (4, y + 18 * k as i32),
+            text(12.0).color(&GPU_TOTAL),
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! The main table's data: one row per scenario variant, over every run and repetition of it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::load::{JobRow, Origin, Results, VariantRow};
+use super::stats::Summary;
+use super::table::{Column, Kind, Role, Shown, Table, Value};
+use crate::mode::SharingMode;
+
+/// A scenario variant on one GPU model and backend, over all its runs and repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantSummary {
+    pub scenario: String,
+    pub variant: String,
+    #[serde(flatten)]
+    pub origin: Origin,
+    pub mode: String,
+    pub layout: Option<String>,
+    pub isolation: String,
+    /// Run directories and variant runs (repetitions over all of them) that went in.
+    pub runs: usize,
+    pub repetitions: usize,
+    /// What one job produces (`video`).
+    pub unit: String,
+    pub jobs: u32,
+    pub jobs_ok: u32,
+    pub jobs_oom: u32,
+    /// Failed or timed out.
+    pub jobs_failed: u32,
+    /// The level each job held most of its run, over jobs with samples.
+    pub job_vram_constant_gib: Option<Summary>,
+    pub job_vram_peak_gib: Option<Summary>,
+    /// The whole GPU's peak, one value per repetition.
+    pub gpu_vram_peak_gib: Option<Summary>,
+    /// Start to end of each job that finished, over jobs and repetitions.
+    pub time_per_job_s: Option<Summary>,
+    /// Makespan ÷ units completed, one value per repetition.
+    pub time_per_unit_s: Option<Summary>,
+    pub units_per_hour: Option<Summary>,
+    /// `ran`, or what kept repetitions from running (`infeasible: ...`, `interrupted`).
+    pub status: String,
+}
+
+impl VariantSummary {
+    /// `h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)`: the heading rows are grouped under.
+    pub fn heading(&self) -> String {
+        format!(
+            "{} · {} · {}",
+            self.scenario,
+            self.origin.gpu,
+            self.origin.provenance()
+        )
+    }
+
+    pub fn sharing_mode(&self) -> Option<SharingMode> {
+        parse_mode(&self.mode)
+    }
+}
+
+/// The sharing mode a table names, if migbench knows it.
+pub fn parse_mode(text: &str) -> Option<SharingMode> {
+    SharingMode::ALL.into_iter().find(|m| m.as_str() == text)
+}
+
+/// What identifies a row: scenario, variant and origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    scenario: String,
+    variant: String,
+    origin: Origin,
+}
+
+/// The main table's rows, in scenario order, variants in the order they first ran.
+pub fn summarize(results: &Results) -> Vec<VariantSummary> {
+    let mut jobs_of: HashMap<(usize, &str, u32), Vec<&JobRow>> = HashMap::new();
+    for j in &results.jobs {
+        jobs_of
+            .entry((j.run, j.variant.as_str(), j.repetition))
+            .or_default()
+            .push(j);
+    }
+    let mut order: Vec<Key> = Vec::new();
+    let mut members: HashMap<Key, Vec<&VariantRow>> = HashMap::new();
+    for v in &results.variants {
+        let m = &results.runs[v.run].manifest;
+        let key = Key {
+            scenario: m.scenario.clone(),
+            variant: v.variant.clone(),
+            origin: m.origin(),
+        };
+        let entry = members.entry(key.clone()).or_default();
+        if entry.is_empty() {
+            order.push(key);
+        }
+        entry.push(v);
+    }
+    order
+        .into_iter()
+        .map(|key| {
+            let reps = &members[&key];
+            let jobs: Vec<&JobRow> = reps
+                .iter()
+                .flat_map(|v| {
+                    jobs_of
+                        .get(&(v.run, v.variant.as_str(), v.repetition))
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                })
+                .collect();
+            summarize_variant(key, reps, &jobs)
+        })
+        .collect()
+}
+
+fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> VariantSummary {
+    let latest = reps
+        .iter()
+        .max_by_key(|v| v.run)
+        .expect("a group has a member");
+    let mut runs: Vec<usize> = reps.iter().map(|v| v.run).collect();
+    runs.dedup();
+    let ok: Vec<&&JobRow> = jobs.iter().filter(|j| j.outcome == "ok").collect();
+    let durations: Vec<f64> = ok
+        .iter()
+        .filter_map(|j| j.duration_s.or_else(|| Some(j.end? - j.start?)))
+        .collect();
+    let values = |f: fn(&VariantRow) -> Option<f64>| -> Option<Summary> {
+        Summary::of(&reps.iter().filter_map(|v| f(v)).collect::<Vec<_>>())
+    };
+    let mut units: Vec<&str> = jobs.iter().map(|j| j.unit.as_str()).collect();
+    units.sort_unstable();
+    units.dedup();
+    let sum = |f: fn(&VariantRow) -> u32| reps.iter().map(|v| f(v)).sum::<u32>();
+    VariantSummary {
+        isolation: parse_mode(&latest.mode)
+            .map_or("unknown", SharingMode::isolation)
+            .to_string(),
+        mode: latest.mode.clone(),
+        layout: latest.layout.clone(),
+        runs: runs.len(),
+        repetitions: reps.len(),
+        unit: if units.is_empty() {
+            "unit".into()
+        } else {
+            units.join("+")
+        },
+        jobs: sum(|v| v.jobs),
+        jobs_ok: sum(|v| v.jobs_ok),
+        jobs_oom: sum(|v| v.jobs_oom),
+        jobs_failed: sum(|v| v.jobs_failed),
+        job_vram_constant_gib: Summary::of(
+            &jobs
+                .iter()
+                .filter_map(|j| j.vram_constant_gib)
+                .collect::<Vec<_>>(),
+        ),
+        job_vram_peak_gib: Summary::of(
+            &jobs
+                .iter()
+                .filter_map(|j| j.vram_peak_gib)
+                .collect::<Vec<_>>(),
+        ),
+        gpu_vram_peak_gib: values(|v| v.gpu_vram_peak_gib),
+        time_per_job_s: Summary::of(&durations),
+        time_per_unit_s: values(|v| v.time_per_unit_s),
+        units_per_hour: values(|v| v.units_per_hour),
+        status: status(reps),
+        scenario: key.scenario,
+        variant: key.variant,
+        origin: key.origin,
+    }
+}
+
+/// `ran` when every repetition ran; otherwise what the others came to, with the first reason.
+fn status(reps: &[&VariantRow]) -> String {
+    let other: Vec<&&VariantRow> = reps.iter().filter(|v| v.status != "ran").collect();
+    match other.first() {
+        None => "ran".into(),
+        Some(first) => {
+            let mut text = if other.len() == reps.len() {
+                first.status.clone()
+            } else {
+                format!("{} of {} {}", other.len(), reps.len(), first.status)
+            };
+            if let Some(reason) = &first.reason {
+                text.push_str(&format!(": {reason}"));
+            }
+            text
+        }
+    }
+}
+
+/// Warnings in hyperfine's spirit: variants that ran once, and job times with outliers.
+pub fn warnings(rows: &[VariantSummary]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut once: Vec<(String, Vec<&str>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.repetitions == 1) {
+        match once.last_mut() {
+            Some((heading, names)) if *heading == r.heading() => names.push(&r.variant),
+            _ => once.push((r.heading(), vec![&r.variant])),
+        }
+    }
+    for (heading, names) in once {
+        out.push(format!(
+            "{heading}: ran once ({}): no spread between repetitions; set repetitions in the scenario or run it again",
+            names.join(", ")
+        ));
+    }
+    for r in rows {
+        if let Some(t) = r.time_per_job_s.filter(|t| t.outliers > 0) {
+            out.push(format!(
+                "{} · {}: {} of {} job times are statistical outliers (more than 10 standard deviations from the median, by the MAD); the GPU may have been busy with other work",
+                r.heading(),
+                r.variant,
+                t.outliers,
+                t.n
+            ));
+        }
+    }
+    out
+}
+
+/// The main table: one row per scenario variant.
+pub fn table(rows: &[VariantSummary]) -> Table {
+    use Kind::*;
+    use Role::*;
+    let stat = |shown, digits| Stat { shown, digits };
+    let columns = vec![
+        Column::new("scenario", "Scenario", Text, Group),
+        Column::new("gpu", "GPU", Text, Group),
+        Column::new("backend", "Backend", Text, Group),
+        Column::new("variant", "Variant", Text, Brief),
+        Column::new("mode", "Mode", Mode, Brief),
+        Column::new("layout", "Layout", Text, Detail),
+        Column::new("isolation", "Isolation", Text, Detail),
+        Column::new("repetitions", "Runs", Count, Detail),
+        Column::new("jobs", "Jobs", Count, Detail),
+        Column::new("jobs_ok", "OK", Count, Detail),
+        Column::new("jobs_oom", "OOM", Count, Detail),
+        Column::new("jobs_failed", "Failed", Count, Detail),
+        Column::new("jobs_summary", "Jobs\nok/OOM/fail", Text, Terminal),
+        Column::new(
+            "job_vram_constant_gib",
+            "Job GiB held",
+            stat(Shown::Mean, 1),
+            Detail,
+        ),
+        Column::new(
+            "job_vram_peak_gib",
+            "Job GiB peak",
+            stat(Shown::Max, 1),
+            Detail,
+        ),
+        Column::new("job_vram", "Job GiB\nheld/peak", Text, Terminal),
+        Column::new(
+            "gpu_vram_peak_gib",
+            "GPU GiB\npeak",
+            stat(Shown::Max, 1),
+            Brief,
+        ),
+        Column::new(
+            "time_per_job_s",
+            "s per job\nmean ± sd",
+            stat(Shown::MeanSd, 1),
+            Brief,
+        ),
+        Column::new(
+            "time_per_job_s",
+            "s per job\nmin–max",
+            stat(Shown::Range, 1),
+            Detail,
+        ),
+        Column::new(
+            "time_per_unit_s",
+            "s per\nunit",
+            stat(Shown::MeanSd, 1),
+            Brief,
+        ),
+        Column::new(
+            "units_per_hour",
+            "Units\nper h",
+            stat(Shown::MeanSd, 1),
+            Brief,
+        ),
+        Column::new("status", "Status", Text, Detail),
+    ];
+    let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
+        s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
+    };
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Value::Text(r.scenario.clone()),
+                Value::Text(r.origin.gpu.clone()),
+                Value::Text(r.origin.provenance()),
+                Value::Text(r.variant.clone()),
+                Value::Text(r.mode.clone()),
+                Value::Text(r.layout.clone().unwrap_or_else(|| "-".into())),
+                Value::Text(r.isolation.clone()),
+                Value::Count(r.repetitions as u64),
+                Value::Count(u64::from(r.jobs)),
+                Value::Count(u64::from(r.jobs_ok)),
+                Value::Count(u64::from(r.jobs_oom)),
+                Value::Count(u64::from(r.jobs_failed)),
+                Value::Text(format!(
+                    "{}/{}/{} of {}",
+                    r.jobs_ok, r.jobs_oom, r.jobs_failed, r.jobs
+                )),
+                Value::Stat(r.job_vram_constant_gib),
+                Value::Stat(r.job_vram_peak_gib),
+                Value::Text(format!(
+                    "{}/{}",
+                    one(r.job_vram_constant_gib, |s| s.mean),
+                    one(r.job_vram_peak_gib, |s| s.max)
+                )),
+                Value::Stat(r.gpu_vram_peak_gib),
+                Value::Stat(r.time_per_job_s),
+                Value::Stat(r.time_per_job_s),
+                Value::Stat(r.time_per_unit_s),
+                Value::Stat(r.units_per_hour),
+                Value::Text(r.status.clone()),
+            ]
+        })
+        .collect();
+    Table {
+        name: "variants",
+        title: "Variants".into(),
+        columns,
+        rows,
+        notes: vec![
+            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job. GPU GiB peak: the whole GPU's largest sample.".into(),
+            "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
+            "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
+        ],
+    }
+}
