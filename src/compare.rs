@@ -310,6 +310,7 @@ pub fn table(comparison: &Comparison) -> Table {
             comparison.candidate,
             comparison.threshold * 100.0
         )],
+        terminal: true,
     }
 }
 
