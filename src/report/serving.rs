@@ -265,42 +265,59 @@ pub fn table(rows: &[ServingSummary]) -> Table {
     }
 }
 
+/// A serving row of one repetition, for tests elsewhere: scenario `s`, mode `mps`, two servers;
+/// every figure of [`SERVING_FIGURES`] 10 but those `figures` sets (`None`: absent).
+#[cfg(test)]
+pub(crate) fn example(
+    variant: &str,
+    origin: Origin,
+    figures: &[(&str, Option<f64>)],
+) -> ServingSummary {
+    let mut all: BTreeMap<String, Option<Summary>> = SERVING_FIGURES
+        .iter()
+        .map(|k| (k.to_string(), Summary::of(&[10.0])))
+        .collect();
+    for (k, v) in figures {
+        all.insert(k.to_string(), v.and_then(|v| Summary::of(&[v])));
+    }
+    ServingSummary {
+        scenario: "s".into(),
+        variant: variant.into(),
+        origin,
+        mode: "mps".into(),
+        layout: None,
+        runs: 1,
+        repetitions: 1,
+        servers: 2,
+        servers_oom: 0,
+        completed: 64,
+        failed: 1,
+        figures: all,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(variant: &str, output: f64, cost: Option<f64>) -> ServingSummary {
-        let mut figures: BTreeMap<String, Option<Summary>> = SERVING_FIGURES
-            .iter()
-            .map(|k| (k.to_string(), Summary::of(&[10.0])))
-            .collect();
-        figures.insert("output_throughput".into(), Summary::of(&[output]));
-        figures.insert("request_goodput".into(), None);
-        figures.insert(
-            "cost_per_million_output_tokens".into(),
-            cost.and_then(|c| Summary::of(&[c])),
-        );
-        figures.insert("median_ttft_ms".into(), Summary::of(&[46.4]));
-        figures.insert("p99_ttft_ms".into(), Summary::of(&[159.0]));
-        ServingSummary {
-            scenario: "s".into(),
-            variant: variant.into(),
-            origin: Origin {
-                gpu_model: "a100-80gb".into(),
-                gpu: "A100 80GB".into(),
-                backend: "sim".into(),
-                simulated: true,
-            },
-            mode: "mps".into(),
-            layout: None,
-            runs: 1,
-            repetitions: 1,
-            servers: 2,
-            servers_oom: 0,
-            completed: 64,
-            failed: 1,
-            figures,
-        }
+        let origin = Origin {
+            gpu_model: "a100-80gb".into(),
+            gpu: "A100 80GB".into(),
+            backend: "sim".into(),
+            simulated: true,
+        };
+        example(
+            variant,
+            origin,
+            &[
+                ("output_throughput", Some(output)),
+                ("request_goodput", None),
+                ("cost_per_million_output_tokens", cost),
+                ("median_ttft_ms", Some(46.4)),
+                ("p99_ttft_ms", Some(159.0)),
+            ],
+        )
     }
 
     fn keys(t: &Table) -> Vec<&str> {
