@@ -691,6 +691,12 @@ fn serving_variants(run: &Path) -> DataFrame {
         .unwrap()
 }
 
+/// Row `i` of a column of counts.
+fn count(df: &DataFrame, column: &str, i: usize) -> u64 {
+    let values = df.column(column).unwrap().cast(&DataType::UInt64).unwrap();
+    values.u64().unwrap().get(i).unwrap()
+}
+
 fn serving_row<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["serving"]
         .as_array()
@@ -728,17 +734,7 @@ fn the_serving_table_agrees_with_the_serving_data() {
         listed, QWEN_VARIANTS,
         "one row per variant, in the scenario's order"
     );
-    let count = |column: &str, i: usize| {
-        serving
-            .column(column)
-            .unwrap()
-            .cast(&DataType::UInt64)
-            .unwrap()
-            .u64()
-            .unwrap()
-            .get(i)
-            .unwrap()
-    };
+    let count = |column: &str, i: usize| count(&serving, column, i);
     let report_txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
     let report_md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for i in 0..serving.height() {
@@ -975,4 +971,48 @@ fn compare_exits_1_when_a_serving_variant_regressed() {
             "improved a100-qwen3/full-1x4b: output throughput +20.0%",
         ));
     compare(&more_tokens, run).code(1);
+}
+
+#[test]
+fn serving_runs_of_one_scenario_are_pooled() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // The same run twice, the second later and with 10% more output throughput everywhere.
+    let first = edited_table(run, &runs.join("first"), "serving", |_| {});
+    let second = edited_table(run, &runs.join("second"), "serving", |df| {
+        let more = df
+            .column("output_throughput")
+            .unwrap()
+            .as_materialized_series()
+            * 1.1;
+        df.with_column(more).unwrap();
+    });
+    let manifest = second.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["started_at"] = "2099-01-01T00:00:00Z".into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let report = report(&runs, &dir.path().join("report"));
+    let serving = serving_variants(&first);
+    let names = strs(&serving, "variant");
+    let output = floats(&serving, "output_throughput");
+    assert_eq!(report["serving"].as_array().unwrap().len(), 6);
+    for i in 0..serving.height() {
+        let row = serving_row(&report, names.get(i).unwrap());
+        assert_eq!(
+            (row["runs"].as_u64(), row["repetitions"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let x = output.get(i).unwrap();
+        let figure = &row["figures"]["output_throughput"];
+        assert_eq!(figure["n"], 2);
+        assert!(
+            close(figure["mean"].as_f64().unwrap(), (x + 1.1 * x) / 2.0),
+            "{figure}"
+        );
+        assert!(close(figure["min"].as_f64().unwrap(), x));
+        let completed = count(&serving, "completed", i);
+        assert_eq!(row["completed"].as_u64(), Some(2 * completed));
+    }
 }
