@@ -4,15 +4,18 @@
 //! Variants are matched by scenario and variant name. A variant regressed when, beyond the
 //! threshold, its time per unit grew, its units per hour fell or the whole GPU's peak VRAM grew,
 //! when a larger share of its jobs ran out of memory, or when it completed nothing where the
-//! baseline completed something. Simulated results are never compared with measured ones: the
-//! difference would be the simulator's error, not a regression.
+//! baseline completed something; a variant with model servers also when its output throughput
+//! fell or its p99 TTFT or median TPOT grew. Simulated results are never compared with measured
+//! ones: the difference would be the simulator's error, not a regression.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::report::load::Origin;
+use crate::report::serving::ServingSummary;
 use crate::report::stats::Summary;
 use crate::report::summary::VariantSummary;
 use crate::report::table::{Column, Kind, Role, Table, Value};
@@ -71,6 +74,8 @@ pub struct Change {
     pub gpu_vram_peak_gib: Delta,
     pub jobs_oom: (u32, u32),
     pub jobs: (u32, u32),
+    /// For variants with model servers: the figures of [`SERVING_CHECKS`] by their vLLM keys.
+    pub serving: BTreeMap<String, Delta>,
     pub verdict: Verdict,
     /// What regressed, or improved, in words.
     pub reasons: Vec<String>,
@@ -97,9 +102,75 @@ impl Comparison {
     }
 }
 
+/// A serving figure that is compared, and its columns in the comparison table.
+pub struct ServingCheck {
+    /// `vllm bench serve`'s key.
+    pub key: &'static str,
+    pub words: &'static str,
+    pub rise_is_bad: bool,
+    header: &'static str,
+    change_key: &'static str,
+    change_header: &'static str,
+    /// Whether the change is shown in the terminal.
+    brief: bool,
+    digits: usize,
+}
+
+/// The serving figures compared.
+pub const SERVING_CHECKS: [ServingCheck; 3] = [
+    ServingCheck {
+        key: "output_throughput",
+        words: "output throughput",
+        rise_is_bad: false,
+        header: "Output tok/s\nbase → new",
+        change_key: "output_throughput_change",
+        change_header: "Δ out\ntok/s",
+        brief: true,
+        digits: 0,
+    },
+    ServingCheck {
+        key: "p99_ttft_ms",
+        words: "p99 TTFT",
+        rise_is_bad: true,
+        header: "TTFT p99 ms\nbase → new",
+        change_key: "p99_ttft_change",
+        change_header: "Δ TTFT\np99",
+        brief: false,
+        digits: 0,
+    },
+    ServingCheck {
+        key: "median_tpot_ms",
+        words: "median TPOT",
+        rise_is_bad: true,
+        header: "TPOT median ms\nbase → new",
+        change_key: "median_tpot_change",
+        change_header: "Δ TPOT\nmedian",
+        brief: false,
+        digits: 1,
+    },
+];
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    /// How messages name it: its path.
+    pub name: String,
+    pub variants: Vec<VariantSummary>,
+    /// The serving figures of the variants with model servers.
+    pub serving: Vec<ServingSummary>,
+}
+
+impl Side {
+    fn serving_of(&self, v: &VariantSummary) -> Option<&ServingSummary> {
+        self.serving
+            .iter()
+            .find(|s| s.scenario == v.scenario && s.variant == v.variant && s.origin == v.origin)
+    }
+}
+
 /// The variants of one side: a report directory (with `report.json`), a run directory, or a
 /// directory of runs. `which` names the side in messages.
-pub fn read_side(which: &str, path: &Path) -> Result<Vec<VariantSummary>> {
+pub fn read_side(which: &str, path: &Path) -> Result<Side> {
     if !path.is_dir() {
         return Err(Error::Input(format!(
             "{which} {}: no such directory; expected a run directory, a directory of runs, or a report directory",
@@ -122,37 +193,39 @@ pub fn read_side(which: &str, path: &Path) -> Result<Vec<VariantSummary>> {
             path.display()
         )));
     }
-    Ok(data.variants)
+    Ok(Side {
+        name: path.display().to_string(),
+        variants: data.variants,
+        serving: data.serving,
+    })
 }
 
 /// Compares `candidate` with `baseline`; `threshold` is a fraction (0.05 for 5%).
-pub fn compare(
-    baseline: (&str, &[VariantSummary]),
-    candidate: (&str, &[VariantSummary]),
-    threshold: f64,
-) -> Result<Comparison> {
+pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comparison> {
     let key = |v: &VariantSummary| format!("{}/{}", v.scenario, v.variant);
-    for (side, rows) in [baseline, candidate] {
+    for side in [baseline, candidate] {
+        let rows = &side.variants;
         for (i, a) in rows.iter().enumerate() {
             if rows[..i].iter().any(|b| key(b) == key(a)) {
                 return Err(Error::Input(format!(
-                    "{side} holds {} more than once (on several GPUs or backends); compare one kind of result at a time",
+                    "{} holds {} more than once (on several GPUs or backends); compare one kind of result at a time",
+                    side.name,
                     key(a)
                 )));
             }
         }
     }
     let mut comparison = Comparison {
-        baseline: baseline.0.to_string(),
-        candidate: candidate.0.to_string(),
+        baseline: baseline.name.clone(),
+        candidate: candidate.name.clone(),
         threshold,
         changes: Vec::new(),
         only_in_baseline: Vec::new(),
         only_in_candidate: Vec::new(),
     };
     let mut mixed = Vec::new();
-    for b in baseline.1 {
-        let Some(c) = candidate.1.iter().find(|c| key(c) == key(b)) else {
+    for b in &baseline.variants {
+        let Some(c) = candidate.variants.iter().find(|c| key(c) == key(b)) else {
             comparison.only_in_baseline.push(key(b));
             continue;
         };
@@ -165,7 +238,8 @@ pub fn compare(
             ));
             continue;
         }
-        comparison.changes.push(change(b, c, threshold));
+        let serving = (baseline.serving_of(b), candidate.serving_of(c));
+        comparison.changes.push(change(b, c, serving, threshold));
     }
     if !mixed.is_empty() {
         return Err(Error::Input(format!(
@@ -174,21 +248,26 @@ pub fn compare(
         )));
     }
     comparison.only_in_candidate = candidate
-        .1
+        .variants
         .iter()
-        .filter(|c| !baseline.1.iter().any(|b| key(b) == key(c)))
+        .filter(|c| !baseline.variants.iter().any(|b| key(b) == key(c)))
         .map(key)
         .collect();
     if comparison.changes.is_empty() {
         return Err(Error::Input(format!(
             "no variant in common between {} and {}: variants are matched by scenario and variant name",
-            baseline.0, candidate.0
+            baseline.name, candidate.name
         )));
     }
     Ok(comparison)
 }
 
-fn change(b: &VariantSummary, c: &VariantSummary, threshold: f64) -> Change {
+fn change(
+    b: &VariantSummary,
+    c: &VariantSummary,
+    (serving_b, serving_c): (Option<&ServingSummary>, Option<&ServingSummary>),
+    threshold: f64,
+) -> Change {
     let mean = |s: Option<Summary>| s.map(|s| s.mean);
     let max = |s: Option<Summary>| s.map(|s| s.max);
     let time = Delta::of(mean(b.time_per_unit_s), mean(c.time_per_unit_s));
@@ -198,11 +277,21 @@ fn change(b: &VariantSummary, c: &VariantSummary, threshold: f64) -> Change {
     let mut worse = Vec::new();
     let mut better = Vec::new();
     // (delta, what, true when a rise is bad)
-    for (delta, what, rise_is_bad) in [
+    let mut checks = vec![
         (time, "time per unit", true),
         (rate, "units per hour", false),
         (peak, "peak VRAM", true),
-    ] {
+    ];
+    let mut serving = BTreeMap::new();
+    if serving_b.is_some() || serving_c.is_some() {
+        let figure = |s: Option<&ServingSummary>, key: &str| mean(s?.figure(key));
+        for check in &SERVING_CHECKS {
+            let delta = Delta::of(figure(serving_b, check.key), figure(serving_c, check.key));
+            serving.insert(check.key.to_string(), delta);
+            checks.push((delta, check.words, check.rise_is_bad));
+        }
+    }
+    for (delta, what, rise_is_bad) in checks {
         let Some(x) = delta.change else { continue };
         let bad = if rise_is_bad { x } else { -x };
         if bad > threshold {
@@ -237,6 +326,7 @@ fn change(b: &VariantSummary, c: &VariantSummary, threshold: f64) -> Change {
         gpu_vram_peak_gib: peak,
         jobs_oom: (b.jobs_oom, c.jobs_oom),
         jobs: (b.jobs, c.jobs),
+        serving,
         verdict,
         reasons,
     }
@@ -264,11 +354,17 @@ pub fn table(comparison: &Comparison) -> Table {
         d.change
             .map_or("-".into(), |x| format!("{:+.1}%", x * 100.0))
     };
+    // Serving columns only when a variant served.
+    let checks: &[ServingCheck] = if comparison.changes.iter().any(|c| !c.serving.is_empty()) {
+        &SERVING_CHECKS
+    } else {
+        &[]
+    };
     let rows = comparison
         .changes
         .iter()
         .map(|c| {
-            vec![
+            let mut cells = vec![
                 Value::Text(c.scenario.clone()),
                 Value::Text(c.origin.gpu.clone()),
                 Value::Text(c.origin.provenance()),
@@ -280,36 +376,55 @@ pub fn table(comparison: &Comparison) -> Table {
                 Value::Text(both(&c.gpu_vram_peak_gib, 1)),
                 Value::Text(pct(&c.gpu_vram_peak_gib)),
                 Value::Text(format!("{} → {}", c.jobs_oom.0, c.jobs_oom.1)),
-                Value::Text(c.verdict.as_str().into()),
-                Value::Text(c.reasons.join("; ")),
-            ]
+            ];
+            for check in checks {
+                let none = Delta::of(None, None);
+                let d = c.serving.get(check.key).unwrap_or(&none);
+                cells.push(Value::Text(both(d, check.digits)));
+                cells.push(Value::Text(pct(d)));
+            }
+            cells.push(Value::Text(c.verdict.as_str().into()));
+            cells.push(Value::Text(c.reasons.join("; ")));
+            cells
         })
         .collect();
+    let mut columns = vec![
+        Column::new("scenario", "Scenario", Text, Group),
+        Column::new("gpu", "GPU", Text, Group),
+        Column::new("backend", "Backend", Text, Group),
+        Column::new("variant", "Variant", Text, Brief),
+        Column::new("time_per_unit_s", "s per unit\nbase → new", Text, Brief),
+        Column::new("time_per_unit_change", "Δ s per\nunit", Text, Brief),
+        Column::new("units_per_hour", "Units per h\nbase → new", Text, Detail),
+        Column::new("units_per_hour_change", "Δ units\nper h", Text, Brief),
+        Column::new("gpu_vram_peak_gib", "Peak GiB\nbase → new", Text, Brief),
+        Column::new("gpu_vram_peak_change", "Δ peak", Text, Brief),
+        Column::new("jobs_oom", "OOM", Text, Brief),
+    ];
+    for check in checks {
+        let role = if check.brief { Brief } else { Detail };
+        columns.push(Column::new(check.key, check.header, Text, Detail));
+        columns.push(Column::new(
+            check.change_key,
+            check.change_header,
+            Text,
+            role,
+        ));
+    }
+    columns.push(Column::new("verdict", "Verdict", Text, Brief));
+    columns.push(Column::new("reasons", "Why", Text, Detail));
     Table {
         name: "compare",
         title: "Comparison".into(),
-        columns: vec![
-            Column::new("scenario", "Scenario", Text, Group),
-            Column::new("gpu", "GPU", Text, Group),
-            Column::new("backend", "Backend", Text, Group),
-            Column::new("variant", "Variant", Text, Brief),
-            Column::new("time_per_unit_s", "s per unit\nbase → new", Text, Brief),
-            Column::new("time_per_unit_change", "Δ s per\nunit", Text, Brief),
-            Column::new("units_per_hour", "Units per h\nbase → new", Text, Detail),
-            Column::new("units_per_hour_change", "Δ units\nper h", Text, Brief),
-            Column::new("gpu_vram_peak_gib", "Peak GiB\nbase → new", Text, Brief),
-            Column::new("gpu_vram_peak_change", "Δ peak", Text, Brief),
-            Column::new("jobs_oom", "OOM", Text, Brief),
-            Column::new("verdict", "Verdict", Text, Brief),
-            Column::new("reasons", "Why", Text, Detail),
-        ],
+        columns,
         rows,
         notes: vec![format!(
-            "Baseline {}, candidate {}; a change beyond {:.1}% counts, as does a larger share of jobs out of memory.",
+            "Baseline {}, candidate {}; a change beyond {:.1}% counts (for servers also lower output throughput, higher p99 TTFT or median TPOT), as does a larger share of jobs out of memory.",
             comparison.baseline,
             comparison.candidate,
             comparison.threshold * 100.0
         )],
+        terminal: true,
     }
 }
 
@@ -347,8 +462,16 @@ mod tests {
         }
     }
 
+    fn side(name: &str, variants: &[VariantSummary]) -> Side {
+        Side {
+            name: name.into(),
+            variants: variants.to_vec(),
+            serving: Vec::new(),
+        }
+    }
+
     fn verdicts(base: &[VariantSummary], cand: &[VariantSummary]) -> Vec<Verdict> {
-        compare(("b", base), ("c", cand), 0.05)
+        compare(&side("b", base), &side("c", cand), 0.05)
             .unwrap()
             .changes
             .iter()
@@ -392,7 +515,7 @@ mod tests {
         let mut measured = row("a", Some(100.0), 60.0, 0);
         measured.origin.simulated = false;
         measured.origin.backend = "nvml".into();
-        let err = compare(("b", &base), ("c", &[measured]), 0.05).unwrap_err();
+        let err = compare(&side("b", &base), &side("c", &[measured]), 0.05).unwrap_err();
         assert!(
             err.to_string().contains("refusing to compare simulated"),
             "{err}"
@@ -403,11 +526,63 @@ mod tests {
     #[test]
     fn nothing_in_common_is_bad_input() {
         let err = compare(
-            ("b", &[row("a", Some(1.0), 1.0, 0)]),
-            ("c", &[row("z", Some(1.0), 1.0, 0)]),
+            &side("b", &[row("a", Some(1.0), 1.0, 0)]),
+            &side("c", &[row("z", Some(1.0), 1.0, 0)]),
             0.05,
         )
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    /// A side with one serving variant `a` (no units completed, as servers do).
+    fn served(output: f64, p99_ttft: f64, median_tpot: f64) -> Side {
+        let v = row("a", None, 60.0, 0);
+        let figures = [
+            ("output_throughput", Some(output)),
+            ("p99_ttft_ms", Some(p99_ttft)),
+            ("median_tpot_ms", Some(median_tpot)),
+        ];
+        let serving = crate::report::serving::example("a", v.origin.clone(), &figures);
+        Side {
+            name: "s".into(),
+            variants: vec![v],
+            serving: vec![serving],
+        }
+    }
+
+    #[test]
+    fn serving_variants_regress_on_throughput_p99_ttft_and_median_tpot() {
+        let base = served(1000.0, 400.0, 20.0);
+        let judge = |cand: Side| {
+            let c = compare(&base, &cand, 0.05).unwrap().changes.remove(0);
+            (c.verdict, c.reasons.join("; "))
+        };
+        assert_eq!(
+            judge(served(940.0, 400.0, 20.0)),
+            (Verdict::Regressed, "output throughput -6.0%".into())
+        );
+        assert_eq!(
+            judge(served(1000.0, 430.0, 20.0)),
+            (Verdict::Regressed, "p99 TTFT +7.5%".into())
+        );
+        assert_eq!(
+            judge(served(1000.0, 400.0, 21.2)),
+            (Verdict::Regressed, "median TPOT +6.0%".into())
+        );
+        assert_eq!(judge(served(1020.0, 410.0, 20.5)).0, Verdict::Unchanged);
+        assert_eq!(
+            judge(served(1100.0, 400.0, 20.0)),
+            (Verdict::Improved, "output throughput +10.0%".into())
+        );
+        let c = compare(&base, &base, 0.05).unwrap();
+        assert_eq!(c.changes[0].serving["median_tpot_ms"].candidate, Some(20.0));
+        // A variant that never served has no serving figures to compare.
+        let batch = side("b", &[row("a", Some(100.0), 60.0, 0)]);
+        let c = compare(&batch, &batch, 0.05).unwrap();
+        assert!(c.changes[0].serving.is_empty());
+        assert!(!table(&c)
+            .columns
+            .iter()
+            .any(|c| c.key == "output_throughput"));
     }
 }

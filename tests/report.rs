@@ -1,8 +1,9 @@
 //! `migbench report` and `migbench compare` on simulator runs: the tables agree with the jobs
-//! data, the HTML stands alone, every variant is plotted, and compare's exit status follows
-//! constructed regressions and improvements.
+//! and serving data, the HTML stands alone, every variant is plotted, and compare's exit status
+//! follows constructed regressions and improvements.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use polars::prelude::*;
@@ -14,16 +15,14 @@ fn migbench() -> Command {
 
 /// Runs a shipped scenario fast on the simulator into `out`; returns the run directory.
 fn run_sim(scenario: &str, out: &Path) -> PathBuf {
+    run_scenario(scenario, out, &["--time-scale", "1000", "--sample-ms", "5"])
+}
+
+/// Runs a shipped scenario on the simulator with `options` into `out`; returns the run directory.
+fn run_scenario(scenario: &str, out: &Path, options: &[&str]) -> PathBuf {
     migbench()
-        .args([
-            "run",
-            "--sim",
-            "--quiet",
-            "--time-scale",
-            "1000",
-            "--sample-ms",
-            "5",
-        ])
+        .args(["run", "--sim", "--quiet"])
+        .args(options)
         .arg("--out")
         .arg(out)
         .arg(scenario)
@@ -181,6 +180,16 @@ fn the_main_table_agrees_with_the_jobs_data() {
     }
     // One run of each variant: hyperfine's warning.
     assert!(report["warnings"][0].as_str().unwrap().contains("ran once"));
+    // Nothing served: no serving section anywhere.
+    assert_eq!(report["serving"].as_array().map(Vec::len), Some(0));
+    assert!(!out.join("serving.csv").exists());
+    for file in ["report.md", "report.html", "report.txt"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(!text.contains("Serving"), "{file} has a serving section");
+    }
+    assert!(!out
+        .join("plots/output-throughput-h100-3x-ti2v.svg")
+        .exists());
 
     // The CSV says the same as the JSON, at full precision.
     let csv = CsvReadOptions::default()
@@ -310,17 +319,12 @@ fn how_many_in_parallel_counts_overlapping_jobs_beside_the_plan() {
     assert_eq!(mps["verdict"], "as planned");
 }
 
-#[test]
-fn html_parses_and_references_nothing_outside_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
-    let out = dir.path().join("report");
-    let report = report(&run, &out);
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-
+/// Checks that `html` is strictly well-formed and loads nothing from outside itself; returns
+/// how many `<svg>` and `<table>` elements it has.
+fn assert_self_contained(html: &str) -> (usize, usize) {
     // Strictly well-formed: every element closed, in order (quick-xml checks end names).
     use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_str(&html);
+    let mut reader = quick_xml::Reader::from_str(html);
     let (mut depth, mut svgs, mut tables) = (0i32, 0, 0);
     loop {
         let event = reader
@@ -359,14 +363,32 @@ fn html_parses_and_references_nothing_outside_itself() {
     for needle in ["http:", "https:", "url(", "@import", "//"] {
         assert!(!html.contains(needle), "report.html contains {needle}");
     }
-    let plots = std::fs::read_dir(out.join("plots")).unwrap().filter(|e| {
-        e.as_ref()
-            .unwrap()
-            .path()
-            .extension()
-            .is_some_and(|x| x == "svg")
-    });
-    assert_eq!(svgs, plots.count(), "every plot inline");
+    (svgs, tables)
+}
+
+/// How many plots `out/plots` holds (SVG files).
+fn svg_files(out: &Path) -> usize {
+    std::fs::read_dir(out.join("plots"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "svg")
+        })
+        .count()
+}
+
+#[test]
+fn html_parses_and_references_nothing_outside_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
+    let out = dir.path().join("report");
+    let report = report(&run, &out);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let (svgs, tables) = assert_self_contained(&html);
+    assert_eq!(svgs, svg_files(&out), "every plot inline");
     assert!(tables >= 3, "the tables are there");
     assert!(html.contains("mps-staggered"));
     assert_eq!(report["variants"].as_array().unwrap().len(), 4);
@@ -461,6 +483,11 @@ fn report_rejects_paths_without_runs() {
 
 /// Copies a run directory, changing its variants table with `edit`.
 fn edited_copy(run: &Path, to: &Path, edit: impl Fn(&mut DataFrame)) -> PathBuf {
+    edited_table(run, to, "variants", edit)
+}
+
+/// Copies a run directory, changing its `table` (the Parquet file) with `edit`.
+fn edited_table(run: &Path, to: &Path, table: &str, edit: impl Fn(&mut DataFrame)) -> PathBuf {
     let dest = to.join(run.file_name().unwrap());
     std::fs::create_dir_all(&dest).unwrap();
     for entry in std::fs::read_dir(run).unwrap() {
@@ -469,9 +496,10 @@ fn edited_copy(run: &Path, to: &Path, edit: impl Fn(&mut DataFrame)) -> PathBuf 
             std::fs::copy(&path, dest.join(path.file_name().unwrap())).unwrap();
         }
     }
-    let mut variants = read_parquet(&run.join("variants.parquet"));
-    edit(&mut variants);
-    write_parquet(&dest.join("variants.parquet"), &mut variants);
+    let file = format!("{table}.parquet");
+    let mut df = read_parquet(&run.join(&file));
+    edit(&mut df);
+    write_parquet(&dest.join(&file), &mut df);
     dest
 }
 
@@ -640,4 +668,351 @@ fn compare_rejects_bad_input_with_status_2() {
         .stderr(predicates::str::contains(
             "refusing to compare simulated results with measured ones",
         ));
+}
+
+/// The serving scenario, run once for every test that needs it, at its own time scale (its
+/// servers stream real tokens, too fast to speed up further): about 20 s. It is written below
+/// the target's directory for test files, replaced on every run of the tests.
+fn qwen_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-serving");
+        let _ = std::fs::remove_dir_all(&out);
+        run_scenario("scenarios/a100-qwen3.toml", &out, &[])
+    })
+}
+
+/// The variant rows of a run's serving table, read apart from migbench's report code.
+fn serving_variants(run: &Path) -> DataFrame {
+    LazyFrame::scan_parquet(run.join("serving.parquet"), Default::default())
+        .unwrap()
+        .filter(col("scope").eq(lit("variant")))
+        .collect()
+        .unwrap()
+}
+
+/// Row `i` of a column of counts.
+fn count(df: &DataFrame, column: &str, i: usize) -> u64 {
+    let values = df.column(column).unwrap().cast(&DataType::UInt64).unwrap();
+    values.u64().unwrap().get(i).unwrap()
+}
+
+fn serving_row<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["serving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["variant"] == name)
+        .unwrap_or_else(|| panic!("no serving row {name} in the report"))
+}
+
+const QWEN_VARIANTS: [&str; 6] = [
+    "full-1x4b",
+    "mps-2x4b",
+    "mps-4x4b",
+    "mig-2x2g",
+    "mig-4x1g",
+    "mig-14b-2x4b",
+];
+
+#[test]
+fn the_serving_table_agrees_with_the_serving_data() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let report = report(run, &out);
+
+    let serving = serving_variants(run);
+    let names = strs(&serving, "variant");
+    let listed: Vec<&str> = report["serving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed, QWEN_VARIANTS,
+        "one row per variant, in the scenario's order"
+    );
+    let count = |column: &str, i: usize| count(&serving, column, i);
+    let report_txt = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    let report_md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for i in 0..serving.height() {
+        let name = names.get(i).unwrap();
+        let row = serving_row(&report, name);
+        for key in [
+            "request_throughput",
+            "output_throughput",
+            "total_token_throughput",
+            "request_goodput",
+            "median_ttft_ms",
+            "p99_ttft_ms",
+            "median_tpot_ms",
+            "p99_tpot_ms",
+            "median_itl_ms",
+            "median_e2el_ms",
+            "cost_per_million_output_tokens",
+        ] {
+            let expected = floats(&serving, key).get(i).unwrap();
+            let figure = &row["figures"][key];
+            assert_eq!(figure["n"], 1, "{name} {key}: one repetition");
+            assert!(
+                close(figure["mean"].as_f64().unwrap(), expected),
+                "{name} {key}: {figure} vs {expected}"
+            );
+        }
+        assert_eq!(row["completed"].as_u64(), Some(count("completed", i)));
+        assert_eq!(row["failed"].as_u64(), Some(count("failed", i)));
+        assert_eq!(row["servers"].as_u64(), Some(count("servers", i)));
+        assert_eq!(
+            (row["simulated"].as_bool(), row["backend"].as_str()),
+            (Some(true), Some("sim"))
+        );
+        // The terminal shows its output throughput and median/p99 TPOT as the table has them.
+        let output = format!(
+            "{:.0}",
+            floats(&serving, "output_throughput").get(i).unwrap()
+        );
+        let tpot = format!(
+            "{:.1}/{:.1}",
+            floats(&serving, "median_tpot_ms").get(i).unwrap(),
+            floats(&serving, "p99_tpot_ms").get(i).unwrap()
+        );
+        let line = report_txt
+            .lines()
+            .rfind(|l| l.contains(&format!(" {name} ")))
+            .unwrap();
+        assert!(
+            line.contains(&format!(" {output} ")) && line.contains(&tpot),
+            "{line} lacks {output} or {tpot}"
+        );
+        assert!(report_md.contains(&format!("| {name} |")));
+    }
+    // The scenario sets SLOs and a price: goodput and cost are columns.
+    let csv = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(out.join("serving.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    for column in [
+        "output_throughput_mean",
+        "request_goodput_mean",
+        "cost_per_million_output_tokens_mean",
+    ] {
+        let values = floats(&csv, column);
+        let key = column.trim_end_matches("_mean");
+        for (i, name) in strs(&csv, "variant").into_iter().enumerate() {
+            let row = serving_row(&report, name.unwrap());
+            assert!(close(
+                values.get(i).unwrap(),
+                row["figures"][key]["mean"].as_f64().unwrap()
+            ));
+        }
+    }
+    for file in ["report.md", "report.html", "report.txt"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(text.contains("Serving"), "{file}: the serving section");
+        assert!(
+            !text.to_lowercase().contains("measured ("),
+            "{file} calls sim results measured"
+        );
+    }
+}
+
+#[test]
+fn serving_variants_get_their_plots_beside_batch_variants() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch");
+    run_sim("scenarios/h100-3x-ti2v.toml", &batch);
+    let out = dir.path().join("report");
+    migbench()
+        .arg("report")
+        .arg(run)
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let plots = out.join("plots");
+    for (name, size) in [
+        ("output-throughput-a100-qwen3", (960, 540)),
+        ("latency-a100-qwen3", (960, 720)),
+        ("per-user-per-gpu-a100-qwen3", (960, 540)),
+    ] {
+        let svg = std::fs::read_to_string(plots.join(format!("{name}.svg"))).unwrap();
+        for variant in QWEN_VARIANTS {
+            assert!(svg.contains(variant), "{name} shows {variant}");
+        }
+        assert!(
+            svg.contains("a100-qwen3: ") && svg.contains("(simulated (sim))"),
+            "{name}: titled, and labelled simulated"
+        );
+        let png = std::fs::read(plots.join(format!("{name}.png"))).unwrap();
+        let info = png::Decoder::new(std::io::Cursor::new(&png))
+            .read_info()
+            .unwrap();
+        assert_eq!((info.info().width, info.info().height), size, "{name}");
+    }
+    let svg = |name: &str| std::fs::read_to_string(plots.join(format!("{name}.svg"))).unwrap();
+    // Axes name their units, simulated ones as such; the legend names every mode.
+    let throughput = svg("output-throughput-a100-qwen3");
+    assert!(throughput.contains("output tokens per simulated s"));
+    let latency = svg("latency-a100-qwen3");
+    for words in [
+        "time to first token (TTFT), simulated ms",
+        "time per output token (TPOT), simulated ms",
+        "median",
+        "99th percentile",
+    ] {
+        assert!(latency.contains(words), "latency plot: {words}");
+    }
+    let scatter = svg("per-user-per-gpu-a100-qwen3");
+    assert!(scatter.contains("per user (1000 ÷ median TPOT in ms)"));
+    assert!(scatter.contains("output tokens per simulated s, whole GPU"));
+    // The legend names every mode, drawn in the mode's colour of every other plot.
+    for chart in [&throughput, &latency, &scatter] {
+        for mode in ["full", "mps", "mig"] {
+            assert!(
+                chart.contains(&format!(">\n{mode}\n</text>")),
+                "legend names {mode}"
+            );
+            let colour = migbench::report::plots::mode_hex(mode);
+            assert!(chart.to_lowercase().contains(&colour), "{mode} in {colour}");
+        }
+    }
+    // Servers complete no units: no time-per-unit chart for them, but still for the batch jobs.
+    assert!(!plots.join("time-per-unit-a100-qwen3.svg").exists());
+    assert!(plots.join("time-per-unit-h100-3x-ti2v.svg").is_file());
+    assert!(!plots.join("output-throughput-h100-3x-ti2v.svg").exists());
+
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let (svgs, tables) = assert_self_contained(&html);
+    assert_eq!(svgs, svg_files(&out), "every plot inline");
+    // Variants (two scenarios), serving, how many in parallel, runs.
+    assert!(tables >= 5, "{tables} tables");
+    assert!(html.contains("<h2>Serving</h2>"));
+    assert!(html.contains("id=\"latency-a100-qwen3\""));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("](plots/per-user-per-gpu-a100-qwen3.svg)"));
+}
+
+#[test]
+fn runs_and_reports_from_before_the_serving_table_stay_readable() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old").join(run.file_name().unwrap());
+    std::fs::create_dir_all(&old).unwrap();
+    for entry in std::fs::read_dir(run).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_file() && !name.starts_with("serving") && !name.starts_with("requests") {
+            std::fs::copy(&path, old.join(&name)).unwrap();
+        }
+    }
+    let out = dir.path().join("report");
+    let data = report(&old, &out);
+    assert_eq!(data["variants"].as_array().unwrap().len(), 6);
+    assert_eq!(data["serving"].as_array().map(Vec::len), Some(0));
+
+    // A report.json written before it had serving rows still reads as a side of compare.
+    let mut json = report(run, &out);
+    json.as_object_mut().unwrap().remove("serving");
+    std::fs::write(out.join("report.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+    compare(&out, run).success();
+}
+
+#[test]
+fn compare_exits_1_when_a_serving_variant_regressed() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let case = |name: &str, edit: &dyn Fn(&mut DataFrame)| {
+        edited_table(run, &dir.path().join(name), "serving", edit)
+    };
+    compare(run, run)
+        .success()
+        .stdout(predicates::str::contains("Δ out"));
+
+    let fewer_tokens = case("fewer-tokens", &|df| {
+        scale(df, "mps-4x4b", "output_throughput", 0.8)
+    });
+    compare(run, &fewer_tokens)
+        .code(1)
+        .stdout(predicates::str::contains("output throughput -20.0%"))
+        .stderr(predicates::str::contains(
+            "1 variant(s) regressed beyond 5.0%: a100-qwen3/mps-4x4b",
+        ));
+
+    let later_first_token = case("later-first-token", &|df| {
+        scale(df, "mig-2x2g", "p99_ttft_ms", 1.1)
+    });
+    compare(run, &later_first_token)
+        .code(1)
+        .stdout(predicates::str::contains("p99 TTFT +10.0%"));
+
+    let slower_tokens = case("slower-tokens", &|df| {
+        scale(df, "mig-4x1g", "median_tpot_ms", 1.2)
+    });
+    compare(run, &slower_tokens)
+        .code(1)
+        .stdout(predicates::str::contains("median TPOT +20.0%"));
+
+    let within = case("within", &|df| {
+        scale(df, "full-1x4b", "median_tpot_ms", 1.03)
+    });
+    compare(run, &within).success();
+
+    let more_tokens = case("more-tokens", &|df| {
+        scale(df, "full-1x4b", "output_throughput", 1.2)
+    });
+    compare(run, &more_tokens)
+        .success()
+        .stdout(predicates::str::contains(
+            "improved a100-qwen3/full-1x4b: output throughput +20.0%",
+        ));
+    compare(&more_tokens, run).code(1);
+}
+
+#[test]
+fn serving_runs_of_one_scenario_are_pooled() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // The same run twice, the second later and with 10% more output throughput everywhere.
+    let first = edited_table(run, &runs.join("first"), "serving", |_| {});
+    let second = edited_table(run, &runs.join("second"), "serving", |df| {
+        let more = df
+            .column("output_throughput")
+            .unwrap()
+            .as_materialized_series()
+            * 1.1;
+        df.with_column(more).unwrap();
+    });
+    let manifest = second.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["started_at"] = "2099-01-01T00:00:00Z".into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let report = report(&runs, &dir.path().join("report"));
+    let serving = serving_variants(&first);
+    let names = strs(&serving, "variant");
+    let output = floats(&serving, "output_throughput");
+    assert_eq!(report["serving"].as_array().unwrap().len(), 6);
+    for i in 0..serving.height() {
+        let row = serving_row(&report, names.get(i).unwrap());
+        assert_eq!(
+            (row["runs"].as_u64(), row["repetitions"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let x = output.get(i).unwrap();
+        let figure = &row["figures"]["output_throughput"];
+        assert_eq!(figure["n"], 2);
+        assert!(
+            close(figure["mean"].as_f64().unwrap(), (x + 1.1 * x) / 2.0),
+            "{figure}"
+        );
+        assert!(close(figure["min"].as_f64().unwrap(), x));
+        let completed = count(&serving, "completed", i);
+        assert_eq!(row["completed"].as_u64(), Some(2 * completed));
+    }
 }

@@ -12,11 +12,7 @@ pub fn run(args: &CompareArgs) -> Result<String> {
     let threshold = parse_fraction("--threshold", &args.threshold)?;
     let baseline = compare::read_side("baseline", &args.baseline)?;
     let candidate = compare::read_side("candidate", &args.candidate)?;
-    let comparison = compare::compare(
-        (&args.baseline.display().to_string(), &baseline),
-        (&args.candidate.display().to_string(), &candidate),
-        threshold,
-    )?;
+    let comparison = compare::compare(&baseline, &candidate, threshold)?;
     let text = render(&comparison, args.format)?;
     let regressed = comparison.regressed();
     if regressed.is_empty() {

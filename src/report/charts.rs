@@ -1,10 +1,16 @@
 //! Which plots a report has, and their data: per scenario a time-per-unit chart and a
-//! units-per-hour-by-mode chart; per variant its VRAM over time and, for MIG, its layout.
+//! units-per-hour-by-mode chart, and for its serving variants their output throughput, latency
+//! percentiles and tokens per second per user against per GPU; per variant its VRAM over time
+//! and, for MIG, its layout.
 
 use std::collections::HashMap;
 
-use super::load::{InstanceRow, JobRow, Results, TracePick, VariantRow};
-use super::plots::{slug, Bar, BarChart, Chart, JobLine, LayoutChart, SliceBox, VramChart};
+use super::load::{InstanceRow, JobRow, Origin, Results, TracePick, VariantRow};
+use super::plots::{
+    slug, Bar, BarChart, Chart, Group, JobLine, LayoutChart, PercentileChart, PercentilePanel,
+    Point, ScatterChart, SliceBox, VramChart,
+};
+use super::serving::ServingSummary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
@@ -13,7 +19,11 @@ use crate::error::Result;
 pub const TRACE_BUCKETS: u32 = 480;
 
 /// Every chart of the report, in the order the report shows them.
-pub fn charts(results: &Results, rows: &[VariantSummary]) -> Result<Vec<Chart>> {
+pub fn charts(
+    results: &Results,
+    rows: &[VariantSummary],
+    serving: &[ServingSummary],
+) -> Result<Vec<Chart>> {
     let mut charts = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -23,8 +33,24 @@ pub fn charts(results: &Results, rows: &[VariantSummary]) -> Result<Vec<Chart>> 
                 .iter()
                 .take_while(|r| r.heading() == heading)
                 .count();
-        charts.push(Chart::Bars(time_per_unit(&rows[start..end])));
-        charts.push(Chart::Bars(units_per_hour(&rows[start..end])));
+        let served: Vec<&ServingSummary> =
+            serving.iter().filter(|s| s.heading() == heading).collect();
+        // Servers complete no units: variants that only served are shown by the serving charts.
+        let batch: Vec<&VariantSummary> = rows[start..end]
+            .iter()
+            .filter(|r| {
+                r.time_per_unit_s.is_some() || !served.iter().any(|s| s.variant == r.variant)
+            })
+            .collect();
+        if !batch.is_empty() {
+            charts.push(Chart::Bars(time_per_unit(&batch)));
+            charts.push(Chart::Bars(units_per_hour(&batch)));
+        }
+        if !served.is_empty() {
+            charts.push(Chart::Bars(output_throughput(&served)));
+            charts.push(Chart::Percentiles(latency_percentiles(&served)));
+            charts.push(Chart::Scatter(per_user_against_per_gpu(&served)));
+        }
         start = end;
     }
     let picks: Vec<Pick> = rows.iter().map(|r| pick(results, r)).collect();
@@ -51,16 +77,25 @@ pub fn charts(results: &Results, rows: &[VariantSummary]) -> Result<Vec<Chart>> 
 }
 
 /// `s` or `simulated s`: the unit of time on an axis.
-fn seconds(row: &VariantSummary) -> &'static str {
-    if row.origin.simulated {
+fn seconds(origin: &Origin) -> &'static str {
+    if origin.simulated {
         "simulated s"
     } else {
         "s"
     }
 }
 
-fn time_per_unit(rows: &[VariantSummary]) -> BarChart {
-    let first = &rows[0];
+/// `ms` or `simulated ms`.
+fn milliseconds(origin: &Origin) -> &'static str {
+    if origin.simulated {
+        "simulated ms"
+    } else {
+        "ms"
+    }
+}
+
+fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
+    let first = rows[0];
     BarChart {
         name: format!("time-per-unit-{}", slug(&first.scenario)),
         title: format!(
@@ -73,7 +108,7 @@ fn time_per_unit(rows: &[VariantSummary]) -> BarChart {
         y_label: format!(
             "makespan ÷ {}s completed, {} (± sd)",
             first.unit,
-            seconds(first)
+            seconds(&first.origin)
         ),
         bars: rows
             .iter()
@@ -90,10 +125,10 @@ fn time_per_unit(rows: &[VariantSummary]) -> BarChart {
 }
 
 /// The best variant of each mode by units per hour.
-fn units_per_hour(rows: &[VariantSummary]) -> BarChart {
-    let first = &rows[0];
+fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
+    let first = rows[0];
     let mut best: Vec<&VariantSummary> = Vec::new();
-    for r in rows {
+    for &r in rows {
         let rate = |r: &VariantSummary| r.units_per_hour.map_or(-1.0, |s| s.mean);
         match best.iter_mut().find(|b| b.mode == r.mode) {
             Some(b) if rate(r) > rate(b) => *b = r,
@@ -120,6 +155,111 @@ fn units_per_hour(rows: &[VariantSummary]) -> BarChart {
                 error: r.units_per_hour.and_then(|s| s.stddev),
                 oom: r.jobs_oom,
                 note: Some(r.variant.clone()),
+            })
+            .collect(),
+    }
+}
+
+/// Output tokens per second of each serving variant, for the whole GPU.
+fn output_throughput(rows: &[&ServingSummary]) -> BarChart {
+    let first = rows[0];
+    BarChart {
+        name: format!("output-throughput-{}", slug(&first.scenario)),
+        title: format!(
+            "{}: output tokens per second, whole GPU ({})",
+            first.scenario,
+            first.origin.provenance()
+        ),
+        x_label: "variant".into(),
+        y_label: format!(
+            "output tokens per {}, all servers (± sd)",
+            seconds(&first.origin)
+        ),
+        bars: rows
+            .iter()
+            .map(|r| {
+                let throughput = r.figure("output_throughput").filter(|s| s.mean > 0.0);
+                Bar {
+                    label: r.variant.clone(),
+                    mode: r.mode.clone(),
+                    value: throughput.map(|s| s.mean),
+                    error: throughput.and_then(|s| s.stddev),
+                    oom: r.servers_oom,
+                    note: Some(format!(
+                        "{} server{}",
+                        r.servers,
+                        if r.servers == 1 { "" } else { "s" }
+                    )),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// TTFT and TPOT of each serving variant, median and p99.
+fn latency_percentiles(rows: &[&ServingSummary]) -> PercentileChart {
+    let first = rows[0];
+    let ms = milliseconds(&first.origin);
+    let panel = |name: &str, what: &str, digits: usize| PercentilePanel {
+        y_label: format!("{what}, {ms}"),
+        values: rows
+            .iter()
+            .map(|r| {
+                let mean = |key: String| r.figure(&key).map(|s| s.mean);
+                (
+                    mean(format!("median_{name}_ms")),
+                    mean(format!("p99_{name}_ms")),
+                )
+            })
+            .collect(),
+        digits,
+    };
+    PercentileChart {
+        name: format!("latency-{}", slug(&first.scenario)),
+        title: format!(
+            "{}: time to first token and per output token, median and p99 ({})",
+            first.scenario,
+            first.origin.provenance()
+        ),
+        x_label: "variant".into(),
+        groups: rows
+            .iter()
+            .map(|r| Group {
+                label: r.variant.clone(),
+                mode: r.mode.clone(),
+            })
+            .collect(),
+        panels: vec![
+            panel("ttft", "time to first token (TTFT)", 0),
+            panel("tpot", "time per output token (TPOT)", 1),
+        ],
+    }
+}
+
+/// Tokens per second per user (1000 ÷ median TPOT in ms) against output tokens per second of
+/// the whole GPU: one point per serving variant.
+fn per_user_against_per_gpu(rows: &[&ServingSummary]) -> ScatterChart {
+    let first = rows[0];
+    let s = seconds(&first.origin);
+    ScatterChart {
+        name: format!("per-user-per-gpu-{}", slug(&first.scenario)),
+        title: format!(
+            "{}: tokens per second per user against per GPU ({})",
+            first.scenario,
+            first.origin.provenance()
+        ),
+        x_label: format!("output tokens per {s} per user (1000 ÷ median TPOT in ms)"),
+        y_label: format!("output tokens per {s}, whole GPU"),
+        points: rows
+            .iter()
+            .filter_map(|r| {
+                let tpot = r.figure("median_tpot_ms").filter(|t| t.mean > 0.0)?;
+                Some(Point {
+                    label: r.variant.clone(),
+                    mode: r.mode.clone(),
+                    x: 1000.0 / tpot.mean,
+                    y: r.figure("output_throughput")?.mean,
+                })
             })
             .collect(),
     }
@@ -272,7 +412,7 @@ fn vram(
             row.origin.provenance()
         ),
         mode: row.mode.clone(),
-        x_label: format!("time since the variant started, {}", seconds(row)),
+        x_label: format!("time since the variant started, {}", seconds(&row.origin)),
         lines,
         gpu_total,
         capacities: capacities(row, p),

@@ -130,6 +130,37 @@ pub struct InstanceRow {
     pub vram_peak_gib: f64,
 }
 
+/// One variant row (`scope = variant`) of `serving`: all of a variant repetition's servers.
+#[derive(Debug, Clone)]
+pub struct ServingRow {
+    pub run: usize,
+    pub variant: String,
+    pub repetition: u32,
+    /// Servers whose load is counted.
+    pub servers: u32,
+    pub completed: u64,
+    pub failed: u64,
+    /// The figures of [`SERVING_FIGURES`], in that order, under `vllm bench serve`'s keys.
+    pub figures: Vec<Option<f64>>,
+    /// Why the figures may be off (a simulated server that fell behind its clock).
+    pub note: Option<String>,
+}
+
+/// The figures of `serving` a report reads, by `vllm bench serve`'s keys.
+pub const SERVING_FIGURES: &[&str] = &[
+    "request_throughput",
+    "request_goodput",
+    "output_throughput",
+    "total_token_throughput",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "median_tpot_ms",
+    "p99_tpot_ms",
+    "median_itl_ms",
+    "median_e2el_ms",
+    "cost_per_million_output_tokens",
+];
+
 /// What the runs below some paths recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
@@ -138,6 +169,8 @@ pub struct Results {
     pub jobs: Vec<JobRow>,
     pub variants: Vec<VariantRow>,
     pub instances: Vec<InstanceRow>,
+    /// Runs with model servers only; empty for runs written before the serving table.
+    pub serving: Vec<ServingRow>,
     /// Directories passed over, and why.
     pub warnings: Vec<String>,
 }
@@ -217,6 +250,9 @@ impl Results {
             "instances",
             INSTANCE_COLUMNS,
         )?)?)?;
+        let serving = scan(&results.runs, "serving", &serving_columns())?
+            .filter(col("scope").eq(lit("variant")));
+        results.serving = serving_rows(&collect(serving)?)?;
         Ok(results)
     }
 
@@ -438,6 +474,21 @@ const INSTANCE_COLUMNS: &[(&str, DataType)] = &[
     ("vram_peak_gib", DataType::Float64),
 ];
 
+/// The columns read from `serving`: who, then [`SERVING_FIGURES`].
+fn serving_columns() -> Vec<(&'static str, DataType)> {
+    let mut columns = vec![
+        ("variant", DataType::String),
+        ("repetition", DataType::UInt32),
+        ("scope", DataType::String),
+        ("servers", DataType::UInt32),
+        ("completed", DataType::UInt64),
+        ("failed", DataType::UInt64),
+        ("note", DataType::String),
+    ];
+    columns.extend(SERVING_FIGURES.iter().map(|f| (*f, DataType::Float64)));
+    columns
+}
+
 /// One lazy scan of `<table>.parquet` in every run that has it, with a `run` column (the index
 /// into `runs`) and the given columns cast to the given types, rows in run order and, within a
 /// run, in the order written.
@@ -535,6 +586,12 @@ impl<'a> Columns<'a> {
     fn u32(&self, name: &str) -> Result<&'a UInt32Chunked> {
         self.column(name)?
             .u32()
+            .map_err(|e| self.wrong_type(name, e))
+    }
+
+    fn u64(&self, name: &str) -> Result<&'a UInt64Chunked> {
+        self.column(name)?
+            .u64()
             .map_err(|e| self.wrong_type(name, e))
     }
 }
@@ -642,6 +699,33 @@ fn instance_rows(df: &DataFrame) -> Result<Vec<InstanceRow>> {
             uuid: uuid.get(i).unwrap_or_default().to_string(),
             capacity_gib: capacity.get(i),
             vram_peak_gib: peak.get(i).unwrap_or_default(),
+        })
+        .collect())
+}
+
+fn serving_rows(df: &DataFrame) -> Result<Vec<ServingRow>> {
+    let t = Columns::new(df, "serving");
+    let (run, variant, repetition, servers) = (
+        t.u32("run")?,
+        t.str("variant")?,
+        t.u32("repetition")?,
+        t.u32("servers")?,
+    );
+    let (completed, failed, note) = (t.u64("completed")?, t.u64("failed")?, t.str("note")?);
+    let figures = SERVING_FIGURES
+        .iter()
+        .map(|f| t.f64(f))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((0..df.height())
+        .map(|i| ServingRow {
+            run: run.get(i).unwrap_or_default() as usize,
+            variant: variant.get(i).unwrap_or_default().to_string(),
+            repetition: repetition.get(i).unwrap_or(1),
+            servers: servers.get(i).unwrap_or_default(),
+            completed: completed.get(i).unwrap_or_default(),
+            failed: failed.get(i).unwrap_or_default(),
+            figures: figures.iter().map(|f| f.get(i)).collect(),
+            note: note.get(i).map(str::to_string),
         })
         .collect())
 }

@@ -3,6 +3,7 @@
 //! - [`load`]: finds run directories and reads their tables lazily with polars;
 //! - [`stats`]: mean, standard deviation, median, min, max and MAD outliers;
 //! - [`summary`]: the main table, one row per scenario variant;
+//! - [`serving`]: the serving table, one row per scenario variant with model servers;
 //! - [`parallel`]: how many jobs ran at once beside what `plan` predicts;
 //! - [`table`]: the one table description every exporter renders;
 //! - [`charts`] and [`plots`]: what is plotted, and the drawing;
@@ -15,6 +16,7 @@ pub mod export;
 pub mod load;
 pub mod parallel;
 pub mod plots;
+pub mod serving;
 pub mod stats;
 pub mod summary;
 pub mod table;
@@ -27,6 +29,7 @@ use crate::error::{Error, Result};
 use load::Results;
 use parallel::ParallelRow;
 use plots::Plot;
+use serving::ServingSummary;
 use summary::VariantSummary;
 use table::{Column, Kind, Role, Table, Value};
 
@@ -43,6 +46,9 @@ pub struct ReportData {
     pub generated_at: String,
     pub runs: Vec<RunEntry>,
     pub variants: Vec<VariantSummary>,
+    /// The variants with model servers; absent from reports written before it.
+    #[serde(default)]
+    pub serving: Vec<ServingSummary>,
     pub parallel: Vec<ParallelRow>,
     pub warnings: Vec<String>,
 }
@@ -74,6 +80,7 @@ impl ReportData {
         let variants = summary::summarize(&results);
         let mut warnings = results.warnings.clone();
         warnings.extend(summary::warnings(&variants));
+        warnings.extend(serving::warnings(&results));
         let data = ReportData {
             migbench_version: env!("CARGO_PKG_VERSION").to_string(),
             generated_at: crate::results::now_rfc3339(),
@@ -89,6 +96,7 @@ impl ReportData {
                 })
                 .collect(),
             parallel: parallel::parallel(&results),
+            serving: serving::summarize(&results, &variants),
             variants,
             warnings,
         };
@@ -123,14 +131,15 @@ impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
         let (data, results) = ReportData::from_runs(paths)?;
-        let charts = charts::charts(&results, &data.variants)?;
+        let charts = charts::charts(&results, &data.variants, &data.serving)?;
         let mut plots = plots::render_all(&charts)?;
         make_names_unique(&mut plots);
-        let tables = vec![
-            summary::table(&data.variants),
-            parallel::table(&data.parallel),
-            runs_table(&data.runs),
-        ];
+        let mut tables = vec![summary::table(&data.variants)];
+        if !data.serving.is_empty() {
+            tables.push(serving::table(&data.serving));
+        }
+        tables.push(parallel::table(&data.parallel));
+        tables.push(runs_table(&data.runs));
         Ok(Report {
             data,
             tables,
@@ -198,5 +207,6 @@ fn runs_table(runs: &[RunEntry]) -> Table {
             })
             .collect(),
         notes: Vec::new(),
+        terminal: false,
     }
 }

@@ -225,5 +225,6 @@ pub fn table(rows: &[ParallelRow]) -> Table {
             "Ran at once: the most jobs running at the same moment in a repetition without an out-of-memory error, and the fewest in one with such an error.".into(),
             "Plan: what `migbench plan` predicts, in jobs at once, when every job may peak at the same moment (together) or starts are spread so one peaks at a time (staggered).".into(),
         ],
+        terminal: false,
     }
 }

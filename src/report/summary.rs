@@ -223,18 +223,46 @@ pub fn warnings(rows: &[VariantSummary]) -> Vec<String> {
     out
 }
 
-/// The main table: one row per scenario variant.
-pub fn table(rows: &[VariantSummary]) -> Table {
+/// The columns that say which scenario variant a row is, first in every table with one row per
+/// scenario variant: rows are grouped by scenario, GPU and backend.
+pub fn variant_columns() -> Vec<Column> {
     use Kind::*;
     use Role::*;
-    let stat = |shown, digits| Stat { shown, digits };
-    let columns = vec![
+    vec![
         Column::new("scenario", "Scenario", Text, Group),
         Column::new("gpu", "GPU", Text, Group),
         Column::new("backend", "Backend", Text, Group),
         Column::new("variant", "Variant", Text, Brief),
         Column::new("mode", "Mode", Mode, Brief),
         Column::new("layout", "Layout", Text, Detail),
+    ]
+}
+
+/// The values of [`variant_columns`].
+pub fn variant_cells(
+    scenario: &str,
+    origin: &Origin,
+    variant: &str,
+    mode: &str,
+    layout: Option<&str>,
+) -> Vec<Value> {
+    vec![
+        Value::Text(scenario.to_string()),
+        Value::Text(origin.gpu.clone()),
+        Value::Text(origin.provenance()),
+        Value::Text(variant.to_string()),
+        Value::Text(mode.to_string()),
+        Value::Text(layout.unwrap_or("-").to_string()),
+    ]
+}
+
+/// The main table: one row per scenario variant.
+pub fn table(rows: &[VariantSummary]) -> Table {
+    use Kind::*;
+    use Role::*;
+    let stat = |shown, digits| Stat { shown, digits };
+    let mut columns = variant_columns();
+    columns.extend([
         Column::new("isolation", "Isolation", Text, Detail),
         Column::new("repetitions", "Runs", Count, Detail),
         Column::new("jobs", "Jobs", Count, Detail),
@@ -286,20 +314,21 @@ pub fn table(rows: &[VariantSummary]) -> Table {
             Brief,
         ),
         Column::new("status", "Status", Text, Detail),
-    ];
+    ]);
     let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
         s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
     };
     let rows = rows
         .iter()
         .map(|r| {
-            vec![
-                Value::Text(r.scenario.clone()),
-                Value::Text(r.origin.gpu.clone()),
-                Value::Text(r.origin.provenance()),
-                Value::Text(r.variant.clone()),
-                Value::Text(r.mode.clone()),
-                Value::Text(r.layout.clone().unwrap_or_else(|| "-".into())),
+            let mut cells = variant_cells(
+                &r.scenario,
+                &r.origin,
+                &r.variant,
+                &r.mode,
+                r.layout.as_deref(),
+            );
+            cells.extend([
                 Value::Text(r.isolation.clone()),
                 Value::Count(r.repetitions as u64),
                 Value::Count(u64::from(r.jobs)),
@@ -323,7 +352,8 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 Value::Stat(r.time_per_unit_s),
                 Value::Stat(r.units_per_hour),
                 Value::Text(r.status.clone()),
-            ]
+            ]);
+            cells
         })
         .collect();
     Table {
@@ -336,5 +366,6 @@ pub fn table(rows: &[VariantSummary]) -> Table {
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
         ],
+        terminal: true,
     }
 }

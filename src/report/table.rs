@@ -13,6 +13,8 @@ pub struct Table {
     pub rows: Vec<Vec<Value>>,
     /// Sentences shown under the table: what the columns mean.
     pub notes: Vec<String>,
+    /// Printed in the terminal too, not only written to the files.
+    pub terminal: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +185,7 @@ mod tests {
                 })
                 .collect(),
             notes: vec![],
+            terminal: true,
         }
     }
 

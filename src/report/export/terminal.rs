@@ -1,5 +1,5 @@
-//! The terminal: the main table, grouped by scenario, in at most 100 columns, with the warnings.
-//! Also written to `report.txt`.
+//! The terminal: the main table and the serving table, grouped by scenario, in at most 100
+//! columns, with the warnings. Also written to `report.txt`.
 
 use super::{Exporter, Part};
 use crate::error::Result;
@@ -12,8 +12,12 @@ pub struct Terminal;
 impl Exporter for Terminal {
     fn export(&self, report: &Report) -> Result<Vec<Part>> {
         let mut out = String::new();
-        if let Some(main) = report.tables.first() {
-            out.push_str(&table(main));
+        // The main table goes first, untitled; the others say what they are.
+        for (k, t) in report.tables.iter().filter(|t| t.terminal).enumerate() {
+            if k > 0 {
+                out.push_str(&format!("{}\n", t.title));
+            }
+            out.push_str(&table(t));
         }
         for v in report.data.variants.iter().filter(|v| v.status != "ran") {
             out.push_str(&format!("{} · {}: {}\n", v.scenario, v.variant, v.status));

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::palette::{mode_colour, OOM_COLOUR};
-use super::{text, DrawResult};
+use super::{axis_top, distinct, draw_axes, draw_series_legend, text, DrawResult};
 
 #[derive(Debug, Clone)]
 pub struct Bar {
@@ -44,43 +44,18 @@ impl BarChart {
             .iter()
             .filter_map(|b| Some(b.value? + b.error.unwrap_or(0.0)))
             .fold(0.0, f64::max);
-        let top = if highest > 0.0 { highest * 1.25 } else { 1.0 };
-        // Bar i stands over [i - 0.5, i + 0.5]; the ticks fall on whole numbers, the centres.
-        let label_of = |x: &f64| -> String {
-            let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 {
-                return String::new();
-            }
-            self.bars
-                .get(i as usize)
-                .map_or(String::new(), |b| b.label.clone())
-        };
+        let top = axis_top(highest, 1.25);
+        let labels: Vec<String> = self.bars.iter().map(|b| b.label.clone()).collect();
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, text(20.0))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n + 1)
-            .x_label_formatter(&label_of)
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(text(14.0))
-            .axis_desc_style(text(15.0))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
+        draw_axes(&mut chart, &self.x_label, &self.y_label, Some(&labels))?;
 
-        // One series per mode, in order of first appearance, so the legend names each once.
-        let mut modes: Vec<&str> = Vec::new();
-        for b in &self.bars {
-            if !modes.contains(&b.mode.as_str()) {
-                modes.push(&b.mode);
-            }
-        }
-        for mode in modes {
+        // One series per mode, so the legend names each once.
+        for mode in distinct(self.bars.iter().map(|b| b.mode.as_str())) {
             let colour = mode_colour(mode);
             let bars = self.bars.iter().enumerate().filter_map(|(i, b)| {
                 let v = b.value.filter(|_| b.mode == mode)?;
@@ -133,13 +108,6 @@ impl BarChart {
                 text(13.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
             ))
         }))?;
-        chart
-            .configure_series_labels()
-            .label_font(text(14.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
-        Ok(())
+        draw_series_legend(&mut chart)
     }
 }

@@ -10,18 +10,24 @@
 
 mod bars;
 mod layout;
+mod legend;
 mod palette;
+mod percentiles;
+mod scatter;
 mod vram;
 
 use std::error::Error as StdError;
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use bars::{Bar, BarChart};
 pub use layout::{LayoutChart, SliceBox};
 pub use palette::{mode_colour, mode_hex, OOM_COLOUR};
+pub use percentiles::{Group, PercentileChart, PercentilePanel};
+pub use scatter::{pareto_front, Point, ScatterChart};
 pub use vram::{JobLine, VramChart};
 
 use crate::error::{Error, Result};
@@ -48,6 +54,8 @@ pub enum Chart {
     Bars(BarChart),
     Vram(VramChart),
     Layout(LayoutChart),
+    Percentiles(PercentileChart),
+    Scatter(ScatterChart),
 }
 
 impl Chart {
@@ -56,6 +64,8 @@ impl Chart {
             Chart::Bars(c) => &c.name,
             Chart::Vram(c) => &c.name,
             Chart::Layout(c) => &c.name,
+            Chart::Percentiles(c) => &c.name,
+            Chart::Scatter(c) => &c.name,
         }
     }
 
@@ -64,12 +74,15 @@ impl Chart {
             Chart::Bars(c) => &c.title,
             Chart::Vram(c) => &c.title,
             Chart::Layout(c) => &c.title,
+            Chart::Percentiles(c) => &c.title,
+            Chart::Scatter(c) => &c.title,
         }
     }
 
     fn size(&self) -> (u32, u32) {
         match self {
             Chart::Layout(_) => (960, 360),
+            Chart::Percentiles(c) => (960, 60 + 330 * c.panels.len().max(1) as u32),
             _ => (960, 540),
         }
     }
@@ -83,6 +96,8 @@ impl Chart {
             Chart::Bars(c) => c.draw(root),
             Chart::Vram(c) => c.draw(root),
             Chart::Layout(c) => c.draw(root),
+            Chart::Percentiles(c) => c.draw(root),
+            Chart::Scatter(c) => c.draw(root),
         }
     }
 
@@ -171,6 +186,82 @@ pub fn slug(text: &str) -> String {
         }
     }
     out.trim_matches('-').to_string()
+}
+
+/// A chart with numbers on both axes (categories on x are numbered 0, 1, 2, ...).
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the axes, their descriptions and the horizontal grid in the style every chart shares.
+/// With `categories`, the x axis names them at 0, 1, 2, ... and has no vertical grid lines.
+fn draw_axes<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    x_desc: &str,
+    y_desc: &str,
+    categories: Option<&[String]>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let label_of = |x: &f64| categories.map_or_else(String::new, |c| category_label(c, *x));
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(text(14.0))
+        .axis_desc_style(text(15.0))
+        .light_line_style(WHITE.mix(0.0));
+    if let Some(c) = categories {
+        mesh.disable_x_mesh()
+            .x_labels(c.len() + 1)
+            .x_label_formatter(&label_of);
+    }
+    mesh.draw()?;
+    Ok(())
+}
+
+/// Draws the labelled series' legend in the upper right corner of the plot.
+fn draw_series_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Plane<'a, DB>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .label_font(text(14.0))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
+
+/// The distinct modes of `modes`, in order of first appearance: the order of a legend.
+fn distinct<'a>(modes: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for m in modes {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// The top of a value axis: `room` times the highest value, leaving space above it for
+/// labels; 1 when there is nothing to show.
+fn axis_top(highest: f64, room: f64) -> f64 {
+    if highest > 0.0 {
+        highest * room
+    } else {
+        1.0
+    }
+}
+
+/// The label of the tick at `x` on an axis of categories: category i stands over
+/// `[i - 0.5, i + 0.5]`, so its name goes on the whole number i and other ticks get none.
+fn category_label(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() > 1e-6 || i < 0.0 {
+        return String::new();
+    }
+    labels.get(i as usize).cloned().unwrap_or_default()
 }
 
 /// Text styles shared by the charts.

@@ -45,16 +45,21 @@ pub fn shade(base: RGBColor, i: usize, n: usize) -> RGBColor {
     } else {
         -0.35 + 0.7 * i as f64 / (n - 1) as f64
     };
-    let mix = |c: u8| -> u8 {
-        let c = f64::from(c);
-        let v = if f < 0.0 {
-            c * (1.0 + f)
-        } else {
-            c + (255.0 - c) * f
-        };
-        v.round().clamp(0.0, 255.0) as u8
+    if f >= 0.0 {
+        return tint(base, f);
+    }
+    let darken = |c: u8| (f64::from(c) * (1.0 + f)).round().clamp(0.0, 255.0) as u8;
+    RGBColor(darken(r), darken(g), darken(b))
+}
+
+/// `colour` mixed with white by `f` (0: the colour, 1: white).
+pub fn tint(colour: RGBColor, f: f64) -> RGBColor {
+    let mix = |c: u8| {
+        (f64::from(c) + (255.0 - f64::from(c)) * f)
+            .round()
+            .clamp(0.0, 255.0) as u8
     };
-    RGBColor(mix(r), mix(g), mix(b))
+    RGBColor(mix(colour.0), mix(colour.1), mix(colour.2))
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::legend::{self, Mark, LEGEND_WIDTH};
 use super::palette::{mode_colour, shade, OOM_COLOUR};
-use super::{text, DrawResult};
+use super::{draw_axes, text, DrawResult};
 
 #[derive(Debug, Clone)]
 pub struct JobLine {
@@ -35,9 +35,6 @@ pub struct VramChart {
     pub footnote: String,
 }
 
-/// Pixels kept right of the plot for the legend.
-const LEGEND_WIDTH: u32 = 250;
-
 const GPU_TOTAL: RGBColor = RGBColor(0x77, 0x77, 0x77);
 const CAPACITY: RGBColor = RGBColor(0x33, 0x33, 0x33);
 
@@ -64,14 +61,7 @@ impl VramChart {
             .x_label_area_size(44)
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..t_max * 1.02, 0f64..y_max * 1.1)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.x_label.as_str())
-            .y_desc("GPU memory in use, GiB")
-            .label_style(text(14.0))
-            .axis_desc_style(text(15.0))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
+        draw_axes(&mut chart, &self.x_label, "GPU memory in use, GiB", None)?;
 
         let mut legend = Vec::new();
         for (label, capacity) in &self.capacities {
@@ -118,56 +108,6 @@ impl VramChart {
                 text(16.0),
             )))?;
         }
-        draw_legend(&legend_area, &legend, &self.footnote)
+        legend::draw(&legend_area, &legend, &self.footnote)
     }
-}
-
-/// How a legend entry is marked.
-enum Mark {
-    Line(RGBColor, u32),
-    Dashed(RGBColor),
-    Cross(RGBColor),
-}
-
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    entries: &[(Mark, String)],
-    footnote: &str,
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let row = 22;
-    for (k, (mark, label)) in entries.iter().enumerate() {
-        let y = 24 + row * k as i32;
-        match mark {
-            Mark::Line(colour, width) => area.draw(&PathElement::new(
-                [(4, y), (28, y)],
-                colour.stroke_width(*width),
-            ))?,
-            Mark::Dashed(colour) => {
-                for x in [4, 18] {
-                    area.draw(&PathElement::new(
-                        [(x, y), (x + 10, y)],
-                        colour.stroke_width(2),
-                    ))?;
-                }
-            }
-            Mark::Cross(colour) => area.draw(&Cross::new((16, y), 6, colour.stroke_width(3)))?,
-        }
-        area.draw(&Text::new(
-            label.clone(),
-            (36, y),
-            text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
-    }
-    let y = 24 + row * entries.len() as i32 + 12;
-    for (k, line) in footnote.lines().enumerate() {
-        area.draw(&Text::new(
-            line.to_string(),
-            (4, y + 18 * k as i32),
-            text(12.0).color(&GPU_TOTAL),
-        ))?;
-    }
-    Ok(())
 }
