@@ -9,7 +9,8 @@
 #   NIGHTLY_HISTORY     the history directory (default: nightly)
 #   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
 #   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
-#   NIGHTLY_TIME_SCALE  simulated seconds per real second with sim (default: 100)
+#   NIGHTLY_TIME_SCALE  simulated seconds per real second with sim (default: each scenario's own
+#                       time_scale, else migbench's 100)
 #
 # History:
 #   $NIGHTLY_HISTORY/<UTC time>/runs/          the night's run directories
@@ -29,7 +30,7 @@ migbench="${MIGBENCH:-migbench}"
 history="${NIGHTLY_HISTORY:-nightly}"
 backend="${NIGHTLY_BACKEND:-sim}"
 threshold="${NIGHTLY_THRESHOLD:-5%}"
-time_scale="${NIGHTLY_TIME_SCALE:-100}"
+time_scale="${NIGHTLY_TIME_SCALE:-}"
 
 fail() {
     printf 'nightly: %s\n' "$1" >&2
@@ -42,7 +43,13 @@ fi
 
 run_args=(run --quiet)
 case "$backend" in
-    sim) run_args+=(--sim --time-scale "$time_scale") ;;
+    sim)
+        run_args+=(--sim)
+        # Serving scenarios set a lower time scale of their own; only override it when asked.
+        if [ -n "$time_scale" ]; then
+            run_args+=(--time-scale "$time_scale")
+        fi
+        ;;
     gpu) ;;
     *) fail "NIGHTLY_BACKEND must be sim or gpu, found '$backend'" ;;
 esac

@@ -944,11 +944,11 @@ fn compare_exits_1_when_a_serving_variant_regressed() {
         ));
 
     let later_first_token = case("later-first-token", &|df| {
-        scale(df, "mig-2x2g", "p99_ttft_ms", 1.1)
+        scale(df, "mig-2x2g", "median_ttft_ms", 1.1)
     });
     compare(run, &later_first_token)
         .code(1)
-        .stdout(predicates::str::contains("p99 TTFT +10.0%"));
+        .stdout(predicates::str::contains("median TTFT +10.0%"));
 
     let slower_tokens = case("slower-tokens", &|df| {
         scale(df, "mig-4x1g", "median_tpot_ms", 1.2)
