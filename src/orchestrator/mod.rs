@@ -224,9 +224,7 @@ pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<Strin
                 variant.mode.get_ref()
             ));
             let mut applied = setup::Applied::default();
-            let mps_root = Path::new("$RUN_DIR/mps")
-                .join(name)
-                .join(format!("r{repetition}"));
+            let mps_root = mps_root(Path::new("$RUN_DIR"), name, repetition);
             setup::set_up(
                 backend,
                 &mut journal,
@@ -243,6 +241,14 @@ pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<Strin
         }
     }
     Ok(backend.take_lines())
+}
+
+/// Where the MPS daemons of one repetition of a variant keep their pipes and logs.
+fn mps_root(run_dir: &Path, variant: &str, repetition: u32) -> PathBuf {
+    run_dir
+        .join("mps")
+        .join(variant)
+        .join(format!("r{repetition}"))
 }
 
 /// One repetition of one variant.
@@ -296,11 +302,7 @@ impl VariantRun<'_> {
             return Ok(());
         }
 
-        let mps_root = run
-            .path
-            .join("mps")
-            .join(self.name())
-            .join(format!("r{}", self.repetition));
+        let mps_root = mps_root(&run.path, self.name(), self.repetition);
         let sampler = Sampler::start(
             Arc::clone(&self.backend),
             self.options.sample_interval,

@@ -111,7 +111,8 @@ impl MigIds {
     }
 }
 
-fn smi(gpu: u32, args: &[String], purpose: String, privileged: bool) -> CommandLine {
+/// `nvidia-smi [mig] -i GPU ARGS...`: the GPU index goes after `mig` when there is one.
+pub fn smi(gpu: u32, args: &[String], purpose: String, privileged: bool) -> CommandLine {
     let mut argv = vec![NVIDIA_SMI.to_string()];
     if args.first().is_some_and(|a| a == "mig") {
         argv.extend(["mig".into(), "-i".into(), gpu.to_string()]);

@@ -252,11 +252,10 @@ impl NvmlBackend {
         if !self.mig_mode()?.0 {
             return Ok(ids);
         }
-        let gis = smi_parse::parse_gpu_instances(&self.smi(&["mig", "-lgi"])?)
-            .map_err(|e| Error::Harness(format!("cannot read `nvidia-smi mig -lgi`: {e}")))?;
+        let gis = self.listed_gpu_instances()?;
         let cis = smi_parse::parse_compute_instances(&self.smi(&["mig", "-lci"])?)
             .map_err(|e| Error::Harness(format!("cannot read `nvidia-smi mig -lci`: {e}")))?;
-        for gi in gis.iter().filter(|g| g.gpu == self.index) {
+        for gi in &gis {
             ids.set_gi(gi.start, gi.instance_id);
             // Compute instance `index` is the index-th of its GI in ID order: migbench creates
             // a GI's compute instances in order, in an empty GI, so the IDs rise with the index.
@@ -275,21 +274,18 @@ impl NvmlBackend {
 
     /// Runs a read-only nvidia-smi query on this GPU.
     fn smi(&self, args: &[&str]) -> Result<String> {
-        let mut argv = vec![commands::NVIDIA_SMI.to_string()];
-        if args.first() == Some(&"mig") {
-            argv.extend(["mig".into(), "-i".into(), self.index.to_string()]);
-            argv.extend(args[1..].iter().map(|a| a.to_string()));
-        } else {
-            argv.extend(["-i".into(), self.index.to_string()]);
-            argv.extend(args.iter().map(|a| a.to_string()));
-        }
-        exec::run(&commands::CommandLine {
-            env: Vec::new(),
-            argv,
-            stdin: None,
-            purpose: format!("query {}", args.join(" ")),
-            privileged: false,
-        })
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let purpose = format!("query {}", args.join(" "));
+        exec::run(&commands::smi(self.index, &args, purpose, false))
+    }
+
+    /// This GPU's GPU instances, from `nvidia-smi mig -lgi`, in slice order.
+    fn listed_gpu_instances(&self) -> Result<Vec<smi_parse::ListedGpuInstance>> {
+        let mut gis = smi_parse::parse_gpu_instances(&self.smi(&["mig", "-lgi"])?)
+            .map_err(|e| Error::Harness(format!("cannot read `nvidia-smi mig -lgi`: {e}")))?;
+        gis.retain(|g| g.gpu == self.index);
+        gis.sort_by_key(|g| g.start);
+        Ok(gis)
     }
 
     fn mig_devices(&self) -> Result<Vec<MigDevice>> {
@@ -315,15 +311,11 @@ impl NvmlBackend {
     }
 
     fn placed_mig_devices(&self) -> Result<Vec<Placed>> {
-        let listed = smi_parse::parse_gpu_instances(&self.smi(&["mig", "-lgi"])?)
-            .map_err(|e| Error::Harness(format!("cannot read `nvidia-smi mig -lgi`: {e}")))?;
+        let listed = self.listed_gpu_instances()?;
         let migs = self.mig_devices()?;
         let mut placed: Vec<(u8, Placed)> = Vec::new();
         for m in &migs {
-            let Some(gi) = listed
-                .iter()
-                .find(|g| g.gpu == self.index && g.instance_id == m.gi_id)
-            else {
+            let Some(gi) = listed.iter().find(|g| g.instance_id == m.gi_id) else {
                 continue;
             };
             let profile = self.model.profile(&gi.profile_id.to_string())?;
@@ -514,11 +506,8 @@ impl Backend for NvmlBackend {
         let (mig_enabled, _) = self.mig_mode()?;
         let mut instances = Vec::new();
         if mig_enabled {
-            let listed = smi_parse::parse_gpu_instances(&self.smi(&["mig", "-lgi"])?)
-                .map_err(|e| Error::Harness(format!("cannot read `nvidia-smi mig -lgi`: {e}")))?;
-            let mut gis: Vec<_> = listed.iter().filter(|g| g.gpu == self.index).collect();
-            gis.sort_by_key(|g| g.start);
-            instances = gis
+            instances = self
+                .listed_gpu_instances()?
                 .iter()
                 .map(|g| format!("{}@{}", g.name, g.start))
                 .collect();
