@@ -5,6 +5,9 @@
 //! to [`CONSTANT_BIN_GIB`] (the mode of the sampled levels; ties go to the higher level). A job
 //! that loads weights, computes for minutes and spikes briefly in its VAE decode has its
 //! compute-phase level as constant and its spike as peak.
+//!
+//! A job's memory is that of every process in its process group (see [`SampleRow::group`]), so a
+//! server whose engine runs in a child process is measured whole.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,14 +43,17 @@ impl Sampler {
         let (stop_flag, latest_map) = (Arc::clone(&stop), Arc::clone(&latest));
         let handle = std::thread::spawn(move || {
             let mut samples = Vec::new();
+            let mut groups = ProcessGroups::default();
             let mut next = Instant::now();
             loop {
                 // One last sample after stop is asked, so a job's final level is seen.
                 let stopping = stop_flag.load(Ordering::Relaxed);
-                if let Ok(rows) = backend.sample() {
+                if let Ok(mut rows) = backend.sample() {
+                    groups.fill(&mut rows);
                     if let Ok(mut map) = latest_map.lock() {
+                        map.clear();
                         for r in rows.iter().filter(|r| r.scope == Scope::Process) {
-                            map.insert(r.id.clone(), r.used_gib);
+                            *map.entry(r.job_key()).or_default() += r.used_gib;
                         }
                     }
                     samples.push(Sample {
@@ -75,7 +81,7 @@ impl Sampler {
         }
     }
 
-    /// The most recent memory of a process (by PID), for progress display.
+    /// The most recent memory of a job (by the PID it was started as), for progress display.
     pub fn latest(&self, pid: u32) -> Option<f64> {
         self.latest.lock().ok()?.get(&pid.to_string()).copied()
     }
@@ -84,6 +90,37 @@ impl Sampler {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
     }
+}
+
+impl SampleRow {
+    /// The PID of the job a process row counts towards: its group's leader, else itself.
+    pub fn job_key(&self) -> String {
+        self.group
+            .map_or_else(|| self.id.clone(), |g| g.to_string())
+    }
+}
+
+/// Process groups by PID, read once per process from /proc.
+#[derive(Default)]
+struct ProcessGroups(HashMap<String, Option<u32>>);
+
+impl ProcessGroups {
+    fn fill(&mut self, rows: &mut [SampleRow]) {
+        for r in rows.iter_mut().filter(|r| r.scope == Scope::Process) {
+            r.group = *self
+                .0
+                .entry(r.id.clone())
+                .or_insert_with(|| r.id.parse().ok().and_then(process_group));
+        }
+    }
+}
+
+/// The process group of `pid` (field 5 of /proc/PID/stat, after the parenthesised name, which
+/// may itself hold spaces and parentheses).
+pub fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Peak and constant VRAM of one series of levels (GiB), if it has any samples.
@@ -115,6 +152,30 @@ mod tests {
         let mut levels = vec![0.0, 21.0, 21.0, 21.0, 21.0, 21.1, 20.9, 33.0, 33.0, 21.0];
         levels.extend([21.0; 10]);
         assert_eq!(peak_and_constant(&levels), Some((33.0, 21.0)));
+    }
+
+    #[test]
+    fn a_process_group_is_read_from_proc() {
+        use std::os::unix::process::CommandExt;
+        // A child in a group of its own, and a grandchild that stays in that group.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        assert_eq!(process_group(child.id()), Some(child.id()));
+        assert_eq!(process_group(grandchild), Some(child.id()));
+        assert_ne!(process_group(std::process::id()), Some(child.id()));
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        child.wait().unwrap();
     }
 
     #[test]

@@ -270,6 +270,25 @@ pub struct SampleRow {
     /// Percent of the time a kernel ran over the last sample period (NVML's GPU utilization),
     /// where the backend can tell: NVML cannot on MIG GPUs (mig.md), the simulator does not.
     pub utilization_pct: Option<f64>,
+    /// For a process, its process group, which the sampler fills in: a job runs as the leader of
+    /// its own group, so processes it starts (vLLM's engine core, a launcher's child) are counted
+    /// as the job's.
+    pub group: Option<u32>,
+}
+
+impl SampleRow {
+    /// The memory one process uses on `device`.
+    pub fn process(pid: u32, device: String, used_gib: f64) -> SampleRow {
+        SampleRow {
+            scope: Scope::Process,
+            id: pid.to_string(),
+            label: device,
+            used_gib,
+            capacity_gib: None,
+            utilization_pct: None,
+            group: None,
+        }
+    }
 }
 
 /// The GPU a run drives.

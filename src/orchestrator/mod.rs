@@ -472,18 +472,26 @@ impl VariantRun<'_> {
     }
 }
 
-/// Fills each job's peak and constant VRAM from its process's samples while it ran.
+/// Fills each job's peak and constant VRAM from its processes' samples while it ran.
 fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
     for job in jobs.iter_mut() {
         let (Some(pid), Some(start), Some(end)) = (job.pid, job.start, job.end) else {
             continue;
         };
+        // At each instant, the memory of all the job's processes together.
+        let key = pid.to_string();
         let levels: Vec<f64> = samples
             .iter()
             .filter(|s| s.t >= start && s.t <= end)
-            .flat_map(|s| s.rows.iter())
-            .filter(|r| r.scope == Scope::Process && r.id == pid.to_string())
-            .map(|r| r.used_gib)
+            .filter_map(|s| {
+                let mut mine = s
+                    .rows
+                    .iter()
+                    .filter(|r| r.scope == Scope::Process && r.job_key() == key)
+                    .peekable();
+                mine.peek()?;
+                Some(mine.map(|r| r.used_gib).sum())
+            })
             .collect();
         if let Some((peak, constant)) = sampler::peak_and_constant(&levels) {
             job.vram_peak_gib = Some(peak);

@@ -616,6 +616,7 @@ impl Backend for NvmlBackend {
             capacity_gib: Some(memory.total as f64 / GIB),
             // Not supported with MIG on (mig.md): then None.
             utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
+            group: None,
         }];
         let placed = self.placed()?;
         // One row per memory pool: the compute instances of a GPU instance share its memory.
@@ -637,6 +638,7 @@ impl Backend for NvmlBackend {
                 used_gib: mem.used as f64 / GIB,
                 capacity_gib: Some(mem.total as f64 / GIB),
                 utilization_pct: None,
+                group: None,
             });
         }
         for proc in device
@@ -651,14 +653,7 @@ impl Backend for NvmlBackend {
                 .iter()
                 .find(|p| ids.is_some() && p.ids == ids)
                 .map_or_else(|| self.uuid.clone(), |p| p.device.uuid.clone());
-            rows.push(SampleRow {
-                scope: Scope::Process,
-                id: proc.pid.to_string(),
-                label,
-                used_gib: bytes as f64 / GIB,
-                capacity_gib: None,
-                utilization_pct: None,
-            });
+            rows.push(SampleRow::process(proc.pid, label, bytes as f64 / GIB));
         }
         Ok(rows)
     }

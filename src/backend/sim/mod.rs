@@ -398,6 +398,7 @@ impl Backend for SimBackend {
             used_gib: gpu.jobs.values().map(|j| j.memory_gib).sum(),
             capacity_gib: Some(gpu.model.memory_gib()),
             utilization_pct: None,
+            group: None,
         }];
         for gi in &gpu.gis {
             let pool = gi.pool();
@@ -408,18 +409,12 @@ impl Backend for SimBackend {
                 label: pool,
                 capacity_gib: Some(gi.profile.memory_gib),
                 utilization_pct: None,
+                group: None,
             });
         }
         for job in gpu.jobs.values() {
             if let Some(pid) = job.pid {
-                rows.push(SampleRow {
-                    scope: Scope::Process,
-                    id: pid.to_string(),
-                    label: job.device.clone(),
-                    used_gib: job.memory_gib,
-                    capacity_gib: None,
-                    utilization_pct: None,
-                });
+                rows.push(SampleRow::process(pid, job.device.clone(), job.memory_gib));
             }
         }
         Ok(rows)
