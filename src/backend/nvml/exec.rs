@@ -5,17 +5,23 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::commands::{CommandLine, MPS_CONTROL, NVIDIA_SMI};
+use super::smi_parse;
 use crate::error::{Error, Result};
 
 /// The program to run for a command name: `$MIGBENCH_NVIDIA_SMI` and `$MIGBENCH_MPS_CONTROL`
-/// replace the tools on PATH (tests use them to replay recorded outputs).
-fn program(name: &str) -> String {
+/// replace the tools on PATH, for a wrapper that runs the real tool through sudo, or for tests
+/// that stand in for the driver. A replacement decides about permissions itself, so migbench's
+/// own root check applies only to the real tools.
+fn program(name: &str) -> (String, bool) {
     let var = match name {
         NVIDIA_SMI => "MIGBENCH_NVIDIA_SMI",
         MPS_CONTROL => "MIGBENCH_MPS_CONTROL",
-        _ => return name.to_string(),
+        _ => return (name.to_string(), false),
     };
-    std::env::var(var).unwrap_or_else(|_| name.to_string())
+    match std::env::var(var) {
+        Ok(replacement) => (replacement, true),
+        Err(_) => (name.to_string(), false),
+    }
 }
 
 /// Whether this process can make privileged changes.
@@ -26,12 +32,21 @@ pub fn is_root() -> bool {
 
 /// Runs `line` and returns what it printed (stdout, then stderr).
 pub fn run(line: &CommandLine) -> Result<String> {
-    run_as(line, &program(&line.argv[0]), is_root())
+    let (program, replaced) = program(&line.argv[0]);
+    run_as(line, &program, replaced || is_root(), false)
 }
 
-/// Runs `line` with `program` in place of its argv[0], as root or not.
-fn run_as(line: &CommandLine, program: &str, root: bool) -> Result<String> {
-    if line.privileged && !root {
+/// Runs a listing such as `nvidia-smi mig -lgi`. nvidia-smi exits non-zero when there is nothing
+/// to list (`No GPU instances found: Not Found`, NVML's NOT_FOUND): that is an empty list, which
+/// the parsers read as such, not a failure.
+pub fn list(line: &CommandLine) -> Result<String> {
+    let (program, replaced) = program(&line.argv[0]);
+    run_as(line, &program, replaced || is_root(), true)
+}
+
+/// Runs `line` with `program` in place of its argv[0], allowed privileged steps or not.
+fn run_as(line: &CommandLine, program: &str, allowed: bool, listing: bool) -> Result<String> {
+    if line.privileged && !allowed {
         return Err(Error::Input(format!(
             "{} needs root, and migbench runs as an ordinary user: run it with sudo, or keep \
              to variants without MIG (the step was `{line}`)",
@@ -64,11 +79,13 @@ fn run_as(line: &CommandLine, program: &str, root: bool) -> Result<String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    if out.status.success() && !text.contains("Insufficient Permissions") {
+    let said = text.trim();
+    let denied = said.contains("Insufficient Permissions") || said.contains("No permission");
+    let nothing_listed = listing && smi_parse::lists_nothing(said);
+    if (out.status.success() || nothing_listed) && !denied {
         return Ok(text);
     }
-    let said = text.trim();
-    if said.contains("Insufficient Permissions") || said.contains("No permission") {
+    if denied {
         return Err(Error::Input(format!(
             "{} needs root: `{line}` said: {said}",
             line.purpose
@@ -116,7 +133,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tool = fake(dir.path(), "ok", 0);
         let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
-        let err = run_as(&l, &tool, false).unwrap_err();
+        let err = run_as(&l, &tool, false, false).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let said = err.to_string();
         assert!(
@@ -136,7 +153,7 @@ mod tests {
             4,
         );
         let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
-        let err = run_as(&l, &tool, true).unwrap_err();
+        let err = run_as(&l, &tool, true, false).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("needs root"), "{err}");
         assert_eq!(
@@ -156,7 +173,7 @@ mod tests {
             2,
         );
         let l = line(&["nvidia-smi", "mig", "-i", "0", "-cgi", "9:4"], None, true);
-        let err = run_as(&l, &tool, true).unwrap_err();
+        let err = run_as(&l, &tool, true, false).unwrap_err();
         assert_eq!(err.exit_code(), 1);
         let said = err.to_string();
         assert!(
@@ -167,11 +184,29 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_listing_is_not_a_failure_but_other_errors_still_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = line(&["nvidia-smi", "mig", "-i", "0", "-lgi"], None, false);
+        let empty = fake(dir.path(), "No GPU instances found: Not Found", 6);
+        let text = run_as(&l, &empty, false, true).unwrap();
+        assert_eq!(smi_parse::parse_gpu_instances(&text).unwrap(), vec![]);
+        // The same exit status for anything else is an error, and so is it outside a listing.
+        assert!(run_as(&l, &empty, false, false).is_err());
+        let broken = fake(
+            dir.path(),
+            "Failed to initialize NVML: Driver/library version mismatch",
+            6,
+        );
+        let err = run_as(&l, &broken, false, true).unwrap_err();
+        assert!(err.to_string().contains("version mismatch"), "{err}");
+    }
+
+    #[test]
     fn mps_commands_go_to_the_control_tools_stdin() {
         let dir = tempfile::tempdir().unwrap();
         let tool = fake(dir.path(), "", 0);
         let l = line(&["nvidia-cuda-mps-control"], Some("quit"), false);
-        run_as(&l, &tool, false).unwrap();
+        run_as(&l, &tool, false, false).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("stdin")).unwrap(),
             "quit\n"

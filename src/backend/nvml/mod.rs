@@ -35,11 +35,17 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// How long an MPS daemon gets to come up, and to be gone after `quit`.
 const MPS_WAIT: Duration = Duration::from_secs(10);
 
-/// NVML, loaded once per process; it lives as long as the process does.
+/// NVML, loaded once per process; it lives as long as the process does. `$MIGBENCH_NVML_LIB`
+/// names another libnvidia-ml to load (the tests' stand-in driver, or a library outside the
+/// loader's path).
 fn nvml() -> Result<&'static Nvml> {
     static NVML: OnceLock<std::result::Result<Nvml, String>> = OnceLock::new();
     NVML.get_or_init(|| {
-        Nvml::init().map_err(|e| match e {
+        let loaded = match std::env::var_os("MIGBENCH_NVML_LIB") {
+            Some(lib) => Nvml::builder().lib_path(&lib).init(),
+            None => Nvml::init(),
+        };
+        loaded.map_err(|e| match e {
             NvmlError::LibloadingError(_) | NvmlError::DriverNotLoaded => {
                 "no NVIDIA driver found — use --sim for the simulated GPU".to_string()
             }
@@ -272,11 +278,11 @@ impl NvmlBackend {
         Ok(ids)
     }
 
-    /// Runs a read-only nvidia-smi query on this GPU.
+    /// Runs a read-only nvidia-smi listing on this GPU.
     fn smi(&self, args: &[&str]) -> Result<String> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let purpose = format!("query {}", args.join(" "));
-        exec::run(&commands::smi(self.index, &args, purpose, false))
+        let purpose = format!("list {}", args.join(" "));
+        exec::list(&commands::smi(self.index, &args, purpose, false))
     }
 
     /// This GPU's GPU instances, from `nvidia-smi mig -lgi`, in slice order.

@@ -785,6 +785,12 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = Line<'_>> {
     })
 }
 
+/// Whether `text` is only nvidia-smi's way of saying "nothing to list" (which it says with a
+/// non-zero exit status).
+pub fn lists_nothing(text: &str) -> bool {
+    text.lines().any(|l| !l.trim().is_empty()) && text.lines().all(is_blank_or_notice)
+}
+
 /// A blank line, or nvidia-smi's way of saying "nothing to list": `No devices were found`,
 /// `No MIG-enabled devices found.`, `No GPU instances found: Not Found`.
 fn is_blank_or_notice(line: &str) -> bool {
