@@ -453,6 +453,30 @@ impl NvmlBackend {
         }
         Ok(())
     }
+
+    /// Makes one change: MIG mode and instances through nvidia-smi, MPS through its control tool.
+    fn apply_now(&self, change: &Change) -> Result<()> {
+        match change {
+            Change::SetMigMode { enabled } => self.set_mig_mode(change, *enabled),
+            Change::StartMps {
+                device,
+                pipe_dir,
+                log_dir,
+                ..
+            } => self.start_mps(change, device, pipe_dir, log_dir),
+            Change::StopMps {
+                device, pipe_dir, ..
+            } => self.stop_mps(change, device, pipe_dir),
+            _ => {
+                // Instances are named by the IDs the driver gave them, read back each time.
+                let ids = self.listed_instances()?;
+                for line in command_lines(change, self.index, &ids)? {
+                    exec::run(&line)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A raw NVML getter of one ID of a MIG device handle (GPU or compute instance ID), for which
@@ -562,27 +586,11 @@ impl Backend for NvmlBackend {
     }
 
     fn apply(&self, change: &Change) -> Result<()> {
+        let result = self.apply_now(change);
+        // Forgotten after the change, not before: a sample taken while nvidia-smi was at work
+        // would otherwise keep a half-made layout (a GI without all its compute instances).
         *self.placed.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        match change {
-            Change::SetMigMode { enabled } => self.set_mig_mode(change, *enabled),
-            Change::StartMps {
-                device,
-                pipe_dir,
-                log_dir,
-                ..
-            } => self.start_mps(change, device, pipe_dir, log_dir),
-            Change::StopMps {
-                device, pipe_dir, ..
-            } => self.stop_mps(change, device, pipe_dir),
-            _ => {
-                // Instances are named by the IDs the driver gave them, read back each time.
-                let ids = self.listed_instances()?;
-                for line in command_lines(change, self.index, &ids)? {
-                    exec::run(&line)?;
-                }
-                Ok(())
-            }
-        }
+        result
     }
 
     fn devices(&self) -> Vec<Device> {
