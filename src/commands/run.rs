@@ -79,6 +79,11 @@ pub fn run(args: &RunArgs) -> Result<String> {
             report.dir.display()
         )));
     }
+    // Variants whose setup failed are in the table; the exit status is the first failure's.
+    if let Some(first) = report.setup_failures.into_iter().next() {
+        print!("{text}");
+        return Err(first);
+    }
     Ok(text)
 }
 

@@ -56,6 +56,8 @@ pub struct RunReport {
     pub serving: Vec<results::ServingRecord>,
     /// Stopped by Ctrl-C or SIGTERM.
     pub interrupted: bool,
+    /// Variants whose GPU setup failed (then undone), with why; the other variants ran.
+    pub setup_failures: Vec<Error>,
 }
 
 /// Runs every variant of `scenario` on `backend`. `stop` is raised by Ctrl-C or SIGTERM.
@@ -133,6 +135,7 @@ pub fn run(
     // Everything recorded so far; written to disk after every variant.
     let mut records = Tables::default();
     let mut outcome = Ok(());
+    let mut setup_failures = Vec::new();
     'variants: for variant in &scenario.file.variants {
         for repetition in 1..=variant.repetitions {
             if stop.load(Ordering::Relaxed) {
@@ -150,9 +153,14 @@ pub fn run(
             };
             let result = ctx.run(&mut run, &mut journal, &mut records);
             records.write(&run.path)?;
-            if let Err(e) = result {
-                outcome = Err(e);
-                break 'variants;
+            match result {
+                Ok(None) => {}
+                // The GPU is back as found, so the other variants can still run.
+                Ok(Some(setup_failure)) => setup_failures.push(setup_failure),
+                Err(e) => {
+                    outcome = Err(e);
+                    break 'variants;
+                }
             }
         }
     }
@@ -162,7 +170,8 @@ pub fn run(
     manifest.status = match (&outcome, interrupted) {
         (Err(_), _) => "failed",
         (Ok(()), true) => "interrupted",
-        (Ok(()), false) => "complete",
+        (Ok(()), false) if setup_failures.is_empty() => "complete",
+        (Ok(()), false) => "incomplete",
     }
     .into();
     run.event(
@@ -187,6 +196,7 @@ pub fn run(
         variants: records.variants,
         serving: records.serving,
         interrupted,
+        setup_failures,
     })
 }
 
@@ -272,7 +282,14 @@ impl VariantRun<'_> {
         *self.variant.mode.get_ref()
     }
 
-    fn run(&self, run: &mut RunDir, journal: &mut Journal, records: &mut Tables) -> Result<()> {
+    /// Runs the repetition and records it. `Ok(Some(error))`: setting the GPU up failed, the
+    /// setup was undone, and the variant is recorded as `setup_failed` with its jobs `not_run`.
+    fn run(
+        &self,
+        run: &mut RunDir,
+        journal: &mut Journal,
+        records: &mut Tables,
+    ) -> Result<Option<Error>> {
         let backend = self.backend.as_ref();
         let layout = self.scenario.layout(self.variant);
         let planned = jobs::plan(self.scenario, self.variant)?;
@@ -299,7 +316,7 @@ impl VariantRun<'_> {
             let summary = self.summary(layout_text, &skipped, &[], "infeasible", Some(reason));
             records.variants.push(summary);
             records.jobs.extend(skipped);
-            return Ok(());
+            return Ok(None);
         }
 
         let mps_root = mps_root(&run.path, self.name(), self.repetition);
@@ -317,15 +334,32 @@ impl VariantRun<'_> {
             &mps_root,
             &mut applied,
         );
-        let ran = match setup_result {
+        let ran = match &setup_result {
             Ok(()) => jobs::Runner::new(self, run).and_then(|r| r.run_all(&planned, &sampler)),
-            Err(e) => Err(e),
+            Err(_) => Ok(Default::default()),
         };
         // Tear down whatever happened: the GPU is left as found.
         let teardown = setup::tear_down(backend, journal, &mut applied);
         let samples = sampler.stop();
-        let (mut finished, served) = ran?;
         teardown?;
+        if let Err(e) = setup_result {
+            let reason = format!("GPU setup failed and was undone: {e}");
+            run.event(
+                backend.now() - self.t0,
+                "variant_setup_failed",
+                serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "reason": reason }),
+            )?;
+            let not_run: Vec<JobRecord> = planned
+                .iter()
+                .map(|job| self.record(job, Outcome::NotRun, None))
+                .collect();
+            self.progress.skip(planned.len());
+            let summary = self.summary(layout_text, &not_run, &[], "setup_failed", Some(reason));
+            records.variants.push(summary);
+            records.jobs.extend(not_run);
+            return Ok(Some(e));
+        }
+        let (mut finished, served) = ran?;
 
         attach_vram(&mut finished, &samples);
         let interrupted = self.stop.load(Ordering::Relaxed);
@@ -359,7 +393,7 @@ impl VariantRun<'_> {
             serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "status": status, "makespan_s": summary.makespan_s }),
         )?;
         records.variants.push(summary);
-        Ok(())
+        Ok(None)
     }
 
     /// The peak of the whole GPU and of each MIG instance over the variant.

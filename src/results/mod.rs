@@ -45,6 +45,8 @@ pub enum Outcome {
     Interrupted,
     /// A server that did not answer its readiness checks in time; migbench stopped it.
     NotReady,
+    /// Not run: setting the GPU up for its variant failed (the variant's reason says why).
+    NotRun,
 }
 
 impl Outcome {
@@ -57,6 +59,7 @@ impl Outcome {
             Outcome::Infeasible => "infeasible",
             Outcome::Interrupted => "interrupted",
             Outcome::NotReady => "not_ready",
+            Outcome::NotRun => "not_run",
         }
     }
 }
