@@ -1,0 +1,106 @@
+//! A stand-in CUDA job for tests: it runs on the device `CUDA_VISIBLE_DEVICES` names (a GPU or
+//! MIG UUID of the stand-in driver, see `fake_driver/state.rs`), holds device memory as NVML
+//! will report it, and fails as PyTorch does when the memory is not there.
+//!
+//! `fake_cuda_job --gib 4 --peak-gib 6 --seconds 1 [--child] [--exceed]`: hold 4 GiB, rise to 6
+//! GiB in the middle fifth of the run; `--child` holds the memory in a child process (as vLLM's
+//! engine core does); `--exceed` asks for more than the device has at the peak.
+//! Under MPS (`CUDA_MPS_PIPE_DIRECTORY` set) it first connects to the control daemon.
+
+#[path = "fake_driver/state.rs"]
+mod state;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use state::{FakeProc, Target};
+
+fn arg(args: &[String], name: &str) -> Option<f64> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn fail(text: &str) -> ! {
+    eprintln!("{text}");
+    std::process::exit(1);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--child") {
+        let rest: Vec<&String> = args[1..].iter().filter(|a| *a != "--child").collect();
+        let status = std::process::Command::new(&args[0])
+            .args(rest)
+            .status()
+            .expect("the child starts");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let gib = arg(&args, "--gib").unwrap_or(1.0);
+    let peak = arg(&args, "--peak-gib").unwrap_or(gib);
+    let seconds = arg(&args, "--seconds").unwrap_or(1.0);
+    let exceed = args.iter().any(|a| a == "--exceed");
+
+    let Some(gpu) = state::load() else {
+        fail("RuntimeError: Found no NVIDIA driver on your system.");
+    };
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
+    let target = match gpu.target(&visible) {
+        // With MIG on, CUDA cannot use the GPU itself, only its MIG devices.
+        Some(Target::Gpu) if gpu.mig_current => None,
+        t => t,
+    };
+    let Some(target) = target else {
+        fail("RuntimeError: No CUDA GPUs are available");
+    };
+    if let Some(pipe) = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY") {
+        let pipe = std::path::PathBuf::from(pipe);
+        if !pipe.join("control").exists() {
+            fail("RuntimeError: CUDA error: MPS client failed to connect to the MPS control daemon or the MPS server");
+        }
+        let mut commands = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(pipe.join("commands"))
+            .unwrap();
+        writeln!(commands, "client {}", std::process::id()).unwrap();
+    }
+
+    let pid = std::process::id();
+    let (gi, ci) = match target {
+        Target::Gpu => (None, None),
+        Target::Mig { gi, ci } => (Some(gi), Some(ci)),
+    };
+    let capacity = gpu.capacity_mib(target);
+    let hold = |mib: u64| {
+        let others = gpu.used_mib(target, Some(pid));
+        if others + mib > capacity {
+            state::remove_proc(pid);
+            fail(&format!(
+                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {:.2} GiB. GPU 0 has a total capacity of {:.2} GiB of which {:.2} GiB is free.",
+                mib as f64 / 1024.0,
+                capacity as f64 / 1024.0,
+                capacity.saturating_sub(others) as f64 / 1024.0
+            ));
+        }
+        state::set_proc(&FakeProc {
+            pid,
+            used_mib: mib,
+            gi,
+            ci,
+        });
+    };
+    let mib = |g: f64| (g * 1024.0).round() as u64;
+    let started = Instant::now();
+    let at = |f: f64| Duration::from_secs_f64(seconds * f);
+    hold(mib(gib));
+    std::thread::sleep(at(0.4).saturating_sub(started.elapsed()));
+    hold(if exceed { capacity + 1 } else { mib(peak) });
+    std::thread::sleep(at(0.6).saturating_sub(started.elapsed()));
+    hold(mib(gib));
+    std::thread::sleep(at(1.0).saturating_sub(started.elapsed()));
+    state::remove_proc(pid);
+    println!(
+        "fake-cuda-job: done in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}

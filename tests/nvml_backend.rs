@@ -1,0 +1,536 @@
+//! The NVML backend end to end, against the stand-in driver of examples/fake_*.rs: a libnvidia-ml
+//! that answers NVML calls, an nvidia-smi that makes MIG changes with the driver's rules and
+//! messages, an MPS control daemon, and CUDA jobs that hold device memory. `cargo test` builds
+//! them (they are examples); the real driver is checked by docs/validation.md's procedure.
+//!
+//! These tests run the same `migbench run`, `discover` and `restore` a user runs on a GPU, so
+//! they check what only the real backend does: IDs read back from the driver, MIG UUIDs handed
+//! to jobs, memory sampled through NVML per process and instance, MPS daemons with private
+//! directories, pending MIG modes, and the GPU left as found.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use polars::prelude::*;
+use serde_json::{json, Value};
+
+/// A stand-in GPU in a temporary directory, and the environment that points migbench at it.
+struct FakeDriver {
+    dir: tempfile::TempDir,
+    examples: PathBuf,
+}
+
+impl FakeDriver {
+    fn h100() -> FakeDriver {
+        FakeDriver::with(json!({}))
+    }
+
+    /// An H100 80GB with `overrides` merged into its state.
+    fn with(overrides: Value) -> FakeDriver {
+        let examples = Path::new(env!("CARGO_BIN_EXE_migbench"))
+            .parent()
+            .unwrap()
+            .join("examples");
+        assert!(
+            examples.join("libfake_nvml.so").exists(),
+            "the stand-in driver is not built: `cargo test` builds it, or `cargo build --examples`"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("gpu")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        // migbench knows MPS processes by program name, as the real ones are called.
+        std::os::unix::fs::symlink(
+            examples.join("fake_mps_control"),
+            dir.path().join("bin/nvidia-cuda-mps-control"),
+        )
+        .unwrap();
+        let mut state = json!({
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5",
+            "memory_mib": 81559,
+            "driver": "550.54.15",
+            "cuda": 12040,
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            state[k] = v.clone();
+        }
+        let driver = FakeDriver { dir, examples };
+        driver.write_state(&state);
+        driver
+    }
+
+    fn gpu_dir(&self) -> PathBuf {
+        self.dir.path().join("gpu")
+    }
+
+    fn write_state(&self, state: &Value) {
+        std::fs::write(
+            self.gpu_dir().join("gpu.json"),
+            serde_json::to_string_pretty(state).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.gpu_dir().join("gpu.json")).unwrap())
+            .unwrap()
+    }
+
+    /// The nvidia-smi calls made so far, one per line.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.gpu_dir().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn job(&self) -> String {
+        self.examples.join("fake_cuda_job").display().to_string()
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn migbench(&self) -> Command {
+        let mut cmd = Command::cargo_bin("migbench").unwrap();
+        cmd.env("MIGBENCH_NVML_LIB", self.examples.join("libfake_nvml.so"))
+            .env("MIGBENCH_NVIDIA_SMI", self.examples.join("fake_nvidia_smi"))
+            .env(
+                "MIGBENCH_MPS_CONTROL",
+                self.dir.path().join("bin/nvidia-cuda-mps-control"),
+            )
+            .env("MIGBENCH_FAKE_GPU", self.gpu_dir())
+            .env("MIGBENCH_STATE_DIR", self.dir.path().join("state"));
+        cmd
+    }
+
+    /// Runs nvidia-smi (the stand-in) directly, as an administrator would.
+    fn smi(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(self.examples.join("fake_nvidia_smi"))
+            .args(args)
+            .env("MIGBENCH_FAKE_GPU", self.gpu_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn write_scenario(&self, variants: &str) -> PathBuf {
+        let job = self.job();
+        let text = format!(
+            r#"
+[scenario]
+name = "fake-driver"
+description = "the NVML backend against the stand-in driver"
+source = "tests/nvml_backend.rs"
+
+[gpu]
+model = "h100-80gb"
+
+[workloads.probe]
+name = "probe"
+title = "holds 4 GiB, 6 GiB at its peak"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
+
+[workloads.engine]
+name = "engine"
+title = "as probe, with the memory held by a child process"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1", "--child"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
+
+[workloads.greedy]
+name = "greedy"
+title = "asks for more than the device has at its peak"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--seconds", "1", "--exceed"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "its arguments" }}
+{variants}"#
+        );
+        let path = self.dir.path().join("scenario.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn run(&self, scenario: &Path, extra: &[&str]) -> Output {
+        self.migbench()
+            .args(["run", "--quiet", "--sample-ms", "10", "--out"])
+            .arg(self.out())
+            .args(extra)
+            .arg(scenario)
+            .output()
+            .unwrap()
+    }
+
+    /// The one run directory under the results.
+    fn run_dir(&self) -> PathBuf {
+        std::fs::read_dir(self.out())
+            .unwrap()
+            .next()
+            .expect("a run directory")
+            .unwrap()
+            .path()
+    }
+}
+
+/// MPS processes (daemons and servers) whose pipe directory lies under `root`.
+fn mps_processes_under(root: &Path) -> Vec<String> {
+    migbench::backend::nvml::mps::processes()
+        .into_iter()
+        .filter(|p| p.pipe_dir.as_deref().is_some_and(|d| d.starts_with(root)))
+        .map(|p| format!("{} {}", p.program, p.pid))
+        .collect()
+}
+
+struct Job {
+    variant: String,
+    workload: String,
+    outcome: String,
+    uuid: String,
+    peak: Option<f64>,
+    reason: String,
+    pid: Option<u32>,
+}
+
+fn jobs(run: &Path) -> Vec<Job> {
+    let df = LazyFrame::scan_parquet(run.join("jobs.parquet"), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let s = |c: &str| df.column(c).unwrap().str().unwrap().clone();
+    let peak = df.column("vram_peak_gib").unwrap().f64().unwrap().clone();
+    let pid = df.column("pid").unwrap().u32().unwrap().clone();
+    let (variant, workload, outcome, uuid, reason) = (
+        s("variant"),
+        s("workload"),
+        s("outcome"),
+        s("instance_uuid"),
+        s("reason"),
+    );
+    (0..df.height())
+        .map(|i| Job {
+            variant: variant.get(i).unwrap().to_string(),
+            workload: workload.get(i).unwrap().to_string(),
+            outcome: outcome.get(i).unwrap().to_string(),
+            uuid: uuid.get(i).unwrap_or("").to_string(),
+            peak: peak.get(i),
+            reason: reason.get(i).unwrap_or("").to_string(),
+            pid: pid.get(i),
+        })
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+const ALL_MODES: &str = r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }, { workload = "engine" }]
+
+[[variants]]
+name = "mps"
+mode = "mps"
+mps = { active_thread_percentage = 50 }
+jobs = [{ workload = "probe", count = 2 }, { workload = "engine" }, { workload = "greedy" }]
+
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", { profile = "3g.40gb", compute = ["1c.3g.40gb", "2c.3g.40gb"] }]
+jobs = [{ workload = "probe", count = 3 }]
+
+[[variants]]
+name = "mig-mps"
+mode = "mig+mps"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 4 }]
+"#;
+
+#[test]
+fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
+    let gpu = FakeDriver::h100();
+    let scenario = gpu.write_scenario(ALL_MODES);
+    let out = gpu.run(&scenario, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = gpu.run_dir();
+    let jobs = jobs(&run);
+    let of = |v: &str| jobs.iter().filter(|j| j.variant == v).collect::<Vec<_>>();
+
+    // Each job pinned where its mode says: the GPU's UUID, or a MIG device of the variant's.
+    let gpu_uuid = "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5";
+    for j in of("full").iter().chain(&of("mps")) {
+        assert_eq!(j.uuid, gpu_uuid, "{} {}", j.variant, j.workload);
+    }
+    for j in of("mig").iter().chain(&of("mig-mps")) {
+        assert!(
+            j.uuid.starts_with("MIG-"),
+            "{} ran on {}",
+            j.variant,
+            j.uuid
+        );
+    }
+    assert_eq!(of("mig").len(), 3);
+    let mig_devices: std::collections::BTreeSet<&str> =
+        of("mig").iter().map(|j| j.uuid.as_str()).collect();
+    assert_eq!(mig_devices.len(), 3, "one job per MIG device of the layout");
+
+    // Every job but the greedy one completed; the greedy one is an OOM, and the others went on.
+    for j in &jobs {
+        let expected = if j.workload == "greedy" { "oom" } else { "ok" };
+        assert_eq!(
+            j.outcome, expected,
+            "{} {}: {}",
+            j.variant, j.workload, j.reason
+        );
+    }
+    assert!(
+        jobs.iter()
+            .any(|j| j.workload == "greedy" && j.reason.contains("CUDA out of memory")),
+        "the OOM's reason is the job's own message"
+    );
+
+    // Peaks sampled through NVML, per process by GI/CI ID on MIG, and for `engine` from the
+    // child process that holds its memory.
+    for j in jobs.iter().filter(|j| j.outcome == "ok") {
+        let peak = j
+            .peak
+            .unwrap_or_else(|| panic!("no peak for {} {}", j.variant, j.workload));
+        assert!(
+            (peak - 6.0).abs() < 0.01,
+            "{} {}: peak {peak}",
+            j.variant,
+            j.workload
+        );
+    }
+
+    // NVML named each process's MIG device by its GPU and compute instance IDs.
+    let samples = std::fs::read_to_string(run.join("samples.csv")).unwrap();
+    for j in of("mig").iter().chain(&of("mig-mps")) {
+        let pid = j.pid.unwrap().to_string();
+        let labels: std::collections::BTreeSet<&str> = samples
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[3] == "process" && f[4] == pid)
+            .map(|f| f[5])
+            .collect();
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            vec![j.uuid.as_str()]
+        );
+    }
+
+    // Instance rows came from MIG device handles, with their capacity.
+    let instances = std::fs::read_to_string(run.join("instances.csv")).unwrap();
+    assert!(
+        instances.contains("3g.40gb@0") && instances.contains("3g.40gb@4"),
+        "{instances}"
+    );
+
+    // MIG made and unmade through nvidia-smi, by the IDs the driver gave (from 5 up here).
+    let calls = gpu.calls();
+    let changes: Vec<&String> = calls.iter().filter(|c| !c.contains("-l")).collect();
+    assert_eq!(
+        changes.first().unwrap().as_str(),
+        "-i 0 -mig 1",
+        "{calls:#?}"
+    );
+    assert_eq!(
+        changes.last().unwrap().as_str(),
+        "-i 0 -mig 0",
+        "{calls:#?}"
+    );
+    assert!(
+        calls.contains(&"mig -i 0 -cgi 9:0".to_string()),
+        "{calls:#?}"
+    );
+    assert!(
+        calls.contains(&"mig -i 0 -gi 5 -cci 2".to_string()),
+        "{calls:#?}"
+    );
+    assert!(
+        calls.contains(&"mig -i 0 -gi 5 -dgi".to_string()),
+        "{calls:#?}"
+    );
+    // Each MIG variant enables MIG mode and disables it again at its teardown.
+    let count = |c: &str| calls.iter().filter(|x| *x == c).count();
+    assert_eq!(count("-i 0 -mig 1"), 2, "{calls:#?}");
+    assert_eq!(count("-i 0 -mig 0"), 2, "{calls:#?}");
+
+    // MPS: limits set before the first client, logs kept with the run, no daemon left.
+    let log = std::fs::read_to_string(run.join("mps/mps/r1/d0/log/control.log")).unwrap();
+    let limit = log
+        .find("set_default_active_thread_percentage 50")
+        .expect(&log);
+    let client = log.find("connected").expect(&log);
+    assert!(limit < client, "{log}");
+    assert!(log.contains("Shutdown"), "{log}");
+    assert!(run.join("mps/mig-mps/r1/d1/log/control.log").exists());
+    assert_eq!(mps_processes_under(gpu.dir.path()), Vec::<String>::new());
+
+    // The GPU as found: MIG off, no instances; the journal closed, the lock released.
+    let state = gpu.state();
+    assert_eq!(state["mig_current"], json!(false));
+    assert_eq!(state["gis"], json!([]));
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.lines().last().unwrap().contains("closed"),
+        "{journal}"
+    );
+
+    // Results say they were measured on hardware through NVML.
+    let variants = std::fs::read_to_string(run.join("variants.csv")).unwrap();
+    assert!(
+        variants.contains("nvml") && !variants.contains(",sim,"),
+        "{variants}"
+    );
+}
+
+#[test]
+fn discover_lists_the_mig_devices_with_the_ids_the_driver_gave() {
+    let gpu = FakeDriver::with(json!({ "mig_current": true, "mig_pending": true }));
+    gpu.smi(&["mig", "-i", "0", "-cgi", "9:4"]);
+    gpu.smi(&["mig", "-i", "0", "-gi", "5", "-cci", "0"]);
+    gpu.smi(&["mig", "-i", "0", "-gi", "5", "-cci", "1"]);
+    let out = gpu
+        .migbench()
+        .args(["discover", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = &found[0];
+    assert_eq!(g["model"], json!({ "Ok": "h100-80gb" }));
+    assert_eq!(g["mig_current"], json!(true));
+    assert_eq!(g["driver"], json!("550.54.15"));
+    assert_eq!(g["cuda"], json!("12.4"));
+    let migs = g["mig_devices"].as_array().unwrap();
+    let ids: Vec<(u64, u64)> = migs
+        .iter()
+        .map(|m| {
+            (
+                m["gpu_instance_id"].as_u64().unwrap(),
+                m["compute_instance_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ids, vec![(5, 0), (5, 1)]);
+    assert!((migs[0]["memory_gib"].as_f64().unwrap() - 39.5).abs() < 0.01);
+}
+
+#[test]
+fn a_mig_mode_change_left_pending_is_reported_and_taken_back() {
+    // As in a VM: enabling MIG needs a GPU reset, which migbench never does.
+    let gpu = FakeDriver::with(json!({ "mig_needs_reset": true }));
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 2 }]
+
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("needs a GPU reset"), "{said}");
+    let state = gpu.state();
+    assert_eq!(
+        state["mig_pending"],
+        json!(false),
+        "the pending enable was taken back"
+    );
+    assert_eq!(state["mig_current"], json!(false));
+    assert!(gpu.calls().contains(&"-i 0 -mig 0".to_string()));
+    // The MIG variant is recorded as not run, with the reason; the one that needs no MIG ran.
+    let run = gpu.run_dir();
+    let jobs = jobs(&run);
+    assert!(jobs
+        .iter()
+        .any(|j| j.variant == "full" && j.outcome == "ok"));
+    assert!(jobs
+        .iter()
+        .filter(|j| j.variant == "mig")
+        .all(|j| j.outcome == "not_run"));
+    let variants = std::fs::read_to_string(run.join("variants.csv")).unwrap();
+    assert!(
+        variants.lines().any(|l| l.starts_with("mig,")
+            && l.contains("setup_failed")
+            && l.contains("GPU reset")),
+        "{variants}"
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("setup_failed"), "{summary}");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.lines().last().unwrap().contains("closed"),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_gpu_in_use_by_someone_else_is_refused_unless_forced() {
+    let gpu = FakeDriver::h100();
+    // Another user's CUDA process, holding 2 GiB.
+    let mut other = std::process::Command::new(gpu.job())
+        .args(["--gib", "2", "--seconds", "30"])
+        .env("MIGBENCH_FAKE_GPU", gpu.gpu_dir())
+        .env(
+            "CUDA_VISIBLE_DEVICES",
+            "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5",
+        )
+        .spawn()
+        .unwrap();
+    let procs = gpu.gpu_dir().join("procs");
+    while std::fs::read_dir(&procs).map_or(true, |d| d.count() == 0) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    let refused = gpu.run(&scenario, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&other.id().to_string()),
+        "{}",
+        stderr(&refused)
+    );
+    let forced = gpu.run(&scenario, &["--force"]);
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    // The job's peak is its own, not the other process's.
+    let jobs = jobs(&gpu.run_dir());
+    assert!((jobs[0].peak.unwrap() - 6.0).abs() < 0.01);
+}
