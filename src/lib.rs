@@ -22,6 +22,7 @@ pub mod mode;
 pub mod orchestrator;
 pub mod output;
 pub mod plan;
+pub mod procfs;
 pub mod report;
 pub mod results;
 pub mod sampler;

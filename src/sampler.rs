@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, SampleRow, Scope};
+use crate::procfs;
 
 /// Width of the bins in which the constant level is counted.
 pub const CONSTANT_BIN_GIB: f64 = 0.25;
@@ -110,17 +111,9 @@ impl ProcessGroups {
             r.group = *self
                 .0
                 .entry(r.id.clone())
-                .or_insert_with(|| r.id.parse().ok().and_then(process_group));
+                .or_insert_with(|| r.id.parse().ok().and_then(procfs::process_group));
         }
     }
-}
-
-/// The process group of `pid` (field 5 of /proc/PID/stat, after the parenthesised name, which
-/// may itself hold spaces and parentheses).
-pub fn process_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Peak and constant VRAM of one series of levels (GiB), if it has any samples.
@@ -152,30 +145,6 @@ mod tests {
         let mut levels = vec![0.0, 21.0, 21.0, 21.0, 21.0, 21.1, 20.9, 33.0, 33.0, 21.0];
         levels.extend([21.0; 10]);
         assert_eq!(peak_and_constant(&levels), Some((33.0, 21.0)));
-    }
-
-    #[test]
-    fn a_process_group_is_read_from_proc() {
-        use std::os::unix::process::CommandExt;
-        // A child in a group of its own, and a grandchild that stays in that group.
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 5 & echo $!; wait"])
-            .stdout(std::process::Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let grandchild: u32 = line.trim().parse().unwrap();
-        assert_eq!(process_group(child.id()), Some(child.id()));
-        assert_eq!(process_group(grandchild), Some(child.id()));
-        assert_ne!(process_group(std::process::id()), Some(child.id()));
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-        child.wait().unwrap();
     }
 
     #[test]

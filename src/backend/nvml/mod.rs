@@ -506,12 +506,6 @@ fn wait_until(done: impl Fn() -> bool) -> bool {
     done()
 }
 
-fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 impl Backend for NvmlBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Nvml
@@ -576,7 +570,7 @@ impl Backend for NvmlBackend {
             .into_iter()
             .map(|p| ForeignProcess {
                 pid: p.pid,
-                name: process_name(p.pid),
+                name: crate::procfs::name(p.pid),
                 used_gib: match p.used_gpu_memory {
                     UsedGpuMemory::Used(b) => b as f64 / GIB,
                     UsedGpuMemory::Unavailable => 0.0,

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::procfs;
+
 /// Where MPS puts its pipes when `CUDA_MPS_PIPE_DIRECTORY` is not set (MPS documentation).
 const DEFAULT_PIPE_DIR: &str = "/tmp/nvidia-mps";
 
@@ -19,29 +21,16 @@ pub struct MpsProcess {
 
 /// Every MPS control daemon and server running now.
 pub fn processes() -> Vec<MpsProcess> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .into_iter()
         .filter_map(|pid| {
-            let dir = PathBuf::from(format!("/proc/{pid}"));
-            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
-            let argv0 = cmdline.split(|b| *b == 0).next()?;
-            let program = Path::new(std::str::from_utf8(argv0).ok()?)
-                .file_name()?
-                .to_str()?
-                .to_string();
-            if !program.starts_with("nvidia-cuda-mps-") {
+            let argv0 = procfs::cmdline(pid)?.into_iter().next()?;
+            let program = Path::new(&argv0).file_name()?.to_str()?.to_string();
+            if !program.starts_with("nvidia-cuda-mps-") || !procfs::is_running(pid) {
                 return None;
             }
-            let pipe_dir = std::fs::read(dir.join("environ")).ok().map(|env| {
-                env.split(|b| *b == 0)
-                    .filter_map(|kv| std::str::from_utf8(kv).ok())
-                    .find_map(|kv| kv.strip_prefix("CUDA_MPS_PIPE_DIRECTORY="))
-                    .map_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR), PathBuf::from)
-            });
+            let pipe_dir = procfs::env_var(pid, "CUDA_MPS_PIPE_DIRECTORY")
+                .map(|dir| dir.unwrap_or_else(|| PathBuf::from(DEFAULT_PIPE_DIR)));
             Some(MpsProcess {
                 pid,
                 program,
