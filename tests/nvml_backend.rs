@@ -94,16 +94,23 @@ impl FakeDriver {
         self.dir.path().join("results")
     }
 
-    fn migbench(&self) -> Command {
-        let mut cmd = Command::cargo_bin("migbench").unwrap();
-        cmd.env("MIGBENCH_NVML_LIB", self.examples.join("libfake_nvml.so"))
-            .env("MIGBENCH_NVIDIA_SMI", self.examples.join("fake_nvidia_smi"))
-            .env(
+    /// The environment that points migbench at the stand-in driver.
+    fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("MIGBENCH_NVML_LIB", self.examples.join("libfake_nvml.so")),
+            ("MIGBENCH_NVIDIA_SMI", self.examples.join("fake_nvidia_smi")),
+            (
                 "MIGBENCH_MPS_CONTROL",
                 self.dir.path().join("bin/nvidia-cuda-mps-control"),
-            )
-            .env("MIGBENCH_FAKE_GPU", self.gpu_dir())
-            .env("MIGBENCH_STATE_DIR", self.dir.path().join("state"));
+            ),
+            ("MIGBENCH_FAKE_GPU", self.gpu_dir()),
+            ("MIGBENCH_STATE_DIR", self.dir.path().join("state")),
+        ]
+    }
+
+    fn migbench(&self) -> Command {
+        let mut cmd = Command::cargo_bin("migbench").unwrap();
+        cmd.envs(self.env());
         cmd
     }
 
@@ -533,4 +540,111 @@ jobs = [{ workload = "probe" }]
     // The job's peak is its own, not the other process's.
     let jobs = jobs(&gpu.run_dir());
     assert!((jobs[0].peak.unwrap() - 6.0).abs() < 0.01);
+}
+
+const LONG_MIG: &str = r#"
+[workloads.long]
+name = "long"
+title = "holds 4 GiB for a minute"
+kind = "batch"
+unit = "job"
+command = ["JOB", "--gib", "4", "--seconds", "60"]
+timeout_s = 120
+memory = { constant_gib = 4, peak_gib = 4, source = "its arguments" }
+sim = { alpha = 1.0, peak_at = 0.0, peak_for = 0.0, source = "its arguments" }
+
+[[variants]]
+name = "mig-mps"
+mode = "mig+mps"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "long", count = 2 }]
+"#;
+
+/// Starts a run of two minute-long jobs under mig+mps and returns it once both hold memory.
+fn start_long_run(gpu: &FakeDriver) -> std::process::Child {
+    let scenario = gpu.write_scenario(&LONG_MIG.replace("JOB", &gpu.job()));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_migbench"))
+        .envs(gpu.env())
+        .args(["run", "--quiet", "--out"])
+        .arg(gpu.out())
+        .arg(&scenario)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let procs = gpu.gpu_dir().join("procs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&procs).map_or(0, |d| d.count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the jobs never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+fn assert_as_found(gpu: &FakeDriver) {
+    let state = gpu.state();
+    assert_eq!(state["mig_current"], json!(false), "{state}");
+    assert_eq!(state["gis"], json!([]), "{state}");
+    assert_eq!(mps_processes_under(gpu.dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn after_a_crash_restore_stops_the_runs_jobs_and_puts_the_gpu_back() {
+    let gpu = FakeDriver::h100();
+    let mut run = start_long_run(&gpu);
+    // A crash: no teardown at all. The jobs and MPS daemons outlive migbench.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert_eq!(gpu.state()["gis"].as_array().unwrap().len(), 2);
+    let daemons = mps_processes_under(gpu.dir.path())
+        .into_iter()
+        .filter(|p| p.starts_with("nvidia-cuda-mps-control"))
+        .count();
+    assert_eq!(daemons, 2, "one daemon per MIG device");
+
+    let restore = gpu.migbench().arg("restore").output().unwrap();
+    let said = String::from_utf8_lossy(&restore.stdout);
+    assert!(restore.status.success(), "{said}{}", stderr(&restore));
+    assert!(
+        said.contains("stopped 2 job(s) the crashed run left running"),
+        "{said}"
+    );
+    assert!(said.contains("the GPU is as the run found it"), "{said}");
+    assert_as_found(&gpu);
+    let journal = std::fs::read_to_string(gpu.run_dir().join("journal.jsonl")).unwrap();
+    assert!(
+        journal.lines().last().unwrap().contains("closed"),
+        "{journal}"
+    );
+
+    // Safe to run twice.
+    let again = gpu
+        .migbench()
+        .arg("restore")
+        .arg(gpu.run_dir())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn sigterm_stops_the_jobs_and_tears_down() {
+    let gpu = FakeDriver::h100();
+    let mut run = start_long_run(&gpu);
+    // SAFETY: signals the migbench this test started.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_as_found(&gpu);
+    let jobs = jobs(&gpu.run_dir());
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter().all(|j| j.outcome == "interrupted"),
+        "{:?}",
+        jobs.iter().map(|j| &j.outcome).collect::<Vec<_>>()
+    );
 }

@@ -8,6 +8,7 @@ use crate::cli::RestoreArgs;
 use crate::error::{Error, Result};
 use crate::gpu_lock::{self, Found, GpuLock};
 use crate::journal::{self, JournalFile};
+use crate::orchestrator::leftovers;
 
 pub fn run(args: &RestoreArgs) -> Result<String> {
     let dir = gpu_lock::state_dir();
@@ -48,6 +49,37 @@ pub fn run(args: &RestoreArgs) -> Result<String> {
         lock.clear()?;
     }
     Ok(out)
+}
+
+/// Stops the jobs the crashed run left running (they hold the GPU, and its MIG instances cannot
+/// be destroyed under them), and says which.
+fn stop_leftover_jobs(journal: &Path) -> Result<String> {
+    let Some(run_dir) = journal.parent() else {
+        return Ok(String::new());
+    };
+    let found = leftovers::find(run_dir);
+    if found.is_empty() {
+        return Ok(String::new());
+    }
+    let pids: Vec<String> = found
+        .iter()
+        .map(|j| format!("{} ({})", j.pid, j.program))
+        .collect();
+    let still = leftovers::stop(&found);
+    if !still.is_empty() {
+        return Err(Error::Harness(format!(
+            "jobs of the crashed run in {} are still running after SIGKILL (process groups {:?}); \
+             the GPU cannot be put back under them",
+            run_dir.display(),
+            still
+        )));
+    }
+    Ok(format!(
+        "{}: stopped {} job(s) the crashed run left running: {}\n",
+        run_dir.display(),
+        found.len(),
+        pids.join(", ")
+    ))
 }
 
 /// A run directory stands for the journal in it.
@@ -91,13 +123,14 @@ fn restore_one(path: &Path) -> Result<String> {
     };
     let model = Catalog::builtin().gpu(&gpu.model)?;
     let backend = backend::open(model, &target)?;
+    let mut out = stop_leftover_jobs(path)?;
     let restored = journal::restore(&journal, backend.as_ref())?;
-    let mut out = format!(
+    out.push_str(&format!(
         "{}: GPU {}: undid {} change(s)\n",
         path.display(),
         gpu.uuid,
         restored.undone.len()
-    );
+    ));
     for change in &restored.undone {
         out.push_str(&format!(
             "  undone: {}\n",

@@ -6,6 +6,7 @@
 //! staggers, enforce timeouts, detect OOMs, tear down — also on Ctrl-C or SIGTERM.
 
 mod jobs;
+pub mod leftovers;
 mod setup;
 
 use std::path::{Path, PathBuf};

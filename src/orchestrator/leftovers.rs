@@ -1,0 +1,134 @@
+//! Jobs a crashed run left running. They still hold the GPU, and a MIG compute instance cannot
+//! be destroyed while a process uses it, so `migbench restore` stops them before it undoes the
+//! run's changes. The run's `events.jsonl` names them: a `job_start` with no `job_end`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::procfs;
+
+/// How long a leftover job gets to exit after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// A job of the run that is still running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftover {
+    pub pid: u32,
+    pub program: String,
+}
+
+/// The run's jobs that are still running. A PID counts only while it still leads its own process
+/// group and runs the program the run started, so a PID reused since is never touched.
+pub fn find(run_dir: &Path) -> Vec<Leftover> {
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap_or_default();
+    let mut started: Vec<Leftover> = Vec::new();
+    for event in events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let Some(pid) = event["pid"].as_u64().map(|p| p as u32) else {
+            continue;
+        };
+        match event["event"].as_str() {
+            Some("job_start") => started.push(Leftover {
+                pid,
+                program: event["argv"][0].as_str().unwrap_or_default().to_string(),
+            }),
+            Some("job_end") => started.retain(|j| j.pid != pid),
+            _ => {}
+        }
+    }
+    started.retain(|j| {
+        procfs::is_running(j.pid)
+            && procfs::process_group(j.pid) == Some(j.pid)
+            && procfs::cmdline(j.pid)
+                .and_then(|a| a.into_iter().next())
+                .as_deref()
+                == Some(j.program.as_str())
+    });
+    started
+}
+
+/// Stops each leftover job's whole process group: SIGTERM, then SIGKILL after [`GRACE`].
+/// Returns the groups still running after that (none, unless a process ignores SIGKILL while
+/// stuck in the driver).
+pub fn stop(leftovers: &[Leftover]) -> Vec<u32> {
+    let signal_all = |signal| {
+        for j in leftovers {
+            // SAFETY: kill(2) on the process group the run created for this job (checked above).
+            unsafe { libc::kill(-(j.pid as libc::pid_t), signal) };
+        }
+    };
+    let running = || -> Vec<u32> {
+        leftovers
+            .iter()
+            .map(|j| j.pid)
+            .filter(|&g| !procfs::group_members(g).is_empty())
+            .collect()
+    };
+    signal_all(libc::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline && !running().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !running().is_empty() {
+        signal_all(libc::SIGKILL);
+        let deadline = Instant::now() + GRACE;
+        while Instant::now() < deadline && !running().is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    running()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn event(kind: &str, pid: u32, program: &str) -> String {
+        serde_json::json!({ "event": kind, "pid": pid, "argv": [program] }).to_string()
+    }
+
+    #[test]
+    fn only_started_unended_jobs_that_are_still_the_same_program_are_found_and_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawn = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        // A job still running (with a child in its group), one that ended, and a PID whose
+        // program is not the one recorded (as after PID reuse).
+        let mut running = spawn("sh", &["-c", "sleep 30 & wait"]);
+        let mut ended = spawn("sleep", &["30"]);
+        let mut other = spawn("sleep", &["30"]);
+        let lines = [
+            event("job_start", running.id(), "sh"),
+            event("job_start", ended.id(), "sleep"),
+            event("job_end", ended.id(), "sleep"),
+            event("job_start", other.id(), "python3"),
+        ];
+        std::fs::write(dir.path().join("events.jsonl"), lines.join("\n")).unwrap();
+        let found = find(dir.path());
+        assert_eq!(
+            found,
+            vec![Leftover {
+                pid: running.id(),
+                program: "sh".into()
+            }]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(procfs::group_members(running.id()).len(), 2);
+        assert_eq!(stop(&found), Vec::<u32>::new());
+        running.wait().unwrap();
+        assert!(procfs::group_members(running.id()).is_empty());
+        for c in [&mut ended, &mut other] {
+            assert!(c.try_wait().unwrap().is_none(), "left alone");
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
