@@ -20,6 +20,7 @@ use nvml_wrapper_sys::bindings::{
     nvmlReturn_enum_NVML_ERROR_INVALID_ARGUMENT as INVALID_ARGUMENT,
     nvmlReturn_enum_NVML_ERROR_NOT_FOUND as NOT_FOUND,
     nvmlReturn_enum_NVML_ERROR_NOT_SUPPORTED as NOT_SUPPORTED,
+    nvmlReturn_enum_NVML_ERROR_NO_PERMISSION as NO_PERMISSION,
     nvmlReturn_enum_NVML_SUCCESS as SUCCESS, nvmlReturn_t, nvmlUtilization_t,
 };
 use state::{FakeGpu, Target, MIB};
@@ -307,7 +308,12 @@ pub extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
     count: *mut c_uint,
     infos: *mut nvmlProcessInfo_t,
 ) -> nvmlReturn_t {
-    answer(gpu_and(device).and_then(|(_, t)| {
+    answer(gpu_and(device).and_then(|(gpu, t)| {
+        // NVML answers for the whole GPU in MIG mode only to privileged callers; the stand-in
+        // plays an unprivileged one, so callers must ask each MIG device.
+        if gpu.mig_current && t == Target::Gpu {
+            return Err(NO_PERMISSION);
+        }
         let procs: Vec<_> = state::procs()
             .into_iter()
             .filter(|p| match t {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::Nvml;
 
 use super::{
@@ -190,11 +191,11 @@ pub struct NvmlBackend {
     placed: Mutex<Option<Vec<Placed>>>,
 }
 
-/// A device jobs can run on, with the MIG IDs NVML reports processes by.
+/// A device jobs can run on: the whole GPU, or a MIG device.
 #[derive(Debug, Clone)]
 struct Placed {
     device: Device,
-    ids: Option<(u32, u32)>,
+    mig: bool,
 }
 
 impl NvmlBackend {
@@ -309,7 +310,7 @@ impl NvmlBackend {
         } else {
             vec![Placed {
                 device: Device::whole_gpu(self.model, &self.uuid, None),
-                ids: None,
+                mig: false,
             }]
         };
         *cache = Some(placed.clone());
@@ -356,7 +357,7 @@ impl NvmlBackend {
                         sm,
                         mps_pipe_dir: None,
                     },
-                    ids: Some((m.gi_id, m.ci_id)),
+                    mig: true,
                 },
             ));
         }
@@ -452,6 +453,39 @@ impl NvmlBackend {
             )));
         }
         Ok(())
+    }
+
+    /// The compute processes on the GPU, each with the UUID of the device it runs on. With MIG
+    /// on, each MIG device is asked for its own: NVML gives the whole GPU's list in MIG mode only
+    /// to privileged callers (nvmlDeviceGetComputeRunningProcesses_v3), and a MIG device's list
+    /// needs no matching of GPU and compute instance IDs.
+    fn processes(&self, placed: &[Placed]) -> Result<Vec<(ProcessInfo, String)>> {
+        let migs: Vec<&Placed> = placed.iter().filter(|p| p.mig).collect();
+        if migs.is_empty() {
+            return Ok(self
+                .device()?
+                .running_compute_processes()
+                .map_err(nvml_error("the GPU's processes"))?
+                .into_iter()
+                .map(|p| (p, self.uuid.clone()))
+                .collect());
+        }
+        let mut out: Vec<(ProcessInfo, String)> = Vec::new();
+        for m in migs {
+            let device = self
+                .nvml
+                .device_by_uuid(m.device.uuid.as_str())
+                .map_err(nvml_error("a MIG device"))?;
+            for p in device
+                .running_compute_processes()
+                .map_err(nvml_error("a MIG device's processes"))?
+            {
+                if !out.iter().any(|(q, _)| q.pid == p.pid) {
+                    out.push((p, m.device.uuid.clone()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Makes one change: MIG mode and instances through nvidia-smi, MPS through its control tool.
@@ -562,13 +596,11 @@ impl Backend for NvmlBackend {
     }
 
     fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
-        let device = self.device()?;
-        let procs = device
-            .running_compute_processes()
-            .map_err(nvml_error("the GPU's processes"))?;
-        Ok(procs
+        let placed = self.placed()?;
+        Ok(self
+            .processes(&placed)?
             .into_iter()
-            .map(|p| ForeignProcess {
+            .map(|(p, _)| ForeignProcess {
                 pid: p.pid,
                 name: crate::procfs::name(p.pid),
                 used_gib: match p.used_gpu_memory {
@@ -629,7 +661,7 @@ impl Backend for NvmlBackend {
         let placed = self.placed()?;
         // One row per memory pool: the compute instances of a GPU instance share its memory.
         let mut pools: Vec<&str> = Vec::new();
-        for p in placed.iter().filter(|p| p.ids.is_some()) {
+        for p in placed.iter().filter(|p| p.mig) {
             if pools.contains(&p.device.pool.as_str()) {
                 continue;
             }
@@ -649,19 +681,10 @@ impl Backend for NvmlBackend {
                 group: None,
             });
         }
-        for proc in device
-            .running_compute_processes()
-            .map_err(nvml_error("the GPU's processes"))?
-        {
-            let UsedGpuMemory::Used(bytes) = proc.used_gpu_memory else {
-                continue;
-            };
-            let ids = proc.gpu_instance_id.zip(proc.compute_instance_id);
-            let label = placed
-                .iter()
-                .find(|p| ids.is_some() && p.ids == ids)
-                .map_or_else(|| self.uuid.clone(), |p| p.device.uuid.clone());
-            rows.push(SampleRow::process(proc.pid, label, bytes as f64 / GIB));
+        for (proc, device) in self.processes(&placed)? {
+            if let UsedGpuMemory::Used(bytes) = proc.used_gpu_memory {
+                rows.push(SampleRow::process(proc.pid, device, bytes as f64 / GIB));
+            }
         }
         Ok(rows)
     }
