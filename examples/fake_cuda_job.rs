@@ -52,7 +52,8 @@ fn main() {
     let Some(target) = target else {
         fail("RuntimeError: No CUDA GPUs are available");
     };
-    if let Some(pipe) = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY") {
+    let mps = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY");
+    if let Some(pipe) = &mps {
         let pipe = std::path::PathBuf::from(pipe);
         if !pipe.join("control").exists() {
             fail("RuntimeError: CUDA error: MPS client failed to connect to the MPS control daemon or the MPS server");
@@ -87,6 +88,7 @@ fn main() {
             used_mib: mib,
             gi,
             ci,
+            mps: mps.is_some(),
         });
     };
     let mib = |g: f64| (g * 1024.0).round() as u64;

@@ -301,12 +301,13 @@ pub extern "C" fn nvmlDeviceGetUtilizationRates(
     }))
 }
 
-/// The processes on `device`: all of the GPU's, or those of one MIG device.
-#[no_mangle]
-pub extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
+/// The processes on `device` (all of the GPU's, or those of one MIG device) with a plain compute
+/// context, or with an MPS one: NVML lists MPS clients apart.
+fn list_processes(
     device: nvmlDevice_t,
     count: *mut c_uint,
     infos: *mut nvmlProcessInfo_t,
+    mps: bool,
 ) -> nvmlReturn_t {
     answer(gpu_and(device).and_then(|(gpu, t)| {
         // NVML answers for the whole GPU in MIG mode only to privileged callers; the stand-in
@@ -316,6 +317,7 @@ pub extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
         }
         let procs: Vec<_> = state::procs()
             .into_iter()
+            .filter(|p| p.mps == mps)
             .filter(|p| match t {
                 Target::Gpu => true,
                 Target::Mig { gi, ci } => p.gi == Some(gi) && p.ci == Some(ci),
@@ -342,4 +344,22 @@ pub extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
         }
         Ok(())
     }))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetComputeRunningProcesses_v3(
+    device: nvmlDevice_t,
+    count: *mut c_uint,
+    infos: *mut nvmlProcessInfo_t,
+) -> nvmlReturn_t {
+    list_processes(device, count, infos, false)
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetMPSComputeRunningProcesses_v3(
+    device: nvmlDevice_t,
+    count: *mut c_uint,
+    infos: *mut nvmlProcessInfo_t,
+) -> nvmlReturn_t {
+    list_processes(device, count, infos, true)
 }

@@ -73,6 +73,9 @@ pub struct FakeProc {
     pub used_mib: u64,
     pub gi: Option<u32>,
     pub ci: Option<u32>,
+    /// A client of an MPS server: NVML lists it among the MPS processes.
+    #[serde(default)]
+    pub mps: bool,
 }
 
 /// Where a CUDA device UUID points.

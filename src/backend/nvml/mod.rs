@@ -460,28 +460,22 @@ impl NvmlBackend {
     /// to privileged callers (nvmlDeviceGetComputeRunningProcesses_v3), and a MIG device's list
     /// needs no matching of GPU and compute instance IDs.
     fn processes(&self, placed: &[Placed]) -> Result<Vec<(ProcessInfo, String)>> {
-        let migs: Vec<&Placed> = placed.iter().filter(|p| p.mig).collect();
-        if migs.is_empty() {
-            return Ok(self
-                .device()?
-                .running_compute_processes()
-                .map_err(nvml_error("the GPU's processes"))?
-                .into_iter()
-                .map(|p| (p, self.uuid.clone()))
-                .collect());
-        }
-        let mut out: Vec<(ProcessInfo, String)> = Vec::new();
-        for m in migs {
+        let mut devices: Vec<(nvml_wrapper::Device, &str)> = Vec::new();
+        for m in placed.iter().filter(|p| p.mig) {
             let device = self
                 .nvml
                 .device_by_uuid(m.device.uuid.as_str())
                 .map_err(nvml_error("a MIG device"))?;
-            for p in device
-                .running_compute_processes()
-                .map_err(nvml_error("a MIG device's processes"))?
-            {
+            devices.push((device, &m.device.uuid));
+        }
+        if devices.is_empty() {
+            devices.push((self.device()?, &self.uuid));
+        }
+        let mut out: Vec<(ProcessInfo, String)> = Vec::new();
+        for (device, uuid) in devices {
+            for p in device_processes(&device)? {
                 if !out.iter().any(|(q, _)| q.pid == p.pid) {
-                    out.push((p, m.device.uuid.clone()));
+                    out.push((p, uuid.to_string()));
                 }
             }
         }
@@ -526,6 +520,21 @@ fn raw_id<E>(f: &std::result::Result<RawIdFn, E>, mig: &nvml_wrapper::Device) ->
     // SAFETY: a live MIG device handle, and a pointer to a live c_uint for the result.
     let rc = unsafe { f(mig.handle(), &mut v) };
     (rc == 0).then_some(v)
+}
+
+/// The processes with a CUDA context on `device`: plain ones, and MPS clients, which NVML lists
+/// apart (nvmlDeviceGetMPSComputeRunningProcesses_v3).
+fn device_processes(device: &nvml_wrapper::Device) -> Result<Vec<ProcessInfo>> {
+    let mut procs = device
+        .running_compute_processes()
+        .map_err(nvml_error("the processes"))?;
+    match device.mps_running_compute_processes() {
+        Ok(mps) => procs.extend(mps),
+        // Before Volta, or a driver without it: no MPS clients to list apart.
+        Err(NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_)) => {}
+        Err(e) => return Err(nvml_error("the MPS processes")(e)),
+    }
+    Ok(procs)
 }
 
 /// Polls `done` until it holds or [`MPS_WAIT`] passes.
