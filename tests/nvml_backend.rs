@@ -648,3 +648,27 @@ fn sigterm_stops_the_jobs_and_tears_down() {
         jobs.iter().map(|j| &j.outcome).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_gpu_the_catalog_does_not_know_is_an_error_naming_the_known_ones() {
+    let gpu = FakeDriver::with(json!({ "name": "NVIDIA GeForce RTX 4090" }));
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(said.contains("NVIDIA GeForce RTX 4090"), "{said}");
+    assert!(
+        said.contains("h100-80gb") && said.contains("a100-40gb"),
+        "{said}"
+    );
+    // Nothing was changed or recorded as a run.
+    assert!(gpu.calls().is_empty());
+    assert!(!gpu.out().exists() || std::fs::read_dir(gpu.out()).unwrap().count() == 0);
+}
