@@ -189,6 +189,9 @@ pub struct NvmlBackend {
     /// Where jobs can run, found once per configuration (finding it runs nvidia-smi, far too
     /// slow for every sample); every change forgets it.
     placed: Mutex<Option<Vec<Placed>>>,
+    /// The instance IDs, listed once per configuration: undoing a change first asks whether it
+    /// is in effect and then makes its inverse, and both need the listing.
+    listed: Mutex<Option<MigIds>>,
 }
 
 /// A device jobs can run on: the whole GPU, or a MIG device.
@@ -234,6 +237,7 @@ impl NvmlBackend {
             started: Instant::now(),
             mps: Mutex::new(BTreeMap::new()),
             placed: Mutex::new(None),
+            listed: Mutex::new(None),
         })
     }
 
@@ -255,6 +259,16 @@ impl NvmlBackend {
 
     /// The GPU instances now, from `nvidia-smi mig -lgi`, and the compute instances of each.
     fn listed_instances(&self) -> Result<MigIds> {
+        let mut cache = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ids) = &*cache {
+            return Ok(ids.clone());
+        }
+        let ids = self.list_instances()?;
+        *cache = Some(ids.clone());
+        Ok(ids)
+    }
+
+    fn list_instances(&self) -> Result<MigIds> {
         let mut ids = MigIds::default();
         if !self.mig_mode()?.0 {
             return Ok(ids);
@@ -624,7 +638,9 @@ impl Backend for NvmlBackend {
         let result = self.apply_now(change);
         // Forgotten after the change, not before: a sample taken while nvidia-smi was at work
         // would otherwise keep a half-made layout (a GI without all its compute instances).
+        // Until the next change they hold: migbench holds the GPU's lock.
         *self.placed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         result
     }
 
