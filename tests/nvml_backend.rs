@@ -499,6 +499,26 @@ jobs = [{ workload = "probe" }]
         journal.lines().last().unwrap().contains("closed"),
         "{journal}"
     );
+
+    // The report keeps the failed variant, with why, among measured (not simulated) results.
+    let report = gpu.dir.path().join("report");
+    let out = gpu
+        .migbench()
+        .args(["report", "--out"])
+        .arg(&report)
+        .arg(gpu.out())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("measured (nvml)") && !md.contains("simulated"),
+        "{md}"
+    );
+    assert!(
+        md.contains("setup_failed") && md.contains("GPU reset"),
+        "{md}"
+    );
 }
 
 #[test]

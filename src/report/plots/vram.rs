@@ -102,12 +102,45 @@ impl VramChart {
             legend.push((Mark::Cross(OOM_COLOUR), "out of memory".to_string()));
         }
         if let Some(note) = &self.note {
-            chart.draw_series(std::iter::once(Text::new(
-                note.clone(),
-                (t_max * 0.05, y_max * 0.55),
-                text(16.0),
-            )))?;
+            // Wrapped, so that a long reason (a failed setup's) stays inside the plot.
+            let at = (t_max * 0.05, y_max * 0.6);
+            chart.draw_series(wrap(note, 70).into_iter().enumerate().map(|(i, line)| {
+                EmptyElement::at(at) + Text::new(line, (0, 22 * i as i32), text(16.0))
+            }))?;
         }
         legend::draw(&legend_area, &legend, &self.footnote)
+    }
+}
+
+/// `text` cut into lines of at most `width` characters, at spaces (a longer word stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrap_keeps_words_whole_and_lines_short() {
+        let lines = super::wrap("not run: setup_failed: GPU setup failed and was undone", 20);
+        assert_eq!(
+            lines,
+            vec![
+                "not run:",
+                "setup_failed: GPU",
+                "setup failed and was",
+                "undone"
+            ]
+        );
+        assert_eq!(super::wrap("", 20), Vec::<String>::new());
     }
 }
