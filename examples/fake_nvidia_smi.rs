@@ -16,6 +16,7 @@ use state::{FakeCi, FakeGi, FakeGpu};
 
 /// NVML's status codes, which nvidia-smi exits with.
 const INVALID_ARGUMENT: i32 = 2;
+const NO_PERMISSION: i32 = 4;
 const NOT_FOUND: i32 = 6;
 const IN_USE: i32 = 19;
 
@@ -57,6 +58,13 @@ fn main() {
 /// What a command prints, and whether it changed the GPU.
 fn run(gpu: &mut FakeGpu, model: &GpuModel, args: &[String]) -> Result<(String, bool), Failure> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let listing = matches!(a.as_slice(), ["-L"]) || a.iter().any(|x| x.starts_with("-l"));
+    if gpu.not_root && !listing {
+        return Err(Failure(
+            NO_PERMISSION,
+            "Unable to change the GPU: Insufficient Permissions".into(),
+        ));
+    }
     let bad = || {
         Failure(
             INVALID_ARGUMENT,

@@ -522,6 +522,40 @@ jobs = [{ workload = "probe" }]
 }
 
 #[test]
+fn without_root_a_mig_variant_fails_naming_the_step_and_the_others_run() {
+    let gpu = FakeDriver::with(json!({ "not_root": true }));
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 2 }]
+
+[[variants]]
+name = "mps"
+mode = "mps"
+jobs = [{ workload = "probe", count = 2 }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("enable MIG mode needs root"), "{said}");
+    assert!(said.contains("nvidia-smi -i 0 -mig 1"), "{said}");
+    let jobs = jobs(&gpu.run_dir());
+    assert!(jobs
+        .iter()
+        .filter(|j| j.variant == "mps")
+        .all(|j| j.outcome == "ok"));
+    assert!(jobs
+        .iter()
+        .filter(|j| j.variant == "mig")
+        .all(|j| j.outcome == "not_run"));
+    assert_ne!(gpu.state()["mig_current"], json!(true));
+}
+
+#[test]
 fn a_gpu_in_use_by_someone_else_is_refused_unless_forced() {
     let gpu = FakeDriver::h100();
     // Another user's CUDA process, holding 2 GiB.

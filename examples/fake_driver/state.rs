@@ -39,6 +39,9 @@ pub struct FakeGpu {
     /// Changing MIG mode needs a GPU reset here (as in a VM): the change stays pending.
     #[serde(default)]
     pub mig_needs_reset: bool,
+    /// Refuse every change as the driver refuses an ordinary user: "Insufficient Permissions".
+    #[serde(default)]
+    pub not_root: bool,
     #[serde(default)]
     pub gis: Vec<FakeGi>,
     /// Instances created so far: the next GPU instance ID and a part of fresh MIG UUIDs.
