@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 struct FakeDriver {
     dir: tempfile::TempDir,
     examples: PathBuf,
+    /// Each test its own GPU, as tests run side by side.
+    uuid: String,
 }
 
 impl FakeDriver {
@@ -45,9 +47,15 @@ impl FakeDriver {
             dir.path().join("bin/nvidia-cuda-mps-control"),
         )
         .unwrap();
+        static GPUS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = GPUS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uuid = format!(
+            "GPU-{:04x}{n:04x}-9d17-0af6-ba0b-82402cce84b5",
+            std::process::id() & 0xffff
+        );
         let mut state = json!({
             "name": "NVIDIA H100 80GB HBM3",
-            "uuid": "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5",
+            "uuid": uuid,
             "memory_mib": 81559,
             "driver": "550.54.15",
             "cuda": 12040,
@@ -55,7 +63,11 @@ impl FakeDriver {
         for (k, v) in overrides.as_object().unwrap() {
             state[k] = v.clone();
         }
-        let driver = FakeDriver { dir, examples };
+        let driver = FakeDriver {
+            dir,
+            examples,
+            uuid,
+        };
         driver.write_state(&state);
         driver
     }
@@ -285,7 +297,7 @@ fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
     let of = |v: &str| jobs.iter().filter(|j| j.variant == v).collect::<Vec<_>>();
 
     // Each job pinned where its mode says: the GPU's UUID, or a MIG device of the variant's.
-    let gpu_uuid = "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5";
+    let gpu_uuid = gpu.uuid.as_str();
     for j in of("full").iter().chain(&of("mps")) {
         assert_eq!(j.uuid, gpu_uuid, "{} {}", j.variant, j.workload);
     }
@@ -445,12 +457,8 @@ fn discover_lists_the_mig_devices_with_the_ids_the_driver_gave() {
     assert!((migs[0]["memory_gib"].as_f64().unwrap() - 39.5).abs() < 0.01);
 }
 
-#[test]
-fn a_mig_mode_change_left_pending_is_reported_and_taken_back() {
-    // As in a VM: enabling MIG needs a GPU reset, which migbench never does.
-    let gpu = FakeDriver::with(json!({ "mig_needs_reset": true }));
-    let scenario = gpu.write_scenario(
-        r#"
+/// A MIG variant, then one that needs no MIG.
+const MIG_THEN_MPS: &str = r#"
 [[variants]]
 name = "mig"
 mode = "mig"
@@ -458,11 +466,16 @@ layout = ["3g.40gb", "3g.40gb"]
 jobs = [{ workload = "probe", count = 2 }]
 
 [[variants]]
-name = "full"
-mode = "full"
-jobs = [{ workload = "probe" }]
-"#,
-    );
+name = "mps"
+mode = "mps"
+jobs = [{ workload = "probe", count = 2 }]
+"#;
+
+#[test]
+fn a_mig_mode_change_left_pending_is_reported_and_taken_back() {
+    // As in a VM: enabling MIG needs a GPU reset, which migbench never does.
+    let gpu = FakeDriver::with(json!({ "mig_needs_reset": true }));
+    let scenario = gpu.write_scenario(MIG_THEN_MPS);
     let out = gpu.run(&scenario, &[]);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
@@ -478,9 +491,7 @@ jobs = [{ workload = "probe" }]
     // The MIG variant is recorded as not run, with the reason; the one that needs no MIG ran.
     let run = gpu.run_dir();
     let jobs = jobs(&run);
-    assert!(jobs
-        .iter()
-        .any(|j| j.variant == "full" && j.outcome == "ok"));
+    assert!(jobs.iter().any(|j| j.variant == "mps" && j.outcome == "ok"));
     assert!(jobs
         .iter()
         .filter(|j| j.variant == "mig")
@@ -524,20 +535,7 @@ jobs = [{ workload = "probe" }]
 #[test]
 fn without_root_a_mig_variant_fails_naming_the_step_and_the_others_run() {
     let gpu = FakeDriver::with(json!({ "not_root": true }));
-    let scenario = gpu.write_scenario(
-        r#"
-[[variants]]
-name = "mig"
-mode = "mig"
-layout = ["3g.40gb", "3g.40gb"]
-jobs = [{ workload = "probe", count = 2 }]
-
-[[variants]]
-name = "mps"
-mode = "mps"
-jobs = [{ workload = "probe", count = 2 }]
-"#,
-    );
+    let scenario = gpu.write_scenario(MIG_THEN_MPS);
     let out = gpu.run(&scenario, &[]);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
@@ -562,10 +560,7 @@ fn a_gpu_in_use_by_someone_else_is_refused_unless_forced() {
     let mut other = std::process::Command::new(gpu.job())
         .args(["--gib", "2", "--seconds", "30"])
         .env("MIGBENCH_FAKE_GPU", gpu.gpu_dir())
-        .env(
-            "CUDA_VISIBLE_DEVICES",
-            "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5",
-        )
+        .env("CUDA_VISIBLE_DEVICES", &gpu.uuid)
         .spawn()
         .unwrap();
     let procs = gpu.gpu_dir().join("procs");

@@ -313,6 +313,16 @@ impl NvmlBackend {
         mig_devices_of(self.nvml, &self.device()?)
     }
 
+    /// The names `CUDA_VISIBLE_DEVICES` can give this GPU: its index and UUID, and the UUIDs of
+    /// its MIG devices now.
+    fn device_names(&self) -> Vec<String> {
+        let migs = self.mig_devices().unwrap_or_default();
+        [self.index.to_string(), self.uuid.clone()]
+            .into_iter()
+            .chain(migs.into_iter().map(|m| m.uuid))
+            .collect()
+    }
+
     /// Where jobs can run now: the whole GPU, or each MIG device in slice order.
     fn placed(&self) -> Result<Vec<Placed>> {
         let mut cache = self.placed.lock().unwrap_or_else(|e| e.into_inner());
@@ -596,7 +606,7 @@ impl Backend for NvmlBackend {
         Ok(GpuState {
             mig_enabled,
             instances,
-            mps: mps::daemon_names(),
+            mps: mps::daemon_names(&self.device_names()),
         })
     }
 
