@@ -309,14 +309,16 @@ impl VariantRun<'_> {
                 "variant_infeasible",
                 serde_json::json!({ "variant": self.name(), "reason": reason }),
             )?;
-            let skipped: Vec<JobRecord> = planned
-                .iter()
-                .map(|job| self.record(job, Outcome::Infeasible, Some(reason.clone())))
-                .collect();
-            self.progress.skip(planned.len());
-            let summary = self.summary(layout_text, &skipped, &[], "infeasible", Some(reason));
-            records.variants.push(summary);
-            records.jobs.extend(skipped);
+            let why = Some(reason.clone());
+            let outcome = (Outcome::Infeasible, why);
+            self.record_not_run(
+                records,
+                &planned,
+                layout_text,
+                outcome,
+                "infeasible",
+                reason,
+            );
             return Ok(None);
         }
 
@@ -350,14 +352,15 @@ impl VariantRun<'_> {
                 "variant_setup_failed",
                 serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "reason": reason }),
             )?;
-            let not_run: Vec<JobRecord> = planned
-                .iter()
-                .map(|job| self.record(job, Outcome::NotRun, None))
-                .collect();
-            self.progress.skip(planned.len());
-            let summary = self.summary(layout_text, &not_run, &[], "setup_failed", Some(reason));
-            records.variants.push(summary);
-            records.jobs.extend(not_run);
+            let outcome = (Outcome::NotRun, None);
+            self.record_not_run(
+                records,
+                &planned,
+                layout_text,
+                outcome,
+                "setup_failed",
+                reason,
+            );
             return Ok(Some(e));
         }
         let (mut finished, served) = ran?;
@@ -395,6 +398,27 @@ impl VariantRun<'_> {
         )?;
         records.variants.push(summary);
         Ok(None)
+    }
+
+    /// Records a repetition that ran no job: each planned job with `outcome` (and its reason),
+    /// the variant with `status` and `reason`.
+    fn record_not_run(
+        &self,
+        records: &mut Tables,
+        planned: &[jobs::PlannedJob],
+        layout: Option<String>,
+        (outcome, job_reason): (Outcome, Option<String>),
+        status: &str,
+        reason: String,
+    ) {
+        let not_run: Vec<JobRecord> = planned
+            .iter()
+            .map(|job| self.record(job, outcome, job_reason.clone()))
+            .collect();
+        self.progress.skip(planned.len());
+        let summary = self.summary(layout, &not_run, &[], status, Some(reason));
+        records.variants.push(summary);
+        records.jobs.extend(not_run);
     }
 
     /// The peak of the whole GPU and of each MIG instance over the variant.
