@@ -475,19 +475,29 @@ fn job_end_fields(r: &JobRecord) -> serde_json::Value {
 
 /// SIGTERM to the job's process group, SIGKILL after a grace period; returns its exit status.
 fn kill_group(child: &mut Child) -> Option<std::process::ExitStatus> {
-    let pgid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) with a negative PID signals the process group we created for this job.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    terminate_groups(&[child.id()], || matches!(child.try_wait(), Ok(Some(_))));
+    // The status try_wait saw, or the one after SIGKILL.
+    child.wait().ok()
+}
+
+/// Sends SIGTERM to each process group (each job leads its own), and SIGKILL to them all unless
+/// `gone` holds within [`KILL_GRACE`].
+pub(super) fn terminate_groups(groups: &[u32], mut gone: impl FnMut() -> bool) {
+    let signal = |signal| {
+        for &g in groups {
+            // SAFETY: kill(2) with a negative PID signals a process group a run created for a job.
+            unsafe { libc::kill(-(g as libc::pid_t), signal) };
+        }
+    };
+    signal(libc::SIGTERM);
     let deadline = Instant::now() + KILL_GRACE;
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+        if gone() {
+            return;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    child.wait().ok()
+    signal(libc::SIGKILL);
 }
 
 /// The last non-empty line of a log, shortened: the usual place a program says why it failed.

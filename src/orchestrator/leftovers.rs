@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::procfs;
 
-/// How long a leftover job gets to exit after SIGTERM before SIGKILL.
-const GRACE: Duration = Duration::from_secs(3);
+/// How long leftover jobs get to be gone after SIGKILL.
+const SIGKILL_WAIT: Duration = Duration::from_secs(3);
 
 /// A job of the run that is still running.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,34 +49,23 @@ pub fn find(run_dir: &Path) -> Vec<Leftover> {
     started
 }
 
-/// Stops each leftover job's whole process group: SIGTERM, then SIGKILL after [`GRACE`].
-/// Returns the groups still running after that (none, unless a process ignores SIGKILL while
-/// stuck in the driver).
+/// Stops each leftover job's whole process group: SIGTERM, then SIGKILL after the grace period
+/// jobs get. Returns the groups still running after that (none, unless a process ignores SIGKILL
+/// while stuck in the driver).
 pub fn stop(leftovers: &[Leftover]) -> Vec<u32> {
-    let signal_all = |signal| {
-        for j in leftovers {
-            // SAFETY: kill(2) on the process group the run created for this job (checked above).
-            unsafe { libc::kill(-(j.pid as libc::pid_t), signal) };
-        }
-    };
+    let groups: Vec<u32> = leftovers.iter().map(|j| j.pid).collect();
     let running = || -> Vec<u32> {
-        leftovers
+        groups
             .iter()
-            .map(|j| j.pid)
+            .copied()
             .filter(|&g| !procfs::group_members(g).is_empty())
             .collect()
     };
-    signal_all(libc::SIGTERM);
-    let deadline = Instant::now() + GRACE;
+    super::jobs::terminate_groups(&groups, || running().is_empty());
+    // SIGKILL takes effect at once, but the kernel may need a moment to tear a process down.
+    let deadline = Instant::now() + SIGKILL_WAIT;
     while Instant::now() < deadline && !running().is_empty() {
         std::thread::sleep(Duration::from_millis(20));
-    }
-    if !running().is_empty() {
-        signal_all(libc::SIGKILL);
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline && !running().is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
     running()
 }
