@@ -55,8 +55,9 @@ pub fn using(pipe_dir: &Path) -> Vec<MpsProcess> {
 }
 
 /// How the control daemons serving one of `devices` (a GPU's index and UUID, and its MIG
-/// devices' UUIDs, as `CUDA_VISIBLE_DEVICES` names them) are named in a [`crate::backend::GpuState`]: by pipe directory. A daemon without
-/// `CUDA_VISIBLE_DEVICES` serves every GPU, so it counts too; daemons of other GPUs do not.
+/// devices' UUIDs, as `CUDA_VISIBLE_DEVICES` names them) are named in a
+/// [`crate::backend::GpuState`]: by pipe directory. A daemon without `CUDA_VISIBLE_DEVICES`
+/// serves every GPU, so it counts too; daemons of other GPUs do not.
 pub fn daemon_names(devices: &[String]) -> Vec<String> {
     let mut names: Vec<String> = processes()
         .into_iter()
