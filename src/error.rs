@@ -5,17 +5,23 @@ use crate::layout::LayoutError;
 /// What went wrong, worded for the person who typed the command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown GPU '{found}'; known GPUs: {known}")]
+    #[error("unknown GPU '{}'; known GPUs: {known}", crate::bounds::short(found))]
     UnknownGpu { found: String, known: String },
 
-    #[error("unknown MIG profile '{found}' on {gpu}; allowed: {allowed}")]
+    #[error(
+        "unknown MIG profile '{}' on {gpu}; allowed: {allowed}",
+        crate::bounds::short(found)
+    )]
     UnknownProfile {
         gpu: String,
         found: String,
         allowed: String,
     },
 
-    #[error("unknown workload '{found}'; known workloads: {known}")]
+    #[error(
+        "unknown workload '{}'; known workloads: {known}",
+        crate::bounds::short(found)
+    )]
     UnknownWorkload { found: String, known: String },
 
     #[error(transparent)]

@@ -9,6 +9,7 @@
 //! - [`cli`] and [`commands`]: the `migbench` command line.
 
 pub mod backend;
+pub mod bounds;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -44,8 +44,9 @@ struct InstanceTable {
     profile: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     start: Option<u8>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    compute: Vec<String>,
+    /// Absent for one full-size CI; an empty list is a mistake, not a way of saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compute: Option<Vec<String>>,
 }
 
 impl TryFrom<InstanceSpecRepr> for InstanceSpec {
@@ -54,13 +55,22 @@ impl TryFrom<InstanceSpecRepr> for InstanceSpec {
         match repr {
             InstanceSpecRepr::Short(text) => text.parse(),
             InstanceSpecRepr::Full(InstanceTable {
+                compute: Some(compute),
+                profile,
+                ..
+            }) if compute.is_empty() => Err(format!(
+                "instance {}: compute = [] lists no compute instance; leave compute out for one \
+                 full-size compute instance, or list its CI profiles (such as \"1c.3g.40gb\")",
+                crate::bounds::quote(&profile)
+            )),
+            InstanceSpecRepr::Full(InstanceTable {
                 profile,
                 start,
                 compute,
             }) => Ok(InstanceSpec {
                 profile,
                 start,
-                compute,
+                compute: compute.unwrap_or_default(),
             }),
         }
     }
@@ -74,7 +84,7 @@ impl From<InstanceSpec> for InstanceSpecRepr {
             InstanceSpecRepr::Full(InstanceTable {
                 profile: spec.profile,
                 start: spec.start,
-                compute: spec.compute,
+                compute: Some(spec.compute),
             })
         }
     }

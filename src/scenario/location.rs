@@ -57,3 +57,73 @@ impl fmt::Display for ScenarioError {
 }
 
 impl std::error::Error for ScenarioError {}
+
+/// One step into a TOML document: a key of a table, or an index into an array (of tables).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where the value at `path` is in `text`: for checks made after parsing, on fields that carry
+/// no span of their own (a workload's or a load's). When the value is not written (a default),
+/// where its nearest enclosing table or value is; `None` when nothing on the path has a place.
+pub fn span_of(text: &str, path: &[Step]) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut found = None;
+    for step in path {
+        let next = match *step {
+            Step::Key(key) => item.get(key),
+            Step::Index(i) => item.get(i),
+        };
+        let Some(next) = next else { break };
+        item = next;
+        // A `[table]` header's span; a key/value's value span.
+        found = item.span().or(found);
+    }
+    found
+}
+
+/// Where the key that ends `path` is written (the `NAME` of `[workloads.NAME]`), else where its
+/// value is.
+pub fn key_span_of(text: &str, path: &[Step]) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let (Some(Step::Key(last)), parent) = (path.last(), &path[..path.len().saturating_sub(1)])
+    else {
+        return span_of(text, path);
+    };
+    let mut item = doc.as_item();
+    for step in parent {
+        item = match *step {
+            Step::Key(key) => item.get(key),
+            Step::Index(i) => item.get(i),
+        }?;
+    }
+    let key_span = match item {
+        toml_edit::Item::Table(t) => t.key(last).and_then(|k| k.span()),
+        toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+            t.key(last).and_then(|k| k.span())
+        }
+        _ => None,
+    };
+    key_span.or_else(|| span_of(text, path))
+}
+
+/// An error at the first byte of `bytes` that is not UTF-8, by line and column.
+pub fn not_utf8(file: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ScenarioError {
+    let valid = &bytes[..e.valid_up_to()];
+    // Valid by construction.
+    let text = std::str::from_utf8(valid).unwrap_or_default();
+    ScenarioError::at(
+        file,
+        text,
+        Some(text.len()..text.len()),
+        format!(
+            "not UTF-8: byte 0x{:02x} at offset {} cannot start or continue a character; a \
+             scenario is UTF-8 text",
+            bytes[e.valid_up_to()],
+            e.valid_up_to()
+        ),
+    )
+}

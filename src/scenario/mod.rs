@@ -5,6 +5,7 @@
 //! unknown GPUs and workloads, and layouts the GPU cannot take are errors that name the file,
 //! line and column, what was found and what is allowed.
 
+mod load;
 mod location;
 
 use std::collections::BTreeMap;
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use location::ScenarioError;
+use location::Step;
 
+use crate::bounds;
 use crate::catalog::{Catalog, GpuModel};
 use crate::layout::{InstanceSpec, Layout};
 use crate::loadgen::LoadSpec;
@@ -58,12 +61,12 @@ pub struct GpuSpec {
     /// Catalog key (`h100-80gb`) or NVML name.
     pub model: Spanned<String>,
     /// Which physical GPU on a real machine: an index or a `GPU-...` UUID. Default: index 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::index")]
     pub index: Option<u32>,
     #[serde(default)]
     pub uuid: Option<String>,
     /// Price per GPU-hour, for cost per unit in reports.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::price_per_hour")]
     pub price_per_hour: Option<f64>,
 }
 
@@ -84,7 +87,7 @@ pub struct Variant {
     #[serde(default)]
     pub load: Option<Spanned<LoadSpec>>,
     /// How many times to run the variant.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "checked::repetitions")]
     pub repetitions: u32,
 }
 
@@ -93,10 +96,10 @@ pub struct Variant {
 #[serde(deny_unknown_fields)]
 pub struct MpsSettings {
     /// `set_default_active_thread_percentage`: the share of SMs a client may use (1–100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::active_thread_percentage")]
     pub active_thread_percentage: Option<u8>,
     /// `set_default_device_pinned_mem_limit`: memory one client may allocate, GiB.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::pinned_memory_limit_gib")]
     pub pinned_memory_limit_gib: Option<f64>,
 }
 
@@ -105,20 +108,20 @@ pub struct MpsSettings {
 #[serde(deny_unknown_fields)]
 pub struct JobGroup {
     pub workload: Spanned<String>,
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "checked::count")]
     pub count: u32,
     /// Seconds between the starts of successive jobs of this group (0: all at once).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::stagger_s")]
     pub stagger_s: f64,
     /// Seconds after the variant starts before the first job of this group.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::start_s")]
     pub start_s: f64,
     /// Layout instances (0-based, in layout order) these jobs may use; all when absent.
     /// Jobs queue for the first free instance when there are more jobs than instances.
     #[serde(default)]
     pub instances: Option<Spanned<Vec<usize>>>,
     /// Kills a job that runs longer; overrides the workload's timeout.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::timeout_s")]
     pub timeout_s: Option<f64>,
     /// Arguments appended to the workload's command for these jobs (a server's memory fraction
     /// under MPS, say: `["--gpu-memory-utilization", "0.45"]`).
@@ -128,6 +131,21 @@ pub struct JobGroup {
 
 fn one() -> u32 {
     1
+}
+
+/// The fields checked while parsing: see [`crate::bounds`].
+mod checked {
+    use crate::bounds::{self, MAX_JOBS_PER_VARIANT, MAX_REPETITIONS};
+
+    crate::integer_in!(opt index, u32, "index", 0, 1023);
+    crate::number_in!(opt price_per_hour, "price_per_hour", bounds::PRICE);
+    crate::integer_in!(repetitions, u32, "repetitions", 1, MAX_REPETITIONS);
+    crate::integer_in!(opt active_thread_percentage, u8, "active_thread_percentage", 1, 100);
+    crate::number_in!(opt pinned_memory_limit_gib, "pinned_memory_limit_gib", bounds::POSITIVE_GIB);
+    crate::integer_in!(count, u32, "count", 1, MAX_JOBS_PER_VARIANT);
+    crate::number_in!(stagger_s, "stagger_s", bounds::SECONDS);
+    crate::number_in!(start_s, "start_s", bounds::SECONDS);
+    crate::number_in!(opt timeout_s, "timeout_s", bounds::POSITIVE_SECONDS);
 }
 
 /// A checked scenario, ready for the orchestrator.
@@ -143,7 +161,9 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::io(path, &e))?;
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError::io(path, &e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| location::not_utf8(path, e.as_bytes(), &e.utf8_error()))?;
         Scenario::parse(path, text)
     }
 
@@ -154,20 +174,31 @@ impl Scenario {
         let err = |span: std::ops::Range<usize>, message: String| {
             ScenarioError::at(path, &text, Some(span), message)
         };
+        // Where a value without a span of its own sits; the start of the file if nowhere.
+        let at = |steps: &[Step]| location::span_of(&text, steps).unwrap_or(0..0);
+        let name = &file.scenario.name;
+        bounds::check_name("scenario name", name.get_ref()).map_err(|m| err(name.span(), m))?;
         let gpu = Catalog::builtin()
             .gpu(file.gpu.model.get_ref())
             .map_err(|e| err(file.gpu.model.span(), e.to_string()))?;
         for (name, w) in &file.workloads {
-            // Workload tables carry no spans; point at their header.
-            let header = format!("[workloads.{name}]");
-            let at = text.find(&header).map_or(0..0, |i| i..i);
+            let table = [Step::Key("workloads"), Step::Key(name)];
+            bounds::check_name("workload name", name)
+                .map_err(|m| err(location::key_span_of(&text, &table).unwrap_or(0..0), m))?;
             if &w.name != name {
                 return Err(err(
-                    at,
-                    format!("{header} must have name = \"{name}\", found \"{}\"", w.name),
+                    at(&[table[0], table[1], Step::Key("name")]),
+                    format!(
+                        "[workloads.{name}] must have name = \"{name}\", found {}",
+                        bounds::quote(&w.name)
+                    ),
                 ));
             }
-            w.check().map_err(|m| err(at.clone(), m))?;
+            w.check().map_err(|e| {
+                let mut steps = table.to_vec();
+                steps.extend(e.key.split('.').map(Step::Key));
+                err(at(&steps), e.message)
+            })?;
         }
         if let Some(t) = &file.scenario.time_scale {
             if !(*t.get_ref() > 0.0 && t.get_ref().is_finite()) {
@@ -183,18 +214,20 @@ impl Scenario {
                 "[gpu] takes index or uuid, not both".into(),
             ));
         }
-        if file.gpu.price_per_hour.is_some_and(|p| p < 0.0) {
-            return Err(err(
-                file.gpu.model.span(),
-                "[gpu] price_per_hour must not be negative".into(),
-            ));
-        }
         let base = path.parent().unwrap_or(Path::new("."));
-        for load in file
+        let loads = file
             .load
             .iter()
-            .chain(file.variants.iter().filter_map(|v| v.load.as_ref()))
-        {
+            .map(|l| (vec![Step::Key("load")], l))
+            .chain(file.variants.iter().enumerate().filter_map(|(i, v)| {
+                let steps = vec![Step::Key("variants"), Step::Index(i), Step::Key("load")];
+                v.load.as_ref().map(|l| (steps, l))
+            }));
+        for (mut steps, load) in loads {
+            load::check_ranges(load.get_ref()).map_err(|(key, m)| {
+                steps.extend(key.split('.').map(Step::Key));
+                err(at(&steps), m)
+            })?;
             load.get_ref()
                 .check(base)
                 .map_err(|m| err(load.span(), m))?;
@@ -213,6 +246,8 @@ impl Scenario {
         };
         let mut names = std::collections::HashSet::new();
         for v in &scenario.file.variants {
+            bounds::check_name("variant name", v.name.get_ref())
+                .map_err(|m| err(v.name.span(), m))?;
             if !names.insert(v.name.get_ref().as_str()) {
                 return Err(err(
                     v.name.span(),
@@ -269,7 +304,7 @@ impl Scenario {
 
     fn check_variant(&self, v: &Variant) -> Result<(), (std::ops::Range<usize>, String)> {
         let mode = *v.mode.get_ref();
-        match (&v.layout, mode.uses_mig()) {
+        let layout = match (&v.layout, mode.uses_mig()) {
             (None, true) => {
                 return Err((v.mode.span(), format!("mode '{mode}' needs a layout = [...] of MIG instances")))
             }
@@ -279,47 +314,14 @@ impl Scenario {
                     format!("a layout is only allowed with modes mig and mig+mps; this variant's mode is '{mode}'"),
                 ))
             }
-            (Some(l), true) => {
-                let layout = Layout::build(self.gpu, l.get_ref()).map_err(|e| {
-                    (l.span(), format!("{} cannot take this layout: {e}", self.gpu.key))
-                })?;
-                for group in &v.jobs {
-                    if let Some(idx) = &group.instances {
-                        let count = slot_count(&layout);
-                        if let Some(bad) = idx.get_ref().iter().find(|&&i| i >= count) {
-                            return Err((
-                                idx.span(),
-                                format!("instance {bad} does not exist: the layout has {count} (0 to {})", count - 1),
-                            ));
-                        }
-                    }
-                }
-            }
-            (None, false) => {
-                if let Some(idx) = v.jobs.iter().find_map(|g| g.instances.as_ref()) {
-                    return Err((idx.span(), format!("instances are only allowed with modes mig and mig+mps; this variant's mode is '{mode}'")));
-                }
-            }
-        }
+            (Some(l), true) => Some(Layout::build(self.gpu, l.get_ref()).map_err(|e| {
+                (l.span(), format!("{} cannot take this layout: {e}", self.gpu.key))
+            })?),
+            (None, false) => None,
+        };
         if let Some(mps) = &v.mps {
             if !matches!(mode, SharingMode::Mps | SharingMode::MigMps) {
                 return Err((mps.span(), format!("mps settings are only allowed with modes mps and mig+mps; this variant's mode is '{mode}'")));
-            }
-            if let Some(p) = mps.get_ref().active_thread_percentage {
-                if !(1..=100).contains(&p) {
-                    return Err((
-                        mps.span(),
-                        format!("active_thread_percentage must be 1 to 100, found {p}"),
-                    ));
-                }
-            }
-            if let Some(g) = mps.get_ref().pinned_memory_limit_gib {
-                if g <= 0.0 {
-                    return Err((
-                        mps.span(),
-                        format!("pinned_memory_limit_gib must be above 0, found {g}"),
-                    ));
-                }
             }
         }
         if v.jobs.is_empty() {
@@ -330,26 +332,13 @@ impl Scenario {
         }
         let mut serves = false;
         for group in &v.jobs {
+            self.check_group(group, mode, layout.as_ref())?;
             let w = self
                 .job_workload(group)
                 .map_err(|e| (group.workload.span(), e.to_string()))?;
-            if let Some(server) = &w.sim.server {
-                server
-                    .fraction_in(&w.command)
-                    .map_err(|e| (group.workload.span(), format!("{}: {e}", w.name)))?;
-            }
             serves |= w.kind == WorkloadKind::Server;
-            if group.count == 0
-                || group.stagger_s < 0.0
-                || group.start_s < 0.0
-                || group.timeout_s.is_some_and(|t| t <= 0.0)
-            {
-                return Err((
-                    group.workload.span(),
-                    "jobs need count >= 1, stagger_s and start_s >= 0, and timeout_s > 0".into(),
-                ));
-            }
         }
+        self.check_counts(v, layout.as_ref())?;
         if serves && self.load_for(v).is_none() {
             return Err((
                 v.name.span(),
@@ -368,11 +357,153 @@ impl Scenario {
                 ),
             ));
         }
-        if v.repetitions == 0 {
-            return Err((v.name.span(), "repetitions must be at least 1".into()));
+        Ok(())
+    }
+
+    /// One job group: its workload exists, and its `instances` are slots of the layout.
+    fn check_group(
+        &self,
+        group: &JobGroup,
+        mode: SharingMode,
+        layout: Option<&Layout>,
+    ) -> Result<(), (std::ops::Range<usize>, String)> {
+        let name = &group.workload;
+        bounds::check_name("workload name", name.get_ref()).map_err(|m| (name.span(), m))?;
+        let w = self
+            .job_workload(group)
+            .map_err(|e| (name.span(), e.to_string()))?;
+        if let Some(server) = &w.sim.server {
+            server
+                .fraction_in(&w.command)
+                .map_err(|e| (name.span(), format!("{}: {e}", w.name)))?;
+        }
+        let Some(idx) = &group.instances else {
+            return Ok(());
+        };
+        let Some(layout) = layout else {
+            return Err((idx.span(), format!("instances are only allowed with modes mig and mig+mps; this variant's mode is '{mode}'")));
+        };
+        let count = slot_count(layout);
+        if idx.get_ref().is_empty() {
+            return Err((
+                idx.span(),
+                format!("instances = [] leaves these jobs nowhere to run: list slots from 0 to {}, or leave instances out for all of them", count - 1),
+            ));
+        }
+        if let Some(bad) = idx.get_ref().iter().find(|&&i| i >= count) {
+            return Err((
+                idx.span(),
+                format!(
+                    "instance {bad} does not exist: the layout has {count} (0 to {})",
+                    count - 1
+                ),
+            ));
         }
         Ok(())
     }
+
+    /// The counts a variant may not exceed: jobs, servers, and clients of one MPS server.
+    fn check_counts(
+        &self,
+        v: &Variant,
+        layout: Option<&Layout>,
+    ) -> Result<(), (std::ops::Range<usize>, String)> {
+        let name = v.name.get_ref();
+        // Counts are checked one by one as parsed, so the sum cannot overflow a u64.
+        let jobs: u64 = v.jobs.iter().map(|g| u64::from(g.count)).sum();
+        if jobs > bounds::MAX_JOBS_PER_VARIANT {
+            return Err((
+                v.name.span(),
+                format!(
+                    "variant '{name}' has {jobs} jobs over its groups; at most {} are allowed",
+                    bounds::MAX_JOBS_PER_VARIANT
+                ),
+            ));
+        }
+        let servers: u64 = v
+            .jobs
+            .iter()
+            .filter(|g| {
+                self.workload(g.workload.get_ref())
+                    .is_ok_and(|w| w.kind == WorkloadKind::Server)
+            })
+            .map(|g| u64::from(g.count))
+            .sum();
+        if servers > bounds::MAX_SERVERS_PER_VARIANT as u64 {
+            return Err((
+                v.name.span(),
+                format!(
+                    "variant '{name}' runs {servers} model servers; at most {} are allowed",
+                    bounds::MAX_SERVERS_PER_VARIANT
+                ),
+            ));
+        }
+        let mps_limit = |slices: u8| {
+            (bounds::MPS_MAX_CLIENTS * u32::from(slices) / u32::from(self.gpu.compute_slices))
+                .max(1)
+        };
+        let too_many = |clients: u64, limit: u32, device: &str| {
+            (
+                v.name.span(),
+                format!(
+                    "variant '{name}' makes {clients} jobs clients of the MPS server of {device}; \
+                     it takes at most {limit} (on Volta and later MPS serves 48 clients per \
+                     device, fewer in proportion to a MIG compute instance's share of the GPU)"
+                ),
+            )
+        };
+        match (*v.mode.get_ref(), layout) {
+            (SharingMode::Mps, _) if jobs > u64::from(bounds::MPS_MAX_CLIENTS) => {
+                return Err(too_many(jobs, bounds::MPS_MAX_CLIENTS, "the GPU"));
+            }
+            (SharingMode::MigMps, Some(layout)) => {
+                let cis: Vec<u8> = layout
+                    .instances
+                    .iter()
+                    .flat_map(|i| i.compute.iter().map(|c| c.compute_slices))
+                    .collect();
+                let mut clients = vec![0u64; cis.len()];
+                for slot in spread(&self.start_order(v), cis.len()) {
+                    clients[slot] += 1;
+                }
+                for (slot, (&n, &slices)) in clients.iter().zip(&cis).enumerate() {
+                    if n > u64::from(mps_limit(slices)) {
+                        return Err(too_many(n, mps_limit(slices), &format!("slot {slot}")));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The slots each job of a variant may use (`None`: all), in the order the jobs start: by
+    /// earliest start, ties in the order the scenario lists them.
+    pub fn start_order<'v>(&self, v: &'v Variant) -> Vec<Option<&'v [usize]>> {
+        let mut jobs: Vec<(f64, usize, Option<&[usize]>)> = Vec::new();
+        for group in &v.jobs {
+            for k in 0..group.count {
+                let earliest = group.start_s + f64::from(k) * group.stagger_s;
+                let allowed = group.instances.as_ref().map(|i| i.get_ref().as_slice());
+                jobs.push((earliest, jobs.len(), allowed));
+            }
+        }
+        jobs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        jobs.into_iter().map(|(_, _, allowed)| allowed).collect()
+    }
+}
+
+/// Under `mig+mps`, the slot each job runs on: the jobs, in the order they start, go round the
+/// slots each may use (`None`: all `slots`), the k-th to its (k mod n)-th.
+pub fn spread(allowed: &[Option<&[usize]>], slots: usize) -> Vec<usize> {
+    allowed
+        .iter()
+        .enumerate()
+        .map(|(k, a)| match a {
+            Some(a) if !a.is_empty() => a[k % a.len()],
+            _ => k % slots.max(1),
+        })
+        .collect()
 }
 
 /// Places jobs can go to in a MIG layout: one per compute instance, in layout order.

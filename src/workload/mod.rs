@@ -49,7 +49,11 @@ pub struct Workload {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Kills a job that runs longer than this many seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::timeout_s"
+    )]
     pub timeout_s: Option<f64>,
     /// Substrings of a job's output that mean it ran out of GPU memory; PyTorch's and CUDA's
     /// messages when absent.
@@ -75,7 +79,10 @@ pub struct ServerSpec {
     #[serde(default = "default_ready_paths")]
     pub ready_paths: Vec<String>,
     /// A server not ready after this many seconds is stopped and recorded `not_ready`.
-    #[serde(default = "default_ready_timeout_s")]
+    #[serde(
+        default = "default_ready_timeout_s",
+        deserialize_with = "checked::ready_timeout_s"
+    )]
     pub ready_timeout_s: f64,
 }
 
@@ -111,8 +118,10 @@ pub enum WorkloadKind {
 #[serde(deny_unknown_fields)]
 pub struct MemoryProfile {
     /// The level held most of the run, in GiB.
+    #[serde(deserialize_with = "checked::constant_gib")]
     pub constant_gib: f64,
     /// The maximum, in GiB.
+    #[serde(deserialize_with = "checked::peak_gib")]
     pub peak_gib: f64,
     pub source: String,
 }
@@ -124,6 +133,7 @@ pub struct Timing {
     /// Catalog key of the GPU the figure was measured on.
     pub reference_gpu: String,
     /// Seconds per unit with the whole GPU to itself.
+    #[serde(deserialize_with = "checked::full_gpu_s")]
     pub full_gpu_s: f64,
     pub source: String,
 }
@@ -133,14 +143,21 @@ pub struct Timing {
 #[serde(deny_unknown_fields)]
 pub struct SimProfile {
     /// Speed at a share `s` of the SMs is `s^alpha`.
+    #[serde(deserialize_with = "checked::alpha")]
     pub alpha: f64,
     /// When the peak begins, as a fraction of the run.
+    #[serde(deserialize_with = "checked::peak_at")]
     pub peak_at: f64,
     /// How long the peak lasts, as a fraction of the run.
+    #[serde(deserialize_with = "checked::peak_for")]
     pub peak_for: f64,
     /// Makes the simulated job crash (exit 3) at this fraction of its run: for testing how
     /// failures are recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::fail_at"
+    )]
     pub fail_at: Option<f64>,
     pub source: String,
     /// How the simulated model server behaves (`server` workloads).
@@ -156,29 +173,42 @@ pub struct SimServer {
     /// Catalog key of the GPU the rates are for.
     pub reference_gpu: String,
     /// Memory that is not KV cache: weights, activations, CUDA graphs.
+    #[serde(deserialize_with = "checked::weights_gib")]
     pub weights_gib: f64,
     /// KV cache per token of context.
+    #[serde(deserialize_with = "checked::kv_mib_per_token")]
     pub kv_mib_per_token: f64,
     /// The server preallocates this fraction of its device's memory (weights plus KV cache), as
     /// vLLM does with `--gpu-memory-utilization`...
+    #[serde(deserialize_with = "checked::memory_fraction")]
     pub memory_fraction: f64,
     /// ...unless its command gives the fraction after this flag (the last one counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_fraction_flag: Option<String>,
     /// Prompt tokens per second, prefill alone.
+    #[serde(deserialize_with = "checked::prefill_tokens_per_s")]
     pub prefill_tokens_per_s: f64,
     /// Output tokens per second of one sequence decoding alone.
+    #[serde(deserialize_with = "checked::decode_tokens_per_s")]
     pub decode_tokens_per_s: f64,
     /// Output tokens per second of all sequences together as the batch grows without bound:
     /// a decode step of `b` sequences takes `1 / decode_tokens_per_s + b / batch_decode_tokens_per_s`.
+    #[serde(deserialize_with = "checked::batch_decode_tokens_per_s")]
     pub batch_decode_tokens_per_s: f64,
     /// Most sequences decoding at once (vLLM's `--max-num-seqs`).
-    #[serde(default = "default_max_num_seqs")]
+    #[serde(
+        default = "default_max_num_seqs",
+        deserialize_with = "checked::max_num_seqs"
+    )]
     pub max_num_seqs: u32,
     /// Most tokens in one engine step (vLLM's `--max-num-batched-tokens`).
-    #[serde(default = "default_max_batched_tokens")]
+    #[serde(
+        default = "default_max_batched_tokens",
+        deserialize_with = "checked::max_batched_tokens"
+    )]
     pub max_batched_tokens: u32,
     /// Seconds from start to ready (loading weights, profiling, warming up).
+    #[serde(deserialize_with = "checked::startup_s")]
     pub startup_s: f64,
     pub source: String,
 }
@@ -189,6 +219,45 @@ fn default_max_num_seqs() -> u32 {
 
 fn default_max_batched_tokens() -> u32 {
     8192
+}
+
+/// The fields checked while parsing: see [`crate::bounds`].
+mod checked {
+    use crate::bounds;
+
+    crate::number_in!(opt timeout_s, "timeout_s", bounds::POSITIVE_SECONDS);
+    crate::number_in!(ready_timeout_s, "ready_timeout_s", bounds::POSITIVE_SECONDS);
+    crate::number_in!(constant_gib, "constant_gib", bounds::GIB);
+    crate::number_in!(peak_gib, "peak_gib", bounds::POSITIVE_GIB);
+    crate::number_in!(full_gpu_s, "full_gpu_s", bounds::POSITIVE_SECONDS);
+    crate::number_in!(alpha, "alpha", bounds::ALPHA);
+    crate::number_in!(peak_at, "peak_at", bounds::FRACTION);
+    crate::number_in!(peak_for, "peak_for", bounds::FRACTION);
+    crate::number_in!(opt fail_at, "fail_at", bounds::FRACTION);
+    crate::number_in!(weights_gib, "weights_gib", bounds::POSITIVE_GIB);
+    crate::number_in!(kv_mib_per_token, "kv_mib_per_token", bounds::KV_MIB);
+    crate::number_in!(memory_fraction, "memory_fraction", bounds::SHARE);
+    crate::number_in!(
+        prefill_tokens_per_s,
+        "prefill_tokens_per_s",
+        bounds::TOKEN_RATE
+    );
+    crate::number_in!(
+        decode_tokens_per_s,
+        "decode_tokens_per_s",
+        bounds::TOKEN_RATE
+    );
+    crate::number_in!(
+        batch_decode_tokens_per_s,
+        "batch_decode_tokens_per_s",
+        bounds::TOKEN_RATE
+    );
+    crate::integer_in!(max_num_seqs, u32, "max_num_seqs", 1, MAX_BATCH);
+    crate::integer_in!(max_batched_tokens, u32, "max_batched_tokens", 1, MAX_BATCH);
+    crate::number_in!(startup_s, "startup_s", bounds::SECONDS);
+
+    /// Most sequences, or tokens, in one engine step of a simulated server.
+    const MAX_BATCH: u32 = 1 << 20;
 }
 
 impl SimServer {
@@ -216,99 +285,117 @@ impl SimServer {
     }
 }
 
+/// A rule a workload definition breaks: the key it is about (`memory.peak_gib`, relative to the
+/// workload's table), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, message: String) -> Invalid {
+        Invalid { key, message }
+    }
+}
+
 impl Workload {
     /// Parses and checks one workload definition.
     pub fn from_toml(text: &str) -> Result<Workload, String> {
         let w: Workload = toml::from_str(text).map_err(|e| e.to_string())?;
-        w.check()?;
+        w.check().map_err(|e| e.message)?;
         Ok(w)
     }
 
-    /// The rules every workload definition must follow.
-    pub fn check(&self) -> Result<(), String> {
+    /// The rules every workload definition must follow beyond the range of each number (checked
+    /// as it is parsed: [`crate::bounds`]).
+    pub fn check(&self) -> Result<(), Invalid> {
+        let name = &self.name;
+        crate::bounds::check_name("workload name", name).map_err(|m| Invalid::new("name", m))?;
         let m = &self.memory;
-        if !(m.constant_gib >= 0.0 && m.peak_gib >= m.constant_gib && m.peak_gib > 0.0) {
-            return Err(format!(
-                "workload {}: memory must satisfy 0 <= constant_gib <= peak_gib and peak_gib > 0, found {} and {}",
-                self.name, m.constant_gib, m.peak_gib
+        if m.peak_gib < m.constant_gib {
+            return Err(Invalid::new(
+                "memory.peak_gib",
+                format!(
+                    "workload {name}: memory.peak_gib must be at least constant_gib ({}), found {}",
+                    m.constant_gib, m.peak_gib
+                ),
             ));
         }
         if self.command.is_empty() {
-            return Err(format!(
-                "workload {}: command must name a program",
-                self.name
+            return Err(Invalid::new(
+                "command",
+                format!("workload {name}: command must name a program"),
             ));
         }
         let s = &self.sim;
-        if !(s.alpha > 0.0 && (0.0..=1.0).contains(&s.peak_at) && s.peak_at + s.peak_for <= 1.0) {
-            return Err(format!(
-                "workload {}: sim needs alpha > 0 and 0 <= peak_at <= peak_at + peak_for <= 1",
-                self.name
+        if s.peak_at + s.peak_for > 1.0 {
+            return Err(Invalid::new(
+                "sim.peak_for",
+                format!(
+                    "workload {name}: sim.peak_at + sim.peak_for must be at most 1 (the peak ends by the end of the run), found {} + {}",
+                    s.peak_at, s.peak_for
+                ),
             ));
         }
-        if self.timeout_s.is_some_and(|t| t <= 0.0) {
-            return Err(format!("workload {}: timeout_s must be above 0", self.name));
+        if let Some(t) = &self.timing {
+            crate::catalog::Catalog::builtin()
+                .gpu(&t.reference_gpu)
+                .map_err(|e| {
+                    Invalid::new(
+                        "timing.reference_gpu",
+                        format!("workload {name}: timing.reference_gpu: {e}"),
+                    )
+                })?;
         }
-        self.check_server()?;
-        if let Some(fail_at) = self.sim.fail_at {
-            if !(0.0..=1.0).contains(&fail_at) {
-                return Err(format!(
-                    "workload {}: sim.fail_at must be between 0 and 1",
-                    self.name
-                ));
-            }
-        }
-        Ok(())
+        self.check_server()
     }
 
     /// The rules for `server` workloads: a `[sim.server]` profile, and no server tables on a
     /// batch workload.
-    fn check_server(&self) -> Result<(), String> {
+    fn check_server(&self) -> Result<(), Invalid> {
         let name = &self.name;
         match (self.kind, &self.sim.server) {
             (WorkloadKind::Batch, _) if self.server.is_some() || self.sim.server.is_some() => {
-                return Err(format!(
-                    "workload {name}: [server] and [sim.server] are for kind = \"server\" only"
+                return Err(Invalid::new(
+                    "kind",
+                    format!(
+                        "workload {name}: [server] and [sim.server] are for kind = \"server\" only"
+                    ),
                 ))
             }
             (WorkloadKind::Server, None) => {
-                return Err(format!(
-                    "workload {name}: a server needs a [sim.server] profile (memory and token rates) for the simulator"
+                return Err(Invalid::new(
+                    "kind",
+                    format!(
+                        "workload {name}: a server needs a [sim.server] profile (memory and token rates) for the simulator"
+                    ),
                 ))
             }
             _ => {}
         }
         if let Some(spec) = &self.server {
-            let timeout_ok = spec.ready_timeout_s > 0.0 && spec.ready_timeout_s.is_finite();
-            if !timeout_ok || spec.ready_paths.iter().any(|p| !p.starts_with('/')) {
-                return Err(format!(
-                    "workload {name}: server.ready_timeout_s must be above 0 and every ready path must start with /"
+            if let Some(bad) = spec.ready_paths.iter().find(|p| !p.starts_with('/')) {
+                return Err(Invalid::new(
+                    "server.ready_paths",
+                    format!(
+                        "workload {name}: every ready path must start with /, found {}",
+                        crate::bounds::quote(bad)
+                    ),
                 ));
             }
         }
         if let Some(s) = &self.sim.server {
-            let rates = [
-                s.weights_gib,
-                s.kv_mib_per_token,
-                s.prefill_tokens_per_s,
-                s.decode_tokens_per_s,
-                s.batch_decode_tokens_per_s,
-            ];
-            if rates.iter().any(|v| !(*v > 0.0 && v.is_finite()))
-                || !(s.memory_fraction > 0.0 && s.memory_fraction <= 1.0)
-                || s.startup_s < 0.0
-                || s.max_num_seqs == 0
-                || s.max_batched_tokens == 0
-            {
-                return Err(format!(
-                    "workload {name}: sim.server needs weights_gib, kv_mib_per_token and the token rates above 0, memory_fraction in (0, 1], startup_s >= 0, max_num_seqs and max_batched_tokens >= 1"
-                ));
-            }
             crate::catalog::Catalog::builtin()
                 .gpu(&s.reference_gpu)
-                .map_err(|e| format!("workload {name}: sim.server.reference_gpu: {e}"))?;
+                .map_err(|e| {
+                    Invalid::new(
+                        "sim.server.reference_gpu",
+                        format!("workload {name}: sim.server.reference_gpu: {e}"),
+                    )
+                })?;
             s.fraction_in(&self.command)
-                .map_err(|e| format!("workload {name}: command: {e}"))?;
+                .map_err(|e| Invalid::new("command", format!("workload {name}: command: {e}")))?;
         }
         Ok(())
     }
@@ -400,12 +487,14 @@ mod tests {
         assert!(w
             .check()
             .unwrap_err()
+            .message
             .contains("are for kind = \"server\" only"));
         let mut w = find("qwen3-4b").unwrap().clone();
         w.sim.server = None;
         assert!(w
             .check()
             .unwrap_err()
+            .message
             .contains("needs a [sim.server] profile"));
     }
 }
