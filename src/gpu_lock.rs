@@ -130,10 +130,11 @@ impl GpuLock {
                 )));
             }
         }
+        // Absolute, so that `migbench restore` finds it from any directory.
         lock.write_holder(&Holder {
             pid: std::process::id(),
             started_at: crate::results::now_rfc3339(),
-            journal: journal.to_path_buf(),
+            journal: crate::journal::absolute(journal)?,
         })?;
         Ok(lock)
     }

@@ -25,9 +25,30 @@ pub struct GpuIdentity {
     pub model: String,
     pub uuid: String,
     pub index: u32,
-    /// The simulated GPU's state file, when it outlives the process.
+    /// The simulated GPU's state file, when it outlives the process. Recorded absolute (see
+    /// [`absolute`]), so that a restore from another directory finds the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_state: Option<PathBuf>,
+}
+
+/// `path` made absolute and canonical, so that what a journal or a lock records names the same
+/// file from any working directory: the file itself when it exists, else its directory joined
+/// with its name (a journal about to be created).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let canonical = path
+        .canonicalize()
+        .or_else(|e| match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                dir.canonicalize().map(|d| d.join(name))
+            }
+            _ => Err(e),
+        });
+    canonical.map_err(|e| Error::Harness(format!("cannot resolve {}: {e}", path.display())))
 }
 
 /// One line of the journal.
@@ -91,7 +112,10 @@ pub struct Journal {
 
 impl Journal {
     /// Starts a journal at `path` with the state `gpu` is found in.
-    pub fn create(path: &Path, gpu: GpuIdentity, state: GpuState) -> Result<Journal> {
+    pub fn create(path: &Path, mut gpu: GpuIdentity, state: GpuState) -> Result<Journal> {
+        if let Some(file) = &gpu.sim_state {
+            gpu.sim_state = Some(absolute(file)?);
+        }
         let file = OpenOptions::new()
             .create_new(true)
             .write(true)
@@ -113,11 +137,20 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Continues an existing journal (to restore from it).
-    fn append(path: &Path, next_seq: u64) -> Result<Journal> {
-        let file = OpenOptions::new().append(true).open(path).map_err(|e| {
+    /// Continues an existing journal (to restore from it), after its last whole line: the torn
+    /// bytes of a record a crash cut short (`torn`, never acted on) are dropped first, so that
+    /// the next record does not run onto them.
+    fn append(path: &Path, next_seq: u64, torn: usize) -> Result<Journal> {
+        let cannot = |e: std::io::Error| {
             Error::Harness(format!("cannot write the journal {}: {e}", path.display()))
-        })?;
+        };
+        let file = OpenOptions::new().append(true).open(path).map_err(cannot)?;
+        if torn > 0 {
+            let len = file.metadata().map_err(cannot)?.len();
+            file.set_len(len.saturating_sub(torn as u64))
+                .and_then(|()| file.sync_data())
+                .map_err(cannot)?;
+        }
         Ok(Journal {
             file: Some(file),
             path: Some(path.to_path_buf()),
@@ -140,13 +173,15 @@ impl Journal {
         self.path.as_deref()
     }
 
-    /// Appends one record and flushes it to disk before returning.
+    /// Appends one record and flushes it to disk before returning. The record and its newline
+    /// go in one write, so a crash leaves at most one unterminated line, which readers drop.
     fn write(&mut self, record: &Record) -> Result<()> {
         let Some(file) = &mut self.file else {
             return Ok(());
         };
-        let line = serde_json::to_string(record).expect("journal records serialize");
-        writeln!(file, "{line}")
+        let mut line = serde_json::to_string(record).expect("journal records serialize");
+        line.push('\n');
+        file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|e| Error::Harness(format!("cannot write the journal: {e}")))
     }
@@ -230,6 +265,9 @@ pub struct JournalFile {
     pub gpu: GpuIdentity,
     pub found: GpuState,
     pub records: Vec<Record>,
+    /// Bytes of an unterminated last line: a record a crash cut short while it was written.
+    /// It was never acted on (every change is journaled before it is made), so it is ignored.
+    pub torn: usize,
 }
 
 impl JournalFile {
@@ -237,15 +275,17 @@ impl JournalFile {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Input(format!("cannot read the journal {}: {e}", path.display()))
         })?;
+        // Every record ends with a newline, written with it in one call: bytes after the last
+        // newline are a record cut short.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        let torn = text.len() - whole;
         let mut records = Vec::new();
-        for (n, line) in text.lines().enumerate() {
+        for (n, line) in text[..whole].lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             match serde_json::from_str::<Record>(line) {
                 Ok(r) => records.push(r),
-                // A crash can cut the last line short; it was never acted on.
-                Err(_) if n + 1 == text.lines().count() => {}
                 Err(e) => {
                     return Err(Error::Input(format!(
                         "{}:{}: not a journal record: {e}",
@@ -266,6 +306,18 @@ impl JournalFile {
             gpu,
             found: state,
             records,
+            torn,
+        })
+    }
+
+    /// What to tell a person about a torn last line, if there is one.
+    pub fn torn_warning(&self) -> Option<String> {
+        (self.torn > 0).then(|| {
+            format!(
+                "{}: the last {} byte(s) are a record a crash cut short (never acted on); ignored",
+                self.path.display(),
+                self.torn
+            )
         })
     }
 
@@ -306,7 +358,7 @@ impl JournalFile {
     pub fn close_without_changes(path: &Path) -> Result<usize> {
         let journal = JournalFile::read(path)?;
         let outstanding = journal.outstanding();
-        let mut writer = Journal::append(path, journal.next_seq())?;
+        let mut writer = Journal::append(path, journal.next_seq(), journal.torn)?;
         for entry in &outstanding {
             writer.write(&Record::Undone {
                 at: now_rfc3339(),
@@ -346,7 +398,7 @@ pub fn restore(journal: &JournalFile, backend: &dyn Backend) -> Result<Restored>
     let mut undone = Vec::new();
     let mut first_error = None;
     if !journal.is_closed() {
-        let mut writer = Journal::append(&journal.path, journal.next_seq())?;
+        let mut writer = Journal::append(&journal.path, journal.next_seq(), journal.torn)?;
         for entry in journal.outstanding().iter().rev() {
             match writer.undo(backend, entry) {
                 Ok(()) => undone.push(entry.change.clone()),

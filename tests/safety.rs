@@ -527,3 +527,219 @@ fn restore_finishes_a_teardown_cut_short() {
     let again = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
     assert!(again.contains("already put back"), "{again}");
 }
+
+/// A run started in one directory with relative `--out` and `--sim-state`, killed with the GPU
+/// changed, is restored from another directory: the journal and the lock record absolute paths.
+/// (They recorded `out/...` and `gpu.json`, so a restore elsewhere made a fresh simulated GPU,
+/// "undid 7 change(s)" on it and closed the journal while the real state stayed changed.)
+#[test]
+fn restore_from_another_directory_acts_on_the_runs_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path().join("here");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    write_scenario(&here, LONG_MIG_MPS);
+    let state_dir = dir.path().join("state");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("migbench"))
+        .current_dir(&here)
+        .env("MIGBENCH_STATE_DIR", &state_dir)
+        .args([
+            "run",
+            "--sim",
+            "--quiet",
+            "--sim-state",
+            "gpu.json",
+            "--out",
+            "out",
+        ])
+        .arg("scenario.toml")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = here.join("out");
+    wait_for("the jobs", || count(&journal(&out), "done") >= 7);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = here.join("gpu.json");
+    assert!(!is_as_found(&state), "{}", saved(&state));
+    let found = &journal(&out)[0];
+    assert_eq!(
+        found["gpu"]["sim_state"],
+        state.canonicalize().unwrap().to_str().unwrap(),
+        "{found}"
+    );
+
+    let restored = stdout(migbench(&state_dir).current_dir(&elsewhere).arg("restore"));
+    assert!(restored.contains("undid 7 change(s)"), "{restored}");
+    assert!(
+        restored.contains("the GPU is as the run found it"),
+        "{restored}"
+    );
+    assert!(is_as_found(&state), "{}", saved(&state));
+    assert!(!elsewhere.join("gpu.json").exists());
+    assert_eq!(journal(&out).last().unwrap()["record"], "closed");
+}
+
+/// A journal whose simulated GPU is not there (its state file gone), or is another GPU, is
+/// refused with both named, and the journal stays open.
+#[test]
+fn restore_refuses_a_gpu_that_is_not_the_journals() {
+    use migbench::backend::sim::SimBackend;
+    use migbench::backend::{Backend, Change};
+    use migbench::catalog::Catalog;
+    use migbench::journal::{GpuIdentity, Journal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gpu.json");
+    let journal_path = dir.path().join("journal.jsonl");
+    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
+    let uuid = {
+        let gpu = SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap();
+        let identity = GpuIdentity {
+            backend: gpu.kind(),
+            model: "h100-80gb".into(),
+            uuid: gpu.info().uuid,
+            index: 0,
+            sim_state: Some(state.clone()),
+        };
+        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+        journal
+            .apply(&gpu, Change::SetMigMode { enabled: true })
+            .unwrap();
+        gpu.info().uuid
+    };
+    let text = std::fs::read_to_string(&journal_path).unwrap();
+    let state_dir = dir.path().join("state");
+    let restore = || {
+        migbench(&state_dir)
+            .arg("restore")
+            .arg(&journal_path)
+            .output()
+            .unwrap()
+    };
+
+    // Another simulated GPU in the state file.
+    let kept = std::fs::read(&state).unwrap();
+    std::fs::remove_file(&state).unwrap();
+    drop(SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap());
+    let other = saved(&state)["uuid"].as_str().unwrap().to_string();
+    assert_ne!(other, uuid);
+    let out = restore();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("the journal is about GPU {uuid}"))
+            && said.contains(&format!("is {other}; nothing was restored")),
+        "{said}"
+    );
+
+    // No state file at all: opening it would make a fresh GPU.
+    std::fs::remove_file(&state).unwrap();
+    let out = restore();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&uuid)
+            && said.contains(&format!("{}, which does not exist", state.display())),
+        "{said}"
+    );
+    assert!(!state.exists());
+    assert_eq!(std::fs::read_to_string(&journal_path).unwrap(), text);
+
+    // Its own GPU back: restored.
+    std::fs::write(&state, kept).unwrap();
+    let restored = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    assert!(restored.contains("undid 1 change(s)"), "{restored}");
+}
+
+/// A kill while a record is written leaves it unterminated. Cut at every byte of the last
+/// record, the journal still restores, the next record starts on a line of its own, and a second
+/// restore finds nothing to do. (The record and its newline were written by separate calls, and
+/// restore appended onto the torn bytes: the second restore then failed.)
+#[test]
+fn a_journal_cut_inside_its_last_record_still_restores() {
+    use migbench::backend::sim::SimBackend;
+    use migbench::backend::{Backend, Change};
+    use migbench::catalog::Catalog;
+    use migbench::journal::{self, GpuIdentity, Journal, JournalFile};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gpu.json");
+    let journal_path = dir.path().join("journal.jsonl");
+    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
+    let exe = PathBuf::from("/bin/false");
+    {
+        let gpu = SimBackend::start_saved(model, 1.0, exe.clone(), &state).unwrap();
+        let identity = GpuIdentity {
+            backend: gpu.kind(),
+            model: "h100-80gb".into(),
+            uuid: gpu.info().uuid,
+            index: 0,
+            sim_state: Some(state.clone()),
+        };
+        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+        for change in [
+            Change::SetMigMode { enabled: true },
+            Change::CreateGpuInstance {
+                profile_id: 9,
+                profile: "3g.40gb".into(),
+                start: 0,
+            },
+        ] {
+            journal.apply(&gpu, change).unwrap();
+        }
+    }
+    let full = std::fs::read(&journal_path).unwrap();
+    let changed = std::fs::read(&state).unwrap();
+    // The last record is the `done` of the GPU instance: the change was made.
+    let last = full[..full.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    assert!(String::from_utf8_lossy(&full[last..]).contains("\"done\""));
+    for cut in last + 1..full.len() {
+        std::fs::write(&journal_path, &full[..cut]).unwrap();
+        std::fs::write(&state, &changed).unwrap();
+        let read = JournalFile::read(&journal_path).unwrap();
+        assert_eq!(read.torn, cut - last, "cut at {cut}");
+        assert!(read.torn_warning().unwrap().contains("cut short"));
+        let gpu = SimBackend::start_saved(model, 1.0, exe.clone(), &state).unwrap();
+        let restored = journal::restore(&read, &gpu).unwrap();
+        assert!(restored.matches_found, "cut at {cut}: {:?}", restored.state);
+        assert_eq!(restored.undone.len(), 2, "cut at {cut}");
+        drop(gpu);
+        let text = std::fs::read_to_string(&journal_path).unwrap();
+        assert!(text.ends_with('\n'), "cut at {cut}");
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("cut at {cut}: {e}: {line}"));
+        }
+        let again = JournalFile::read(&journal_path).unwrap();
+        assert!(again.is_closed() && again.torn == 0, "cut at {cut}");
+    }
+    // Through the binary: a warning on stderr, then restored; twice is safe.
+    std::fs::write(&journal_path, &full[..full.len() - 5]).unwrap();
+    std::fs::write(&state, &changed).unwrap();
+    let state_dir = dir.path().join("state");
+    let out = migbench(&state_dir)
+        .arg("restore")
+        .arg(&journal_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("a record a crash cut short (never acted on); ignored"),
+        "{said}"
+    );
+    assert!(is_as_found(&state), "{}", saved(&state));
+    let again = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    assert!(again.contains("already put back"), "{again}");
+}

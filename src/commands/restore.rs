@@ -93,6 +93,9 @@ fn journal_path(given: &Path) -> PathBuf {
 
 fn restore_one(path: &Path) -> Result<String> {
     let journal = JournalFile::read(path)?;
+    if let Some(warning) = journal.torn_warning() {
+        eprintln!("migbench: warning: {warning}");
+    }
     let gpu = &journal.gpu;
     if journal.is_closed() {
         return Ok(format!(
@@ -106,10 +109,24 @@ fn restore_one(path: &Path) -> Result<String> {
             index: gpu.index,
             uuid: Some(gpu.uuid.clone()),
         },
-        (BackendKind::Sim, Some(file)) => Target::Sim {
-            time_scale: 1.0,
-            state_file: Some(file.clone()),
-        },
+        (BackendKind::Sim, Some(file)) => {
+            // Opening a state file that is not there would make a fresh simulated GPU, and
+            // "restore" that one while the one the run changed stays changed.
+            if !file.is_file() {
+                return Err(Error::Input(format!(
+                    "{}: the journal is about the simulated GPU {} saved in {}, which does not \
+                     exist (seen from {}); nothing was restored",
+                    path.display(),
+                    gpu.uuid,
+                    file.display(),
+                    std::env::current_dir().unwrap_or_default().display()
+                )));
+            }
+            Target::Sim {
+                time_scale: 1.0,
+                state_file: Some(file.clone()),
+            }
+        }
         // A simulated GPU without a state file ended with the process that simulated it.
         (BackendKind::Sim, None) => {
             let closed = JournalFile::close_without_changes(path)?;
@@ -123,6 +140,19 @@ fn restore_one(path: &Path) -> Result<String> {
     };
     let model = Catalog::builtin().gpu(&gpu.model)?;
     let backend = backend::open(model, &target)?;
+    let opened = backend.info().uuid;
+    if opened != gpu.uuid {
+        let place = match &gpu.sim_state {
+            Some(file) => format!(" (in {})", file.display()),
+            None => format!(" (index {})", gpu.index),
+        };
+        return Err(Error::Input(format!(
+            "{}: the journal is about GPU {}, but the GPU found{place} is {opened}; \
+             nothing was restored",
+            path.display(),
+            gpu.uuid
+        )));
+    }
     let mut out = stop_leftover_jobs(path)?;
     let restored = journal::restore(&journal, backend.as_ref())?;
     out.push_str(&format!(

@@ -95,7 +95,8 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `<out>/<scenario>-<UTC timestamp>` (with a suffix if that exists already).
+    /// Creates `<out>/<scenario>-<UTC timestamp>` (with a suffix if that exists already); its
+    /// path is absolute.
     pub fn create(out: &Path, scenario: &str) -> Result<RunDir> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
         let mut path = out.join(format!("{scenario}-{stamp}"));
@@ -105,6 +106,9 @@ impl RunDir {
             path = out.join(format!("{scenario}-{stamp}-{n}"));
         }
         std::fs::create_dir_all(path.join("logs")).map_err(|e| io_error(&path, e))?;
+        // Absolute, so that what the journal records (MPS directories, the journal's own path
+        // in the GPU lock) names the same place for a restore run from another directory.
+        let path = path.canonicalize().map_err(|e| io_error(&path, e))?;
         let events = OpenOptions::new()
             .create(true)
             .append(true)
