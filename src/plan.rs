@@ -8,6 +8,8 @@
 //! - **staggered**: starts are spread so that only one job peaks at a time, so the constant levels
 //!   plus the largest excess over a constant level must fit.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::catalog::GpuModel;
@@ -145,32 +147,75 @@ enum PerPool {
 }
 use PerPool::*;
 
-/// Whether `jobs` fit in a pool of `cap` GiB.
-fn fits_pool(jobs: &[&Workload], cap: f64, peaks: Peaks) -> bool {
-    let need = match peaks {
-        Together => jobs.iter().map(|w| w.memory.peak_gib).sum::<f64>(),
-        Staggered => {
-            jobs.iter().map(|w| w.memory.constant_gib).sum::<f64>()
-                + jobs.iter().map(|w| w.peak_excess_gib()).fold(0.0, f64::max)
-        }
-    };
-    // A thousandth of a GiB of slack absorbs rounding in the GiB figures of the tables.
-    need <= cap + 1e-3
+/// The memory a pool's jobs need, in the terms of both questions: the sum of their peaks, and
+/// the sum of their constant levels with the largest excess over one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Need {
+    peaks: f64,
+    constants: f64,
+    max_excess: f64,
 }
 
-/// The most copies of `mix` for which `fits` holds (fits is monotone in the number of copies).
+/// A thousandth of a GiB of slack absorbs rounding in the GiB figures of the tables.
+const SLACK_GIB: f64 = 1e-3;
+
+impl Need {
+    fn of(jobs: &[&Workload]) -> Need {
+        jobs.iter().fold(Need::default(), |need, w| need.with(w, 1))
+    }
+
+    /// With `k` more jobs of `w`.
+    fn with(self, w: &Workload, k: usize) -> Need {
+        if k == 0 {
+            return self;
+        }
+        Need {
+            peaks: self.peaks + k as f64 * w.memory.peak_gib,
+            constants: self.constants + k as f64 * w.memory.constant_gib,
+            max_excess: self.max_excess.max(w.peak_excess_gib()),
+        }
+    }
+
+    fn gib(&self, peaks: Peaks) -> f64 {
+        match peaks {
+            Together => self.peaks,
+            Staggered => self.constants + self.max_excess,
+        }
+    }
+}
+
+/// Whether `jobs` fit in a pool of `cap` GiB.
+fn fits_pool(jobs: &[&Workload], cap: f64, peaks: Peaks) -> bool {
+    Need::of(jobs).gib(peaks) <= cap + SLACK_GIB
+}
+
+/// The most copies of `mix` for which `fits` holds (fits is monotone in the number of copies),
+/// found by doubling then halving: `fits` last succeeds on the answer.
 fn max_copies<'w>(mix: &[&'w Workload], mut fits: impl FnMut(&[&'w Workload]) -> bool) -> usize {
     // Each copy needs memory, so a GPU can hold only so many; the bound keeps a zero-memory
     // workload from looping forever.
     const MAX: usize = 1024;
-    let mut jobs: Vec<&'w Workload> = Vec::new();
-    for copies in 1..=MAX {
-        jobs.extend(mix);
-        if !fits(&jobs) {
-            return copies - 1;
+    let mut try_copies = |copies: usize| fits(&mix.repeat(copies));
+    // Fits with `low` copies (0 always does), not with `high` (MAX + 1 never counts).
+    let (mut low, mut high) = (0, MAX + 1);
+    let mut step = 1;
+    while step < high {
+        if try_copies(step) {
+            low = step;
+            step *= 2;
+        } else {
+            high = step;
         }
     }
-    MAX
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if try_copies(mid) {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    low
 }
 
 /// The most copies any layout achieves, and the layouts achieving it, best first.
@@ -242,8 +287,12 @@ fn planned_layout(layout: &Layout, copies: usize, slots: Vec<Vec<&Workload>>) ->
 
 /// Places `jobs` into pools of the given capacities, or says it cannot be done.
 ///
-/// Jobs go largest first; each tries every pool (skipping pools identical to one already tried,
-/// which would only repeat the search). Exact, and fast at the sizes a GPU allows.
+/// Jobs go largest first; each tries every pool in turn (skipping pools identical to one already
+/// tried, which would only repeat the search), and the first placement found is the answer.
+/// Exact. Two things keep it polynomial without changing which placement is found first: a
+/// state (the jobs left, and the pools as a multiset of capacity and contents) that failed once
+/// is not searched again, however the jobs got there; and a state is abandoned as soon as some
+/// workload has more jobs left than the pools could still take of it alone.
 fn assign<'w>(
     jobs: &[&'w Workload],
     caps: &[f64],
@@ -252,41 +301,154 @@ fn assign<'w>(
 ) -> Option<Vec<Vec<&'w Workload>>> {
     let mut order: Vec<&Workload> = jobs.to_vec();
     order.sort_by(|a, b| b.memory.peak_gib.total_cmp(&a.memory.peak_gib));
-    let mut pools: Vec<Vec<&Workload>> = vec![Vec::new(); caps.len()];
+    let mut names: Vec<&str> = order.iter().map(|w| w.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut search = Search {
+        order,
+        names,
+        caps,
+        per_pool,
+        peaks,
+        pools: vec![Vec::new(); caps.len()],
+        failed: HashSet::new(),
+    };
+    search.place(0).then_some(search.pools)
+}
 
-    fn place<'w>(
-        order: &[&'w Workload],
-        caps: &[f64],
-        pools: &mut Vec<Vec<&'w Workload>>,
-        per_pool: PerPool,
-        peaks: Peaks,
-    ) -> bool {
-        let Some((&job, rest)) = order.split_first() else {
+/// The state of one [`assign`] search.
+struct Search<'w, 'c> {
+    /// The jobs, largest first.
+    order: Vec<&'w Workload>,
+    /// The distinct workload names, sorted: a job's kind is its name's index.
+    names: Vec<&'w str>,
+    caps: &'c [f64],
+    per_pool: PerPool,
+    peaks: Peaks,
+    pools: Vec<Vec<&'w Workload>>,
+    /// States known to have no placement: [`Search::key`].
+    failed: HashSet<(usize, Vec<(u64, Vec<u32>)>)>,
+}
+
+impl<'w> Search<'w, '_> {
+    fn kind(&self, w: &Workload) -> usize {
+        self.names
+            .binary_search(&w.name.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Places `order[next..]`; true (with `pools` holding the placement) when it can be done.
+    fn place(&mut self, next: usize) -> bool {
+        let Some(&job) = self.order.get(next) else {
             return true;
         };
+        if !self.could_take_the_rest(next) {
+            return false;
+        }
+        let key = self.key(next);
+        if self.failed.contains(&key) {
+            return false;
+        }
         let mut tried: Vec<(u64, Vec<&str>)> = Vec::new();
-        for p in 0..caps.len() {
-            if per_pool == OnePerInstance && !pools[p].is_empty() {
+        for p in 0..self.caps.len() {
+            if self.per_pool == OnePerInstance && !self.pools[p].is_empty() {
                 continue;
             }
-            let key = (
-                caps[p].to_bits(),
-                pools[p].iter().map(|w| w.name.as_str()).collect(),
+            let same = (
+                self.caps[p].to_bits(),
+                self.pools[p].iter().map(|w| w.name.as_str()).collect(),
             );
-            if tried.contains(&key) {
+            if tried.contains(&same) {
                 continue;
             }
-            tried.push(key);
-            pools[p].push(job);
-            if fits_pool(&pools[p], caps[p], peaks) && place(rest, caps, pools, per_pool, peaks) {
+            tried.push(same);
+            self.pools[p].push(job);
+            if fits_pool(&self.pools[p], self.caps[p], self.peaks) && self.place(next + 1) {
                 return true;
             }
-            pools[p].pop();
+            self.pools[p].pop();
         }
+        self.failed.insert(key);
         false
     }
 
-    place(&order, caps, &mut pools, per_pool, peaks).then_some(pools)
+    /// The jobs left and the pools, in a form equal for every state that differs only in which
+    /// of two identical pools holds what.
+    fn key(&self, next: usize) -> (usize, Vec<(u64, Vec<u32>)>) {
+        let mut pools: Vec<(u64, Vec<u32>)> = self
+            .pools
+            .iter()
+            .zip(self.caps)
+            .map(|(jobs, cap)| {
+                let mut counts = vec![0u32; self.names.len()];
+                for w in jobs {
+                    counts[self.kind(w)] += 1;
+                }
+                (cap.to_bits(), counts)
+            })
+            .collect();
+        pools.sort_unstable();
+        (next, pools)
+    }
+
+    /// Whether, for every workload, the pools as they are could still take as many more of its
+    /// jobs as are left, each workload alone: a bound no placement of the rest can beat.
+    fn could_take_the_rest(&self, next: usize) -> bool {
+        let mut left = vec![0usize; self.names.len()];
+        let mut example: Vec<Option<&Workload>> = vec![None; self.names.len()];
+        for w in &self.order[next..] {
+            left[self.kind(w)] += 1;
+            example[self.kind(w)] = Some(w);
+        }
+        if self.per_pool == OnePerInstance {
+            let empty = self.pools.iter().filter(|p| p.is_empty()).count();
+            if left.iter().sum::<usize>() > empty {
+                return false;
+            }
+        }
+        let held: Vec<Need> = self.pools.iter().map(|p| Need::of(p)).collect();
+        left.iter().zip(&example).all(|(&need, w)| {
+            let Some(w) = *w else { return true };
+            let mut room = 0;
+            for ((pool, held), &cap) in self.pools.iter().zip(&held).zip(self.caps) {
+                if self.per_pool == OnePerInstance && !pool.is_empty() {
+                    continue;
+                }
+                let most = if self.per_pool == OnePerInstance {
+                    1
+                } else {
+                    need
+                };
+                room += Self::room(*held, cap, w, most, self.peaks);
+                if room >= need {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
+    /// How many more jobs of `w` (at most `most`) a pool holding `held` of `cap` GiB could take.
+    /// Rounded up, never down: multiplying instead of adding one by one may round differently,
+    /// and a bound that came out short would cut off a placement.
+    fn room(held: Need, cap: f64, w: &Workload, most: usize, peaks: Peaks) -> usize {
+        let limit = cap + SLACK_GIB + 1e-9 * cap.abs().max(1.0);
+        let fits = |k: usize| held.with(w, k).gib(peaks) <= limit;
+        if fits(most) {
+            return most;
+        }
+        // fits(low) holds (the pool's jobs fitted as they were placed), fits(high) does not.
+        let (mut low, mut high) = (0, most);
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if fits(mid) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
 }
 
 /// Notes that explain an outcome a user might not expect.
@@ -384,5 +546,112 @@ fn headroom_text(headroom: f64) -> String {
         format!(" after {:.0}% headroom", headroom * 100.0)
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    /// The search as it was before states were remembered and bounded, given `budget` steps:
+    /// `None` when it runs out (it is exponential on large GPUs).
+    fn unbounded<'w>(
+        jobs: &[&'w Workload],
+        caps: &[f64],
+        per_pool: PerPool,
+        peaks: Peaks,
+        budget: &mut u32,
+    ) -> Option<Option<Vec<Vec<&'w Workload>>>> {
+        fn place<'w>(
+            order: &[&'w Workload],
+            caps: &[f64],
+            pools: &mut Vec<Vec<&'w Workload>>,
+            per_pool: PerPool,
+            peaks: Peaks,
+            budget: &mut u32,
+        ) -> Option<bool> {
+            *budget = budget.checked_sub(1)?;
+            let Some((&job, rest)) = order.split_first() else {
+                return Some(true);
+            };
+            let mut tried: Vec<(u64, Vec<&str>)> = Vec::new();
+            for p in 0..caps.len() {
+                if per_pool == OnePerInstance && !pools[p].is_empty() {
+                    continue;
+                }
+                let key = (
+                    caps[p].to_bits(),
+                    pools[p].iter().map(|w| w.name.as_str()).collect(),
+                );
+                if tried.contains(&key) {
+                    continue;
+                }
+                tried.push(key);
+                pools[p].push(job);
+                if fits_pool(&pools[p], caps[p], peaks)
+                    && place(rest, caps, pools, per_pool, peaks, budget)?
+                {
+                    return Some(true);
+                }
+                pools[p].pop();
+            }
+            Some(false)
+        }
+        let mut order: Vec<&Workload> = jobs.to_vec();
+        order.sort_by(|a, b| b.memory.peak_gib.total_cmp(&a.memory.peak_gib));
+        let mut pools = vec![Vec::new(); caps.len()];
+        let placed = place(&order, caps, &mut pools, per_pool, peaks, budget)?;
+        Some(placed.then_some(pools))
+    }
+
+    fn names(pools: &Option<Vec<Vec<&Workload>>>) -> Option<Vec<Vec<String>>> {
+        pools.as_ref().map(|p| {
+            p.iter()
+                .map(|jobs| jobs.iter().map(|w| w.name.clone()).collect())
+                .collect()
+        })
+    }
+
+    /// Wherever the old search finishes, the new one finds the same placement (or none).
+    #[test]
+    fn remembering_failed_states_finds_the_same_placements() {
+        let shipped = crate::workload::builtin();
+        let mut mixes: Vec<Vec<&Workload>> = shipped.iter().map(|w| vec![w]).collect();
+        mixes.push(vec![&shipped[0], &shipped[1]]);
+        mixes.push(vec![&shipped[0], &shipped[2]]);
+        let mut compared = 0;
+        for gpu in Catalog::builtin().gpus() {
+            for layout in layout::enumerate(gpu, &EnumerateOptions::default()) {
+                let caps: Vec<f64> = layout
+                    .instances
+                    .iter()
+                    .map(|i| i.profile.memory_gib)
+                    .collect();
+                for mix in &mixes {
+                    for (per_pool, peaks) in [
+                        (OnePerInstance, Together),
+                        (Shared, Together),
+                        (Shared, Staggered),
+                    ] {
+                        let mut jobs: Vec<&Workload> = Vec::new();
+                        loop {
+                            jobs.extend(mix);
+                            let new = assign(&jobs, &caps, per_pool, peaks);
+                            let mut budget = 20_000;
+                            if let Some(old) = unbounded(&jobs, &caps, per_pool, peaks, &mut budget)
+                            {
+                                assert_eq!(names(&new), names(&old), "{} {layout}", gpu.key);
+                                compared += 1;
+                            }
+                            if new.is_none() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 1000, "{compared}");
     }
 }
