@@ -1016,3 +1016,78 @@ fn serving_runs_of_one_scenario_are_pooled() {
         assert_eq!(row["completed"].as_u64(), Some(2 * completed));
     }
 }
+
+/// A run killed during its first variant has no tables yet, but its event log has every job that
+/// finished: the report keeps them (it used to say the run "stopped before its first variant").
+#[test]
+fn a_run_killed_in_its_first_variant_keeps_its_finished_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("killed.toml");
+    let workload = |name: &str, seconds: u32| {
+        format!(
+            "[workloads.{name}]\nname = \"{name}\"\ntitle = \"{name}\"\nkind = \"batch\"\nunit = \"video\"\ncommand = [\"x\"]\nmemory = {{ constant_gib = 5.0, peak_gib = 5.0, source = \"test\" }}\ntiming = {{ reference_gpu = \"h100-80gb\", full_gpu_s = {seconds}, source = \"test\" }}\nsim = {{ alpha = 0.7, peak_at = 0.5, peak_for = 0.1, source = \"test\" }}\n"
+        )
+    };
+    std::fs::write(
+        &scenario,
+        format!(
+            "[scenario]\nname = \"killed\"\n[gpu]\nmodel = \"h100-80gb\"\n{}{}[[variants]]\nname = \"both\"\nmode = \"mps\"\njobs = [{{ workload = \"short\", count = 2 }}, {{ workload = \"long\" }}]\n",
+            workload("short", 20),
+            workload("long", 500_000)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("migbench"))
+        .env("MIGBENCH_STATE_DIR", dir.path().join("state"))
+        .args(["run", "--sim", "--quiet", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = || std::fs::read_dir(&out).ok()?.next()?.ok().map(|e| e.path());
+    let ends = || {
+        run_dir()
+            .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
+            .map_or(0, |t| t.matches("\"job_end\"").count())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ends() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no job ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = run_dir().unwrap();
+    assert!(!run.join("jobs.parquet").exists());
+
+    let report_dir = dir.path().join("report");
+    let out = migbench()
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(&report_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("report.json")).unwrap()).unwrap();
+    let both = variant(&json, "both");
+    assert_eq!(both["jobs"], 2, "{both}");
+    assert_eq!(both["jobs_ok"], 2, "{both}");
+    assert!(
+        both["status"].as_str().unwrap().starts_with(
+            "interrupted: the run stopped during this variant; 2 finished job(s) recovered"
+        ),
+        "{both}"
+    );
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("stopped before"), "{said}");
+}

@@ -207,9 +207,11 @@ impl Results {
         for dir in find_run_dirs(paths)? {
             match read_manifest(&dir) {
                 Ok(manifest) => {
-                    if !dir.join("jobs.parquet").is_file() {
+                    if !dir.join("jobs.parquet").is_file()
+                        && !super::recover::has_finished_jobs(&dir)
+                    {
                         results.warnings.push(format!(
-                            "{}: no jobs.parquet (the run stopped before its first variant); left out",
+                            "{}: no jobs.parquet and no finished job in events.jsonl (the run stopped before its first job ended); left out",
                             dir.display()
                         ));
                         continue;
@@ -253,6 +255,18 @@ impl Results {
         let serving = scan(&results.runs, "serving", &serving_columns())?
             .filter(col("scope").eq(lit("variant")));
         results.serving = serving_rows(&collect(serving)?)?;
+        for (i, run) in results.runs.iter().enumerate() {
+            let n = super::recover::recover(i, run, &mut results.jobs, &mut results.variants);
+            if n > 0 {
+                results.warnings.push(format!(
+                    "{}: {n} finished job(s) of a variant the run did not finish are recovered from events.jsonl (no VRAM figures)",
+                    run.dir.display()
+                ));
+            }
+        }
+        // Recovered rows go with their run; within a run, the order written stays.
+        results.jobs.sort_by_key(|j| j.run);
+        results.variants.sort_by_key(|v| v.run);
         Ok(results)
     }
 

@@ -16,6 +16,7 @@ pub mod export;
 pub mod load;
 pub mod parallel;
 pub mod plots;
+pub mod recover;
 pub mod serving;
 pub mod stats;
 pub mod summary;
