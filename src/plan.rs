@@ -316,6 +316,10 @@ fn assign<'w>(
     search.place(0).then_some(search.pools)
 }
 
+/// A search state: the next job to place, and each pool's capacity (as bits) and how many jobs of
+/// each workload it holds, sorted.
+type StateKey = (usize, Vec<(u64, Vec<u32>)>);
+
 /// The state of one [`assign`] search.
 struct Search<'w, 'c> {
     /// The jobs, largest first.
@@ -327,7 +331,7 @@ struct Search<'w, 'c> {
     peaks: Peaks,
     pools: Vec<Vec<&'w Workload>>,
     /// States known to have no placement: [`Search::key`].
-    failed: HashSet<(usize, Vec<(u64, Vec<u32>)>)>,
+    failed: HashSet<StateKey>,
 }
 
 impl<'w> Search<'w, '_> {
@@ -374,7 +378,7 @@ impl<'w> Search<'w, '_> {
 
     /// The jobs left and the pools, in a form equal for every state that differs only in which
     /// of two identical pools holds what.
-    fn key(&self, next: usize) -> (usize, Vec<(u64, Vec<u32>)>) {
+    fn key(&self, next: usize) -> StateKey {
         let mut pools: Vec<(u64, Vec<u32>)> = self
             .pools
             .iter()

@@ -25,7 +25,7 @@ impl ScenarioError {
             file: file.to_path_buf(),
             line,
             column,
-            message: message.trim_end().to_string(),
+            message: shorten_quoted(message.trim_end()),
         }
     }
 
@@ -126,4 +126,50 @@ pub fn not_utf8(file: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ScenarioE
             e.valid_up_to()
         ),
     )
+}
+
+/// "not valid TOML here", naming the character at the start of `span`.
+pub fn unexpected(text: &str, span: Option<Range<usize>>) -> String {
+    let at = span.map_or(0, |s| s.start.min(text.len()));
+    match text.get(at..).and_then(|rest| rest.chars().next()) {
+        Some(c) if c.is_control() => format!(
+            "not valid TOML here: found the control character U+{:04X}; TOML allows none but tab \
+             outside strings, and none but tab in strings unless escaped",
+            c as u32
+        ),
+        Some(c) => format!(
+            "not valid TOML here: found {}",
+            crate::bounds::quote(&c.to_string())
+        ),
+        None => "not valid TOML: the file ends too soon".to_string(),
+    }
+}
+
+/// `message` with every value quoted in it (`"..."` or `` `...` ``, as serde and the TOML parser
+/// quote what they found) cut short when long: a megabyte-long value stays one readable line.
+fn shorten_quoted(message: &str) -> String {
+    const LONG: usize = 80;
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            rest = after;
+            break;
+        };
+        let inside = &after[..close];
+        if inside.len() > LONG {
+            out.push_str(&crate::bounds::short(inside));
+            out.push(quote);
+            out.push_str(&format!(" ({} bytes)", inside.len()));
+        } else {
+            out.push_str(inside);
+            out.push(quote);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -169,8 +169,14 @@ impl Scenario {
 
     /// Parses and checks scenario text; `path` is used in messages.
     pub fn parse(path: &Path, text: String) -> Result<Scenario, ScenarioError> {
-        let file: ScenarioFile = toml::from_str(&text)
-            .map_err(|e| ScenarioError::at(path, &text, e.span(), e.message().to_string()))?;
+        let file: ScenarioFile = toml::from_str(&text).map_err(|e| {
+            let message = match e.message().trim() {
+                // The TOML parser says nothing about some bytes (a NUL in a comment).
+                "" => location::unexpected(&text, e.span()),
+                m => m.to_string(),
+            };
+            ScenarioError::at(path, &text, e.span(), message)
+        })?;
         let err = |span: std::ops::Range<usize>, message: String| {
             ScenarioError::at(path, &text, Some(span), message)
         };
