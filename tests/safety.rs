@@ -7,6 +7,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use migbench::backend::sim::SimBackend;
+use migbench::backend::{Backend, Change};
+use migbench::journal::{self, GpuIdentity, Journal, JournalFile};
 
 fn migbench(state_dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("migbench").unwrap();
@@ -279,6 +282,29 @@ fn is_as_found(state: &Path) -> bool {
         && s["mps"].as_array().is_none_or(|a| a.is_empty())
 }
 
+/// A simulated H100 saved in `DIR/gpu.json` and a journal at `DIR/journal.jsonl` that found it
+/// as it is: for tests that make changes through the library at chosen steps.
+fn journaled_gpu(dir: &Path) -> (SimBackend, Journal, PathBuf, PathBuf) {
+    let state = dir.join("gpu.json");
+    let journal_path = dir.join("journal.jsonl");
+    let gpu = SimBackend::start_saved(h100(), 1.0, PathBuf::from("/bin/false"), &state).unwrap();
+    let identity = GpuIdentity {
+        backend: gpu.kind(),
+        model: "h100-80gb".into(),
+        uuid: gpu.info().uuid,
+        index: 0,
+        sim_state: Some(state.clone()),
+    };
+    let journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+    (gpu, journal, state, journal_path)
+}
+
+fn h100() -> &'static migbench::catalog::GpuModel {
+    migbench::catalog::Catalog::builtin()
+        .gpu("h100-80gb")
+        .unwrap()
+}
+
 #[test]
 fn restore_puts_the_gpu_back_after_a_kill_at_every_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,25 +475,9 @@ fn a_state_file_for_another_gpu_is_bad_input() {
 /// library, since a run's own teardown is too quick to be killed at a chosen step.
 #[test]
 fn restore_finishes_a_teardown_cut_short() {
-    use migbench::backend::sim::SimBackend;
-    use migbench::backend::{Backend, Change};
-    use migbench::catalog::Catalog;
-    use migbench::journal::{GpuIdentity, Journal};
-
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("gpu.json");
-    let journal_path = dir.path().join("journal.jsonl");
-    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
-    {
-        let gpu = SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap();
-        let identity = GpuIdentity {
-            backend: gpu.kind(),
-            model: "h100-80gb".into(),
-            uuid: gpu.info().uuid,
-            index: 0,
-            sim_state: Some(state.clone()),
-        };
-        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+    let (state, journal_path) = {
+        let (gpu, mut journal, state, journal_path) = journaled_gpu(dir.path());
         let changes = [
             Change::SetMigMode { enabled: true },
             Change::CreateGpuInstance {
@@ -512,7 +522,8 @@ fn restore_finishes_a_teardown_cut_short() {
         )
         .unwrap();
         assert_eq!(gpu.state().unwrap().instances, ["3g.40gb@0"]);
-    }
+        (state, journal_path)
+    };
     let state_dir = dir.path().join("state");
     let restored = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
     // Left to undo: seq 4 (found not in effect), 3, 2 and 1.
@@ -586,29 +597,13 @@ fn restore_from_another_directory_acts_on_the_runs_gpu() {
 /// refused with both named, and the journal stays open.
 #[test]
 fn restore_refuses_a_gpu_that_is_not_the_journals() {
-    use migbench::backend::sim::SimBackend;
-    use migbench::backend::{Backend, Change};
-    use migbench::catalog::Catalog;
-    use migbench::journal::{GpuIdentity, Journal};
-
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("gpu.json");
-    let journal_path = dir.path().join("journal.jsonl");
-    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
-    let uuid = {
-        let gpu = SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap();
-        let identity = GpuIdentity {
-            backend: gpu.kind(),
-            model: "h100-80gb".into(),
-            uuid: gpu.info().uuid,
-            index: 0,
-            sim_state: Some(state.clone()),
-        };
-        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+    let (state, journal_path, uuid) = {
+        let (gpu, mut journal, state, journal_path) = journaled_gpu(dir.path());
         journal
             .apply(&gpu, Change::SetMigMode { enabled: true })
             .unwrap();
-        gpu.info().uuid
+        (state, journal_path, gpu.info().uuid)
     };
     let text = std::fs::read_to_string(&journal_path).unwrap();
     let state_dir = dir.path().join("state");
@@ -623,7 +618,7 @@ fn restore_refuses_a_gpu_that_is_not_the_journals() {
     // Another simulated GPU in the state file.
     let kept = std::fs::read(&state).unwrap();
     std::fs::remove_file(&state).unwrap();
-    drop(SimBackend::start_saved(model, 1.0, PathBuf::from("/bin/false"), &state).unwrap());
+    drop(SimBackend::start_saved(h100(), 1.0, PathBuf::from("/bin/false"), &state).unwrap());
     let other = saved(&state)["uuid"].as_str().unwrap().to_string();
     assert_ne!(other, uuid);
     let out = restore();
@@ -660,26 +655,10 @@ fn restore_refuses_a_gpu_that_is_not_the_journals() {
 /// restore appended onto the torn bytes: the second restore then failed.)
 #[test]
 fn a_journal_cut_inside_its_last_record_still_restores() {
-    use migbench::backend::sim::SimBackend;
-    use migbench::backend::{Backend, Change};
-    use migbench::catalog::Catalog;
-    use migbench::journal::{self, GpuIdentity, Journal, JournalFile};
-
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("gpu.json");
-    let journal_path = dir.path().join("journal.jsonl");
-    let model = Catalog::builtin().gpu("h100-80gb").unwrap();
     let exe = PathBuf::from("/bin/false");
-    {
-        let gpu = SimBackend::start_saved(model, 1.0, exe.clone(), &state).unwrap();
-        let identity = GpuIdentity {
-            backend: gpu.kind(),
-            model: "h100-80gb".into(),
-            uuid: gpu.info().uuid,
-            index: 0,
-            sim_state: Some(state.clone()),
-        };
-        let mut journal = Journal::create(&journal_path, identity, gpu.state().unwrap()).unwrap();
+    let (state, journal_path) = {
+        let (gpu, mut journal, state, journal_path) = journaled_gpu(dir.path());
         for change in [
             Change::SetMigMode { enabled: true },
             Change::CreateGpuInstance {
@@ -690,7 +669,8 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
         ] {
             journal.apply(&gpu, change).unwrap();
         }
-    }
+        (state, journal_path)
+    };
     let full = std::fs::read(&journal_path).unwrap();
     let changed = std::fs::read(&state).unwrap();
     // The last record is the `done` of the GPU instance: the change was made.
@@ -706,7 +686,7 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
         let read = JournalFile::read(&journal_path).unwrap();
         assert_eq!(read.torn, cut - last, "cut at {cut}");
         assert!(read.torn_warning().unwrap().contains("cut short"));
-        let gpu = SimBackend::start_saved(model, 1.0, exe.clone(), &state).unwrap();
+        let gpu = SimBackend::start_saved(h100(), 1.0, exe.clone(), &state).unwrap();
         let restored = journal::restore(&read, &gpu).unwrap();
         assert!(restored.matches_found, "cut at {cut}: {:?}", restored.state);
         assert_eq!(restored.undone.len(), 2, "cut at {cut}");
