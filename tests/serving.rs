@@ -384,7 +384,7 @@ fn bad_serving_input_is_located_in_the_file() {
         "{HEAD}[load]\nrate = 0.0\nrequests = 3\n[[variants]]\nname = \"v\"\nmode = \"full\"\njobs = [{{ workload = \"qwen3-4b\" }}]\n"
     ));
     assert!(
-        err.contains("s.toml:5:1: load: rate must be above 0, found 0"),
+        err.contains("s.toml:6:8: rate must be a number above 0 and at most 1000000, found 0"),
         "{err}"
     );
     let err = validate(&format!(
