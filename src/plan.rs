@@ -207,9 +207,15 @@ fn max_copies<'w>(mix: &[&'w Workload], mut fits: impl FnMut(&[&'w Workload]) ->
             high = step;
         }
     }
+    largest(low, high, try_copies)
+}
+
+/// The largest `k` from `low` to below `high` for which `holds`, which is monotone: it holds for
+/// `low` and not for `high`. The last call that holds is the one for the answer.
+fn largest(mut low: usize, mut high: usize, mut holds: impl FnMut(usize) -> bool) -> usize {
     while high - low > 1 {
         let mid = low + (high - low) / 2;
-        if try_copies(mid) {
+        if holds(mid) {
             low = mid;
         } else {
             high = mid;
@@ -441,17 +447,8 @@ impl<'w> Search<'w, '_> {
         if fits(most) {
             return most;
         }
-        // fits(low) holds (the pool's jobs fitted as they were placed), fits(high) does not.
-        let (mut low, mut high) = (0, most);
-        while high - low > 1 {
-            let mid = low + (high - low) / 2;
-            if fits(mid) {
-                low = mid;
-            } else {
-                high = mid;
-            }
-        }
-        low
+        // fits(0) holds: the pool's jobs fitted as they were placed.
+        largest(0, most, fits)
     }
 }
 

@@ -339,16 +339,18 @@ impl Workload {
             ));
         }
         if let Some(t) = &self.timing {
-            crate::catalog::Catalog::builtin()
-                .gpu(&t.reference_gpu)
-                .map_err(|e| {
-                    Invalid::new(
-                        "timing.reference_gpu",
-                        format!("workload {name}: timing.reference_gpu: {e}"),
-                    )
-                })?;
+            self.known_gpu("timing.reference_gpu", &t.reference_gpu)?;
         }
         self.check_server()
+    }
+
+    /// A reference GPU (at `key`) must be in the catalog: the simulator scales by it, and every
+    /// job would fail at run time otherwise.
+    fn known_gpu(&self, key: &'static str, gpu: &str) -> Result<(), Invalid> {
+        crate::catalog::Catalog::builtin()
+            .gpu(gpu)
+            .map(|_| ())
+            .map_err(|e| Invalid::new(key, format!("workload {}: {key}: {e}", self.name)))
     }
 
     /// The rules for `server` workloads: a `[sim.server]` profile, and no server tables on a
@@ -386,14 +388,7 @@ impl Workload {
             }
         }
         if let Some(s) = &self.sim.server {
-            crate::catalog::Catalog::builtin()
-                .gpu(&s.reference_gpu)
-                .map_err(|e| {
-                    Invalid::new(
-                        "sim.server.reference_gpu",
-                        format!("workload {name}: sim.server.reference_gpu: {e}"),
-                    )
-                })?;
+            self.known_gpu("sim.server.reference_gpu", &s.reference_gpu)?;
             s.fraction_in(&self.command)
                 .map_err(|e| Invalid::new("command", format!("workload {name}: command: {e}")))?;
         }
