@@ -13,7 +13,7 @@ use migbench::sampler::peak_and_constant;
 
 fn sample_cost(c: &mut Criterion) {
     let gpu = Catalog::builtin().gpu("h100-80gb").unwrap();
-    let backend = SimBackend::start(gpu, 100.0, PathBuf::from("/bin/false")).unwrap();
+    let backend = SimBackend::start(gpu, None, PathBuf::from("/bin/false")).unwrap();
     c.bench_function("sim sample, whole GPU", |b| {
         b.iter(|| black_box(backend.sample().unwrap()))
     });

@@ -9,8 +9,9 @@
 #   NIGHTLY_HISTORY     the history directory (default: nightly)
 #   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
 #   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
-#   NIGHTLY_TIME_SCALE  simulated seconds per real second with sim (default: each scenario's own
-#                       time_scale, else migbench's 100)
+#
+# On the simulator, simulated time advances by events: a night's figures depend only on its
+# scenarios, so two nights of the same migbench agree exactly.
 #
 # History:
 #   $NIGHTLY_HISTORY/<UTC time>/runs/          the night's run directories
@@ -30,7 +31,6 @@ migbench="${MIGBENCH:-migbench}"
 history="${NIGHTLY_HISTORY:-nightly}"
 backend="${NIGHTLY_BACKEND:-sim}"
 threshold="${NIGHTLY_THRESHOLD:-5%}"
-time_scale="${NIGHTLY_TIME_SCALE:-}"
 
 fail() {
     printf 'nightly: %s\n' "$1" >&2
@@ -43,13 +43,7 @@ fi
 
 run_args=(run --quiet)
 case "$backend" in
-    sim)
-        run_args+=(--sim)
-        # Serving scenarios set a lower time scale of their own; only override it when asked.
-        if [ -n "$time_scale" ]; then
-            run_args+=(--time-scale "$time_scale")
-        fi
-        ;;
+    sim) run_args+=(--sim) ;;
     gpu) ;;
     *) fail "NIGHTLY_BACKEND must be sim or gpu, found '$backend'" ;;
 esac

@@ -114,11 +114,11 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, default_value = "results")]
     pub out: std::path::PathBuf,
-    /// Simulated seconds per real second (with --sim). Default: the scenario's `time_scale`,
-    /// else 100.
-    #[arg(long)]
-    pub time_scale: Option<f64>,
-    /// Real milliseconds between VRAM samples.
+    /// At most N simulated seconds per real second (with --sim), to watch the progress lines.
+    /// Default: as fast as events allow (simulated time advances by events, never by sleeping).
+    #[arg(long, requires = "sim", value_name = "N")]
+    pub pace: Option<f64>,
+    /// Milliseconds between VRAM samples, on the run's clock: simulated milliseconds with --sim.
     #[arg(long, default_value_t = 100)]
     pub sample_ms: u64,
     /// No progress bars.
@@ -205,9 +205,6 @@ pub struct SimServerArgs {
     pub job: u64,
     #[arg(long)]
     pub port: u16,
-    /// Simulated seconds per real second.
-    #[arg(long)]
-    pub time_scale: f64,
     /// Memory of the device the server runs on, GiB (vLLM's fraction is of this).
     #[arg(long)]
     pub device_gib: f64,

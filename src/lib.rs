@@ -12,6 +12,7 @@ pub mod backend;
 pub mod bounds;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod compare;
 pub mod error;

@@ -1,4 +1,7 @@
-//! The VRAM sampler: a thread that asks the backend for memory in use at a fixed interval.
+//! The VRAM sampler: asks the backend for memory in use at a fixed interval of the run's clock
+//! ([`crate::clock::Clock::every`]): every so many milliseconds of wall time on hardware (from a
+//! thread of its own), every so many simulated milliseconds on the simulator (at each instant
+//! after every actor has acted at it, so no peak between two events is missed).
 //!
 //! Per job it derives the **peak** (the largest sample) and the **constant** level: the level the
 //! job holds most of its run, defined as the most frequent value among its samples after rounding
@@ -10,12 +13,11 @@
 //! server whose engine runs in a child process is measured whole.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::backend::{Backend, SampleRow, Scope};
+use crate::clock::{lock, Every};
 use crate::procfs;
 
 /// Width of the bins in which the constant level is counted.
@@ -31,65 +33,67 @@ pub struct Sample {
 
 /// A running sampler; [`Sampler::stop`] returns what it collected.
 pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Sample>>,
-    latest: Arc<Mutex<HashMap<String, f64>>>,
+    backend: Arc<dyn Backend>,
+    t0: f64,
+    every: Every,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    samples: Vec<Sample>,
+    groups: ProcessGroups,
+    /// Each job's memory at the last sample, by the PID it was started as.
+    latest: HashMap<String, f64>,
+}
+
+impl State {
+    /// Takes one sample at `t` (seconds on the clock).
+    fn take(&mut self, backend: &dyn Backend, t: f64, t0: f64) {
+        let Ok(mut rows) = backend.sample() else {
+            return;
+        };
+        self.groups.fill(&mut rows);
+        self.latest.clear();
+        for r in rows.iter().filter(|r| r.scope == Scope::Process) {
+            *self.latest.entry(r.job_key()).or_default() += r.used_gib;
+        }
+        self.samples.push(Sample { t: t - t0, rows });
+    }
 }
 
 impl Sampler {
-    /// Samples `backend` every `interval` (real time); `t0` is the run's start on its clock.
+    /// Samples `backend` every `interval` on its clock, from now on; `t0` is the run's start.
     pub fn start(backend: Arc<dyn Backend>, interval: Duration, t0: f64) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let latest = Arc::new(Mutex::new(HashMap::new()));
-        let (stop_flag, latest_map) = (Arc::clone(&stop), Arc::clone(&latest));
-        let handle = std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            let mut groups = ProcessGroups::default();
-            let mut next = Instant::now();
-            loop {
-                // One last sample after stop is asked, so a job's final level is seen.
-                let stopping = stop_flag.load(Ordering::Relaxed);
-                if let Ok(mut rows) = backend.sample() {
-                    groups.fill(&mut rows);
-                    if let Ok(mut map) = latest_map.lock() {
-                        map.clear();
-                        for r in rows.iter().filter(|r| r.scope == Scope::Process) {
-                            *map.entry(r.job_key()).or_default() += r.used_gib;
-                        }
-                    }
-                    samples.push(Sample {
-                        t: backend.now() - t0,
-                        rows,
-                    });
-                }
-                if stopping {
-                    return samples;
-                }
-                // Fixed-rate schedule: a slow sample does not push every later one back.
-                next += interval;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
-            }
-        });
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tick_backend, tick_state) = (Arc::clone(&backend), Arc::clone(&state));
+        let every = backend.clock().every(
+            interval.as_secs_f64(),
+            Box::new(move |t| lock(&tick_state).take(tick_backend.as_ref(), t, t0)),
+        );
         Sampler {
-            stop,
-            handle,
-            latest,
+            backend,
+            t0,
+            every,
+            state,
         }
     }
 
     /// The most recent memory of a job (by the PID it was started as), for progress display.
     pub fn latest(&self, pid: u32) -> Option<f64> {
-        self.latest.lock().ok()?.get(&pid.to_string()).copied()
+        lock(&self.state).latest.get(&pid.to_string()).copied()
     }
 
+    /// Stops sampling, with one last sample now so that a job's final level is seen.
     pub fn stop(self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        self.every.stop();
+        let mut state = lock(&self.state);
+        let now = self.backend.now();
+        // Not twice at one instant: the last tick may have been now.
+        if state.samples.last().is_none_or(|s| s.t < now - self.t0) {
+            state.take(self.backend.as_ref(), now, self.t0);
+        }
+        std::mem::take(&mut state.samples)
     }
 }
 

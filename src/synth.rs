@@ -2,13 +2,9 @@
 //! its work has come, holds the memory its workload's profile says for that point of the run,
 //! and fails exactly as PyTorch does when an allocation does not fit.
 
-use std::time::Duration;
-
-use crate::backend::sim::protocol::{Connection, Reply, Request};
+use crate::backend::sim::protocol::{Connection, Reply, Request, Until};
 use crate::cli::SynthArgs;
 
-/// How often the job looks at its progress, in real time.
-const POLL: Duration = Duration::from_millis(5);
 /// Progress lines printed over a run, like a diffusion pipeline's denoising steps.
 const STEPS: u32 = 50;
 
@@ -23,27 +19,28 @@ pub fn run(args: &SynthArgs) -> i32 {
     }
 }
 
+/// Takes a turn at each point of the profile where something happens (a step line, the start
+/// and end of the peak, the crash, the end) and holds the memory the profile says there.
 fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
     let mut gpu = Connection::connect(&args.socket)?;
-    let mut ask = |request: Request| gpu.ask(&request);
-
-    if let Reply::Error { message } = ask(Request::Hello {
+    let mut fraction = match gpu.ask(&Request::Hello {
         job: args.job,
         pid: std::process::id(),
     })? {
-        eprintln!("migbench synth: {message}");
-        return Ok(2);
-    }
+        Reply::Turn { fraction, .. } => fraction,
+        Reply::Error { message } => {
+            eprintln!("migbench synth: {message}");
+            return Ok(2);
+        }
+        other => {
+            eprintln!("migbench synth: unexpected reply {other:?}");
+            return Ok(2);
+        }
+    };
+    let peak_end = args.peak_at + args.peak_for;
     let mut held = 0.0;
     let mut step = 0;
     loop {
-        let fraction = match ask(Request::Progress)? {
-            Reply::Progress { fraction } => fraction,
-            other => {
-                eprintln!("migbench synth: unexpected reply {other:?}");
-                return Ok(2);
-            }
-        };
         if args.fail_at.is_some_and(|f| fraction >= f) {
             eprintln!(
                 "RuntimeError: simulated crash at {:.0}% of the run (sim.fail_at)",
@@ -55,14 +52,14 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
             println!("job {}: done", args.job);
             return Ok(0);
         }
-        let peaking = fraction >= args.peak_at && fraction < args.peak_at + args.peak_for;
+        let peaking = fraction >= args.peak_at && fraction < peak_end;
         let want = if peaking {
             args.peak_gib
         } else {
             args.constant_gib
         };
         if want != held {
-            match ask(Request::Alloc { gib: want })? {
+            match gpu.ask(&Request::Alloc { gib: want })? {
                 Reply::Ok => held = want,
                 Reply::Oom {
                     requested_gib,
@@ -84,7 +81,19 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
             step = now_step;
             println!("step {step}/{STEPS}: {held:.2} GiB held");
         }
-        std::thread::sleep(POLL);
+        // The next point of the profile where something happens.
+        let next_step = f64::from(step + 1) / f64::from(STEPS);
+        let next = [
+            Some(args.peak_at),
+            Some(peak_end),
+            args.fail_at,
+            Some(next_step),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&f| f > fraction)
+        .fold(1.0_f64, f64::min);
+        fraction = gpu.wait(Until::Fraction { fraction: next }, 0)?.fraction;
     }
 }
 

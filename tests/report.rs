@@ -15,7 +15,7 @@ fn migbench() -> Command {
 
 /// Runs a shipped scenario fast on the simulator into `out`; returns the run directory.
 fn run_sim(scenario: &str, out: &Path) -> PathBuf {
-    run_scenario(scenario, out, &["--time-scale", "1000", "--sample-ms", "5"])
+    run_scenario(scenario, out, &["--sample-ms", "1000"])
 }
 
 /// Runs a shipped scenario on the simulator with `options` into `out`; returns the run directory.
@@ -670,9 +670,8 @@ fn compare_rejects_bad_input_with_status_2() {
         ));
 }
 
-/// The serving scenario, run once for every test that needs it, at its own time scale (its
-/// servers stream real tokens, too fast to speed up further): about 20 s. It is written below
-/// the target's directory for test files, replaced on every run of the tests.
+/// The serving scenario, run once for every test that needs it. It is written below the
+/// target's directory for test files, replaced on every run of the tests.
 fn qwen_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {

@@ -1,7 +1,7 @@
 //! `migbench run --sim` end to end: the orchestrator on the simulated GPU in every mode.
 //!
-//! Durations are simulated seconds; they carry a little jitter from process scheduling
-//! (a few milliseconds of real time, times the time scale), hence the tolerances.
+//! Durations are simulated seconds. Simulated time advances by events, so they are exact: the
+//! only tolerances left are the model's own (its `alpha` is rounded).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -13,18 +13,11 @@ fn migbench() -> Command {
     Command::cargo_bin("migbench").unwrap()
 }
 
-/// Runs `scenario` on the simulator and returns the run directory.
-fn run_sim(scenario: &Path, out: &Path, time_scale: u32) -> (PathBuf, Output) {
+/// Runs `scenario` on the simulator (a VRAM sample every simulated second) and returns the run
+/// directory.
+fn run_sim(scenario: &Path, out: &Path) -> (PathBuf, Output) {
     let output = migbench()
-        .args([
-            "run",
-            "--sim",
-            "--quiet",
-            "--sample-ms",
-            "5",
-            "--time-scale",
-        ])
-        .arg(time_scale.to_string())
+        .args(["run", "--sim", "--quiet", "--sample-ms", "1000"])
         .arg("--out")
         .arg(out)
         .arg(scenario)
@@ -92,7 +85,7 @@ fn near(actual: f64, expected: f64, tolerance: f64) -> bool {
 #[test]
 fn h100_three_ti2v_videos_follow_the_physics() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, output) = run_sim(Path::new("scenarios/h100-3x-ti2v.toml"), out.path(), 200);
+    let (dir, output) = run_sim(Path::new("scenarios/h100-3x-ti2v.toml"), out.path());
     assert!(
         output.status.success(),
         "{}",
@@ -111,7 +104,11 @@ fn h100_three_ti2v_videos_follow_the_physics() {
     // Whole GPU, one after another: 242 s each (T), peaks 33 GiB, holds 21 GiB.
     for j in variant("full-sequential") {
         assert_eq!(j.outcome, "ok");
-        assert!(near(j.end - j.start, 242.0, 0.08), "{}", j.end - j.start);
+        assert!(
+            (j.end - j.start - 242.0).abs() < 1e-6,
+            "{}",
+            j.end - j.start
+        );
         assert_eq!((j.peak, j.constant), (Some(33.0), Some(21.0)));
     }
     let full = variant("full-sequential");
@@ -150,7 +147,7 @@ fn h100_three_ti2v_videos_follow_the_physics() {
     let t0 = staggered[0].start;
     for (k, j) in staggered.iter().enumerate() {
         assert!(
-            (j.start - t0 - 60.0 * k as f64).abs() < 5.0,
+            (j.start - t0 - 60.0 * k as f64).abs() < 1e-9,
             "job {k} started at +{}",
             j.start - t0
         );
@@ -163,7 +160,8 @@ fn h100_three_ti2v_videos_follow_the_physics() {
         .iter()
         .all(|j| j.outcome == "ok" && j.uuid.starts_with("MIG-")));
     for j in &mig {
-        assert!(near(j.end - j.start, 410.0, 0.08), "{}", j.end - j.start);
+        // The model's own tolerance: alpha is rounded to three digits.
+        assert!(near(j.end - j.start, 410.0, 0.001), "{}", j.end - j.start);
     }
     assert_ne!(mig[0].uuid, mig[1].uuid);
     let third = &mig[2];
@@ -319,7 +317,7 @@ fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
     let file = dir.path().join("failures.toml");
     std::fs::write(&file, failures()).unwrap();
     let out = dir.path().join("results");
-    let (run, output) = run_sim(&file, &out, 200);
+    let (run, output) = run_sim(&file, &out);
     assert!(
         output.status.success(),
         "a failing workload is a result: {}",
@@ -330,7 +328,7 @@ fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
     assert_eq!((by(0).outcome.as_str(), by(0).exit), ("failed", Some(3)));
     assert_eq!(by(1).outcome, "timeout");
     assert!(
-        near(by(1).end - by(1).start, 150.0, 0.1),
+        (by(1).end - by(1).start - 150.0).abs() < 1e-9,
         "{}",
         by(1).end - by(1).start
     );
@@ -340,7 +338,7 @@ fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
 #[test]
 fn infeasible_variants_are_skipped_with_the_reason() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, output) = run_sim(Path::new("scenarios/h100-2x-s2v.toml"), out.path(), 400);
+    let (dir, output) = run_sim(Path::new("scenarios/h100-2x-s2v.toml"), out.path());
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -396,7 +394,7 @@ fn ctrl_c_tears_down_and_keeps_finished_jobs() {
     let out = dir.path().join("results");
     let exe = assert_cmd::cargo::cargo_bin("migbench");
     let child = std::process::Command::new(exe)
-        .args(["run", "--sim", "--quiet", "--time-scale", "100", "--out"])
+        .args(["run", "--sim", "--quiet", "--pace", "100", "--out"])
         .arg(&out)
         .arg(&file)
         .stdout(std::process::Stdio::null())
@@ -516,7 +514,7 @@ fn compute_sharing_follows_each_mode() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("modes.toml");
     std::fs::write(&file, modes()).unwrap();
-    let (run, output) = run_sim(&file, &dir.path().join("results"), 200);
+    let (run, output) = run_sim(&file, &dir.path().join("results"));
     assert!(
         output.status.success(),
         "{}",
@@ -533,7 +531,7 @@ fn compute_sharing_follows_each_mode() {
         let d = durations(v);
         assert_eq!(d.len(), n, "{v}: {d:?}");
         for x in d {
-            assert!(near(x, secs, 0.08), "{v}: {x} s, expected {secs:.1} s");
+            assert!(near(x, secs, 1e-9), "{v}: {x} s, expected {secs} s");
         }
     };
     // Time-slicing: each gets half the time on all SMs.

@@ -210,14 +210,7 @@ jobs = [{ workload = "long", count = 2 }]
 fn spawn_run(state_dir: &Path, state: &Path, scenario: &Path, out: &Path) -> Child {
     std::process::Command::new(assert_cmd::cargo::cargo_bin("migbench"))
         .env("MIGBENCH_STATE_DIR", state_dir)
-        .args([
-            "run",
-            "--sim",
-            "--quiet",
-            "--time-scale",
-            "100",
-            "--sim-state",
-        ])
+        .args(["run", "--sim", "--quiet", "--pace", "100", "--sim-state"])
         .arg(state)
         .arg("--out")
         .arg(out)
@@ -231,14 +224,7 @@ fn spawn_run(state_dir: &Path, state: &Path, scenario: &Path, out: &Path) -> Chi
 /// Runs a scenario to its end on the simulated GPU saved in `state`.
 fn run_saved(state_dir: &Path, state: &Path, out: &Path, scenario: &Path) -> std::process::Output {
     migbench(state_dir)
-        .args([
-            "run",
-            "--sim",
-            "--quiet",
-            "--time-scale",
-            "1000",
-            "--sim-state",
-        ])
+        .args(["run", "--sim", "--quiet", "--sim-state"])
         .arg(state)
         .arg("--out")
         .arg(out)
@@ -287,7 +273,7 @@ fn is_as_found(state: &Path) -> bool {
 fn journaled_gpu(dir: &Path) -> (SimBackend, Journal, PathBuf, PathBuf) {
     let state = dir.join("gpu.json");
     let journal_path = dir.join("journal.jsonl");
-    let gpu = SimBackend::start_saved(h100(), 1.0, PathBuf::from("/bin/false"), &state).unwrap();
+    let gpu = SimBackend::start_saved(h100(), None, PathBuf::from("/bin/false"), &state).unwrap();
     let identity = GpuIdentity {
         backend: gpu.kind(),
         model: "h100-80gb".into(),
@@ -411,18 +397,11 @@ jobs = [{ workload = "ti2v-5b" }]
     .unwrap();
     let run = |force: bool| {
         let mut cmd = migbench(&dir.path().join("state"));
-        cmd.args([
-            "run",
-            "--sim",
-            "--quiet",
-            "--time-scale",
-            "1000",
-            "--sim-state",
-        ])
-        .arg(&state)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .arg(&scenario);
+        cmd.args(["run", "--sim", "--quiet", "--sim-state"])
+            .arg(&state)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .arg(&scenario);
         if force {
             cmd.arg("--force");
         }
@@ -618,7 +597,7 @@ fn restore_refuses_a_gpu_that_is_not_the_journals() {
     // Another simulated GPU in the state file.
     let kept = std::fs::read(&state).unwrap();
     std::fs::remove_file(&state).unwrap();
-    drop(SimBackend::start_saved(h100(), 1.0, PathBuf::from("/bin/false"), &state).unwrap());
+    drop(SimBackend::start_saved(h100(), None, PathBuf::from("/bin/false"), &state).unwrap());
     let other = saved(&state)["uuid"].as_str().unwrap().to_string();
     assert_ne!(other, uuid);
     let out = restore();
@@ -686,7 +665,7 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
         let read = JournalFile::read(&journal_path).unwrap();
         assert_eq!(read.torn, cut - last, "cut at {cut}");
         assert!(read.torn_warning().unwrap().contains("cut short"));
-        let gpu = SimBackend::start_saved(h100(), 1.0, exe.clone(), &state).unwrap();
+        let gpu = SimBackend::start_saved(h100(), None, exe.clone(), &state).unwrap();
         let restored = journal::restore(&read, &gpu).unwrap();
         assert!(restored.matches_found, "cut at {cut}: {:?}", restored.state);
         assert_eq!(restored.undone.len(), 2, "cut at {cut}");

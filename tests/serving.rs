@@ -13,16 +13,12 @@ fn migbench() -> Command {
     Command::cargo_bin("migbench").unwrap()
 }
 
-/// Runs `scenario` on the simulator (at its own time scale unless `time_scale`) and returns the
-/// run directory and standard output.
-fn run_sim(scenario: &Path, out: &Path, time_scale: Option<&str>) -> (PathBuf, String) {
+/// Runs `scenario` on the simulator and returns the run directory and standard output.
+fn run_sim(scenario: &Path, out: &Path) -> (PathBuf, String) {
     let mut cmd = migbench();
     cmd.args(["run", "--sim", "--quiet", "--sample-ms", "20", "--out"])
         .arg(out)
         .arg(scenario);
-    if let Some(t) = time_scale {
-        cmd.args(["--time-scale", t]);
-    }
     let output = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
@@ -95,14 +91,13 @@ fn rows<'a>(df: &'a DataFrame, variant: &str, scope: &str) -> Vec<Row<'a>> {
 #[test]
 fn the_a100_qwen3_scenario_runs_and_its_tables_agree() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, stdout) = run_sim(Path::new("scenarios/a100-qwen3.toml"), out.path(), None);
+    let (dir, stdout) = run_sim(Path::new("scenarios/a100-qwen3.toml"), out.path());
     assert!(stdout.contains("TPOT p50 ms"), "{stdout}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(
-        manifest["time_scale"], 20.0,
-        "the scenario's own time scale"
-    );
+    // The scenario's old `time_scale` is ignored: simulated time advances by events.
+    assert_eq!(manifest["clock"], "simulated");
+    assert_eq!(manifest["pace"], serde_json::Value::Null);
 
     let serving = table(&dir, "serving");
     let requests = table(&dir, "requests");
@@ -312,7 +307,7 @@ jobs = [{{ workload = "greedy", args = ["--gpu-memory-utilization", "0.05"] }}]
     );
     let scenario = dir.path().join("failures.toml");
     std::fs::write(&scenario, text).unwrap();
-    let (run, stdout) = run_sim(&scenario, &dir.path().join("out"), None);
+    let (run, stdout) = run_sim(&scenario, &dir.path().join("out"));
 
     let jobs = table(&run, "jobs");
     let (variant, outcome, reason) = (

@@ -14,6 +14,7 @@ use super::{
     Backend, BackendKind, Change, Device, GpuInfo, GpuState, JobLaunch, JobRequest, SampleRow,
 };
 use crate::catalog::GpuModel;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// A backend that prints instead of changing anything.
@@ -23,6 +24,8 @@ pub struct DryRunBackend {
     gpu_uuid: String,
     ids: Mutex<MigIds>,
     lines: Mutex<Vec<String>>,
+    /// Nothing runs, so nothing waits on it.
+    clock: Clock,
 }
 
 impl DryRunBackend {
@@ -34,6 +37,7 @@ impl DryRunBackend {
             gpu_uuid: uuid.unwrap_or_else(|| format!("<UUID of GPU {index}>")),
             ids: Mutex::new(MigIds::default()),
             lines: Mutex::new(Vec::new()),
+            clock: Clock::wall(),
         }
     }
 
@@ -78,8 +82,8 @@ impl Backend for DryRunBackend {
         }
     }
 
-    fn now(&self) -> f64 {
-        0.0
+    fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     fn state(&self) -> Result<GpuState> {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::GpuModel;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::workload::Workload;
 
@@ -295,11 +296,12 @@ impl SampleRow {
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     fn info(&self) -> GpuInfo;
-    /// Seconds on the backend's clock: wall time on hardware, simulated time on the simulator.
-    fn now(&self) -> f64;
-    /// How many backend seconds pass per real second (1 on hardware).
-    fn time_scale(&self) -> f64 {
-        1.0
+    /// The run's clock: the monotonic wall clock on hardware, simulated time that advances by
+    /// events on the simulator ([`crate::clock`]).
+    fn clock(&self) -> Clock;
+    /// Seconds on the backend's clock.
+    fn now(&self) -> f64 {
+        self.clock().now()
     }
     /// The configuration now.
     fn state(&self) -> Result<GpuState>;
@@ -318,6 +320,11 @@ pub trait Backend: Send + Sync {
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch>;
     /// Memory in use now, per GPU, instance and process.
     fn sample(&self) -> Result<Vec<SampleRow>>;
+    /// The process of job `job` (a [`JobRequest::id`]) has ended; the orchestrator has yet to
+    /// see it. The simulator stops giving it turns.
+    fn process_exited(&self, _job: u64) {}
+    /// The orchestrator has seen job `job` end: whatever the backend tracked of it goes.
+    fn job_ended(&self, _job: u64) {}
 }
 
 /// Which GPU to drive.
@@ -325,7 +332,9 @@ pub trait Backend: Send + Sync {
 pub enum Target {
     /// The simulator, its configuration kept in `state_file` when given.
     Sim {
-        time_scale: f64,
+        /// At most this many simulated seconds per real second; as fast as events allow if
+        /// `None`.
+        pace: Option<f64>,
         state_file: Option<PathBuf>,
     },
     /// A real GPU, by index or UUID.
@@ -335,18 +344,13 @@ pub enum Target {
 /// Opens the backend for a GPU of `model`.
 pub fn open(model: &'static GpuModel, target: &Target) -> Result<Arc<dyn Backend>> {
     match target {
-        Target::Sim {
-            time_scale,
-            state_file,
-        } => {
+        Target::Sim { pace, state_file } => {
             // Simulated jobs are this same binary, run as `migbench synth`.
             let exe = std::env::current_exe()
                 .map_err(|e| Error::Harness(format!("cannot find the migbench binary: {e}")))?;
             Ok(match state_file {
-                Some(file) => {
-                    Arc::new(sim::SimBackend::start_saved(model, *time_scale, exe, file)?)
-                }
-                None => Arc::new(sim::SimBackend::start(model, *time_scale, exe)?),
+                Some(file) => Arc::new(sim::SimBackend::start_saved(model, *pace, exe, file)?),
+                None => Arc::new(sim::SimBackend::start(model, *pace, exe)?),
             })
         }
         Target::Nvml { index, uuid } => Ok(Arc::new(nvml::NvmlBackend::open(

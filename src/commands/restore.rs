@@ -123,7 +123,7 @@ fn restore_one(path: &Path) -> Result<String> {
                 )));
             }
             Target::Sim {
-                time_scale: 1.0,
+                pace: None,
                 state_file: Some(file.clone()),
             }
         }

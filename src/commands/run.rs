@@ -14,27 +14,24 @@ use crate::orchestrator::{self, RunOptions};
 use crate::output;
 use crate::scenario::Scenario;
 
-/// Simulated seconds per real second when neither `--time-scale` nor the scenario says.
-const DEFAULT_TIME_SCALE: f64 = 100.0;
+/// The longest sampling interval: an hour, in milliseconds.
+const MAX_SAMPLE_MS: u64 = 3_600_000;
 
 pub fn run(args: &RunArgs) -> Result<String> {
     let scenario = Scenario::load(&args.file).map_err(|e| Error::Input(e.to_string()))?;
-    let time_scale = args
-        .time_scale
-        .or(scenario
-            .file
-            .scenario
-            .time_scale
-            .as_ref()
-            .map(|t| *t.get_ref()))
-        .unwrap_or(DEFAULT_TIME_SCALE);
-    if time_scale.is_nan() || time_scale <= 0.0 {
-        return Err(Error::Input(format!(
-            "--time-scale must be above 0, found {time_scale}"
-        )));
+    if let Some(pace) = args.pace {
+        if !(pace.is_finite() && pace > 0.0) {
+            return Err(Error::Input(format!(
+                "--pace {pace}: the pace is simulated seconds per real second, a finite number \
+                 above 0 (or leave --pace out: as fast as events allow)"
+            )));
+        }
     }
-    if args.sample_ms == 0 {
-        return Err(Error::Input("--sample-ms must be at least 1".into()));
+    if !(1..=MAX_SAMPLE_MS).contains(&args.sample_ms) {
+        return Err(Error::Input(format!(
+            "--sample-ms {}: the sampling interval is 1 to {MAX_SAMPLE_MS} milliseconds",
+            args.sample_ms
+        )));
     }
     let gpu = &scenario.file.gpu;
     if args.dry_run {
@@ -44,7 +41,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     }
     let target = if args.sim {
         Target::Sim {
-            time_scale,
+            pace: args.pace,
             state_file: args.sim_state.clone(),
         }
     } else {
@@ -64,6 +61,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let options = RunOptions {
         out_dir: args.out.clone(),
         sample_interval: Duration::from_millis(args.sample_ms),
+        pace: args.pace,
         progress: !args.quiet && std::io::stderr().is_terminal(),
         command: std::env::args().collect(),
         force: args.force,

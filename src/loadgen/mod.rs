@@ -4,9 +4,12 @@
 //! definitions and JSON keys of `vllm bench serve` so that the two can be compared.
 //!
 //! Several servers are driven at once, each with its own [`LoadSpec`] and its own seeded arrival
-//! stream. Times are measured on the wall clock and reported on the backend's clock through a
-//! [`Clock`]: on the simulator one real second is `time_scale` simulated seconds, so every
-//! figure, like every other figure of a simulated run, is in simulated seconds.
+//! stream, each by an [`Actor`] on the run's [`Clock`]. Against a real server times are measured
+//! on the monotonic clock. Against the simulated server, arrivals are scheduled in simulated
+//! time, each request holds the clock until the server has taken it in, and TTFT, ITL, TPOT and
+//! latency are read from the simulated instants the server stamps on its events; the end of
+//! each stream holds the clock until it is read, so that a closed loop sends its next request
+//! at the instant the last one ended. Every figure of a simulated run is in simulated seconds.
 
 mod arrivals;
 mod client;
@@ -17,13 +20,11 @@ pub mod spec;
 pub mod sse;
 pub mod stats;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use arrivals::Arrivals;
@@ -31,46 +32,11 @@ pub use metrics::ServingMetrics;
 pub use prompts::{PromptFile, Prompts};
 pub use spec::{Endpoint, LoadSpec, Slo};
 
-/// Longest real wait before a stopped target is noticed.
-const STOP_CHECK: Duration = Duration::from_millis(50);
+use crate::clock::{lock, Actor, Clock, Wake};
 
-/// Backend seconds read off the wall clock: `time_scale` backend seconds pass per real second.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    origin: Instant,
-    at_origin: f64,
-    scale: f64,
-}
-
-impl Clock {
-    /// A clock that reads `now` backend seconds at this moment.
-    pub fn new(now: f64, time_scale: f64) -> Clock {
-        Clock {
-            origin: Instant::now(),
-            at_origin: now,
-            scale: time_scale,
-        }
-    }
-
-    /// Wall-clock seconds from now on.
-    pub fn wall() -> Clock {
-        Clock::new(0.0, 1.0)
-    }
-
-    pub fn now(&self) -> f64 {
-        self.at_origin + self.span(self.origin.elapsed())
-    }
-
-    /// A real duration in backend seconds.
-    pub fn span(&self, real: Duration) -> f64 {
-        real.as_secs_f64() * self.scale
-    }
-
-    /// Backend seconds as a real duration.
-    pub fn real(&self, seconds: f64) -> Duration {
-        Duration::from_secs_f64((seconds / self.scale).max(0.0))
-    }
-}
+/// Longest wall-clock wait before a stopped target is noticed (on the simulator, stopping a
+/// target pokes it).
+const STOP_CHECK_S: f64 = 0.05;
 
 /// One server to drive.
 #[derive(Debug, Clone)]
@@ -84,8 +50,12 @@ pub struct Target {
     pub prompts: Option<PromptFile>,
     /// Seeds this server's arrivals and lengths.
     pub seed: u64,
-    /// Raised when the server is gone (or the run stops): no more requests are sent to it.
+    /// Raised when the server is gone (or the run stops): no more requests are sent to it, and
+    /// those in flight are given up.
     pub stop: Arc<AtomicBool>,
+    /// The simulated server's job, which holds the clock for the stream ends it sends (0 for a
+    /// real server).
+    pub hold_owner: u64,
 }
 
 /// Where a request's token counts come from.
@@ -129,6 +99,22 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// A request that failed with `error` before anything of it was seen.
+    pub fn failed(index: u32, warmup: bool, sent_s: f64, error: &str) -> RequestRecord {
+        RequestRecord {
+            index,
+            warmup,
+            sent_s,
+            ttft_s: None,
+            itls_s: Vec::new(),
+            latency_s: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            tokens_from: TokenCount::Chunks,
+            error: Some(error.to_string()),
+        }
+    }
+
     pub fn completed(&self) -> bool {
         self.error.is_none()
     }
@@ -161,41 +147,125 @@ impl TargetResult {
     }
 }
 
-/// Drives every target at once and returns their results in the same order. Request failures
-/// are recorded, never returned as errors.
-pub async fn drive(targets: &[Target], clock: Clock) -> Vec<TargetResult> {
+/// What is called with every target's result, by the last target to finish, in its turn.
+pub type OnDone = Box<dyn FnOnce(Vec<TargetResult>) + Send>;
+
+/// Drives every target at once, each by its actor on `clock` (created by the caller, in its
+/// turn, so that their order is the caller's), and returns their results in the same order.
+/// Times are seconds on `clock` after `origin`. The last target to finish calls `on_done` in its
+/// turn. Request failures are recorded, never returned as errors.
+pub async fn drive(
+    targets: &[Target],
+    actors: &[Actor],
+    clock: &Clock,
+    origin: f64,
+    on_done: Option<OnDone>,
+) -> Vec<TargetResult> {
     // Proxies from the environment must not catch requests to servers on this machine.
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("a client without TLS builds");
-    let mut tasks = JoinSet::new();
-    for (i, target) in targets.iter().enumerate() {
-        let (client, target) = (client.clone(), target.clone());
-        tasks.spawn(async move { (i, drive_one(&client, &target, clock).await) });
+    let round = Arc::new(Round {
+        remaining: AtomicUsize::new(targets.len()),
+        results: Mutex::new(vec![None; targets.len()]),
+        on_done: Mutex::new(on_done),
+    });
+    let mut tasks = Vec::new();
+    for (i, (target, actor)) in targets.iter().zip(actors).enumerate() {
+        let (client, round) = (client.clone(), Arc::clone(&round));
+        tasks.push(async move {
+            let result = drive_one(&client, target, actor, clock, origin).await;
+            round.finished(i, result);
+            // No turn is wanted any more (a late poke must not give one): the caller drops it.
+            actor.release(Wake::Away);
+        });
     }
-    let mut results: Vec<Option<TargetResult>> = vec![None; targets.len()];
-    while let Some(done) = tasks.join_next().await {
-        let (i, result) = done.expect("a load task does not panic");
-        results[i] = Some(result);
-    }
+    futures_join_all(tasks).await;
+    let results = std::mem::take(&mut *lock(&round.results));
     results
         .into_iter()
         .map(|r| r.expect("every target ran"))
         .collect()
 }
 
-/// [`drive`] on a runtime of its own, for callers that are not async.
+/// The targets of one [`drive`], finishing.
+struct Round {
+    remaining: AtomicUsize,
+    results: Mutex<Vec<Option<TargetResult>>>,
+    on_done: Mutex<Option<OnDone>>,
+}
+
+impl Round {
+    fn finished(&self, i: usize, result: TargetResult) {
+        lock(&self.results)[i] = Some(result);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(done) = lock(&self.on_done).take() {
+                let all = lock(&self.results).iter().flatten().cloned().collect();
+                done(all);
+            }
+        }
+    }
+}
+
+/// Runs futures that borrow from the caller concurrently on the current task.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futures.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// [`drive`] on a runtime of its own, for callers that are not async. With `actors` `None`, each
+/// target gets a new actor on `clock` (on the simulator, the caller makes them in its turn).
 pub fn drive_blocking(targets: &[Target], clock: Clock) -> std::io::Result<Vec<TargetResult>> {
+    let actors: Vec<Actor> = targets
+        .iter()
+        .map(|t| clock.actor(&format!("load on {}", t.base_url)))
+        .collect();
+    drive_blocking_with(targets, actors, &clock, clock.now(), None)
+}
+
+/// [`drive`] on a runtime of its own.
+pub fn drive_blocking_with(
+    targets: &[Target],
+    actors: Vec<Actor>,
+    clock: &Clock,
+    origin: f64,
+    on_done: Option<OnDone>,
+) -> std::io::Result<Vec<TargetResult>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(drive(targets, clock)))
+    let results = runtime.block_on(drive(targets, &actors, clock, origin, on_done));
+    drop(actors);
+    Ok(results)
+}
+
+/// Requests of one target in flight, and those done.
+#[derive(Default)]
+struct Board {
+    /// Index and send time of each request in flight.
+    in_flight: Vec<(u32, f64)>,
+    done: Vec<RequestRecord>,
 }
 
 /// The load on one server: its warm-ups one at a time, then the measured requests at their
 /// arrival times, at most `max_concurrency` in flight.
-async fn drive_one(client: &reqwest::Client, target: &Target, clock: Clock) -> TargetResult {
+async fn drive_one(
+    client: &reqwest::Client,
+    target: &Target,
+    actor: &Actor,
+    clock: &Clock,
+    origin: f64,
+) -> TargetResult {
+    actor.turn_async().await;
     let spec = &target.spec;
     let mut rng = StdRng::seed_from_u64(target.seed);
     let mut prompts = Prompts::new(
@@ -211,67 +281,123 @@ async fn drive_one(client: &reqwest::Client, target: &Target, clock: Clock) -> T
         model: target.model.clone(),
         prompt: prompts::Prompt::default(),
         ignore_eos: spec.ignore_eos,
-        timeout: clock.real(spec.timeout_s),
-        clock,
+        timeout_s: spec.timeout_s,
+        clock: clock.clone(),
+        hold_owner: target.hold_owner,
+        origin,
+        sent_s: 0.0,
         index: 0,
         warmup: false,
     };
-    let call = |prompt, index, warmup| client::Call {
-        prompt,
-        index,
-        warmup,
-        ..template.clone()
-    };
+    let board = Arc::new(Mutex::new(Board::default()));
+    let mut tasks = JoinSet::new();
     let stopped = || target.stop.load(Ordering::Relaxed);
-    let mut records = Vec::new();
+    let now = || clock.now();
+    // Sends one request from this turn: the clock holds until the server has it.
+    let send = |prompt, index, warmup, tasks: &mut JoinSet<()>| {
+        let call = client::Call {
+            prompt,
+            index,
+            warmup,
+            sent_s: clock.now(),
+            ..template.clone()
+        };
+        let hold = clock.hold();
+        let (board, poker, clock) = (Arc::clone(&board), actor.poker(), clock.clone());
+        let owner = call.hold_owner;
+        lock(&board).in_flight.push((index, call.sent_s - origin));
+        tasks.spawn(async move {
+            let (record, end_read) = client::send(call, hold).await;
+            let mut b = lock(&board);
+            // A request given up when the server ended is already recorded.
+            if let Some(at) = b.in_flight.iter().position(|&(i, _)| i == record.index) {
+                b.in_flight.remove(at);
+                b.done.push(record);
+            }
+            drop(b);
+            // The target acts on the end at its instant: poked before the clock may move on.
+            poker.poke();
+            if end_read {
+                clock.unhold(owner);
+            }
+        });
+    };
+    let in_flight = || lock(&board).in_flight.len();
     for index in 0..spec.warmup_requests {
         if stopped() {
             break;
         }
-        records.push(client::send(call(prompts.next(&mut rng), index, true)).await);
+        send(prompts.next(&mut rng), index, true, &mut tasks);
+        while in_flight() > 0 && !stopped() {
+            actor.sleep_async(stop_check(clock, Wake::Never)).await;
+        }
     }
 
     let arrivals = Arrivals::new(spec.rate, spec.burstiness);
-    let limit = spec
-        .max_concurrency
-        .map(|n| Arc::new(Semaphore::new(n as usize)));
-    let start = Instant::now();
-    let start_s = clock.now();
-    let deadline = spec.duration_s.map(|d| start + clock.real(d));
-    let mut next_at = start;
-    let mut in_flight = JoinSet::new();
+    let start_s = now();
+    let deadline = spec.duration_s.map(|d| start_s + d);
+    let mut next_at = start_s;
     let mut index = spec.warmup_requests;
     let mut sent = 0;
-    while spec.requests.is_none_or(|n| sent < n) && !stopped() {
-        // Short naps rather than one long sleep, so that a stop is seen soon.
-        while Instant::now() < next_at && !stopped() {
-            tokio::time::sleep((next_at - Instant::now()).min(STOP_CHECK)).await;
+    'sending: while spec.requests.is_none_or(|n| sent < n) {
+        // The next arrival, and (a closed loop) a free place.
+        loop {
+            let t = now();
+            if stopped() || deadline.is_some_and(|d| t >= d) {
+                break 'sending;
+            }
+            let wake = if t < next_at {
+                Wake::At(deadline.map_or(next_at, |d| d.min(next_at)))
+            } else if spec
+                .max_concurrency
+                .is_some_and(|n| in_flight() >= n as usize)
+            {
+                Wake::Never
+            } else {
+                break;
+            };
+            actor.sleep_async(stop_check(clock, wake)).await;
         }
-        // A closed loop: with a concurrency limit, the next request waits for a free place.
-        let permit = match &limit {
-            Some(l) => Some(Arc::clone(l).acquire_owned().await.expect("never closed")),
-            None => None,
-        };
-        if deadline.is_some_and(|d| Instant::now() >= d) || stopped() {
-            break;
-        }
-        let request = call(prompts.next(&mut rng), index, false);
-        in_flight.spawn(async move {
-            let record = client::send(request).await;
-            drop(permit);
-            record
-        });
+        send(prompts.next(&mut rng), index, false, &mut tasks);
         index += 1;
         sent += 1;
-        next_at += clock.real(arrivals.next_gap(&mut rng));
+        next_at += arrivals.next_gap(&mut rng);
     }
-    while let Some(record) = in_flight.join_next().await {
-        records.push(record.expect("a request task does not panic"));
+    while in_flight() > 0 && !stopped() {
+        actor.sleep_async(stop_check(clock, Wake::Never)).await;
     }
+    let end_s = now() - origin;
+    // A stopped target's server is gone: what is still in flight has failed, now.
+    let mut b = lock(&board);
+    for (index, sent_s) in std::mem::take(&mut b.in_flight) {
+        b.done.push(RequestRecord::failed(
+            index,
+            index < spec.warmup_requests,
+            sent_s,
+            "the server ended while the request was in flight",
+        ));
+    }
+    let mut records = std::mem::take(&mut b.done);
+    drop(b);
+    // The tasks of given-up requests end when their streams break; nothing waits for them.
+    tasks.detach_all();
     records.sort_by_key(|r| r.index);
     TargetResult {
-        start_s,
-        end_s: clock.now(),
+        start_s: start_s - origin,
+        end_s,
         records,
+    }
+}
+
+/// On the wall clock, a wait is cut short now and then to notice a stop; on the simulator a
+/// stop pokes the target.
+fn stop_check(clock: &Clock, wake: Wake) -> Wake {
+    if clock.simulated() {
+        return wake;
+    }
+    let soon = clock.now() + STOP_CHECK_S;
+    match wake {
+        Wake::At(t) => Wake::At(t.min(soon)),
+        _ => Wake::At(soon),
     }
 }

@@ -7,13 +7,15 @@ use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
 use super::VariantRun;
-use crate::backend::{Device, JobRequest};
+use crate::backend::{Backend, Device, JobRequest};
+use crate::clock::{Poker, Wake};
 use crate::error::Result;
 use crate::layout::Layout;
 use crate::mode::SharingMode;
@@ -27,8 +29,9 @@ use crate::workload::Workload;
 
 /// How long a job may take to exit after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
-/// How often the orchestrator looks at its jobs.
-const TICK: Duration = Duration::from_millis(2);
+/// On the wall clock, the longest the orchestrator waits before it looks again (a Ctrl-C is
+/// noticed within it); the progress lines are redrawn as often.
+const WALL_LOOK_S: f64 = 0.1;
 
 /// One job of a variant, before it runs.
 #[derive(Debug, Clone)]
@@ -70,7 +73,6 @@ pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<Planned
 /// The `requests` and `serving` rows of a variant repetition whose jobs (`records`) ran.
 pub fn serving_rows(
     ctx: &VariantRun,
-    run_dir: &std::path::Path,
     planned: &[PlannedJob],
     records: &[JobRecord],
     served: &ServingRun,
@@ -88,7 +90,7 @@ pub fn serving_rows(
         backend: ctx.backend.kind().as_str(),
         price_per_hour: ctx.scenario.file.gpu.price_per_hour,
     };
-    record::rows(&info, run_dir, &servers, records, served)
+    record::rows(&info, &servers, records, served)
 }
 
 /// Memory each slot offers: `(label, GiB)`; a GI's memory is shared by its compute instances.
@@ -146,11 +148,18 @@ pub fn infeasible(
 /// A job whose process is running.
 struct Running {
     job: usize,
+    /// Its ID on the backend.
+    id: u64,
+    /// Set once the orchestrator has reaped it: its exit watcher then has nothing to say.
+    reaped: Arc<AtomicBool>,
     child: Child,
     pid: u32,
     device: Device,
     slot: usize,
+    /// Seconds after the run started.
     start: f64,
+    /// The same instant as the clock read it.
+    started_at: f64,
     log: PathBuf,
     bar: ProgressBar,
     timed_out: bool,
@@ -173,7 +182,7 @@ static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 impl<'a, 'v> Runner<'a, 'v> {
     pub fn new(ctx: &'a VariantRun<'v>, run: &'a mut RunDir) -> Result<Self> {
         let servers = Servers::new(
-            std::sync::Arc::clone(&ctx.backend),
+            ctx.actor,
             ctx.t0,
             ctx.scenario.load_for(ctx.variant),
             super::scenario_dir(ctx.scenario),
@@ -213,10 +222,15 @@ impl<'a, 'v> Runner<'a, 'v> {
             })
             .collect();
 
-        let variant_start = self.now();
+        // Instants are compared on the clock as it reads, never after arithmetic that could round
+        // them: a wake at a job's start must find it due.
+        let clock = self.ctx.backend.clock();
+        let variant_start = clock.now();
+        let due = |job: &PlannedJob| variant_start + job.earliest;
         let mut pending: VecDeque<usize> = (0..planned.len()).collect();
         let mut running: Vec<Running> = Vec::new();
-        let mut last_draw = Instant::now();
+        let mut last_draw: Option<Instant> = None;
+        let wall = !self.ctx.backend.clock().simulated();
         loop {
             if self.ctx.stop.load(Ordering::Relaxed) {
                 for r in running.drain(..) {
@@ -233,13 +247,14 @@ impl<'a, 'v> Runner<'a, 'v> {
                 break;
             }
             // Reap finished jobs and enforce timeouts.
+            let now = clock.now();
             let mut still = Vec::with_capacity(running.len());
             for mut r in running.drain(..) {
                 let exited = matches!(r.child.try_wait(), Ok(Some(_)));
-                let deadline = planned[r.job].timeout.map(|t| r.start + t);
+                let deadline = planned[r.job].timeout.map(|t| r.started_at + t);
                 if exited {
                     self.finish(r, planned, None);
-                } else if deadline.is_some_and(|d| self.now() > d) {
+                } else if deadline.is_some_and(|d| now >= d) {
                     r.timed_out = true;
                     self.finish(r, planned, None);
                 } else {
@@ -262,11 +277,11 @@ impl<'a, 'v> Runner<'a, 'v> {
                 }
             }
             // Start the jobs whose time has come and that have a place to run.
-            let elapsed = self.now() - variant_start;
+            let now = clock.now();
             let mut waiting = VecDeque::new();
             while let Some(k) = pending.pop_front() {
                 let job = &planned[k];
-                let slot = if job.earliest > elapsed {
+                let slot = if due(job) > now {
                     None
                 } else if let Some(s) = spread[k] {
                     Some(s)
@@ -288,8 +303,8 @@ impl<'a, 'v> Runner<'a, 'v> {
             if pending.is_empty() && running.is_empty() {
                 break;
             }
-            if last_draw.elapsed() >= Duration::from_millis(100) {
-                last_draw = Instant::now();
+            if last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                last_draw = Some(Instant::now());
                 for r in &running {
                     let vram = sampler
                         .latest(r.pid)
@@ -299,7 +314,26 @@ impl<'a, 'v> Runner<'a, 'v> {
                     r.bar.tick();
                 }
             }
-            std::thread::sleep(TICK);
+            // Sleep until the next start or timeout; a job's end, a server's event and a
+            // Ctrl-C poke the orchestrator before that.
+            let now = clock.now();
+            let next_start = pending
+                .iter()
+                .map(|&k| due(&planned[k]))
+                .filter(|&t| t > now);
+            let next_timeout = running
+                .iter()
+                .filter_map(|r| planned[r.job].timeout.map(|t| r.started_at + t));
+            let mut next = next_start.chain(next_timeout).fold(f64::INFINITY, f64::min);
+            if wall {
+                next = next.min(now + WALL_LOOK_S);
+            }
+            let wake = if next.is_finite() {
+                Wake::At(next)
+            } else {
+                Wake::Never
+            };
+            self.ctx.actor.sleep(wake);
         }
         self.done.sort_by(|a, b| {
             a.start
@@ -307,7 +341,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                 .total_cmp(&b.start.unwrap_or(f64::MAX))
                 .then(a.job.cmp(&b.job))
         });
-        Ok((self.done, self.servers.finish()))
+        Ok((self.done, self.servers.finish(self.ctx.actor)))
     }
 
     /// Starts job `k` on `device`; records a job that cannot even start as failed.
@@ -321,7 +355,8 @@ impl<'a, 'v> Runner<'a, 'v> {
         let ctx = self.ctx;
         let id = NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed);
         let log = self.run.job_log(ctx.name(), ctx.repetition, job.index)?;
-        let start = self.now();
+        let started_at = ctx.backend.now();
+        let start = started_at - ctx.t0;
         let spawned = ctx
             .backend
             .launch(&JobRequest {
@@ -331,7 +366,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             })
             .and_then(|mut launch| {
                 self.servers
-                    .prepare(k, job.index, &job.workload, &mut launch)?;
+                    .prepare(k, job.index, id, &job.workload, &mut launch)?;
                 let out = File::create(&log).map_err(|e| {
                     crate::error::Error::Harness(format!("cannot create {}: {e}", log.display()))
                 })?;
@@ -360,6 +395,14 @@ impl<'a, 'v> Runner<'a, 'v> {
         match spawned {
             Ok((child, argv)) => {
                 let pid = child.id();
+                let reaped = Arc::new(AtomicBool::new(false));
+                watch_exit(
+                    pid,
+                    id,
+                    Arc::clone(&ctx.backend),
+                    ctx.actor.poker(),
+                    Arc::clone(&reaped),
+                );
                 self.servers.started(k);
                 self.run.event(
                     start,
@@ -379,11 +422,14 @@ impl<'a, 'v> Runner<'a, 'v> {
                 ));
                 Ok(Some(Running {
                     job: k,
+                    id,
+                    reaped,
                     child,
                     pid,
                     device: device.clone(),
                     slot,
                     start,
+                    started_at,
                     log,
                     bar,
                     timed_out: false,
@@ -391,6 +437,8 @@ impl<'a, 'v> Runner<'a, 'v> {
                 }))
             }
             Err(e) => {
+                // Whatever the backend set up for the job goes with it.
+                ctx.backend.job_ended(id);
                 let mut record = ctx.record(job, Outcome::Failed, Some(e.to_string()));
                 record.start = Some(start);
                 record.end = Some(start);
@@ -411,6 +459,10 @@ impl<'a, 'v> Runner<'a, 'v> {
             Ok(Some(status)) => Some(status),
             _ => kill_group(&mut r.child),
         };
+        r.reaped.store(true, Ordering::Relaxed);
+        // Seen to end: the backend forgets it before anything else happens, so that a teardown
+        // right after never finds it still running.
+        self.ctx.backend.job_ended(r.id);
         let end = self.now();
         let job = &planned[r.job];
         let exit_code = status.map(|s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
@@ -456,6 +508,33 @@ impl<'a, 'v> Runner<'a, 'v> {
         self.ctx.progress.job_done(&r.bar);
         self.done.push(record);
     }
+}
+
+/// Watches process `pid` (job `id`) end without reaping it: the orchestrator is poked, then the
+/// backend told, so that the run acts on the end at the instant it happened.
+fn watch_exit(
+    pid: u32,
+    id: u64,
+    backend: Arc<dyn Backend>,
+    orchestrator: Poker,
+    reaped: Arc<AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        // SAFETY: waitid with WNOWAIT only waits; the child stays for `Child::try_wait` to reap.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            );
+        }
+        if !reaped.load(Ordering::Relaxed) {
+            orchestrator.poke();
+            backend.process_exited(id);
+        }
+    });
 }
 
 fn allowed_slots(job: &PlannedJob, slots: usize) -> Vec<usize> {

@@ -18,6 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::dry_run::DryRunBackend;
 use crate::backend::{Backend, Scope};
+use crate::clock::Actor;
 use crate::error::{Error, Result};
 use crate::gpu_lock::GpuLock;
 use crate::journal::{GpuIdentity, Journal};
@@ -33,8 +34,10 @@ use crate::scenario::{Scenario, Variant};
 pub struct RunOptions {
     /// Run directories go below this.
     pub out_dir: PathBuf,
-    /// Real time between VRAM samples.
+    /// Time between VRAM samples, on the run's clock (simulated time on the simulator).
     pub sample_interval: Duration,
+    /// With the simulator: at most this many simulated seconds per real second.
+    pub pace: Option<f64>,
     /// Draw progress bars on stderr (only when it is a terminal).
     pub progress: bool,
     /// The command line, for the manifest.
@@ -68,6 +71,38 @@ pub fn run(
     options: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<RunReport> {
+    // The orchestrator acts in turns on the run's clock, like every other actor of the run.
+    let actor = backend.clock().actor("orchestrator");
+    actor.turn();
+    // A Ctrl-C or SIGTERM raises `stop`; the orchestrator, maybe waiting for an instant far
+    // ahead, is poked to see it.
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let poker = actor.poker();
+        let finished = &finished;
+        scope.spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) {
+                    poker.poke();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let report = run_as(&actor, scenario, backend, options, stop);
+        finished.store(true, Ordering::Relaxed);
+        report
+    })
+}
+
+fn run_as(
+    actor: &Actor,
+    scenario: &Scenario,
+    backend: Arc<dyn Backend>,
+    options: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<RunReport> {
+    let clock = backend.clock();
     let info = backend.info();
     let found = backend.state()?;
     if !options.force {
@@ -111,7 +146,13 @@ pub fn run(
         migbench_version: env!("CARGO_PKG_VERSION").to_string(),
         backend: backend.kind().as_str().to_string(),
         simulated: backend.kind() == crate::backend::BackendKind::Sim,
-        time_scale: backend.time_scale(),
+        clock: if clock.simulated() {
+            "simulated"
+        } else {
+            "monotonic"
+        }
+        .into(),
+        pace: options.pace.filter(|_| clock.simulated()),
         gpu_model: info.model.clone(),
         gpu_name: info.name.clone(),
         gpu_uuid: info.uuid.clone(),
@@ -151,6 +192,7 @@ pub fn run(
                 options,
                 stop,
                 progress: &progress,
+                actor,
             };
             let result = ctx.run(&mut run, &mut journal, &mut records);
             records.write(&run.path)?;
@@ -272,6 +314,8 @@ struct VariantRun<'a> {
     options: &'a RunOptions,
     stop: &'a AtomicBool,
     progress: &'a Progress,
+    /// The orchestrator, on the run's clock.
+    actor: &'a Actor,
 }
 
 impl VariantRun<'_> {
@@ -370,7 +414,7 @@ impl VariantRun<'_> {
         let first = records.jobs.len();
         records.jobs.extend(finished);
         let (requests, serving) =
-            jobs::serving_rows(self, &run.path, &planned, &records.jobs[first..], &served);
+            jobs::serving_rows(self, &planned, &records.jobs[first..], &served);
         records.requests.extend(requests);
         records.serving.extend(serving);
         for s in &samples {

@@ -74,7 +74,10 @@ pub struct Manifest {
     pub backend: String,
     /// True when the numbers come from the simulator, not from a GPU.
     pub simulated: bool,
-    pub time_scale: f64,
+    /// `simulated` (time that advances by events) or `monotonic` (the wall clock).
+    pub clock: String,
+    /// With `--pace`: at most this many simulated seconds passed per real second.
+    pub pace: Option<f64>,
     pub gpu_model: String,
     pub gpu_name: String,
     pub gpu_uuid: String,

@@ -1,64 +1,84 @@
 //! Waiting for a server to be ready: each readiness path in turn must answer 200 (vLLM's
-//! `/health`, then `/v1/models`), within a timeout.
+//! `/health`, then `/v1/models`), within a timeout. The checker is an actor on the run's clock:
+//! on the simulator it polls at simulated instants, so a server is found ready at the same
+//! simulated moment in every run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Real time between two polls.
-const POLL: Duration = Duration::from_millis(20);
+use crate::clock::{Actor, Wake};
+
+/// Seconds (on the run's clock) between two polls: real ones on hardware, simulated ones on
+/// the simulator (where a poll costs a connection attempt, not a wait).
+const POLL_S: f64 = 0.02;
+const SIM_POLL_S: f64 = 0.1;
+/// Longest real wait for one answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Polls `paths` of `base_url` in turn until each answers 200. Returns the first model that
 /// `/v1/models` lists, if it was polled; an error says why the server is not ready after
-/// `timeout` (real time) or once `cancel` is raised.
+/// `timeout_s` seconds on `actor`'s clock, or once `cancel` is raised (the checker is poked
+/// then). Returns in `actor`'s turn.
 pub fn wait_ready(
     base_url: &str,
     paths: &[String],
-    timeout: Duration,
+    timeout_s: f64,
     cancel: &AtomicBool,
+    actor: &Actor,
 ) -> Result<Option<String>, String> {
+    let start = actor.turn();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + timeout;
-        let mut model = None;
-        for path in paths {
-            let url = format!("{base_url}{path}");
-            let mut last = String::from("no answer yet");
-            loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(format!("stopped while waiting for {path}: {last}"));
-                }
-                if Instant::now() >= deadline {
-                    return Err(format!("{path} did not answer 200 in time: {last}"));
-                }
-                match client.get(&url).timeout(POLL * 10).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        let text = response.text().await.unwrap_or_default();
-                        if path == "/v1/models" {
-                            model = first_model(&text);
-                        }
-                        break;
-                    }
-                    Ok(response) => last = format!("HTTP {}", response.status()),
-                    Err(e) => {
-                        last = if e.is_connect() {
-                            "connection refused".into()
-                        } else {
-                            e.to_string()
-                        }
-                    }
-                }
-                tokio::time::sleep(POLL).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let poll = if actor.clock().simulated() {
+        SIM_POLL_S
+    } else {
+        POLL_S
+    };
+    let deadline = start + timeout_s;
+    let mut model = None;
+    for path in paths {
+        let url = format!("{base_url}{path}");
+        let mut last = String::from("no answer yet");
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(format!("stopped while waiting for {path}: {last}"));
             }
+            let now = actor.clock().now();
+            if now >= deadline {
+                return Err(format!("{path} did not answer 200 in time: {last}"));
+            }
+            let answer = runtime.block_on(async {
+                let response = client.get(&url).timeout(ANSWER_TIMEOUT).send().await?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                Ok::<_, reqwest::Error>((status, text))
+            });
+            match answer {
+                Ok((status, text)) if status.is_success() => {
+                    if path == "/v1/models" {
+                        model = first_model(&text);
+                    }
+                    break;
+                }
+                Ok((status, _)) => last = format!("HTTP {status}"),
+                Err(e) => {
+                    last = if e.is_connect() {
+                        "connection refused".into()
+                    } else {
+                        e.to_string()
+                    }
+                }
+            }
+            actor.sleep(Wake::At((now + poll).min(deadline)));
         }
-        Ok(model)
-    })
+    }
+    Ok(model)
 }
 
 /// The `id` of the first model in a `/v1/models` answer.
@@ -86,12 +106,14 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let started = Instant::now();
+        let started = std::time::Instant::now();
+        let clock = crate::clock::Clock::wall();
         let err = wait_ready(
             &format!("http://127.0.0.1:{port}"),
             &["/health".into()],
-            Duration::from_millis(150),
+            0.15,
             &AtomicBool::new(false),
+            &clock.actor("test"),
         )
         .unwrap_err();
         assert!(

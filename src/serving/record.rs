@@ -20,7 +20,6 @@ pub struct VariantInfo<'a> {
 /// the positions of the variant's server jobs; `jobs` their records.
 pub fn rows(
     info: &VariantInfo,
-    run_dir: &std::path::Path,
     server_jobs: &[usize],
     jobs: &[JobRecord],
     run: &ServingRun,
@@ -46,10 +45,6 @@ pub fn rows(
         row.model = served.first().map(|s| s.model.clone());
         row.instance = instance(record);
         row.server_outcome = record.map(|j| j.outcome.clone());
-        row.note = record
-            .and_then(|j| j.log.as_ref())
-            .and_then(|log| worst_lag(&run_dir.join(log)))
-            .map(|lag| format!("fell behind the simulated clock by up to {lag:.2} s"));
         serving.push(row);
         for s in &served {
             requests.extend(s.result.records.iter().map(|r| RequestRow {
@@ -85,11 +80,6 @@ pub fn rows(
         .map(|s| s.job)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    let lags: Vec<f64> = server_jobs
-        .iter()
-        .filter_map(|&job| record_of(job)?.log.as_ref())
-        .filter_map(|log| worst_lag(&run_dir.join(log)))
-        .collect();
     let mut row = base_row(
         info,
         &load,
@@ -99,14 +89,6 @@ pub fn rows(
         servers,
         run.rounds.len(),
     );
-    row.note = (!lags.is_empty()).then(|| {
-        format!(
-            "{} of {} servers fell behind the simulated clock (by up to {:.2} s): the machine was too busy for this --time-scale; latency percentiles may be stretched, a lower --time-scale helps",
-            lags.len(),
-            server_jobs.len(),
-            lags.iter().copied().fold(0.0, f64::max)
-        )
-    });
     row.cost_per_million_output_tokens = info
         .price_per_hour
         .filter(|_| row.metrics.total_output_tokens > 0)
@@ -169,42 +151,9 @@ fn covered(mut spans: Vec<(f64, f64)>) -> f64 {
     total + current.map_or(0.0, |(s, e)| e - s)
 }
 
-/// How far, in simulated seconds, the simulated server fell behind the simulated clock at worst,
-/// from its log (each warning it writes is at least twice the one before).
-fn worst_lag(log: &std::path::Path) -> Option<f64> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|l| l.strip_prefix(super::sim_server::LAG_WARNING))
-        .filter_map(|rest| {
-            rest.trim_start()
-                .strip_prefix("by ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .fold(None, |worst: Option<f64>, lag| {
-            Some(worst.map_or(lag, |w| w.max(lag)))
-        })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{covered, worst_lag};
-    use crate::serving::sim_server::LAG_WARNING;
-
-    #[test]
-    fn the_worst_lag_is_read_from_the_servers_warnings() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("j.log");
-        let text = format!(
-            "INFO Uvicorn running\n{LAG_WARNING} by 0.30 s: this machine is too slow\n{LAG_WARNING} by 1.52 s: this machine\n"
-        );
-        std::fs::write(&log, text).unwrap();
-        assert_eq!(worst_lag(&log), Some(1.52));
-        std::fs::write(&log, "INFO Available KV cache memory: 7.13 GiB\n").unwrap();
-        assert_eq!(worst_lag(&log), None);
-    }
+    use super::covered;
 
     #[test]
     fn rounds_in_sequence_add_up_and_overlapping_rounds_count_once() {

@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use crate::backend::{Backend, JobLaunch};
+use crate::backend::JobLaunch;
+use crate::clock::{Actor, Clock, Poker};
 use crate::error::{Error, Result};
-use crate::loadgen::{self, Clock, LoadSpec, PromptFile, Target, TargetResult};
+use crate::loadgen::{self, LoadSpec, PromptFile, Target, TargetResult};
 use crate::workload::{ServerSpec, Workload, WorkloadKind};
 
 /// What happened to one server's load.
@@ -65,10 +66,14 @@ enum State {
 
 struct Server {
     job: usize,
+    /// The job's ID on the backend (whose simulated server holds the clock for its streams).
+    backend_job: u64,
     url: String,
     spec: ServerSpec,
     state: State,
     cancel: Arc<AtomicBool>,
+    /// The actors waiting on it (its readiness check, its load): poked when it ends.
+    watchers: Vec<Poker>,
 }
 
 enum Event {
@@ -101,7 +106,9 @@ fn fill_port(launch: &mut JobLaunch, workload_env: &BTreeMap<String, String>, po
 
 /// The servers of one variant repetition.
 pub struct Servers {
-    backend: Arc<dyn Backend>,
+    clock: Clock,
+    /// The orchestrator, poked when an event for it comes.
+    orchestrator: Poker,
     t0: f64,
     load: Option<LoadSpec>,
     prompts: Option<PromptFile>,
@@ -115,9 +122,9 @@ pub struct Servers {
 
 impl Servers {
     /// `load` is the variant's load; `base` the directory its prompts file is relative to; `t0`
-    /// the run's start on the backend's clock.
+    /// the run's start on the run's clock, which `orchestrator` acts on.
     pub fn new(
-        backend: Arc<dyn Backend>,
+        orchestrator: &Actor,
         t0: f64,
         load: Option<&LoadSpec>,
         base: &Path,
@@ -127,7 +134,8 @@ impl Servers {
             None => None,
         };
         Ok(Servers {
-            backend,
+            clock: orchestrator.clock().clone(),
+            orchestrator: orchestrator.poker(),
             t0,
             load: load.cloned(),
             prompts,
@@ -143,16 +151,14 @@ impl Servers {
         })
     }
 
-    fn clock(&self) -> Clock {
-        Clock::new(self.backend.now() - self.t0, self.backend.time_scale())
-    }
-
     /// For a server workload: picks a free port and puts it wherever the command or the
-    /// environment says `{port}`. `key` names the job until it ends.
+    /// environment says `{port}`. `key` names the job until it ends; `backend_job` is its
+    /// [`crate::backend::JobRequest::id`].
     pub fn prepare(
         &mut self,
         key: usize,
         job: usize,
+        backend_job: u64,
         workload: &Workload,
         launch: &mut JobLaunch,
     ) -> Result<()> {
@@ -165,10 +171,12 @@ impl Servers {
             key,
             Server {
                 job,
+                backend_job,
                 url: format!("http://127.0.0.1:{port}"),
                 spec: workload.server.clone().unwrap_or_default(),
                 state: State::Starting,
                 cancel: Arc::new(AtomicBool::new(false)),
+                watchers: Vec::new(),
             },
         );
         Ok(())
@@ -189,18 +197,23 @@ impl Servers {
         Err(Error::Harness("cannot find a free port".into()))
     }
 
-    /// The job's process is running: wait for it to be ready.
+    /// The job's process is running: wait for it to be ready, on an actor of its own.
     pub fn started(&mut self, key: usize) {
-        let Some(server) = self.servers.get(&key) else {
+        let Some(server) = self.servers.get_mut(&key) else {
             return;
         };
         let (url, paths) = (server.url.clone(), server.spec.ready_paths.clone());
-        let timeout = self.clock().real(server.spec.ready_timeout_s);
+        let timeout_s = server.spec.ready_timeout_s;
         let cancel = Arc::clone(&server.cancel);
         let events = self.events.0.clone();
+        let orchestrator = self.orchestrator.clone();
+        let actor = self.clock.actor(&format!("readiness of {url}"));
+        server.watchers.push(actor.poker());
         self.threads.push(std::thread::spawn(move || {
-            let model = super::ready::wait_ready(&url, &paths, timeout, &cancel);
+            let model = super::ready::wait_ready(&url, &paths, timeout_s, &cancel, &actor);
+            // Said in the checker's turn, so the orchestrator acts on it at this instant.
             let _ = events.send(Event::Ready { key, model });
+            orchestrator.poke();
         }));
     }
 
@@ -210,6 +223,9 @@ impl Servers {
         if let Some(s) = self.servers.get_mut(&key) {
             s.cancel.store(true, Ordering::Relaxed);
             s.state = State::Finished;
+            for w in &s.watchers {
+                w.poke();
+            }
         }
     }
 
@@ -263,8 +279,13 @@ impl Servers {
         let number = self.next_round;
         self.next_round += 1;
         let mut targets = Vec::new();
+        let mut actors = Vec::new();
         for key in keys {
             let s = self.servers.get_mut(key).expect("a ready server");
+            // Made now, in the orchestrator's turn: their order is the servers'.
+            let actor = self.clock.actor(&format!("load on {}", s.url));
+            s.watchers.push(actor.poker());
+            actors.push(actor);
             let State::Ready(model) = std::mem::replace(&mut s.state, State::Loading) else {
                 unreachable!("only ready servers start a round")
             };
@@ -278,30 +299,47 @@ impl Servers {
                     seed: load.seed + s.job as u64,
                     // Raised when the server's job ends: its load stops with it.
                     stop: Arc::clone(&s.cancel),
+                    hold_owner: s.backend_job,
                 },
             ));
         }
-        let clock = self.clock();
+        let (clock, t0) = (self.clock.clone(), self.t0);
         let events = self.events.0.clone();
+        let orchestrator = self.orchestrator.clone();
         self.threads.push(std::thread::spawn(move || {
             let only: Vec<Target> = targets.iter().map(|(_, t)| t.clone()).collect();
-            let results = loadgen::drive_blocking(&only, clock).unwrap_or_else(|e| {
+            let key_list: Vec<usize> = targets.iter().map(|(k, _)| *k).collect();
+            let keys: Vec<(usize, Target)> = targets;
+            let done_events = events.clone();
+            let done_orchestrator = orchestrator.clone();
+            // Called by the last target to finish, in its turn: the orchestrator then acts at
+            // the instant the round ended.
+            let on_done: loadgen::OnDone = Box::new(move |results: Vec<TargetResult>| {
+                let results = keys
+                    .into_iter()
+                    .zip(results)
+                    .map(|((k, t), r)| (k, t, r))
+                    .collect();
+                let _ = done_events.send(Event::RoundDone { number, results });
+                done_orchestrator.poke();
+            });
+            if let Err(e) = loadgen::drive_blocking_with(&only, actors, &clock, t0, Some(on_done)) {
                 // No runtime, no requests: the round is empty and its servers are stopped.
                 eprintln!("migbench: cannot drive the servers: {e}");
-                let now = clock.now();
+                let now = clock.now() - t0;
                 let empty = TargetResult {
                     start_s: now,
                     end_s: now,
                     records: Vec::new(),
                 };
-                vec![empty; only.len()]
-            });
-            let results = targets
-                .into_iter()
-                .zip(results)
-                .map(|((k, t), r)| (k, t, r))
-                .collect();
-            let _ = events.send(Event::RoundDone { number, results });
+                let results = key_list
+                    .into_iter()
+                    .zip(only)
+                    .map(|(k, t)| (k, t, empty.clone()))
+                    .collect();
+                let _ = events.send(Event::RoundDone { number, results });
+                orchestrator.poke();
+            }
         }));
     }
 
@@ -347,14 +385,21 @@ impl Servers {
     }
 
     /// Waits for rounds and readiness checks still going (they end soon once the servers are
-    /// stopped) and returns what was served.
-    pub fn finish(mut self) -> ServingRun {
+    /// stopped) and returns what was served. `orchestrator` steps aside meanwhile: on the
+    /// simulator they need turns to end.
+    pub fn finish(mut self, orchestrator: &Actor) -> ServingRun {
         for s in self.servers.values() {
             s.cancel.store(true, Ordering::Relaxed);
+            for w in &s.watchers {
+                w.poke();
+            }
         }
-        for t in std::mem::take(&mut self.threads) {
-            let _ = t.join();
-        }
+        let threads = std::mem::take(&mut self.threads);
+        orchestrator.step_aside(|| {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
         while let Ok(event) = self.events.1.try_recv() {
             if let Event::RoundDone { number, results } = event {
                 // The jobs have all ended: nothing is left to stop.

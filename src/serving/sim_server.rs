@@ -4,16 +4,17 @@
 //! rates scaled by its current share of the simulated SMs — so MPS and MIG sharing show in TTFT,
 //! TPOT and throughput.
 //!
-//! An engine thread runs the [scheduler](super::engine) and waits, step by step, for the simulated
-//! GPU to have done each step's work; the HTTP side runs on a tokio runtime and only parses
-//! requests and hands them over.
+//! An engine thread runs the [scheduler](super::engine) as an actor on the simulated clock: each
+//! step ends its turn until the simulated GPU has done the step's work, and the tokens the step
+//! produced go out stamped with that simulated instant (an SSE comment, `: sim-t=SECONDS`), from
+//! which the load generator takes TTFT, ITL, TPOT and latency. The HTTP side runs on a tokio
+//! runtime; it hands each request to the engine and pokes the engine's actor before it answers,
+//! so that a request is taken in at the instant it was sent.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -21,21 +22,22 @@ use serde_json::{json, Value};
 
 use super::engine::Engine;
 use super::http::{self, BodySender, ChannelBody};
-use crate::backend::sim::protocol::{Connection, Reply, Request};
+use crate::backend::sim::protocol::{Connection, Reply, Request, Turn, Until};
 use crate::cli::SimServerArgs;
 use crate::loadgen::prompts;
 use crate::workload::SimServer;
 
-/// Longest real sleep between two looks at the GPU's progress, so that a change in the share of
-/// SMs (a neighbour starting or going idle) is noticed within a step.
-const MAX_WAIT: Duration = Duration::from_millis(20);
-/// How far (simulated seconds) the engine may fall behind the simulated GPU before it says so.
-const LAG_WARNING_S: f64 = 0.25;
-/// The start of that warning in the server's log; the serving table carries the last one.
-pub const LAG_WARNING: &str = "WARNING the simulated server fell behind the simulated clock";
+/// The SSE comment that stamps the events after it with the simulated instant they were made.
+pub const STAMP: &str = ": sim-t=";
+/// The request header by which migbench's load generator says it reads stamps and answers each
+/// stream's end (so the simulated clock may wait for it); other clients do not.
+pub const STAMPED_CLIENT: &str = "x-migbench-sim-clock";
 
-/// `max_tokens` when a request gives none (the OpenAI completions default).
+/// `max_tokens` when a completions request gives none (the OpenAI completions default).
 const DEFAULT_MAX_TOKENS: u32 = 16;
+/// Tokens after which the simulated model ends a chat reply of its own accord (`finish_reason`
+/// `stop`) when the request sets no limit.
+const NATURAL_REPLY_TOKENS: u32 = 16;
 
 /// Runs the simulated server until it is killed; returns its exit status if it fails.
 pub fn run(args: &SimServerArgs) -> i32 {
@@ -52,12 +54,16 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
     let profile: SimServer = serde_json::from_str(&args.profile)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut gpu = Connection::connect(&args.socket)?;
-    if let Reply::Error { message } = gpu.ask(&Request::Hello {
+    match gpu.ask(&Request::Hello {
         job: args.job,
         pid: std::process::id(),
     })? {
-        eprintln!("migbench sim-server: {message}");
-        return Ok(2);
+        Reply::Turn { .. } => {}
+        Reply::Error { message } => {
+            eprintln!("migbench sim-server: {message}");
+            return Ok(2);
+        }
+        other => return Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
     }
     // Loading computes little: leave the SMs to the neighbours until requests come.
     gpu.ask(&Request::Active { active: false })?;
@@ -71,8 +77,10 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
     println!("INFO model weights took {:.2} GiB", profile.weights_gib);
     // Like vLLM: weights, then the KV cache once memory is profiled (taken here as halfway
     // through start-up), then warm-up and CUDA-graph capture until ready.
-    let half_startup = Duration::from_secs_f64(profile.startup_s / 2.0 / args.time_scale);
-    std::thread::sleep(half_startup);
+    let half_startup = Until::After {
+        seconds: profile.startup_s / 2.0,
+    };
+    gpu.wait(half_startup, 0)?;
     let budget = args.memory_fraction * args.device_gib;
     let kv_gib = budget - profile.weights_gib;
     if kv_gib <= 0.0 {
@@ -85,7 +93,7 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
     if !allocate(&mut gpu, budget)? {
         return Ok(1);
     }
-    std::thread::sleep(half_startup);
+    let turn = gpu.wait(half_startup, 0)?;
     let kv_tokens = (kv_gib * 1024.0 / profile.kv_mib_per_token) as u64;
     println!("INFO Available KV cache memory: {kv_gib:.2} GiB");
     println!("INFO GPU KV cache size: {kv_tokens} tokens");
@@ -93,29 +101,34 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Bound in this turn: a readiness check at any later instant finds it listening.
     let listener = runtime.block_on(tokio::net::TcpListener::bind(SocketAddr::from((
         Ipv4Addr::LOCALHOST,
         args.port,
     ))))?;
     let (to_engine, from_http) = mpsc::channel();
     let engine = Engine::new(profile, kv_tokens);
-    let time_scale = args.time_scale;
+    // The HTTP side pokes the engine through a connection of its own: the engine's is busy
+    // waiting for its turns.
+    let poker = Connection::connect(&args.socket)?;
+    println!(
+        "INFO Uvicorn running on http://127.0.0.1:{} (simulated)",
+        args.port
+    );
     std::thread::spawn(move || {
-        if let Err(e) = run_engine(gpu, engine, &from_http, time_scale) {
+        if let Err(e) = run_engine(gpu, turn, engine, &from_http) {
             eprintln!("migbench sim-server: lost the simulated GPU: {e}");
             std::process::exit(2);
         }
     });
     let state = Arc::new(HttpState {
         model: args.model.clone(),
+        job: args.job,
         capacity: kv_tokens,
-        to_engine: std::sync::Mutex::new(to_engine),
+        to_engine: Mutex::new(to_engine),
+        poker: Mutex::new(poker),
         next_id: AtomicU64::new(1),
     });
-    println!(
-        "INFO Uvicorn running on http://127.0.0.1:{} (simulated)",
-        args.port
-    );
     runtime.block_on(http::serve(listener, move |request| {
         let state = Arc::clone(&state);
         async move { handle(&state, request).await }
@@ -148,31 +161,50 @@ struct Submit {
     stream: TokenStream,
 }
 
+/// Where a response's tokens go: an event stream, or one JSON body sent when the reply ends.
+enum Sink {
+    Stream(BodySender),
+    Whole {
+        text: String,
+        reply: Option<tokio::sync::oneshot::Sender<Value>>,
+    },
+}
+
 /// How one response is written: OpenAI's chunk format for its endpoint. The JSON around a
 /// token is made once per request; each token only fills in its word.
 struct TokenStream {
-    tx: BodySender,
+    sink: Sink,
+    chat: bool,
+    id: String,
+    model: String,
+    created: u64,
     /// `data: {"id":...,"choices":[{"index":0,"text":` (or `"delta":{"content":`).
     head: String,
-    /// What closes a token's chunk, without and with the finish reason.
+    /// What closes a token's chunk, without the finish reason.
     tail: &'static str,
-    last_tail: &'static str,
+    /// The finish reason of the last token: `length`, or `stop` when the model ends by itself.
+    finish: &'static str,
     /// A chat stream's first chunk, with the role only.
     role: Option<String>,
     /// The usage chunk without its counts: `data: {...,"choices":[],"usage":`.
     usage_head: Option<String>,
+    /// The client reads stamps and answers the stream's end (migbench's load generator).
+    stamped_client: bool,
     prompt_tokens: u32,
     generated: u32,
 }
 
 impl TokenStream {
+    #[allow(clippy::too_many_arguments)]
     fn new(
-        tx: BodySender,
+        sink: Sink,
         chat: bool,
         id: &str,
         model: &str,
         include_usage: bool,
         prompt_tokens: u32,
+        finish: &'static str,
+        stamped_client: bool,
     ) -> TokenStream {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -187,91 +219,133 @@ impl TokenStream {
             json!(id),
             json!(model)
         );
-        let (head, tail, last_tail) = if chat {
+        let (head, tail) = if chat {
             (
                 format!("{common}[{{\"index\":0,\"delta\":{{\"content\":"),
-                "},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
-                "},\"logprobs\":null,\"finish_reason\":\"length\"}]}\n\n",
+                "},\"logprobs\":null,\"finish_reason\":",
             )
         } else {
             (
                 format!("{common}[{{\"index\":0,\"text\":"),
-                ",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n",
-                ",\"logprobs\":null,\"finish_reason\":\"length\",\"stop_reason\":null}]}\n\n",
+                ",\"logprobs\":null,\"stop_reason\":null,\"finish_reason\":",
             )
         };
         TokenStream {
-            tx,
+            sink,
+            chat,
+            id: id.to_string(),
+            model: model.to_string(),
+            created,
             role: chat.then(|| {
                 format!("{common}[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]}}\n\n")
             }),
             usage_head: include_usage.then(|| format!("{common}[],\"usage\":")),
             head,
             tail,
-            last_tail,
+            finish,
+            stamped_client,
             prompt_tokens,
             generated: 0,
         }
     }
 
-    /// Sends the next token, with the finish reason if it is the last; false if the client left.
-    fn token(&mut self, last: bool) -> bool {
-        let mut out = String::new();
-        if let Some(role) = self.role.take() {
-            out.push_str(&role);
-        }
+    /// Sends the next token, made at simulated instant `now`, with the finish reason if it is
+    /// the last; false if the client left.
+    fn token(&mut self, last: bool, now: f64) -> bool {
         // The words are plain lowercase ASCII: no JSON escaping needed.
         let word = prompts::word(self.generated as usize);
         self.generated += 1;
-        let tail = if last { self.last_tail } else { self.tail };
-        out.push_str(&format!("{}\" {word}\"{tail}", self.head));
-        if last {
-            if let Some(head) = &self.usage_head {
-                let (p, n) = (self.prompt_tokens, self.generated);
-                out.push_str(&format!(
-                    "{head}{{\"prompt_tokens\":{p},\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
-                    p + n
-                ));
+        let out = match &mut self.sink {
+            Sink::Whole { text, reply } => {
+                text.push(' ');
+                text.push_str(word);
+                if last {
+                    let body = whole_body(
+                        self.chat,
+                        &self.id,
+                        &self.model,
+                        self.created,
+                        text,
+                        self.finish,
+                        (self.prompt_tokens, self.generated),
+                    );
+                    return reply.take().is_some_and(|r| r.send(body).is_ok());
+                }
+                return true;
             }
-            out.push_str("data: [DONE]\n\n");
-        }
-        self.tx.send(Ok(Bytes::from(out))).is_ok()
+            Sink::Stream(_) => {
+                let mut out = format!("{STAMP}{now}\n");
+                if let Some(role) = self.role.take() {
+                    out.push_str(&role);
+                }
+                let finish = if last {
+                    format!("\"{}\"", self.finish)
+                } else {
+                    "null".into()
+                };
+                out.push_str(&format!(
+                    "{}\" {word}\"{}{finish}}}]}}\n\n",
+                    self.head, self.tail
+                ));
+                if last {
+                    if let Some(head) = &self.usage_head {
+                        let (p, n) = (self.prompt_tokens, self.generated);
+                        out.push_str(&format!(
+                            "{head}{{\"prompt_tokens\":{p},\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
+                            p + n
+                        ));
+                    }
+                    out.push_str("data: [DONE]\n\n");
+                }
+                out
+            }
+        };
+        let Sink::Stream(tx) = &self.sink else {
+            unreachable!("whole replies returned above")
+        };
+        tx.send(Ok(Bytes::from(out))).is_ok()
     }
 }
 
-/// The engine thread: takes requests, runs steps, and lets each step take the simulated time
-/// its work needs at the server's current speed.
+/// A non-streaming reply, as OpenAI's API (and vLLM) sends it.
+fn whole_body(
+    chat: bool,
+    id: &str,
+    model: &str,
+    created: u64,
+    text: &str,
+    finish: &str,
+    (prompt, completion): (u32, u32),
+) -> Value {
+    let choice = if chat {
+        json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish})
+    } else {
+        json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
+    };
+    json!({
+        "id": id,
+        "object": if chat { "chat.completion" } else { "text_completion" },
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    })
+}
+
+/// The engine thread: an actor on the simulated clock. It takes in requests, runs steps, and
+/// ends its turn until the GPU has done each step's work at the server's current speed.
 fn run_engine(
     mut gpu: Connection,
+    mut turn: Turn,
     mut engine: Engine,
     requests: &mpsc::Receiver<Submit>,
-    time_scale: f64,
 ) -> std::io::Result<()> {
     let mut streams: HashMap<u64, TokenStream> = HashMap::new();
     let mut active = false;
-    // Work done by the GPU as last seen, the speed then, and where the last step ended.
-    let (mut done, mut rate) = (0.0, 1.0_f64);
-    let mut step_end: Option<f64> = None;
-    let mut worst_lag = 0.0;
-    loop {
-        loop {
-            let next = if engine.idle() {
-                if active {
-                    gpu.ask(&Request::Active { active: false })?;
-                    active = false;
-                    step_end = None;
-                }
-                match requests.recv() {
-                    Ok(r) => r,
-                    Err(_) => return Ok(()),
-                }
-            } else {
-                match requests.try_recv() {
-                    Ok(r) => r,
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
-                }
-            };
+    // Stream ends sent to stamped clients in this turn: the clock waits until they are read.
+    let mut holds = 0;
+    let take_in = |engine: &mut Engine, streams: &mut HashMap<u64, TokenStream>| {
+        while let Ok(next) = requests.try_recv() {
             // The HTTP side checked the request fits, so the engine takes it.
             if engine
                 .submit(next.id, next.prompt_tokens, next.max_tokens)
@@ -280,42 +354,41 @@ fn run_engine(
                 streams.insert(next.id, next.stream);
             }
         }
+    };
+    loop {
+        take_in(&mut engine, &mut streams);
+        let step = if engine.idle() { None } else { engine.step() };
+        let Some(step) = step else {
+            if active {
+                gpu.ask(&Request::Active { active: false })?;
+                active = false;
+            }
+            turn = gpu.wait(Until::Poked, std::mem::take(&mut holds))?;
+            continue;
+        };
         if !active {
             gpu.ask(&Request::Active { active: true })?;
             active = true;
         }
-        let Some(step) = engine.step() else { continue };
-        let start = match step_end {
-            Some(end) => {
-                // The GPU has done more work than the engine has stepped through: this machine
-                // cannot keep up with the time scale, and token timings come out stretched.
-                let lag = (done - end) / rate.max(1e-9);
-                if lag > LAG_WARNING_S && lag > 2.0 * worst_lag {
-                    worst_lag = lag;
-                    println!(
-                        "{LAG_WARNING} by {lag:.2} s: this machine is too slow for --time-scale {time_scale}; token timings are stretched (use a lower one)"
-                    );
-                }
-                end
+        let target = turn.done_s + step.cost_s;
+        loop {
+            turn = gpu.wait(Until::Work { done_s: target }, std::mem::take(&mut holds))?;
+            if turn.done_s >= target {
+                break;
             }
-            None => {
-                (done, rate) = work(&mut gpu)?;
-                done
-            }
-        };
-        let target = start + step.cost_s;
-        while done < target {
-            let wait = (target - done) / (rate.max(1e-9) * time_scale);
-            std::thread::sleep(Duration::from_secs_f64(wait).min(MAX_WAIT));
-            (done, rate) = work(&mut gpu)?;
+            // Poked mid-step: requests that came join the batch at the next step, as in vLLM.
+            take_in(&mut engine, &mut streams);
         }
-        step_end = Some(target);
         for id in &step.tokens {
             let last = step.finished.contains(id);
-            let gone = streams.get_mut(id).is_some_and(|s| !s.token(last));
-            if gone {
+            let Some(stream) = streams.get_mut(id) else {
+                continue;
+            };
+            if !stream.token(last, turn.now) {
                 engine.cancel(*id);
                 streams.remove(id);
+            } else if last && stream.stamped_client && matches!(stream.sink, Sink::Stream(_)) {
+                holds += 1;
             }
         }
         for id in &step.finished {
@@ -324,17 +397,13 @@ fn run_engine(
     }
 }
 
-fn work(gpu: &mut Connection) -> std::io::Result<(f64, f64)> {
-    match gpu.ask(&Request::Work)? {
-        Reply::Work { done_s, rate } => Ok((done_s, rate)),
-        other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
-    }
-}
-
 struct HttpState {
     model: String,
+    /// The server's job on the simulated GPU, whose engine a request pokes.
+    job: u64,
     capacity: u64,
-    to_engine: std::sync::Mutex<mpsc::Sender<Submit>>,
+    to_engine: Mutex<mpsc::Sender<Submit>>,
+    poker: Mutex<Connection>,
     next_id: AtomicU64,
 }
 
@@ -354,9 +423,10 @@ async fn handle(
         ),
         (Method::POST, "/v1/completions" | "/v1/chat/completions") => {
             let chat = path == "/v1/chat/completions";
+            let stamped = request.headers().contains_key(STAMPED_CLIENT);
             let body = http::read_body(request).await;
             match serde_json::from_slice::<Value>(&body) {
-                Ok(body) => generate(state, chat, &body),
+                Ok(body) => generate(state, chat, stamped, &body).await,
                 Err(e) => bad_request(&format!("the body is not JSON: {e}")),
             }
         }
@@ -374,17 +444,21 @@ fn bad_request(message: &str) -> hyper::Response<ChannelBody> {
     )
 }
 
-/// Checks a completion request and hands it to the engine; the response streams its tokens.
-fn generate(state: &HttpState, chat: bool, body: &Value) -> hyper::Response<ChannelBody> {
+/// Checks a completion request, hands it to the engine and pokes the engine; the response
+/// streams its tokens, or (without `"stream": true`) comes whole when the reply ends.
+async fn generate(
+    state: &HttpState,
+    chat: bool,
+    stamped: bool,
+    body: &Value,
+) -> hyper::Response<ChannelBody> {
     if body["model"].as_str() != Some(state.model.as_str()) {
         return http::json(
             StatusCode::NOT_FOUND,
             &json!({"object": "error", "message": format!("The model `{}` does not exist.", body["model"].as_str().unwrap_or_default()), "type": "NotFoundError", "code": 404}),
         );
     }
-    if body["stream"].as_bool() != Some(true) {
-        return bad_request("the simulated server only streams: send \"stream\": true");
-    }
+    let streaming = body["stream"].as_bool() == Some(true);
     // Prompt length: one token per word, as the load generator's synthetic prompts are made.
     let words = |v: &Value| v.as_str().map_or(0, |s| s.split_whitespace().count()) as u32;
     let prompt_tokens = if chat {
@@ -394,10 +468,17 @@ fn generate(state: &HttpState, chat: bool, body: &Value) -> hyper::Response<Chan
     } else {
         words(&body["prompt"])
     };
-    let max_tokens = body["max_completion_tokens"]
+    // With a limit the simulated model writes up to it (`length`), as `vllm bench serve` asks
+    // with ignore_eos; a chat request without one gets a reply that ends by itself (`stop`).
+    let limit = body["max_completion_tokens"]
         .as_u64()
         .or(body["max_tokens"].as_u64())
-        .map_or(DEFAULT_MAX_TOKENS, |n| n as u32);
+        .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    let (max_tokens, finish) = match limit {
+        Some(n) => (n, "length"),
+        None if chat => (NATURAL_REPLY_TOKENS, "stop"),
+        None => (DEFAULT_MAX_TOKENS, "length"),
+    };
     let wanted = u64::from(prompt_tokens.max(1)) + u64::from(max_tokens.max(1));
     if wanted > state.capacity {
         return bad_request(&format!(
@@ -406,35 +487,59 @@ fn generate(state: &HttpState, chat: bool, body: &Value) -> hyper::Response<Chan
         ));
     }
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, response) = http::event_stream();
+    let (sink, response, whole) = if streaming {
+        let (tx, response) = http::event_stream();
+        (Sink::Stream(tx), Some(response), None)
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sink = Sink::Whole {
+            text: String::new(),
+            reply: Some(tx),
+        };
+        (sink, None, Some(rx))
+    };
     let stream = TokenStream::new(
-        tx,
+        sink,
         chat,
         &format!("{}-{id}", if chat { "chatcmpl" } else { "cmpl" }),
         &state.model,
         body["stream_options"]["include_usage"].as_bool() == Some(true),
         prompt_tokens,
+        finish,
+        stamped,
     );
-    let sent = state
-        .to_engine
-        .lock()
-        .map(|tx| {
-            tx.send(Submit {
-                id,
-                prompt_tokens,
-                max_tokens,
-                stream,
-            })
-            .is_ok()
+    let sent = crate::clock::lock(&state.to_engine)
+        .send(Submit {
+            id,
+            prompt_tokens,
+            max_tokens,
+            stream,
         })
-        .unwrap_or(false);
-    if !sent {
+        .is_ok();
+    // The engine takes the request in at this instant: poke it before answering, so that the
+    // clock, which waits for the answer's headers, cannot move on first.
+    let poked = sent
+        && matches!(
+            crate::clock::lock(&state.poker).ask(&Request::Poke { job: state.job }),
+            Ok(Reply::Ok)
+        );
+    if !poked {
         return http::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"object": "error", "message": "the engine has stopped", "code": 503}),
         );
     }
-    response
+    match (response, whole) {
+        (Some(response), _) => response,
+        (None, Some(rx)) => match rx.await {
+            Ok(body) => http::json(StatusCode::OK, &body),
+            Err(_) => http::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"object": "error", "message": "the engine dropped the request", "code": 503}),
+            ),
+        },
+        (None, None) => unreachable!("a request is streamed or answered whole"),
+    }
 }
 
 #[cfg(test)]
@@ -447,9 +552,18 @@ mod tests {
     /// Everything a stream of `tokens` tokens sends, as the load generator reads it.
     fn stream(chat: bool, tokens: u32) -> Vec<String> {
         let (tx, mut body) = ChannelBody::channel();
-        let mut s = TokenStream::new(tx, chat, "x-1", "Qwen/Qwen3-4B", true, 5);
+        let mut s = TokenStream::new(
+            Sink::Stream(tx),
+            chat,
+            "x-1",
+            "Qwen/Qwen3-4B",
+            true,
+            5,
+            "length",
+            true,
+        );
         for k in 0..tokens {
-            assert!(s.token(k + 1 == tokens));
+            assert!(s.token(k + 1 == tokens, 1.5 + f64::from(k)));
         }
         drop(s);
         let mut parser = SseParser::default();
@@ -459,7 +573,11 @@ mod tests {
         while let std::task::Poll::Ready(Some(Ok(frame))) =
             http_body::Body::poll_frame(std::pin::Pin::new(&mut body), &mut cx)
         {
-            events.extend(parser.feed(&frame.into_data().unwrap()));
+            for event in parser.feed(&frame.into_data().unwrap()) {
+                // Every event carries the simulated instant its token was made.
+                assert!(event.stamp.is_some_and(|t| t >= 1.5), "{event:?}");
+                events.push(event.data);
+            }
         }
         events
     }
@@ -496,5 +614,33 @@ mod tests {
         // A chat stream opens with the assistant's role and no text.
         let first: Value = serde_json::from_str(&stream(true, 1)[0]).unwrap();
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    }
+
+    #[test]
+    fn a_whole_reply_comes_at_its_last_token_with_usage_and_its_finish_reason() {
+        for chat in [false, true] {
+            let (tx, mut rx) = tokio::sync::oneshot::channel();
+            let sink = Sink::Whole {
+                text: String::new(),
+                reply: Some(tx),
+            };
+            let mut s = TokenStream::new(sink, chat, "x-2", "m", false, 4, "stop", false);
+            assert!(s.token(false, 1.0));
+            assert!(rx.try_recv().is_err(), "nothing before the last token");
+            assert!(s.token(true, 2.0));
+            let body = rx.try_recv().unwrap();
+            let choice = &body["choices"][0];
+            assert_eq!(choice["finish_reason"], "stop");
+            let text = if chat {
+                assert_eq!(body["object"], "chat.completion");
+                choice["message"]["content"].as_str().unwrap()
+            } else {
+                assert_eq!(body["object"], "text_completion");
+                choice["text"].as_str().unwrap()
+            };
+            assert_eq!(text, " the of");
+            assert_eq!(body["usage"]["completion_tokens"], 2);
+            assert_eq!(body["usage"]["total_tokens"], 6);
+        }
     }
 }

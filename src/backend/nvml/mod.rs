@@ -28,6 +28,7 @@ use super::{
     SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use commands::{command_lines, MigIds};
 
@@ -183,7 +184,7 @@ pub struct NvmlBackend {
     name: String,
     driver: Option<String>,
     cuda: Option<String>,
-    started: Instant,
+    clock: Clock,
     /// Pipe directory of each MPS daemon migbench started, by the device it serves.
     mps: Mutex<BTreeMap<String, PathBuf>>,
     /// Where jobs can run, found once per configuration (finding it runs nvidia-smi, far too
@@ -234,7 +235,7 @@ impl NvmlBackend {
             name,
             driver: nvml.sys_driver_version().ok(),
             cuda,
-            started: Instant::now(),
+            clock: Clock::wall(),
             mps: Mutex::new(BTreeMap::new()),
             placed: Mutex::new(None),
             listed: Mutex::new(None),
@@ -589,8 +590,8 @@ impl Backend for NvmlBackend {
         }
     }
 
-    fn now(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+    fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     fn state(&self) -> Result<GpuState> {

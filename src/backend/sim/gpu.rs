@@ -552,6 +552,24 @@ impl SimGpu {
         self.last_update = now;
     }
 
+    /// When job `id` will have done `done_s` seconds of work at its present speed, seen at `now`;
+    /// `None` if it makes no progress (idle, or gone).
+    pub fn when_done(&self, id: u64, done_s: f64, now: f64) -> Option<f64> {
+        let job = self.jobs.get(&id)?;
+        let target = done_s.min(job.work_s);
+        if job.done_s >= target {
+            return Some(now);
+        }
+        (job.active && job.rate > 0.0).then(|| now + (target - job.done_s) / job.rate)
+    }
+
+    /// Job `id` has done at least `done_s` seconds of work (it was woken for that).
+    pub fn reach(&mut self, id: u64, done_s: f64) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.done_s = job.done_s.max(done_s.min(job.work_s));
+        }
+    }
+
     /// Recomputes every active job's speed after jobs came or went.
     pub fn recompute_rates(&mut self) {
         let mut per_device: BTreeMap<String, usize> = BTreeMap::new();

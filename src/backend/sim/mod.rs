@@ -1,26 +1,30 @@
 //! The simulated GPU: the same MIG rules, memory pools, OOMs and compute sharing as hardware,
 //! with jobs that are real OS processes (`migbench synth`) following a workload's sim profile.
 //!
-//! The simulator's clock runs `time_scale` times faster than the wall clock, so simulated hours
-//! take seconds. Every figure it produces is simulated and labelled `backend = sim`.
+//! Simulated time advances by events ([`clock`]): every job is an actor that takes turns on the
+//! simulator's clock through its socket, so a simulated hour takes as long as its events take to
+//! process, and the figures depend only on the scenario. Every figure the simulator produces is
+//! simulated and labelled `backend = sim`.
 
+pub mod clock;
 pub(crate) mod gpu;
 pub mod protocol;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
+use clock::SimWorld;
 use gpu::{SavedGpu, SimGpu};
-use protocol::{Reply, Request};
+use protocol::{Reply, Request, Until};
 
 use super::{
     Backend, BackendKind, Change, Device, ForeignProcess, GpuInfo, GpuState, JobLaunch, JobRequest,
     SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
+use crate::clock::{Clock, Wake};
 use crate::error::{Error, Result};
 use crate::workload::Workload;
 
@@ -29,39 +33,24 @@ const DEFAULT_WORK_S: f64 = 60.0;
 
 /// The simulator behind the [`Backend`] interface.
 pub struct SimBackend {
-    state: Arc<Shared>,
+    world: Arc<SimWorld>,
+    clock: Clock,
     socket: PathBuf,
     synth_exe: PathBuf,
     /// Where the GPU's configuration is saved after every change, when it outlives the process.
     state_file: Option<PathBuf>,
 }
 
-struct Shared {
-    gpu: Mutex<SimGpu>,
-    started: Instant,
-    time_scale: f64,
-}
-
-impl Shared {
-    fn now(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * self.time_scale
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SimGpu> {
-        // A panicking connection thread must not take the whole simulator down with it.
-        self.gpu.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 impl SimBackend {
-    /// Starts a simulated `model` whose clock runs `time_scale` times the wall clock. Jobs run as
-    /// `synth_exe synth ...` (the migbench binary).
+    /// Starts a simulated `model`, its time moving at most `pace` simulated seconds per real
+    /// second (as fast as events allow when `None`). Jobs run as `synth_exe synth ...` (the
+    /// migbench binary).
     pub fn start(
         model: &'static GpuModel,
-        time_scale: f64,
+        pace: Option<f64>,
         synth_exe: PathBuf,
     ) -> Result<SimBackend> {
-        SimBackend::start_on(SimGpu::fresh(model), time_scale, synth_exe, None)
+        SimBackend::start_on(SimGpu::fresh(model), pace, synth_exe, None)
     }
 
     /// Like [`SimBackend::start`], on the simulated GPU saved in `state_file` (a new one if the
@@ -69,7 +58,7 @@ impl SimBackend {
     /// this process — crashes included — as a real one would.
     pub fn start_saved(
         model: &'static GpuModel,
-        time_scale: f64,
+        pace: Option<f64>,
         synth_exe: PathBuf,
         state_file: &Path,
     ) -> Result<SimBackend> {
@@ -99,22 +88,16 @@ impl SimBackend {
                 )))
             }
         };
-        let backend =
-            SimBackend::start_on(gpu, time_scale, synth_exe, Some(state_file.to_path_buf()))?;
+        let backend = SimBackend::start_on(gpu, pace, synth_exe, Some(state_file.to_path_buf()))?;
         backend.save()?;
         Ok(backend)
-    }
-
-    /// The state file, if the GPU outlives the process.
-    pub fn state_file(&self) -> Option<&Path> {
-        self.state_file.as_deref()
     }
 
     fn save(&self) -> Result<()> {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let text = serde_json::to_string_pretty(&self.state.lock().save())
+        let text = serde_json::to_string_pretty(&self.world.lock().gpu.save())
             .expect("simulated GPU state serializes");
         // Write then rename, so a crash never leaves half a file.
         let tmp = path.with_extension("tmp");
@@ -125,7 +108,7 @@ impl SimBackend {
 
     fn start_on(
         gpu: SimGpu,
-        time_scale: f64,
+        pace: Option<f64>,
         synth_exe: PathBuf,
         state_file: Option<PathBuf>,
     ) -> Result<SimBackend> {
@@ -141,20 +124,17 @@ impl SimBackend {
                 socket.display()
             ))
         })?;
-        let state = Arc::new(Shared {
-            gpu: Mutex::new(gpu),
-            started: Instant::now(),
-            time_scale,
-        });
-        let server_state = Arc::clone(&state);
+        let world = SimWorld::start(gpu, pace);
+        let server_world = Arc::clone(&world);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let state = Arc::clone(&server_state);
-                std::thread::spawn(move || serve(&state, stream));
+                let world = Arc::clone(&server_world);
+                std::thread::spawn(move || serve(&world, stream));
             }
         });
         Ok(SimBackend {
-            state,
+            clock: Clock::new(Arc::clone(&world) as Arc<dyn crate::clock::TimeKeeper>),
+            world,
             socket,
             synth_exe,
             state_file,
@@ -171,18 +151,21 @@ impl SimBackend {
             job.workload.sim.alpha,
             reference_sm,
         );
-        self.state.lock().register(job.id, sim_job);
+        self.world.register_job(job.id, sim_job);
     }
 }
 
 impl Drop for SimBackend {
     fn drop(&mut self) {
+        self.world.shut_down();
         let _ = std::fs::remove_file(&self.socket);
     }
 }
 
-/// Answers one simulated job until it disconnects, then frees what it held.
-fn serve(state: &Shared, stream: UnixStream) {
+/// Answers one connection: a simulated job, which takes its turns through it, or a server's
+/// HTTP side poking its engine. A job's end is not learnt here but from its process ending
+/// ([`Backend::process_exited`]).
+fn serve(world: &SimWorld, stream: UnixStream) {
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -194,78 +177,108 @@ fn serve(state: &Shared, stream: UnixStream) {
             Err(e) => Reply::Error {
                 message: format!("bad request: {e}"),
             },
-            Ok(request) => handle(state, &mut job_id, request),
+            Ok(request) => match handle(world, &mut job_id, request) {
+                Some(reply) => reply,
+                // The job ended while it waited for a turn: nobody is left to answer.
+                None => break,
+            },
         };
         let text = serde_json::to_string(&reply).expect("replies serialize");
         if writeln!(writer, "{text}").is_err() {
             break;
         }
     }
-    if let Some(id) = job_id {
-        let mut gpu = state.lock();
-        gpu.advance(state.now());
-        gpu.jobs.remove(&id);
-        gpu.recompute_rates();
+}
+
+/// Job `id`'s turn as it sees it.
+fn turn(world: &SimWorld, id: u64, until: Option<Until>) -> Reply {
+    let w = world.lock();
+    let now = w.now();
+    let Some(j) = w.gpu.jobs.get(&id) else {
+        return Reply::Error {
+            message: format!("job {id} has ended"),
+        };
+    };
+    let mut fraction = if j.work_s > 0.0 {
+        (j.done_s / j.work_s).min(1.0)
+    } else {
+        1.0
+    };
+    // Woken for a fraction of its work, a job has done exactly that (not a rounding short).
+    if let Some(Until::Fraction { fraction: f }) = until {
+        if j.done_s >= f * j.work_s {
+            fraction = fraction.max(f.min(1.0));
+        }
+    }
+    Reply::Turn {
+        now,
+        done_s: j.done_s,
+        fraction,
     }
 }
 
-fn handle(state: &Shared, job_id: &mut Option<u64>, request: Request) -> Reply {
-    let mut gpu = state.lock();
-    gpu.advance(state.now());
-    match (request, *job_id) {
-        (Request::Hello { job, pid }, None) => match gpu.jobs.get_mut(&job) {
-            Some(j) => {
+/// Answers one request; `None` when the job is gone.
+fn handle(world: &SimWorld, job_id: &mut Option<u64>, request: Request) -> Option<Reply> {
+    let reply = match (request, *job_id) {
+        (Request::Poke { job }, _) => {
+            world.poke_job(job);
+            Reply::Ok
+        }
+        (Request::Hello { job, pid }, None) => {
+            // The process says hello at its first turn, and acts only in its turns.
+            if !world.job_turn(job) {
+                return Some(Reply::Error {
+                    message: format!("job {job} is not registered with the simulated GPU"),
+                });
+            }
+            *job_id = Some(job);
+            let mut w = world.lock();
+            if let Some(j) = w.gpu.jobs.get_mut(&job) {
                 j.pid = Some(pid);
                 j.active = true;
-                *job_id = Some(job);
-                gpu.recompute_rates();
-                Reply::Ok
             }
-            None => Reply::Error {
-                message: format!("job {job} is not registered with the simulated GPU"),
+            w.gpu.recompute_rates();
+            drop(w);
+            turn(world, job, None)
+        }
+        (Request::Alloc { gib }, Some(id)) => match world.lock().gpu.allocate(id, gib) {
+            Ok(()) => Reply::Ok,
+            // The job dies of this error; its memory goes when its process has ended.
+            Err(oom) => Reply::Oom {
+                requested_gib: oom.requested_gib,
+                capacity_gib: oom.capacity_gib,
+                free_gib: oom.free_gib,
+                in_use_gib: oom.in_use_gib,
             },
         },
-        (Request::Progress, Some(id)) => {
-            let j = &gpu.jobs[&id];
-            let fraction = if j.work_s > 0.0 {
-                j.done_s / j.work_s
-            } else {
-                1.0
-            };
-            if fraction >= 1.0 && j.active {
-                gpu.jobs.get_mut(&id).expect("job exists").active = false;
-                gpu.recompute_rates();
-            }
-            Reply::Progress {
-                fraction: fraction.min(1.0),
-            }
-        }
-        (Request::Alloc { gib }, Some(id)) => match gpu.allocate(id, gib) {
-            Ok(()) => Reply::Ok,
-            Err(oom) => {
-                // The job dies of this error and its memory goes with it. Releasing it now, not
-                // when the process gets round to exiting, keeps outcomes the same from run to
-                // run when several jobs reach their peak at the same simulated moment.
-                gpu.release(id);
-                Reply::Oom {
-                    requested_gib: oom.requested_gib,
-                    capacity_gib: oom.capacity_gib,
-                    free_gib: oom.free_gib,
-                    in_use_gib: oom.in_use_gib,
-                }
-            }
-        },
-        (Request::Work, Some(id)) => {
-            let j = &gpu.jobs[&id];
-            Reply::Work {
-                done_s: j.done_s,
-                rate: if j.active { j.rate } else { 0.0 },
-            }
-        }
         (Request::Active { active }, Some(id)) => {
-            gpu.jobs.get_mut(&id).expect("job exists").active = active;
-            gpu.recompute_rates();
+            let mut w = world.lock();
+            if let Some(j) = w.gpu.jobs.get_mut(&id) {
+                j.active = active;
+            }
+            w.gpu.recompute_rates();
             Reply::Ok
+        }
+        (Request::Wait { until, holds }, Some(id)) => {
+            let wake = {
+                let w = world.lock();
+                let work_s = w.gpu.jobs.get(&id).map_or(0.0, |j| j.work_s);
+                let now = w.now();
+                match until {
+                    Until::Fraction { fraction } => Wake::Work {
+                        job: id,
+                        done_s: fraction * work_s,
+                    },
+                    Until::Work { done_s } => Wake::Work { job: id, done_s },
+                    Until::After { seconds } => Wake::At(now + seconds.max(0.0)),
+                    Until::Poked => Wake::Never,
+                }
+            };
+            world.job_release(id, wake, holds);
+            if !world.job_turn(id) {
+                return None;
+            }
+            turn(world, id, Some(until))
         }
         (_, None) => Reply::Error {
             message: "say hello first".into(),
@@ -273,7 +286,8 @@ fn handle(state: &Shared, job_id: &mut Option<u64>, request: Request) -> Reply {
         (Request::Hello { .. }, Some(_)) => Reply::Error {
             message: "hello twice".into(),
         },
-    }
+    };
+    Some(reply)
 }
 
 impl Backend for SimBackend {
@@ -282,7 +296,7 @@ impl Backend for SimBackend {
     }
 
     fn info(&self) -> GpuInfo {
-        let gpu = self.state.lock();
+        let gpu = &self.world.lock().gpu;
         GpuInfo {
             model: gpu.model.key.clone(),
             name: gpu.model.name.clone(),
@@ -293,24 +307,28 @@ impl Backend for SimBackend {
         }
     }
 
-    fn now(&self) -> f64 {
-        self.state.now()
+    fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
-    fn time_scale(&self) -> f64 {
-        self.state.time_scale
+    fn process_exited(&self, job: u64) {
+        self.world.process_exited(job);
+    }
+
+    fn job_ended(&self, job: u64) {
+        self.world.job_ended(job);
     }
 
     fn state(&self) -> Result<GpuState> {
-        Ok(self.state.lock().state())
+        Ok(self.world.lock().gpu.state())
     }
 
     fn in_effect(&self, change: &Change) -> Result<bool> {
-        Ok(self.state.lock().in_effect(change))
+        Ok(self.world.lock().gpu.in_effect(change))
     }
 
     fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
-        Ok(self.state.lock().foreign.clone())
+        Ok(self.world.lock().gpu.foreign.clone())
     }
 
     fn apply(&self, change: &Change) -> Result<()> {
@@ -319,7 +337,7 @@ impl Backend for SimBackend {
     }
 
     fn devices(&self) -> Vec<Device> {
-        self.state.lock().devices()
+        self.world.lock().gpu.devices()
     }
 
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {
@@ -341,8 +359,6 @@ impl Backend for SimBackend {
                 job.id.to_string(),
                 "--port".into(),
                 Workload::PORT.into(),
-                "--time-scale".into(),
-                num(self.state.time_scale),
                 "--device-gib".into(),
                 num(job.device.pool_gib),
                 "--memory-fraction".into(),
@@ -360,7 +376,7 @@ impl Backend for SimBackend {
                         .gpu(&t.reference_gpu)
                         .map(|g| g.sm_count)?,
                 ),
-                None => (DEFAULT_WORK_S, self.state.lock().model.sm_count),
+                None => (DEFAULT_WORK_S, self.world.lock().gpu.model.sm_count),
             };
             self.register(job, work_s, reference_sm);
             argv.extend([
@@ -390,7 +406,8 @@ impl Backend for SimBackend {
     }
 
     fn sample(&self) -> Result<Vec<SampleRow>> {
-        let gpu = self.state.lock();
+        let world = self.world.lock();
+        let gpu = &world.gpu;
         let mut rows = vec![SampleRow {
             scope: Scope::Gpu,
             id: gpu.uuid.clone(),
@@ -424,7 +441,8 @@ impl Backend for SimBackend {
 impl SimBackend {
     /// Makes a change on the simulated GPU, with the MPS daemon's directories and log.
     fn apply_to_gpu(&self, change: &Change) -> Result<()> {
-        let mut gpu = self.state.lock();
+        let mut world = self.world.lock();
+        let gpu = &mut world.gpu;
         match change {
             Change::StartMps {
                 device,

@@ -10,24 +10,47 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// The job's process has started (it now uses compute).
+    /// The job's process has started; the reply comes at its first turn.
     Hello { job: u64, pid: u32 },
-    /// How far along is my work?
-    Progress,
     /// Set my memory to `gib`.
     Alloc { gib: f64 },
-    /// How much work have I done, and how fast am I going? (A server, whose work has no end.)
-    Work,
     /// I am (or am no longer) computing: an idle server leaves the SMs to its neighbours.
     Active { active: bool },
+    /// Ends my turn: wake me `until` (or when poked). `holds` messages I sent in this turn are
+    /// in flight: time stands still until their receivers have them.
+    Wait {
+        until: Until,
+        #[serde(default)]
+        holds: u32,
+    },
+    /// Makes job `job` runnable now (sent by a server's HTTP side, which is no actor itself,
+    /// when a request reaches it).
+    Poke { job: u64 },
+}
+
+/// When a simulated job wants its next turn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "until", rename_all = "snake_case")]
+pub enum Until {
+    /// When this fraction of my work is done.
+    Fraction { fraction: f64 },
+    /// When I have done this much work (seconds at full speed on the reference GPU).
+    Work { done_s: f64 },
+    /// This many simulated seconds from now.
+    After { seconds: f64 },
+    /// Only when poked.
+    Poked,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
     Ok,
-    /// Fraction of the job's work done, 0 to 1.
-    Progress {
+    /// My turn: the simulated time, the work done (seconds at full speed on the reference GPU)
+    /// and the fraction of the work that is.
+    Turn {
+        now: f64,
+        done_s: f64,
         fraction: f64,
     },
     /// The allocation does not fit.
@@ -39,12 +62,6 @@ pub enum Reply {
     },
     Error {
         message: String,
-    },
-    /// Work done so far (seconds at full speed on the reference GPU) and the current speed
-    /// (work seconds per simulated second).
-    Work {
-        done_s: f64,
-        rate: f64,
     },
 }
 
@@ -63,6 +80,22 @@ impl Connection {
         })
     }
 
+    /// Ends the turn `until`, with `holds` messages in flight; returns the next turn's reply.
+    pub fn wait(&mut self, until: Until, holds: u32) -> std::io::Result<Turn> {
+        match self.ask(&Request::Wait { until, holds })? {
+            Reply::Turn {
+                now,
+                done_s,
+                fraction,
+            } => Ok(Turn {
+                now,
+                done_s,
+                fraction,
+            }),
+            other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// Sends one request and waits for its reply.
     pub fn ask(&mut self, request: &Request) -> std::io::Result<Reply> {
         let text = serde_json::to_string(request).expect("requests serialize");
@@ -74,4 +107,12 @@ impl Connection {
         serde_json::from_str(&line)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
+}
+
+/// A turn, as a simulated job sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Turn {
+    pub now: f64,
+    pub done_s: f64,
+    pub fraction: f64,
 }
