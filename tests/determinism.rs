@@ -1,0 +1,91 @@
+//! Simulated time advances by events, so a simulated run's figures depend only on its scenario:
+//! the same scenario run twice gives the same tables, value for value, whatever the machine is
+//! doing meanwhile. Only a run's identity differs (its directory, timestamps, the PIDs of its
+//! jobs, and the UUID of its simulated GPU, which is its own so that runs never share one).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use polars::prelude::*;
+
+/// Runs `scenario` on the simulator into a directory of its own.
+fn run(scenario: &str, out: &Path) -> PathBuf {
+    let output = Command::cargo_bin("migbench")
+        .unwrap()
+        .args(["run", "--sim", "--quiet", "--sample-ms", "500", "--out"])
+        .arg(out)
+        .arg(scenario)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_dir(out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+/// A table of a run, its identity taken out: PIDs dropped (the `pid` column, and the samples'
+/// `id`, which is a process row's PID), the simulated GPU's UUID replaced by a placeholder.
+fn table(run: &Path, name: &str) -> DataFrame {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let uuid = manifest["gpu_uuid"].as_str().unwrap().to_string();
+    let df = LazyFrame::scan_parquet(run.join(format!("{name}.parquet")), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let columns: Vec<Column> = df
+        .get_columns()
+        .iter()
+        .filter(|c| c.name().as_str() != "pid" && !(name == "samples" && c.name().as_str() == "id"))
+        .map(|c| match c.str() {
+            Ok(s) => {
+                let masked: StringChunked = s
+                    .into_iter()
+                    .map(|v| v.map(|v| v.replace(&uuid, "<gpu>")))
+                    .collect();
+                masked.with_name(c.name().clone()).into_column()
+            }
+            Err(_) => c.clone(),
+        })
+        .collect();
+    DataFrame::new(columns).unwrap()
+}
+
+fn assert_same_tables(scenario: &str, tables: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(scenario, &dir.path().join("first"));
+    let second = run(scenario, &dir.path().join("second"));
+    for name in tables {
+        let (a, b) = (table(&first, name), table(&second, name));
+        assert!(a.height() > 0, "{scenario}: {name} is empty");
+        assert!(
+            a.equals_missing(&b),
+            "{scenario}: the {name} tables differ\n{a}\n{b}"
+        );
+    }
+}
+
+#[test]
+fn a_mig_and_mps_scenario_gives_the_same_tables_twice() {
+    // Whole GPU, MPS (with an out-of-memory error and staggered starts) and MIG with a queue.
+    assert_same_tables(
+        "scenarios/h100-3x-ti2v.toml",
+        &["jobs", "variants", "instances", "samples"],
+    );
+}
+
+#[test]
+fn a_serving_scenario_gives_the_same_tables_twice() {
+    // Servers under the whole GPU, MPS and MIG, driven in a closed loop by the load generator.
+    assert_same_tables(
+        "scenarios/a100-qwen3.toml",
+        &["jobs", "variants", "instances", "serving", "requests"],
+    );
+}
