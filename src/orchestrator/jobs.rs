@@ -305,6 +305,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             }
             if last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
                 last_draw = Some(Instant::now());
+                self.ctx.progress.at(self.now(), !wall);
                 for r in &running {
                     let vram = sampler
                         .latest(r.pid)

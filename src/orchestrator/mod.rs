@@ -627,11 +627,9 @@ impl Progress {
             .sum();
         let overall = multi.add(ProgressBar::new(total));
         overall.set_style(
-            ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30}] {pos}/{len} jobs  {elapsed_precise}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} jobs  {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         overall.set_prefix(scenario.name().to_string());
         Progress { multi, overall }
@@ -645,6 +643,15 @@ impl Progress {
         );
         bar.set_prefix(label);
         bar
+    }
+
+    /// The run's clock reads `t` seconds after the run started (simulated seconds if
+    /// `simulated`).
+    fn at(&self, t: f64, simulated: bool) {
+        let (h, m, s) = ((t / 3600.0) as u64, (t / 60.0) as u64 % 60, t as u64 % 60);
+        let what = if simulated { " simulated" } else { "" };
+        self.overall
+            .set_message(format!("t = {h:02}:{m:02}:{s:02}{what}"));
     }
 
     fn job_done(&self, bar: &ProgressBar) {
