@@ -17,13 +17,18 @@ fn migbench() -> Command {
 }
 
 fn stdout(args: &[&str]) -> String {
-    let out = migbench().args(args).output().unwrap();
+    String::from_utf8(succeeds(migbench().args(args)).stdout).unwrap()
+}
+
+/// Runs `cmd`, which must succeed, and returns its output.
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
 }
 
 fn parse_yaml(text: &str) -> Result<MigPartedFile, String> {
@@ -206,22 +211,66 @@ fn a_label_gives_each_gpu_the_entry_that_applies_to_it() {
 #[test]
 fn a_label_that_cannot_be_used_says_why() {
     let file = parse_yaml(BALANCED).unwrap();
-    let h100 = Catalog::builtin().gpu("h100-80gb").unwrap();
-    let b200 = Catalog::builtin().gpu("b200-180gb").unwrap();
-    let msg = |label: &str, gpu, index| match file.specs(label, gpu, index).unwrap_err() {
-        mig_parted::Located::Unplaced(m) => m,
-        mig_parted::Located::Placed(e) => e.to_string(),
-    };
-    let m = msg("nope", h100, 0);
-    assert!(
-        m.contains("no mig-config 'nope'") && m.contains("all-balanced, split"),
-        "{m}"
-    );
-    let m = msg("all-balanced", b200, 0);
-    assert!(
-        m.contains("no entry for GPU 0 (b200-180gb, PCI device 0x2901)"),
-        "{m}"
-    );
+    // (label, GPU, index, how the message starts, what else it says)
+    let cases = [
+        (
+            "nope",
+            "h100-80gb",
+            0,
+            "mp.yaml has no mig-config 'nope'",
+            "all-balanced, split",
+        ),
+        (
+            "all-balanced",
+            "b200-180gb",
+            0,
+            "mig-config 'all-balanced' in mp.yaml",
+            "no entry for GPU 0 (b200-180gb, PCI device 0x2901)",
+        ),
+        (
+            "gpu-3-only",
+            "h100-80gb",
+            0,
+            "mig-config 'gpu-3-only'",
+            "no entry for GPU 0",
+        ),
+        (
+            "all-disabled",
+            "h100-80gb",
+            0,
+            "mp.yaml:4:7: ",
+            "mig-enabled: false",
+        ),
+        (
+            "all-enabled",
+            "h100-80gb",
+            0,
+            "mp.yaml:9:20: ",
+            "creates no MIG device",
+        ),
+        (
+            "too-big",
+            "h100-80gb",
+            0,
+            "mp.yaml:38:9: h100-80gb cannot take mig-config 'too-big'",
+            "at most 1",
+        ),
+        (
+            "unknown-profile",
+            "h100-80gb",
+            0,
+            "mp.yaml:43:20: '2g.35gb' is not a MIG profile of h100-80gb",
+            "1g.10gb, 1g.10gb+me",
+        ),
+    ];
+    for (label, gpu, index, starts, says) in cases {
+        let gpu = Catalog::builtin().gpu(gpu).unwrap();
+        let m = match file.specs(label, gpu, index).unwrap_err() {
+            mig_parted::Located::Unplaced(m) => m,
+            mig_parted::Located::Placed(e) => e.to_string(),
+        };
+        assert!(m.starts_with(starts) && m.contains(says), "{label}: {m}");
+    }
     // The ID the message names is the one `gpus --format json` lists.
     let gpus: Value = serde_json::from_str(&stdout(&["gpus", "--format", "json"])).unwrap();
     let b = gpus
@@ -231,30 +280,6 @@ fn a_label_that_cannot_be_used_says_why() {
         .find(|g| g["key"] == "b200-180gb")
         .unwrap();
     assert_eq!(b["pci_device_ids"], serde_json::json!(["0x2901"]));
-    let m = msg("gpu-3-only", h100, 0);
-    assert!(m.contains("no entry for GPU 0"), "{m}");
-    let m = msg("all-disabled", h100, 0);
-    assert!(
-        m.starts_with("mp.yaml:4:7: ") && m.contains("mig-enabled: false"),
-        "{m}"
-    );
-    let m = msg("all-enabled", h100, 0);
-    assert!(
-        m.starts_with("mp.yaml:9:20: ") && m.contains("creates no MIG device"),
-        "{m}"
-    );
-    let m = msg("too-big", h100, 0);
-    assert!(
-        m.starts_with("mp.yaml:38:9: h100-80gb cannot take mig-config 'too-big'"),
-        "{m}"
-    );
-    assert!(m.contains("at most 1"), "{m}");
-    let m = msg("unknown-profile", h100, 0);
-    assert!(
-        m.starts_with("mp.yaml:43:20: '2g.35gb' is not a MIG profile of h100-80gb"),
-        "{m}"
-    );
-    assert!(m.contains("1g.10gb, 1g.10gb+me"), "{m}");
 }
 
 /// Each rule of mig-parted's v1 spec (api/spec/v1/spec.go, pkg/types/mig_config.go), with the
@@ -334,16 +359,11 @@ fn a_scenario_layout_can_name_a_mig_parted_label() {
     let layout = s.layout(&s.file.variants[0]).unwrap();
     assert_eq!(layout.summary(), "3g.40gb + 2g.20gb + 1g.10gb + 1g.10gb");
     // And it runs on the simulated GPU like a layout written out.
-    let out = migbench()
-        .args(["run", "--sim", "--quiet", "--format", "json", "--out"])
-        .arg(dir.path().join("results"))
-        .arg(dir.path().join("s.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        migbench()
+            .args(["run", "--sim", "--quiet", "--format", "json", "--out"])
+            .arg(dir.path().join("results"))
+            .arg(dir.path().join("s.toml")),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["variants"][0]["status"], "ran");
@@ -595,17 +615,12 @@ fn validate_json_reports_each_file_and_where_a_bad_one_is_wrong() {
 fn run_and_restore_json_carry_the_key_facts() {
     let dir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let out = migbench()
-        .env("MIGBENCH_STATE_DIR", state.path())
-        .args(["run", "--sim", "--quiet", "--format", "json", "--out"])
-        .arg(dir.path())
-        .arg("scenarios/h100-3x-ti2v.toml")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        migbench()
+            .env("MIGBENCH_STATE_DIR", state.path())
+            .args(["run", "--sim", "--quiet", "--format", "json", "--out"])
+            .arg(dir.path())
+            .arg("scenarios/h100-3x-ti2v.toml"),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["backend"], "sim");
@@ -634,16 +649,11 @@ fn run_and_restore_json_carry_the_key_facts() {
     assert!(run_dir.join("manifest.json").is_file());
 
     // The run closed its journal; restoring it again is a no-op, said in JSON.
-    let out = migbench()
-        .env("MIGBENCH_STATE_DIR", state.path())
-        .args(["restore", "--format", "json"])
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        migbench()
+            .env("MIGBENCH_STATE_DIR", state.path())
+            .args(["restore", "--format", "json"])
+            .arg(&run_dir),
     );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r[0]["status"], "already_restored");
