@@ -3,10 +3,24 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The exit statuses every command shares, then those of one command, for its `--help`.
+macro_rules! exit_status {
+    ($($extra:literal),*) => {
+        concat!(
+            "Exit status:\n",
+            "  0    success\n",
+            $($extra, "\n",)*
+            "  2    bad input: an unknown GPU, profile or workload, a bad option or file (named, with what is allowed)\n",
+            "  1    migbench itself failed (I/O, a tool that broke)"
+        )
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "migbench",
-    version,
+    version = crate::version::long(),
+    after_help = exit_status!(),
     about = "Should inference jobs share a GPU through MPS, be split into MIG instances, or run one at a time?",
     long_about = None
 )]
@@ -18,25 +32,47 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the GPU models in the catalog.
+    #[command(after_help = exit_status!())]
     Gpus(FormatArg),
     /// List this machine's NVIDIA GPUs (NVML): catalog model, UUID, memory, MIG mode, MIG devices.
+    #[command(after_help = exit_status!())]
     Discover(FormatArg),
     /// Show a GPU's MIG profiles, like `nvidia-smi mig -lgip` plus placements.
+    #[command(after_help = exit_status!())]
     Profiles(ProfilesArgs),
     /// List every maximal MIG layout of a GPU with what it leaves unused, best first.
+    #[command(after_help = exit_status!())]
     Layouts(LayoutsArgs),
     /// How many copies of a workload fit at once under each sharing mode.
+    #[command(after_help = exit_status!())]
     Plan(PlanArgs),
     /// Check scenario files without running anything.
+    #[command(after_help = exit_status!("  2    also when any file is invalid: file:line:column, what was found, what is allowed"))]
     Validate(ValidateArgs),
     /// Run a scenario's variants and record every job.
+    #[command(after_help = exit_status!(
+        "       (0 when the scenario ran: OOMs and failed jobs are results)",
+        "  130  stopped by Ctrl-C or SIGTERM: running jobs stopped, the GPU put back as found, finished jobs recorded"
+    ))]
     Run(RunArgs),
     /// Put a GPU back as found after a run that crashed, from its journal. Safe to run twice.
+    #[command(after_help = exit_status!("       (1 also when the GPU could not be put back as found)"))]
     Restore(RestoreArgs),
     /// Tables and plots of the runs below some directories, written to a report directory.
+    #[command(after_help = exit_status!())]
     Report(ReportArgs),
     /// Compare two sets of results; exit status 1 when a variant regressed beyond the threshold.
+    #[command(after_help = exit_status!("  1    also when a variant regressed beyond the threshold"))]
     Compare(CompareArgs),
+    /// Shell completions on stdout: `migbench completions bash > /etc/bash_completion.d/migbench`.
+    #[command(after_help = exit_status!())]
+    Completions(CompletionsArgs),
+    /// The manual page (roff) on stdout: `migbench man > migbench.1; man ./migbench.1`.
+    #[command(after_help = exit_status!())]
+    Man,
+    /// The JSON Schema of scenario or workload files on stdout (as shipped in schema/).
+    #[command(after_help = exit_status!())]
+    Schema(SchemaArgs),
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -56,6 +92,36 @@ pub struct FormatArg {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+/// What `layouts` and `plan` print: also a mig-parted configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutFormat {
+    Table,
+    Json,
+    /// An NVIDIA mig-parted configuration file (YAML, `version: v1`), one label per layout.
+    MigParted,
+}
+
+#[derive(Debug, Args)]
+pub struct LayoutFormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: LayoutFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file the schema is for.
+    #[arg(value_enum, default_value = "scenario")]
+    pub kind: crate::schema::Kind,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +145,7 @@ pub struct LayoutsArgs {
     #[arg(long)]
     pub full_only: bool,
     #[command(flatten)]
-    pub format: FormatArg,
+    pub format: LayoutFormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +160,7 @@ pub struct PlanArgs {
     #[arg(long, default_value = "0%")]
     pub headroom: String,
     #[command(flatten)]
-    pub format: FormatArg,
+    pub format: LayoutFormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +168,8 @@ pub struct ValidateArgs {
     /// Scenario files (TOML).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +199,9 @@ pub struct RunArgs {
     /// Run even when other programs' compute processes use the GPU.
     #[arg(long)]
     pub force: bool,
+    /// Output format of the summary (progress lines go to stderr either way).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
     /// Keep the simulated GPU's configuration in this file, so that it outlives the run (as a
     /// real GPU's does) and `migbench restore` can put it back after a crash (with --sim).
     #[arg(long, requires = "sim", value_name = "FILE")]
@@ -142,6 +213,8 @@ pub struct RestoreArgs {
     /// Journals (`journal.jsonl`) or run directories to restore from. Without any, every GPU
     /// whose lock names a journal that was not closed.
     pub journals: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 /// What `report` and `compare` print.

@@ -29,6 +29,8 @@ pub mod report;
 pub mod results;
 pub mod sampler;
 pub mod scenario;
+pub mod schema;
 pub mod serving;
 pub mod synth;
+pub mod version;
 pub mod workload;

@@ -31,6 +31,10 @@ pub struct GpuModel {
     pub name: String,
     /// Device names as NVML (and `nvidia-smi -L`) report them.
     pub nvml_names: Vec<String>,
+    /// PCI device IDs of those devices (`0x2330`), as mig-parted's `device-filter` names GPUs
+    /// (`0x233010DE`: device, then NVIDIA's vendor ID 10DE).
+    #[serde(default)]
+    pub pci_device_ids: Vec<String>,
     /// Total device memory in MiB, as nvidia-smi reports it.
     pub memory_mib: u64,
     /// Streaming multiprocessors of the whole GPU with MIG disabled.

@@ -12,6 +12,8 @@ struct GpuRow<'a> {
     key: &'a str,
     name: &'a str,
     nvml_names: &'a [String],
+    /// As mig-parted's `device-filter` names GPUs (`0x2330` is its `0x233010DE`).
+    pci_device_ids: &'a [String],
     memory_mib: u64,
     sm_count: u32,
     compute_slices: u8,
@@ -28,6 +30,7 @@ pub fn run(args: &FormatArg) -> Result<String> {
             key: &g.key,
             name: &g.name,
             nvml_names: &g.nvml_names,
+            pci_device_ids: &g.pci_device_ids,
             memory_mib: g.memory_mib,
             sm_count: g.sm_count,
             compute_slices: g.compute_slices,

@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::catalog::{Catalog, GiProfile};
-use crate::cli::{Format, LayoutsArgs};
+use crate::cli::{LayoutFormat, LayoutsArgs};
 use crate::error::Result;
-use crate::layout::{self, EnumerateOptions, InstanceSpec, LayoutFigures};
+use crate::layout::{self, mig_parted, EnumerateOptions, InstanceSpec, LayoutFigures};
 use crate::output;
 
 /// One layout as `--format json` prints it.
@@ -46,8 +46,28 @@ pub fn run(args: &LayoutsArgs) -> Result<String> {
             figures: l.figures(),
         })
         .collect();
-    if args.format.format == Format::Json {
-        return output::json(&rows);
+    match args.format.format {
+        LayoutFormat::Json => return output::json(&rows),
+        LayoutFormat::MigParted => {
+            let labelled: Vec<(String, layout::Layout)> = layouts
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    (
+                        mig_parted::label(&[&gpu.key, "layout", &(i + 1).to_string()]),
+                        l,
+                    )
+                })
+                .collect();
+            let heading = format!(
+                "Every maximal MIG layout of the {} ({}), best first, written by migbench {}.",
+                gpu.name,
+                gpu.key,
+                crate::version::long()
+            );
+            return Ok(mig_parted::write(&labelled, &heading));
+        }
+        LayoutFormat::Table => {}
     }
 
     let mut table = output::table([

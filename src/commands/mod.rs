@@ -11,8 +11,10 @@ pub mod restore;
 pub mod run;
 pub mod validate;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Runs a parsed command line and returns what to print.
 pub fn run(cli: Cli) -> Result<String> {
@@ -27,7 +29,26 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Restore(args) => restore::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Completions(args) => Ok(completions(args.shell)),
+        Command::Man => man(),
+        Command::Schema(args) => Ok(crate::schema::json(args.kind)),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
         Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "migbench", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The manual page, in roff.
+pub fn man() -> Result<String> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| Error::Harness(format!("cannot write the manual page: {e}")))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

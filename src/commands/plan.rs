@@ -1,10 +1,11 @@
 //! `migbench plan`: how many copies of a workload fit at once under each sharing mode.
 
 use crate::catalog::Catalog;
-use crate::cli::{Format, PlanArgs};
+use crate::cli::{LayoutFormat, PlanArgs};
 use crate::error::{Error, Result};
+use crate::layout::{mig_parted, Layout};
 use crate::output;
-use crate::plan::{self, PlanRequest, PlannedLayout};
+use crate::plan::{self, ModePlan, PlanRequest, PlannedLayout};
 use crate::workload;
 
 /// Layouts shown per MIG mode in the table; JSON carries them all.
@@ -20,11 +21,13 @@ pub fn run(args: &PlanArgs) -> Result<String> {
     let headroom = parse_fraction("--headroom", &args.headroom)?;
     let request = PlanRequest { gpu, mix, headroom };
     let plans = plan::plan(&request);
-    if args.format.format == Format::Json {
-        return output::json(&plans);
+    let names: Vec<&str> = request.mix.iter().map(|w| w.name.as_str()).collect();
+    match args.format.format {
+        LayoutFormat::Json => return output::json(&plans),
+        LayoutFormat::MigParted => return as_mig_parted(&request, &names, &plans),
+        LayoutFormat::Table => {}
     }
 
-    let names: Vec<&str> = request.mix.iter().map(|w| w.name.as_str()).collect();
     let copy = if names.len() == 1 {
         format!("copies of {}", names[0])
     } else {
@@ -102,6 +105,41 @@ pub fn run(args: &PlanArgs) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The best layout of each MIG mode (and the one for staggered starts, where it differs) as a
+/// mig-parted file: one label each, `GPU-WORKLOADS-MODE[-staggered]`.
+fn as_mig_parted(request: &PlanRequest, names: &[&str], plans: &[ModePlan]) -> Result<String> {
+    let gpu = request.gpu;
+    let workloads = names.join("_");
+    let mut labelled = Vec::new();
+    for p in plans {
+        let mode = p.mode.to_string();
+        let chosen = [(&p.layout, None), (&p.layout_staggered, Some("staggered"))];
+        for (planned, suffix) in chosen {
+            let Some(planned) = planned else { continue };
+            let layout = Layout::build(gpu, &planned.layout)?;
+            let mut parts = vec![gpu.key.as_str(), workloads.as_str(), mode.as_str()];
+            parts.extend(suffix);
+            labelled.push((mig_parted::label(&parts), layout));
+        }
+    }
+    if labelled.is_empty() {
+        return Err(Error::Input(format!(
+            "no MIG layout runs a copy of {} on {}, so there is no mig-parted file to write; \
+             --format table says why",
+            names.join(" + "),
+            gpu.key
+        )));
+    }
+    let heading = format!(
+        "The MIG layouts `migbench plan` chose for {} on the {} ({}), written by migbench {}.",
+        names.join(" + "),
+        gpu.name,
+        gpu.key,
+        crate::version::long()
+    );
+    Ok(mig_parted::write(&labelled, &heading))
 }
 
 /// `3g.40gb@0[ti2v-5b] 3g.40gb@4[ti2v-5b] — 1 compute slice unused, 60 SMs per copy`

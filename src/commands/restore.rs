@@ -2,64 +2,94 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::backend::{self, BackendKind, Target};
 use crate::catalog::Catalog;
-use crate::cli::RestoreArgs;
+use crate::cli::{Format, RestoreArgs};
 use crate::error::{Error, Result};
 use crate::gpu_lock::{self, Found, GpuLock};
 use crate::journal::{self, JournalFile};
 use crate::orchestrator::leftovers;
 
+/// What became of one journal (or lock), as `--format json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The journal, or the lock file of a GPU a live run holds.
+    pub path: String,
+    /// `restored`, `already_restored`, `ended_with_run` (a simulated GPU without a state file)
+    /// or `in_use` (a running migbench holds the GPU; not touched).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_uuid: Option<String>,
+    /// Changes undone, newest first (or, for `ended_with_run`, closed without undoing).
+    pub undone: Vec<serde_json::Value>,
+    /// Jobs of the crashed run that were still running and were stopped: `PID (program)`.
+    pub stopped_jobs: Vec<String>,
+    /// The sentence the table format prints.
+    pub message: String,
+}
+
 pub fn run(args: &RestoreArgs) -> Result<String> {
     let dir = gpu_lock::state_dir();
-    let mut out = String::new();
+    let mut outcomes = Vec::new();
+    let mut nothing = None;
     if args.journals.is_empty() {
         // Every GPU whose lock names a journal: skip those a live run holds.
         let locks = gpu_lock::lock_files(&dir)?;
-        let mut any = false;
         for path in locks {
             match gpu_lock::try_lock(&path)? {
-                Found::Held(holder) => out.push_str(&format!(
-                    "{}: in use by a running migbench{}; not touched\n",
-                    path.display(),
-                    gpu_lock::describe(holder.as_ref())
-                )),
+                Found::Held(holder) => outcomes.push(Outcome {
+                    path: path.display().to_string(),
+                    status: "in_use",
+                    gpu_uuid: None,
+                    undone: Vec::new(),
+                    stopped_jobs: Vec::new(),
+                    message: format!(
+                        "{}: in use by a running migbench{}; not touched\n",
+                        path.display(),
+                        gpu_lock::describe(holder.as_ref())
+                    ),
+                }),
                 Found::Free(mut lock, Some(holder)) => {
-                    any = true;
-                    out.push_str(&restore_one(&holder.journal)?);
+                    outcomes.push(restore_one(&holder.journal)?);
                     lock.clear()?;
                 }
                 Found::Free(..) => {}
             }
         }
-        if !any {
-            out.push_str(&format!(
+        if !outcomes.iter().any(|o| o.status != "in_use") {
+            nothing = Some(format!(
                 "nothing to restore: no lock in {} names a journal\n",
                 dir.display()
             ));
         }
-        return Ok(out);
     }
     for given in &args.journals {
         let path = journal_path(given);
         let journal = JournalFile::read(&path)?;
         // Hold the GPU's lock while restoring, so no run starts on it meanwhile.
         let mut lock = GpuLock::acquire_for_restore(&dir, &journal.gpu.uuid)?;
-        out.push_str(&restore_one(&path)?);
+        outcomes.push(restore_one(&path)?);
         lock.clear()?;
     }
+    if args.format.format == Format::Json {
+        return crate::output::json(&outcomes).map(|j| j + "\n");
+    }
+    let mut out: String = outcomes.iter().map(|o| o.message.as_str()).collect();
+    out.push_str(nothing.as_deref().unwrap_or_default());
     Ok(out)
 }
 
 /// Stops the jobs the crashed run left running (they hold the GPU, and its MIG instances cannot
-/// be destroyed under them), and says which.
-fn stop_leftover_jobs(journal: &Path) -> Result<String> {
+/// be destroyed under them), and says which: `PID (program)` each, and a sentence.
+fn stop_leftover_jobs(journal: &Path) -> Result<(Vec<String>, String)> {
     let Some(run_dir) = journal.parent() else {
-        return Ok(String::new());
+        return Ok(Default::default());
     };
     let found = leftovers::find(run_dir);
     if found.is_empty() {
-        return Ok(String::new());
+        return Ok(Default::default());
     }
     let pids: Vec<String> = found
         .iter()
@@ -74,12 +104,13 @@ fn stop_leftover_jobs(journal: &Path) -> Result<String> {
             still
         )));
     }
-    Ok(format!(
+    let message = format!(
         "{}: stopped {} job(s) the crashed run left running: {}\n",
         run_dir.display(),
         found.len(),
         pids.join(", ")
-    ))
+    );
+    Ok((pids, message))
 }
 
 /// A run directory stands for the journal in it.
@@ -91,17 +122,28 @@ fn journal_path(given: &Path) -> PathBuf {
     }
 }
 
-fn restore_one(path: &Path) -> Result<String> {
+fn restore_one(path: &Path) -> Result<Outcome> {
     let journal = JournalFile::read(path)?;
     if let Some(warning) = journal.torn_warning() {
         eprintln!("migbench: warning: {warning}");
     }
     let gpu = &journal.gpu;
+    let outcome = |status, message| Outcome {
+        path: path.display().to_string(),
+        status,
+        gpu_uuid: Some(gpu.uuid.clone()),
+        undone: Vec::new(),
+        stopped_jobs: Vec::new(),
+        message,
+    };
     if journal.is_closed() {
-        return Ok(format!(
-            "{}: GPU {} was already put back; nothing to do\n",
-            path.display(),
-            gpu.uuid
+        return Ok(outcome(
+            "already_restored",
+            format!(
+                "{}: GPU {} was already put back; nothing to do\n",
+                path.display(),
+                gpu.uuid
+            ),
         ));
     }
     let target = match (gpu.backend, &gpu.sim_state) {
@@ -130,11 +172,14 @@ fn restore_one(path: &Path) -> Result<String> {
         // A simulated GPU without a state file ended with the process that simulated it.
         (BackendKind::Sim, None) => {
             let closed = JournalFile::close_without_changes(path)?;
-            return Ok(format!(
-                "{}: the simulated GPU {} ended with its run; {} change(s) needed no undoing\n",
-                path.display(),
-                gpu.uuid,
-                closed
+            return Ok(outcome(
+                "ended_with_run",
+                format!(
+                    "{}: the simulated GPU {} ended with its run; {} change(s) needed no undoing\n",
+                    path.display(),
+                    gpu.uuid,
+                    closed
+                ),
             ));
         }
     };
@@ -153,7 +198,7 @@ fn restore_one(path: &Path) -> Result<String> {
             gpu.uuid
         )));
     }
-    let mut out = stop_leftover_jobs(path)?;
+    let (stopped_jobs, mut out) = stop_leftover_jobs(path)?;
     let restored = journal::restore(&journal, backend.as_ref())?;
     out.push_str(&format!(
         "{}: GPU {}: undid {} change(s)\n",
@@ -174,5 +219,13 @@ fn restore_one(path: &Path) -> Result<String> {
         )));
     }
     out.push_str("  the GPU is as the run found it\n");
-    Ok(out)
+    Ok(Outcome {
+        undone: restored
+            .undone
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap_or_default())
+            .collect(),
+        stopped_jobs,
+        ..outcome("restored", out)
+    })
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::backend::dry_run::DryRunBackend;
 use crate::backend::{self, Backend, Target};
-use crate::cli::RunArgs;
+use serde::Serialize;
+
+use crate::cli::{Format, RunArgs};
 use crate::error::{Error, Result};
 use crate::gpu_lock;
 use crate::orchestrator::{self, RunOptions};
@@ -37,6 +39,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
     if args.dry_run {
         let backend = DryRunBackend::new(scenario.gpu, gpu.index.unwrap_or(0), gpu.uuid.clone());
         let lines = orchestrator::dry_run(&scenario, &backend)?;
+        if args.format == Format::Json {
+            return output::json(&lines).map(|j| j + "\n");
+        }
         return Ok(lines.join("\n") + "\n");
     }
     let target = if args.sim {
@@ -69,7 +74,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
         sim_state: args.sim_state.clone(),
     };
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
-    let text = summary(&report, backend.as_ref());
+    let text = match args.format {
+        Format::Json => output::json(&RunJson::new(&report, backend.as_ref()))? + "\n",
+        Format::Table => summary(&report, backend.as_ref()),
+    };
     if report.interrupted {
         eprint!("{text}");
         return Err(Error::Interrupted(format!(
@@ -83,6 +91,142 @@ pub fn run(args: &RunArgs) -> Result<String> {
         return Err(first);
     }
     Ok(text)
+}
+
+/// What `run --format json` prints: the run directory and the figures of the summary tables.
+#[derive(Serialize)]
+struct RunJson<'a> {
+    backend: &'static str,
+    /// True when the figures come from the simulator, not from a GPU.
+    simulated: bool,
+    dir: String,
+    interrupted: bool,
+    /// Variants whose GPU setup failed (then undone), with why.
+    setup_failures: Vec<String>,
+    variants: Vec<VariantJson<'a>>,
+    /// Jobs that did not end `ok`.
+    jobs_not_ok: Vec<JobJson<'a>>,
+    serving: Vec<ServingJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct VariantJson<'a> {
+    variant: &'a str,
+    repetition: u32,
+    mode: &'a str,
+    layout: Option<&'a str>,
+    status: &'a str,
+    reason: Option<&'a str>,
+    jobs: u32,
+    jobs_ok: u32,
+    jobs_oom: u32,
+    jobs_failed: u32,
+    makespan_s: Option<f64>,
+    units: u32,
+    time_per_unit_s: Option<f64>,
+    units_per_hour: Option<f64>,
+    gpu_vram_peak_gib: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JobJson<'a> {
+    variant: &'a str,
+    repetition: u32,
+    job: usize,
+    workload: &'a str,
+    outcome: &'a str,
+    duration_s: Option<f64>,
+    vram_peak_gib: Option<f64>,
+    reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ServingJson<'a> {
+    variant: &'a str,
+    repetition: u32,
+    mode: &'a str,
+    servers: u32,
+    request_throughput: f64,
+    output_throughput: f64,
+    median_ttft_ms: Option<f64>,
+    p99_ttft_ms: Option<f64>,
+    median_tpot_ms: Option<f64>,
+    p99_tpot_ms: Option<f64>,
+    failed: u64,
+    cost_per_million_output_tokens: Option<f64>,
+    note: Option<&'a str>,
+}
+
+impl<'a> RunJson<'a> {
+    fn new(report: &'a orchestrator::RunReport, backend: &dyn Backend) -> Self {
+        RunJson {
+            backend: backend.kind().as_str(),
+            simulated: backend.kind() == crate::backend::BackendKind::Sim,
+            dir: report.dir.display().to_string(),
+            interrupted: report.interrupted,
+            setup_failures: report
+                .setup_failures
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            variants: report
+                .variants
+                .iter()
+                .map(|v| VariantJson {
+                    variant: &v.variant,
+                    repetition: v.repetition,
+                    mode: &v.mode,
+                    layout: v.layout.as_deref(),
+                    status: &v.status,
+                    reason: v.reason.as_deref(),
+                    jobs: v.jobs,
+                    jobs_ok: v.jobs_ok,
+                    jobs_oom: v.jobs_oom,
+                    jobs_failed: v.jobs_failed,
+                    makespan_s: v.makespan_s,
+                    units: v.units,
+                    time_per_unit_s: v.time_per_unit_s,
+                    units_per_hour: v.units_per_hour,
+                    gpu_vram_peak_gib: v.gpu_vram_peak_gib,
+                })
+                .collect(),
+            jobs_not_ok: report
+                .jobs
+                .iter()
+                .filter(|j| j.outcome != "ok")
+                .map(|j| JobJson {
+                    variant: &j.variant,
+                    repetition: j.repetition,
+                    job: j.job,
+                    workload: &j.workload,
+                    outcome: &j.outcome,
+                    duration_s: j.duration_s,
+                    vram_peak_gib: j.vram_peak_gib,
+                    reason: j.reason.as_deref(),
+                })
+                .collect(),
+            serving: report
+                .serving
+                .iter()
+                .filter(|r| r.scope == "variant")
+                .map(|r| ServingJson {
+                    variant: &r.variant,
+                    repetition: r.repetition,
+                    mode: &r.mode,
+                    servers: r.servers,
+                    request_throughput: r.metrics.request_throughput,
+                    output_throughput: r.metrics.output_throughput,
+                    median_ttft_ms: r.metrics.ttft_ms.map(|s| s.median),
+                    p99_ttft_ms: r.metrics.ttft_ms.map(|s| s.p99),
+                    median_tpot_ms: r.metrics.tpot_ms.map(|s| s.median),
+                    p99_tpot_ms: r.metrics.tpot_ms.map(|s| s.p99),
+                    failed: r.metrics.failed,
+                    cost_per_million_output_tokens: r.cost_per_million_output_tokens,
+                    note: r.note.as_deref(),
+                })
+                .collect(),
+        }
+    }
 }
 
 fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {

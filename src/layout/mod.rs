@@ -6,6 +6,7 @@
 //! placements that were not given; [`enumerate`] lists every layout to which nothing more fits.
 
 mod enumerate;
+pub mod mig_parted;
 mod validate;
 
 use std::fmt;
@@ -18,7 +19,7 @@ pub use validate::LayoutError;
 use crate::catalog::{CiProfile, GiProfile, GpuModel};
 
 /// One GPU instance as a person writes it: a profile, optionally a start slice and a CI split.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "InstanceSpecRepr", into = "InstanceSpecRepr")]
 pub struct InstanceSpec {
     /// Profile name, alias or ID.
@@ -30,7 +31,7 @@ pub struct InstanceSpec {
 }
 
 /// Accepts `"3g.40gb"`, `"3g.40gb@4"` or `{ profile = "3g.40gb", start = 4, compute = [...] }`.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum InstanceSpecRepr {
     Short(String),
@@ -38,7 +39,7 @@ enum InstanceSpecRepr {
 }
 
 /// The table form; a misspelt key is an error, not silently ignored.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct InstanceTable {
     profile: String,

@@ -25,7 +25,7 @@ use crate::mode::SharingMode;
 use crate::workload::{self, Workload, WorkloadKind};
 
 /// A scenario file as written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     pub scenario: Header,
@@ -35,13 +35,15 @@ pub struct ScenarioFile {
     pub workloads: BTreeMap<String, Workload>,
     /// The load on every server of every variant that gives none of its own.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::LoadTable>")]
     pub load: Option<Spanned<LoadSpec>>,
     pub variants: Vec<Variant>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub description: String,
@@ -51,14 +53,16 @@ pub struct Header {
     /// Simulated seconds per real second under `--sim` when `--time-scale` is not given. Serving
     /// scenarios need a lower one than batch jobs: token timings are milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub time_scale: Option<Spanned<f64>>,
 }
 
 /// The GPU a scenario runs on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GpuSpec {
     /// Catalog key (`h100-80gb`) or NVML name.
+    #[schemars(with = "String")]
     pub model: Spanned<String>,
     /// Which physical GPU on a real machine: an index or a `GPU-...` UUID. Default: index 0.
     #[serde(default, deserialize_with = "checked::index")]
@@ -71,20 +75,25 @@ pub struct GpuSpec {
 }
 
 /// One way of running the jobs: a sharing mode, its setup, and the jobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    #[schemars(with = "SharingMode")]
     pub mode: Spanned<SharingMode>,
-    /// MIG layout (`mig`, `mig+mps`).
+    /// MIG layout (`mig`, `mig+mps`): a list of instances, or a label of a mig-parted file.
     #[serde(default)]
-    pub layout: Option<Spanned<Vec<InstanceSpec>>>,
+    #[schemars(with = "Option<LayoutSource>")]
+    pub layout: Option<Spanned<LayoutSource>>,
     /// MPS settings (`mps`, `mig+mps`).
     #[serde(default)]
+    #[schemars(with = "Option<MpsSettings>")]
     pub mps: Option<Spanned<MpsSettings>>,
     pub jobs: Vec<JobGroup>,
     /// The load on each of this variant's servers; replaces the scenario's `[load]`.
     #[serde(default)]
+    #[schemars(with = "Option<crate::schema::LoadTable>")]
     pub load: Option<Spanned<LoadSpec>>,
     /// How many times to run the variant.
     #[serde(default = "one", deserialize_with = "checked::repetitions")]
@@ -92,7 +101,7 @@ pub struct Variant {
 }
 
 /// MPS control-daemon defaults, set before any client starts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MpsSettings {
     /// `set_default_active_thread_percentage`: the share of SMs a client may use (1–100).
@@ -104,9 +113,10 @@ pub struct MpsSettings {
 }
 
 /// `count` jobs of one workload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobGroup {
+    #[schemars(with = "String")]
     pub workload: Spanned<String>,
     #[serde(default = "one", deserialize_with = "checked::count")]
     pub count: u32,
@@ -119,6 +129,7 @@ pub struct JobGroup {
     /// Layout instances (0-based, in layout order) these jobs may use; all when absent.
     /// Jobs queue for the first free instance when there are more jobs than instances.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<usize>>")]
     pub instances: Option<Spanned<Vec<usize>>>,
     /// Kills a job that runs longer; overrides the workload's timeout.
     #[serde(default, deserialize_with = "checked::timeout_s")]
@@ -131,6 +142,71 @@ pub struct JobGroup {
 
 fn one() -> u32 {
     1
+}
+
+/// Where a variant's MIG layout comes from: written out (`layout = ["3g.40gb", "3g.40gb"]`) or
+/// a label of an NVIDIA mig-parted file
+/// (`layout = { mig_parted = "mig-parted.yaml", config = "all-balanced" }`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum LayoutSource {
+    Instances(Vec<InstanceSpec>),
+    MigParted(MigPartedRef),
+}
+
+/// A layout named by a mig-parted file and label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigPartedRef {
+    /// The mig-parted file (YAML, `version: v1`), relative to the scenario file.
+    pub mig_parted: String,
+    /// The label under `mig-configs` (what `nvidia-mig-parted apply -c` takes).
+    pub config: String,
+    /// The layout the label gives this scenario's GPU, read when the scenario is loaded.
+    #[serde(skip)]
+    pub resolved: Vec<InstanceSpec>,
+}
+
+impl LayoutSource {
+    /// The instances: as written, or as read from the mig-parted file when the scenario loaded.
+    pub fn specs(&self) -> &[InstanceSpec] {
+        match self {
+            LayoutSource::Instances(specs) => specs,
+            LayoutSource::MigParted(r) => &r.resolved,
+        }
+    }
+}
+
+/// A list is a layout written out; a table names a mig-parted file and label. Either way the
+/// inner parser's message (an unknown key, a bad instance) is kept.
+impl<'de> Deserialize<'de> for LayoutSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = LayoutSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a list of MIG instances such as [\"3g.40gb\", \"3g.40gb\"], or \
+                     { mig_parted = \"FILE.yaml\", config = \"LABEL\" }",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(LayoutSource::Instances)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(LayoutSource::MigParted)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// The fields checked while parsing: see [`crate::bounds`].
@@ -250,6 +326,10 @@ impl Scenario {
             file,
             gpu,
         };
+        let mut scenario = scenario;
+        for i in 0..scenario.file.variants.len() {
+            scenario.resolve_mig_parted(i, base)?;
+        }
         let mut names = std::collections::HashSet::new();
         for v in &scenario.file.variants {
             bounds::check_name("variant name", v.name.get_ref())
@@ -305,7 +385,53 @@ impl Scenario {
     /// The variant's MIG layout, placed (checked at load, so this cannot fail for a loaded one).
     pub fn layout(&self, variant: &Variant) -> Option<Layout<'static>> {
         let specs = variant.layout.as_ref()?;
-        Layout::build(self.gpu, specs.get_ref()).ok()
+        Layout::build(self.gpu, specs.get_ref().specs()).ok()
+    }
+
+    /// Reads the layout of variant `i` from the mig-parted file it names, if it names one:
+    /// errors in that file are located in it, a label or GPU it lacks at the scenario's `layout`.
+    fn resolve_mig_parted(&mut self, i: usize, base: &Path) -> Result<(), ScenarioError> {
+        let Some(layout) = self.file.variants[i].layout.as_ref() else {
+            return Ok(());
+        };
+        let LayoutSource::MigParted(r) = layout.get_ref() else {
+            return Ok(());
+        };
+        // A layout on a mode without MIG is refused by `check_variant`, with no file to read.
+        if !self.file.variants[i].mode.get_ref().uses_mig() {
+            return Ok(());
+        }
+        let here = ScenarioError::at(&self.path, &self.text, Some(layout.span()), String::new());
+        let named_by = format!(
+            " (named by {}:{}:{})",
+            here.file.display(),
+            here.line,
+            here.column
+        );
+        let path = base.join(&r.mig_parted);
+        let file = crate::layout::mig_parted::MigPartedFile::load(&path).map_err(|mut e| {
+            e.message.push_str(&named_by);
+            e
+        })?;
+        let index = self.file.gpu.index.unwrap_or(0);
+        let specs = file
+            .specs(&r.config, self.gpu, index)
+            .map_err(|e| match e {
+                crate::layout::mig_parted::Located::Unplaced(message) => ScenarioError {
+                    message,
+                    ..here.clone()
+                },
+                crate::layout::mig_parted::Located::Placed(mut e) => {
+                    e.message.push_str(&named_by);
+                    e
+                }
+            })?;
+        if let Some(layout) = self.file.variants[i].layout.as_mut() {
+            if let LayoutSource::MigParted(r) = layout.get_mut() {
+                r.resolved = specs;
+            }
+        }
+        Ok(())
     }
 
     fn check_variant(&self, v: &Variant) -> Result<(), (std::ops::Range<usize>, String)> {
@@ -320,7 +446,7 @@ impl Scenario {
                     format!("a layout is only allowed with modes mig and mig+mps; this variant's mode is '{mode}'"),
                 ))
             }
-            (Some(l), true) => Some(Layout::build(self.gpu, l.get_ref()).map_err(|e| {
+            (Some(l), true) => Some(Layout::build(self.gpu, l.get_ref().specs()).map_err(|e| {
                 (l.span(), format!("{} cannot take this layout: {e}", self.gpu.key))
             })?),
             (None, false) => None,

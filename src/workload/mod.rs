@@ -33,7 +33,7 @@ const WORKLOAD_FILES: &[(&str, &str)] = &[
 ];
 
 /// A job migbench can run: its command and its resource profile.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub name: String,
@@ -69,7 +69,7 @@ pub struct Workload {
 }
 
 /// How to reach a model server: when it is ready and which model to ask for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// The `model` of each request; the first model `/v1/models` lists when absent.
@@ -104,7 +104,7 @@ fn default_ready_timeout_s() -> f64 {
     600.0
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkloadKind {
     /// Runs to completion and produces one unit (a video).
@@ -114,7 +114,7 @@ pub enum WorkloadKind {
 }
 
 /// GPU memory a job holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryProfile {
     /// The level held most of the run, in GiB.
@@ -127,7 +127,7 @@ pub struct MemoryProfile {
 }
 
 /// Time per unit measured on a reference GPU.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timing {
     /// Catalog key of the GPU the figure was measured on.
@@ -139,7 +139,7 @@ pub struct Timing {
 }
 
 /// How the simulated GPU makes this workload behave.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimProfile {
     /// Speed at a share `s` of the SMs is `s^alpha`.
@@ -167,7 +167,7 @@ pub struct SimProfile {
 
 /// A simulated model server: its memory and its token rates on the whole reference GPU. Its
 /// speed on a share of the SMs scales as `s^alpha`, like every simulated job's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimServer {
     /// Catalog key of the GPU the rates are for.
