@@ -36,6 +36,8 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         scenario_file: "scenario.toml".into(),
         scenario_sha256: String::new(),
         migbench_version: "bench".into(),
+        migbench_commit: "unknown".into(),
+        migbench_dirty: None,
         backend: "sim".into(),
         simulated: true,
         clock: "simulated".into(),

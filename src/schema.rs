@@ -3,8 +3,6 @@
 //! check and complete a TOML file against them. `migbench schema` writes them; the copies in
 //! `schema/` are what the repository ships.
 
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-
 /// Which file a schema is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -67,22 +65,5 @@ fn without_null(value: &mut serde_json::Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(without_null),
         _ => {}
-    }
-}
-
-/// A `[load]` table, which the schema leaves open: its keys are checked when the scenario is
-/// loaded (`migbench validate`) and documented in docs/scenario.md.
-pub struct LoadTable;
-
-impl JsonSchema for LoadTable {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "LoadTable".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "object",
-            "description": "The load on each server, like `vllm bench serve`'s options: rate, burstiness, max_concurrency, requests, duration_s, warmup_requests, input_tokens, output_tokens, range_ratio, prompts_file, ignore_eos, timeout_s, seed, slo (docs/scenario.md)."
-        })
     }
 }

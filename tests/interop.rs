@@ -378,6 +378,19 @@ fn a_scenario_layout_can_name_a_mig_parted_label() {
         .as_str()
         .unwrap()
         .contains("3g.40gb"));
+    // The run keeps a copy of the mig-parted file beside its copy of the scenario, so that the
+    // report reads the scenario (and draws its layout) from the run alone.
+    let run = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read(run.join("mig-parted.yaml")).unwrap(),
+        std::fs::read(dir.path().join("mig-parted.yaml")).unwrap()
+    );
+    assert!(Scenario::load(&run.join("scenario.toml")).is_ok());
 }
 
 #[test]

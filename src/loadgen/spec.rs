@@ -9,7 +9,7 @@ use super::prompts::PromptFile;
 
 /// The load on one server. Every duration is in backend seconds: wall-clock seconds on a GPU,
 /// simulated seconds on the simulator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadSpec {
     /// Which OpenAI endpoint to call.
@@ -63,7 +63,9 @@ pub struct LoadSpec {
 }
 
 /// An OpenAI-compatible endpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Endpoint {
     /// `POST /v1/completions` with a `prompt`.
@@ -83,7 +85,7 @@ impl Endpoint {
 }
 
 /// Latency objectives in milliseconds (vLLM's `--goodput ttft:500 tpot:50`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Slo {
     #[serde(default)]

@@ -144,6 +144,8 @@ fn run_as(
         scenario_file: scenario.path.display().to_string(),
         scenario_sha256: results::sha256_hex(scenario.text.as_bytes()),
         migbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        migbench_commit: crate::version::git_commit().to_string(),
+        migbench_dirty: crate::version::git_dirty(),
         backend: backend.kind().as_str().to_string(),
         simulated: backend.kind() == crate::backend::BackendKind::Sim,
         clock: if clock.simulated() {
@@ -166,6 +168,15 @@ fn run_as(
     };
     run.write_manifest(&manifest)?;
     run.write_file("scenario.toml", scenario.text.as_bytes())?;
+    for side in scenario.side_files() {
+        let text = std::fs::read(scenario_dir(scenario).join(&side))
+            .map_err(|e| Error::Input(format!("cannot read {side}: {e}")))?;
+        if let Some(parent) = Path::new(&side).parent() {
+            std::fs::create_dir_all(run.path.join(parent))
+                .map_err(|e| Error::Harness(format!("cannot copy {side} into the run: {e}")))?;
+        }
+        run.write_file(&side, &text)?;
+    }
     let t0 = backend.now();
     run.event(
         0.0,

@@ -71,6 +71,10 @@ pub struct Manifest {
     pub scenario_file: String,
     pub scenario_sha256: String,
     pub migbench_version: String,
+    /// The git commit migbench was built from, or "unknown".
+    pub migbench_commit: String,
+    /// Whether the tree it was built from had uncommitted changes; `None` when unknown.
+    pub migbench_dirty: Option<bool>,
     pub backend: String,
     /// True when the numbers come from the simulator, not from a GPU.
     pub simulated: bool,

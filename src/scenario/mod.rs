@@ -35,7 +35,7 @@ pub struct ScenarioFile {
     pub workloads: BTreeMap<String, Workload>,
     /// The load on every server of every variant that gives none of its own.
     #[serde(default)]
-    #[schemars(with = "Option<crate::schema::LoadTable>")]
+    #[schemars(with = "Option<LoadSpec>")]
     pub load: Option<Spanned<LoadSpec>>,
     pub variants: Vec<Variant>,
 }
@@ -93,7 +93,7 @@ pub struct Variant {
     pub jobs: Vec<JobGroup>,
     /// The load on each of this variant's servers; replaces the scenario's `[load]`.
     #[serde(default)]
-    #[schemars(with = "Option<crate::schema::LoadTable>")]
+    #[schemars(with = "Option<LoadSpec>")]
     pub load: Option<Spanned<LoadSpec>>,
     /// How many times to run the variant.
     #[serde(default = "one", deserialize_with = "checked::repetitions")]
@@ -235,6 +235,29 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The files beside the scenario that it names by a relative path inside its directory (the
+    /// mig-parted files of its layouts), as written: a run keeps a copy of each at the same
+    /// place, so that its `scenario.toml` still reads.
+    pub fn side_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self
+            .file
+            .variants
+            .iter()
+            .filter_map(|v| match v.layout.as_ref().map(|l| l.get_ref()) {
+                Some(LayoutSource::MigParted(r)) => Some(r.mig_parted.clone()),
+                _ => None,
+            })
+            .filter(|f| {
+                Path::new(f)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let bytes = std::fs::read(path).map_err(|e| ScenarioError::io(path, &e))?;
