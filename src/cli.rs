@@ -184,7 +184,12 @@ pub struct RunArgs {
     pub out: std::path::PathBuf,
     /// At most N simulated seconds per real second (with --sim), to watch the progress lines.
     /// Default: as fast as events allow (simulated time advances by events, never by sleeping).
-    #[arg(long, requires = "sim", value_name = "N")]
+    #[arg(
+        long,
+        requires = "sim",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub pace: Option<f64>,
     /// Milliseconds between VRAM samples, on the run's clock: simulated milliseconds with --sim.
     #[arg(long, default_value_t = 100)]

@@ -549,3 +549,93 @@ fn compute_sharing_follows_each_mode() {
         .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(mig.len(), 2, "jobs spread over both instances");
 }
+
+#[test]
+fn a_bad_pace_or_sampling_interval_exits_2_naming_it() {
+    for (args, says) in [
+        (
+            &["--pace", "0"][..],
+            "--pace 0: the pace is simulated seconds per real second",
+        ),
+        (&["--pace", "-5"], "--pace -5"),
+        (&["--pace", "NaN"], "--pace NaN"),
+        (&["--pace", "inf"], "--pace inf"),
+        (
+            &["--sample-ms", "0"],
+            "--sample-ms 0: the sampling interval is 1 to 3600000",
+        ),
+    ] {
+        migbench()
+            .args(["run", "--sim", "--quiet"])
+            .args(args)
+            .arg("scenarios/h100-3x-ti2v.toml")
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says));
+    }
+    // --pace is for the simulator's clock: a real GPU's is the wall clock.
+    migbench()
+        .args(["run", "--pace", "10", "scenarios/h100-3x-ti2v.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--sim"));
+}
+
+/// The most MPS clients a device takes (48 on Volta and later), and the most MIG instances an
+/// H100 takes (seven 1g.10gb), all at once: every job ends ok and the GPU is left as found.
+#[test]
+fn forty_eight_mps_clients_and_seven_mig_instances_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.toml");
+    let text = [
+        r#"
+[scenario]
+name = "many"
+[gpu]
+model = "h100-80gb"
+
+"#,
+        &workload("small", 1.0, 1.5, 60.0, 0.5, 0.1, "", ""),
+        r#"
+[[variants]]
+name = "mps-48"
+mode = "mps"
+jobs = [{ workload = "small", count = 48 }]
+
+[[variants]]
+name = "mig-7x1g"
+mode = "mig"
+layout = ["1g.10gb", "1g.10gb", "1g.10gb", "1g.10gb", "1g.10gb", "1g.10gb", "1g.10gb"]
+jobs = [{ workload = "small", count = 7 }]
+"#,
+    ]
+    .concat();
+    std::fs::write(&file, text).unwrap();
+    let (run, output) = run_sim(&file, &dir.path().join("results"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = job_rows(&jobs(&run));
+    let ok = |v: &str| {
+        rows.iter()
+            .filter(|j| j.variant == v && j.outcome == "ok")
+            .count()
+    };
+    assert_eq!(ok("mps-48"), 48);
+    assert_eq!(ok("mig-7x1g"), 7);
+    // All 48 at once: each has 1/48 of the SMs (alpha 0.7), so all end together.
+    let mps: Vec<&Job> = rows.iter().filter(|j| j.variant == "mps-48").collect();
+    let expected = 60.0 / (1.0f64 / 48.0).powf(0.7);
+    assert!(mps.iter().all(|j| near(j.end - j.start, expected, 1e-9)));
+    // Seven instances, seven UUIDs, one job each.
+    let uuids: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter(|j| j.variant == "mig-7x1g")
+        .map(|j| j.uuid.as_str())
+        .collect();
+    assert_eq!(uuids.len(), 7);
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(journal.lines().last().unwrap().contains("\"closed\""));
+}
