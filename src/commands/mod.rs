@@ -9,6 +9,7 @@ pub mod profiles;
 pub mod report;
 pub mod restore;
 pub mod run;
+pub mod sample_cost;
 pub mod validate;
 
 use crate::cli::{Cli, Command};
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Restore(args) => restore::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::SampleCost(args) => sample_cost::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
         Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }
