@@ -91,6 +91,11 @@ step_record() {
     local uname version torch
     uname="$(uname -srm)"
     version="$(mb --version)"
+    # What scripts/build-kit.sh built it from, when the binary is the kit's.
+    if [ "$GV_MIGBENCH" = "$root/.kit/migbench" ] && [ -f "$root/.kit/build.txt" ]; then
+        cat "$root/.kit/build.txt"
+        version="$version, $(grep '^commit: ' "$root/.kit/build.txt" || true)"
+    fi
     echo "$uname; $version"
     nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,mig.mode.current,mig.mode.pending \
         --format=csv
