@@ -473,14 +473,14 @@ fn the_guard_passes_queries_on_and_refuses_every_gpu_change() {
 fn a_run_cut_off_by_the_budget_is_stopped_and_still_reported_with_nothing_left() {
     let gpu = FakeDriver::h100();
     let out = gpu.dir.path().join("out");
-    // Probes of 20 s: the scenario needs two minutes, and the budget leaves it about 20 s (60 s
-    // less the 35 s kept for `after` and `report`, less the steps before).
+    // Probes of 30 s: the scenario needs minutes, and the budget leaves it at most 35 s (70 s less
+    // the 35 s kept for `after` and `report`, less the steps before: it runs if they take < 30 s).
     let run = kit(
         &gpu,
         &out,
         &[
-            ("GPU_VALIDATE_ITERATIONS", "200000"),
-            ("GPU_VALIDATE_BUDGET_S", "60"),
+            ("GPU_VALIDATE_ITERATIONS", "300000"),
+            ("GPU_VALIDATE_BUDGET_S", "70"),
         ],
     );
     let said = format!("{}{}", text(&run.stdout), text(&run.stderr));
