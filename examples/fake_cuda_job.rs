@@ -6,6 +6,14 @@
 //! GiB in the middle fifth of the run; `--child` holds the memory in a child process (as vLLM's
 //! engine core does); `--exceed` asks for more than the device has at the peak.
 //! Under MPS (`CUDA_MPS_PIPE_DIRECTORY` set) it first connects to the control daemon.
+//!
+//! It also takes `scripts/gpu_workload.py`'s arguments, so that the validation scenarios run on
+//! the stand-in with only the program swapped: `--constant-gib` is `--gib`, `--peak-at` and
+//! `--peak-for` place the peak (default: the middle fifth), and without `--seconds` the run lasts
+//! a ten-thousandth of a second per 8192² product (`--iterations`, `--matrix`; 1 s by default).
+//! At its end it prints, as gpu_workload.py does, `migbench-workload: {json}` with "PyTorch's"
+//! figures: `max_memory_reserved_gib` is its peak less [`CONTEXT_GIB`], the CUDA context that
+//! NVML counts in a process's memory and PyTorch does not.
 
 #[path = "fake_driver/state.rs"]
 mod state;
@@ -14,6 +22,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use state::{FakeProc, Target};
+
+/// What NVML counts in a process beyond PyTorch's reserved memory: the CUDA context.
+const CONTEXT_GIB: f64 = 0.5;
 
 fn arg(args: &[String], name: &str) -> Option<f64> {
     let i = args.iter().position(|a| a == name)?;
@@ -35,9 +46,17 @@ fn main() {
             .expect("the child starts");
         std::process::exit(status.code().unwrap_or(1));
     }
-    let gib = arg(&args, "--gib").unwrap_or(1.0);
+    let launched = Instant::now();
+    let gib = arg(&args, "--gib")
+        .or_else(|| arg(&args, "--constant-gib"))
+        .unwrap_or(1.0);
     let peak = arg(&args, "--peak-gib").unwrap_or(gib);
-    let seconds = arg(&args, "--seconds").unwrap_or(1.0);
+    let peak_at = arg(&args, "--peak-at").unwrap_or(0.4);
+    let peak_end = (peak_at + arg(&args, "--peak-for").unwrap_or(0.2)).min(1.0);
+    let seconds = arg(&args, "--seconds").unwrap_or_else(|| match arg(&args, "--iterations") {
+        Some(n) => n * (arg(&args, "--matrix").unwrap_or(8192.0) / 8192.0).powi(3) / 10_000.0,
+        None => 1.0,
+    });
     let exceed = args.iter().any(|a| a == "--exceed");
 
     let Some(gpu) = state::load() else {
@@ -95,14 +114,22 @@ fn main() {
     let started = Instant::now();
     let at = |f: f64| Duration::from_secs_f64(seconds * f);
     hold(mib(gib));
-    std::thread::sleep(at(0.4).saturating_sub(started.elapsed()));
+    std::thread::sleep(at(peak_at).saturating_sub(started.elapsed()));
     hold(if exceed { capacity + 1 } else { mib(peak) });
-    std::thread::sleep(at(0.6).saturating_sub(started.elapsed()));
+    std::thread::sleep(at(peak_end).saturating_sub(started.elapsed()));
     hold(mib(gib));
     std::thread::sleep(at(1.0).saturating_sub(started.elapsed()));
     state::remove_proc(pid);
-    println!(
-        "fake-cuda-job: done in {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("fake-cuda-job: done in {elapsed:.2} s");
+    let reserved = (peak.max(gib) - CONTEXT_GIB).max(0.0);
+    let report = serde_json::json!({
+        "device": gpu.name,
+        "pid": pid,
+        "max_memory_reserved_gib": (reserved * 1000.0).round() / 1000.0,
+        "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+        "init_s": ((started - launched).as_secs_f64() * 1000.0).round() / 1000.0,
+        "wall_s": (launched.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    });
+    println!("migbench-workload: {report}");
 }

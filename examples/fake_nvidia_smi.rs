@@ -7,6 +7,10 @@
 //! a GPU instance with compute instances) cannot be destroyed, and MIG mode cannot change while
 //! instances or processes exist. Instance IDs are its own (from 5 up, never reused), so a caller
 //! that predicts them instead of reading them back fails.
+//!
+//! Besides MIG it answers the two queries a record of the GPU is made with:
+//! `--query-gpu=name,uuid,driver_version,memory.total,mig.mode.current,mig.mode.pending` and
+//! `--query-compute-apps=pid,used_memory,gpu_uuid`, each with `--format=csv[,noheader][,nounits]`.
 
 #[path = "fake_driver/state.rs"]
 mod state;
@@ -58,7 +62,9 @@ fn main() {
 /// What a command prints, and whether it changed the GPU.
 fn run(gpu: &mut FakeGpu, model: &GpuModel, args: &[String]) -> Result<(String, bool), Failure> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let listing = matches!(a.as_slice(), ["-L"]) || a.iter().any(|x| x.starts_with("-l"));
+    let listing = matches!(a.as_slice(), ["-L"])
+        || a.iter()
+            .any(|x| x.starts_with("-l") || x.starts_with("--query-"));
     if gpu.not_root && !listing {
         return Err(Failure(
             NO_PERMISSION,
@@ -73,6 +79,11 @@ fn run(gpu: &mut FakeGpu, model: &GpuModel, args: &[String]) -> Result<(String, 
     };
     match a.as_slice() {
         ["-L"] => Ok((list_devices(gpu), false)),
+        [query, format] if query.starts_with("--query-") && format.starts_with("--format=csv") => {
+            let (kind, fields) = query.split_once('=').ok_or_else(bad)?;
+            let options = &format["--format=csv".len()..];
+            self::query(gpu, kind, fields, options).map(|t| (t, false))
+        }
         ["-i", "0", "-mig", mode] => set_mig_mode(gpu, *mode == "1").map(|t| (t, true)),
         ["mig", rest @ ..] => {
             let rest = match rest {
@@ -98,6 +109,74 @@ fn run(gpu: &mut FakeGpu, model: &GpuModel, args: &[String]) -> Result<(String, 
         }
         _ => Err(bad()),
     }
+}
+
+/// `--query-gpu` and `--query-compute-apps` in CSV: a header unless `noheader`, units (`MiB`)
+/// unless `nounits`, an unknown field refused as the driver refuses it.
+fn query(gpu: &FakeGpu, kind: &str, fields: &str, options: &str) -> Result<String, Failure> {
+    let units = !options.contains("nounits");
+    let mib = |v: u64| {
+        if units {
+            format!("{v} MiB")
+        } else {
+            v.to_string()
+        }
+    };
+    let mode = |on: bool| if on { "Enabled" } else { "Disabled" }.to_string();
+    let fields: Vec<&str> = fields.split(',').collect();
+    let rows: Vec<Vec<String>> = match kind {
+        "--query-gpu" => vec![fields
+            .iter()
+            .map(|f| match *f {
+                "name" => Ok(gpu.name.clone()),
+                "uuid" => Ok(gpu.uuid.clone()),
+                "driver_version" => Ok(gpu.driver.clone()),
+                "memory.total" => Ok(mib(gpu.memory_mib)),
+                "mig.mode.current" => Ok(mode(gpu.mig_current)),
+                "mig.mode.pending" => Ok(mode(gpu.mig_pending)),
+                _ => Err(f),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(unknown_field)?],
+        "--query-compute-apps" => state::procs()
+            .iter()
+            .map(|p| {
+                fields
+                    .iter()
+                    .map(|f| match *f {
+                        "pid" => Ok(p.pid.to_string()),
+                        "used_memory" => Ok(mib(p.used_mib)),
+                        "gpu_uuid" => Ok(gpu.uuid.clone()),
+                        _ => Err(f),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(unknown_field)
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(unknown_field(&kind)),
+    };
+    let mut out = String::new();
+    if !options.contains("noheader") {
+        let header: Vec<String> = fields
+            .iter()
+            .map(|f| match *f {
+                "memory.total" | "used_memory" if units => format!("{f} [MiB]"),
+                f => f.to_string(),
+            })
+            .collect();
+        out += &(header.join(", ") + "\n");
+    }
+    for row in rows {
+        out += &(row.join(", ") + "\n");
+    }
+    Ok(out)
+}
+
+fn unknown_field(field: &&str) -> Failure {
+    Failure(
+        INVALID_ARGUMENT,
+        format!("Field \"{field}\" is not a valid field to query."),
+    )
 }
 
 fn id(text: &str) -> Result<u32, Failure> {

@@ -6,17 +6,22 @@ as it does a real model), and run out of memory on request.
 
 At the end it prints one line, `migbench-workload: {json}`, with PyTorch's own view of its memory
 (`torch.cuda.max_memory_reserved()` and friends) and its timing, to compare with what migbench
-measured through NVML. Out of memory, it dies the way Wan2.2 does: torch.OutOfMemoryError, exit 1.
+measured through NVML: `wall_s` from the script's first line (before PyTorch is imported) to the
+report, `init_s` of it spent importing PyTorch and creating the CUDA context, `elapsed_s` the work.
+Out of memory, it dies the way Wan2.2 does: torch.OutOfMemoryError, exit 1.
 
     python3 scripts/gpu_workload.py --constant-gib 4 --peak-gib 6 --peak-at 0.5 --peak-for 0.2 \
         --iterations 2000
 """
 
-import argparse
-import json
-import os
-import sys
 import time
+
+LAUNCHED = time.monotonic()
+
+import argparse  # noqa: E402 (after the first timestamp, so that wall_s covers the imports)
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 
 GIB = 1024**3
 
@@ -55,6 +60,7 @@ def main(args):
                  % os.environ.get("CUDA_VISIBLE_DEVICES"))
     device = torch.cuda.current_device()
     total_gib = torch.cuda.get_device_properties(device).total_memory / GIB
+    torch.cuda.synchronize()  # the CUDA context exists from here on
     started = time.monotonic()
 
     a = torch.randn(args.matrix, args.matrix, device="cuda", dtype=torch.float16)
@@ -85,6 +91,8 @@ def main(args):
 
     report = {
         "device": torch.cuda.get_device_name(device),
+        "pid": os.getpid(),
+        "torch": torch.__version__,
         "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "total_gib": round(total_gib, 3),
         "max_memory_reserved_gib": round(torch.cuda.max_memory_reserved(device) / GIB, 3),
@@ -92,6 +100,8 @@ def main(args):
         "iterations": args.iterations,
         "elapsed_s": round(ended - started, 3),
         "startup_s": round(first_product - started, 3),
+        "init_s": round(started - LAUNCHED, 3),
+        "wall_s": round(time.monotonic() - LAUNCHED, 3),
         "tflops": round(2 * args.matrix**3 * args.iterations / (ended - first_product) / 1e12, 2),
     }
     print("migbench-workload: " + json.dumps(report), flush=True)

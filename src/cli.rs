@@ -73,6 +73,9 @@ pub enum Command {
     /// The JSON Schema of scenario or workload files on stdout (as shipped in schema/).
     #[command(after_help = exit_status!())]
     Schema(SchemaArgs),
+    /// Time VRAM samples through this machine's NVML (the validation kit's sampler figure).
+    #[command(hide = true)]
+    SampleCost(SampleCostArgs),
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -254,6 +257,24 @@ pub struct CompareArgs {
     pub threshold: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleCostArgs {
+    /// The GPU, by NVML index.
+    #[arg(long, default_value_t = 0)]
+    pub index: u32,
+    /// Samples to time.
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+    /// Wait until this many processes are on the GPU before timing (a figure with processes).
+    #[arg(long, default_value_t = 0)]
+    pub wait_processes: usize,
+    /// How long to wait for them, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub wait_s: f64,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Args)]

@@ -11,134 +11,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use serde_json::{json, Value};
 
-/// A stand-in GPU in a temporary directory, and the environment that points migbench at it.
-struct FakeDriver {
-    dir: tempfile::TempDir,
-    examples: PathBuf,
-    /// Each test its own GPU, as tests run side by side.
-    uuid: String,
-}
+mod fake_driver;
+use fake_driver::{mps_processes_under, FakeDriver};
 
 impl FakeDriver {
-    fn h100() -> FakeDriver {
-        FakeDriver::with(json!({}))
-    }
-
-    /// An H100 80GB with `overrides` merged into its state.
-    fn with(overrides: Value) -> FakeDriver {
-        let examples = Path::new(env!("CARGO_BIN_EXE_migbench"))
-            .parent()
-            .unwrap()
-            .join("examples");
-        assert!(
-            examples.join("libfake_nvml.so").exists(),
-            "the stand-in driver is not built: `cargo test` builds it, or `cargo build --examples`"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("gpu")).unwrap();
-        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-        // migbench knows MPS processes by program name, as the real ones are called.
-        std::os::unix::fs::symlink(
-            examples.join("fake_mps_control"),
-            dir.path().join("bin/nvidia-cuda-mps-control"),
-        )
-        .unwrap();
-        static GPUS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = GPUS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let uuid = format!(
-            "GPU-{:04x}{n:04x}-9d17-0af6-ba0b-82402cce84b5",
-            std::process::id() & 0xffff
-        );
-        let mut state = json!({
-            "name": "NVIDIA H100 80GB HBM3",
-            "uuid": uuid,
-            "memory_mib": 81559,
-            "driver": "550.54.15",
-            "cuda": 12040,
-        });
-        for (k, v) in overrides.as_object().unwrap() {
-            state[k] = v.clone();
-        }
-        let driver = FakeDriver {
-            dir,
-            examples,
-            uuid,
-        };
-        driver.write_state(&state);
-        driver
-    }
-
-    fn gpu_dir(&self) -> PathBuf {
-        self.dir.path().join("gpu")
-    }
-
-    fn write_state(&self, state: &Value) {
-        std::fs::write(
-            self.gpu_dir().join("gpu.json"),
-            serde_json::to_string_pretty(state).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.gpu_dir().join("gpu.json")).unwrap())
-            .unwrap()
-    }
-
-    /// The nvidia-smi calls made so far, one per line.
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.gpu_dir().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn job(&self) -> String {
-        self.examples.join("fake_cuda_job").display().to_string()
-    }
-
     fn out(&self) -> PathBuf {
         self.dir.path().join("results")
-    }
-
-    /// The environment that points migbench at the stand-in driver.
-    fn env(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![
-            ("MIGBENCH_NVML_LIB", self.examples.join("libfake_nvml.so")),
-            ("MIGBENCH_NVIDIA_SMI", self.examples.join("fake_nvidia_smi")),
-            (
-                "MIGBENCH_MPS_CONTROL",
-                self.dir.path().join("bin/nvidia-cuda-mps-control"),
-            ),
-            ("MIGBENCH_FAKE_GPU", self.gpu_dir()),
-            ("MIGBENCH_STATE_DIR", self.dir.path().join("state")),
-        ]
-    }
-
-    fn migbench(&self) -> Command {
-        let mut cmd = Command::cargo_bin("migbench").unwrap();
-        cmd.envs(self.env());
-        cmd
-    }
-
-    /// Runs nvidia-smi (the stand-in) directly, as an administrator would.
-    fn smi(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(self.examples.join("fake_nvidia_smi"))
-            .args(args)
-            .env("MIGBENCH_FAKE_GPU", self.gpu_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
     }
 
     fn write_scenario(&self, variants: &str) -> PathBuf {
@@ -208,15 +89,6 @@ sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "it
             .unwrap()
             .path()
     }
-}
-
-/// MPS processes (daemons and servers) whose pipe directory lies under `root`.
-fn mps_processes_under(root: &Path) -> Vec<String> {
-    migbench::backend::nvml::mps::processes()
-        .into_iter()
-        .filter(|p| p.pipe_dir.as_deref().is_some_and(|d| d.starts_with(root)))
-        .map(|p| format!("{} {}", p.program, p.pid))
-        .collect()
 }
 
 struct Job {

@@ -9,6 +9,7 @@ pub mod profiles;
 pub mod report;
 pub mod restore;
 pub mod run;
+pub mod sample_cost;
 pub mod validate;
 
 use clap::CommandFactory;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Completions(args) => Ok(completions(args.shell)),
         Command::Man => man(),
         Command::Schema(args) => Ok(crate::schema::json(args.kind)),
+        Command::SampleCost(args) => sample_cost::run(&args),
         Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
         Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
     }
