@@ -59,6 +59,10 @@ pub trait TimeKeeper: Send + Sync {
     fn leave(&self, id: ActorId);
     /// Makes `id` runnable now (a turn held now is followed by another at the same instant).
     fn poke(&self, id: ActorId);
+    /// Gives `id` a turn now, even while another actor holds one (which then no longer does):
+    /// for stopping a run, when another actor may never end its turn. The order of turns, and
+    /// with it the run's figures, is not kept after this.
+    fn interrupt(&self, id: ActorId);
     /// `n` more messages are in flight for `owner` (0: migbench itself): time stands still until
     /// each is [`TimeKeeper::unhold`]en.
     fn hold(&self, owner: u64, n: u32);
@@ -241,6 +245,11 @@ impl Poker {
     pub fn poke(&self) {
         self.clock.0.poke(self.id);
     }
+
+    /// See [`TimeKeeper::interrupt`].
+    pub fn interrupt(&self) {
+        self.clock.0.interrupt(self.id);
+    }
 }
 
 /// Where an actor waits for its turn: granted by its clock, or (on the wall clock) when a
@@ -409,6 +418,10 @@ impl TimeKeeper for WallClock {
         if let Some(slot) = lock(&self.actors).get(&id) {
             slot.grant();
         }
+    }
+
+    fn interrupt(&self, id: ActorId) {
+        self.poke(id);
     }
 
     fn hold(&self, _owner: u64, _n: u32) {}

@@ -106,8 +106,12 @@ pub struct Journal {
     file: Option<File>,
     path: Option<PathBuf>,
     next_seq: u64,
-    /// Changes made and not undone yet.
-    outstanding: usize,
+    /// Changes made and not undone yet, oldest first.
+    outstanding: Vec<Entry>,
+    /// Records written so far (for `MIGBENCH_FAULT=abort:journal:N`).
+    written: u64,
+    /// The first write that failed: the journal no longer says everything (a full disk).
+    broken: Option<String>,
 }
 
 impl Journal {
@@ -127,7 +131,9 @@ impl Journal {
             file: Some(file),
             path: Some(path.to_path_buf()),
             next_seq: 1,
-            outstanding: 0,
+            outstanding: Vec::new(),
+            written: 0,
+            broken: None,
         };
         journal.write(&Record::Found {
             at: now_rfc3339(),
@@ -155,7 +161,9 @@ impl Journal {
             file: Some(file),
             path: Some(path.to_path_buf()),
             next_seq,
-            outstanding: 0,
+            outstanding: Vec::new(),
+            written: 0,
+            broken: None,
         })
     }
 
@@ -165,7 +173,9 @@ impl Journal {
             file: None,
             path: None,
             next_seq: 1,
-            outstanding: 0,
+            outstanding: Vec::new(),
+            written: 0,
+            broken: None,
         }
     }
 
@@ -181,9 +191,22 @@ impl Journal {
         };
         let mut line = serde_json::to_string(record).expect("journal records serialize");
         line.push('\n');
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(|e| Error::Harness(format!("cannot write the journal: {e}")))
+        let written = crate::fault::write("journal")
+            .and_then(|()| file.write_all(line.as_bytes()))
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            let message = format!("cannot write the journal: {e}");
+            self.broken.get_or_insert(message.clone());
+            return Err(Error::Harness(message));
+        }
+        self.written += 1;
+        crate::fault::journal_written(self.written);
+        Ok(())
+    }
+
+    /// Why the journal no longer says everything, if a write failed.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// Journals `change`, makes it, and journals the outcome.
@@ -197,12 +220,15 @@ impl Journal {
         })?;
         match backend.apply(&change) {
             Ok(()) => {
-                self.outstanding += 1;
-                self.write(&Record::Done {
+                let entry = Entry { seq, change };
+                self.outstanding.push(entry.clone());
+                // Made: it is undone at teardown even if its `done` cannot be written (then
+                // `broken` says so, and the run stops there).
+                let _ = self.write(&Record::Done {
                     at: now_rfc3339(),
                     seq,
-                })?;
-                Ok(Entry { seq, change })
+                });
+                Ok(entry)
             }
             Err(e) => {
                 self.write(&Record::Failed {
@@ -216,12 +242,14 @@ impl Journal {
     }
 
     /// Undoes `entry` and journals it. A change the GPU shows is not in effect (a crash
-    /// interrupted it, or an earlier restore undid it) is only marked undone.
+    /// interrupted it, or an earlier restore undid it) is only marked undone. The GPU comes
+    /// first: the undo is made even when the journal cannot be written (a full disk), since a
+    /// later restore checks what is in effect anyway.
     pub fn undo(&mut self, backend: &dyn Backend, entry: &Entry) -> Result<()> {
-        self.write(&Record::Undo {
+        let _ = self.write(&Record::Undo {
             at: now_rfc3339(),
             seq: entry.seq,
-        })?;
+        });
         let result = match backend.in_effect(&entry.change) {
             Ok(false) => Ok(Some("not in effect".to_string())),
             Ok(true) => backend.apply(&entry.change.inverse()).map(|()| None),
@@ -229,27 +257,46 @@ impl Journal {
         };
         match result {
             Ok(note) => {
-                self.outstanding = self.outstanding.saturating_sub(1);
-                self.write(&Record::Undone {
+                self.outstanding.retain(|e| e.seq != entry.seq);
+                let _ = self.write(&Record::Undone {
                     at: now_rfc3339(),
                     seq: entry.seq,
                     note,
-                })
+                });
+                Ok(())
             }
             Err(e) => {
-                self.write(&Record::UndoFailed {
+                let _ = self.write(&Record::UndoFailed {
                     at: now_rfc3339(),
                     seq: entry.seq,
                     error: e.to_string(),
-                })?;
+                });
                 Err(e)
             }
         }
     }
 
+    /// Undoes every change made and not undone yet, newest first. Keeps going past a failure,
+    /// so that as much as possible is put back, and reports the first failure.
+    pub fn undo_all(&mut self, backend: &dyn Backend) -> Result<()> {
+        let mut first_error = None;
+        // One try each: a change that cannot be undone stays outstanding, for `restore`.
+        for entry in self.outstanding.clone().iter().rev() {
+            if let Err(e) = self.undo(backend, entry) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(Error::Harness(format!(
+                "could not put the GPU back as found: {e}"
+            ))),
+        }
+    }
+
     /// Every change made through this journal has been undone.
     pub fn all_undone(&self) -> bool {
-        self.outstanding == 0
+        self.outstanding.is_empty()
     }
 
     /// Says that everything was put back.
@@ -271,6 +318,16 @@ pub struct JournalFile {
 }
 
 impl JournalFile {
+    /// Whether the journal at `path` holds no whole record, or is not there: its run was
+    /// stopped after it locked the GPU and before it recorded the GPU's state, so it changed
+    /// nothing.
+    pub fn is_blank(path: &Path) -> bool {
+        match std::fs::read(path) {
+            Ok(bytes) => !bytes.contains(&b'\n'),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+
     pub fn read(path: &Path) -> Result<JournalFile> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Input(format!("cannot read the journal {}: {e}", path.display()))

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod commands;
 pub mod compare;
 pub mod error;
+pub mod fault;
 pub mod gpu_lock;
 pub mod journal;
 pub mod layout;

@@ -67,6 +67,10 @@ pub fn run(args: &RestoreArgs) -> Result<String> {
     }
     for given in &args.journals {
         let path = journal_path(given);
+        if path.exists() && JournalFile::is_blank(&path) {
+            outcomes.push(restore_one(&path)?);
+            continue;
+        }
         let journal = JournalFile::read(&path)?;
         // Hold the GPU's lock while restoring, so no run starts on it meanwhile.
         let mut lock = GpuLock::acquire_for_restore(&dir, &journal.gpu.uuid)?;
@@ -123,6 +127,19 @@ fn journal_path(given: &Path) -> PathBuf {
 }
 
 fn restore_one(path: &Path) -> Result<Outcome> {
+    if JournalFile::is_blank(path) {
+        return Ok(Outcome {
+            path: path.display().to_string(),
+            status: "nothing_recorded",
+            gpu_uuid: None,
+            undone: Vec::new(),
+            stopped_jobs: Vec::new(),
+            message: format!(
+                "{}: the run stopped before it recorded the GPU's state, so it changed nothing\n",
+                path.display()
+            ),
+        });
+    }
     let journal = JournalFile::read(path)?;
     if let Some(warning) = journal.torn_warning() {
         eprintln!("migbench: warning: {warning}");

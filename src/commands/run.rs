@@ -73,6 +73,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         state_dir: gpu_lock::state_dir(),
         sim_state: args.sim_state.clone(),
     };
+    orchestrator::watch_panics();
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
     let text = match args.format {
         Format::Json => output::json(&RunJson::new(&report, backend.as_ref()))? + "\n",

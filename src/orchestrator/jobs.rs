@@ -152,6 +152,7 @@ struct Running {
     id: u64,
     /// Set once the orchestrator has reaped it: its exit watcher then has nothing to say.
     reaped: Arc<AtomicBool>,
+    backend: Arc<dyn Backend>,
     child: Child,
     pid: u32,
     device: Device,
@@ -165,6 +166,18 @@ struct Running {
     timed_out: bool,
     /// Why migbench stops a server that never got ready.
     not_ready: Option<String>,
+}
+
+impl Drop for Running {
+    /// A job whose record was never made — the orchestrator is unwinding from a panic — is
+    /// killed with its process group, so that nothing uses the GPU when it is put back.
+    fn drop(&mut self) {
+        if !self.reaped.load(Ordering::Relaxed) {
+            self.reaped.store(true, Ordering::Relaxed);
+            kill_group(&mut self.child);
+            self.backend.job_ended(self.id);
+        }
+    }
 }
 
 /// Runs the jobs of one variant repetition.
@@ -199,12 +212,14 @@ impl<'a, 'v> Runner<'a, 'v> {
         self.ctx.backend.now() - self.ctx.t0
     }
 
-    /// Runs every job; returns their records (in start order) and what their servers served.
+    /// Runs every job; returns their records (in start order), what their servers served, and
+    /// whether the harness failed meanwhile (a write error): then the jobs still running were
+    /// stopped, and what had finished is in the records.
     pub fn run_all(
         mut self,
         planned: &[PlannedJob],
         sampler: &Sampler,
-    ) -> Result<(Vec<JobRecord>, ServingRun)> {
+    ) -> (Vec<JobRecord>, ServingRun, Result<()>) {
         let devices = self.ctx.backend.devices();
         let mode = self.ctx.mode();
         // One job per device at a time for the whole GPU and for MIG; any number under
@@ -231,8 +246,9 @@ impl<'a, 'v> Runner<'a, 'v> {
         let mut running: Vec<Running> = Vec::new();
         let mut last_draw: Option<Instant> = None;
         let wall = !self.ctx.backend.clock().simulated();
+        let mut failure = None;
         loop {
-            if self.ctx.stop.load(Ordering::Relaxed) {
+            if self.ctx.stop.load(Ordering::Relaxed) || failure.is_some() || super::panicked() {
                 for r in running.drain(..) {
                     self.finish(r, planned, Some(Outcome::Interrupted));
                 }
@@ -290,14 +306,20 @@ impl<'a, 'v> Runner<'a, 'v> {
                         .into_iter()
                         .find(|&s| !exclusive || !running.iter().any(|r| r.slot == s))
                 };
-                match slot {
-                    Some(s) => {
-                        if let Some(r) = self.launch(k, job, s, &devices[s])? {
-                            running.push(r);
-                        }
+                match slot.map(|s| (s, self.launch(k, job, s, &devices[s]))) {
+                    Some((_, Ok(Some(r)))) => running.push(r),
+                    Some((_, Ok(None))) => {}
+                    Some((_, Err(e))) => {
+                        failure = Some(e);
+                        waiting.push_back(k);
+                        break;
                     }
                     None => waiting.push_back(k),
                 }
+            }
+            if failure.is_some() {
+                pending.extend(waiting);
+                continue;
             }
             pending = waiting;
             if pending.is_empty() && running.is_empty() {
@@ -342,7 +364,8 @@ impl<'a, 'v> Runner<'a, 'v> {
                 .total_cmp(&b.start.unwrap_or(f64::MAX))
                 .then(a.job.cmp(&b.job))
         });
-        Ok((self.done, self.servers.finish(self.ctx.actor)))
+        let served = self.servers.finish(self.ctx.actor);
+        (self.done, served, failure.map_or(Ok(()), Err))
     }
 
     /// Starts job `k` on `device`; records a job that cannot even start as failed.
@@ -405,15 +428,6 @@ impl<'a, 'v> Runner<'a, 'v> {
                     Arc::clone(&reaped),
                 );
                 self.servers.started(k);
-                self.run.event(
-                    start,
-                    "job_start",
-                    serde_json::json!({
-                        "variant": ctx.name(), "repetition": ctx.repetition, "job": job.index,
-                        "workload": job.workload.name, "device": device.uuid, "instance": device.label,
-                        "pid": pid, "argv": argv,
-                    }),
-                )?;
                 let bar = ctx.progress.job_line(format!(
                     "{} #{} {} on {}",
                     ctx.name(),
@@ -421,10 +435,11 @@ impl<'a, 'v> Runner<'a, 'v> {
                     job.workload.name,
                     device.label
                 ));
-                Ok(Some(Running {
+                let running = Running {
                     job: k,
                     id,
                     reaped,
+                    backend: Arc::clone(&ctx.backend),
                     child,
                     pid,
                     device: device.clone(),
@@ -435,7 +450,19 @@ impl<'a, 'v> Runner<'a, 'v> {
                     bar,
                     timed_out: false,
                     not_ready: None,
-                }))
+                };
+                // A start that cannot be recorded (a full disk) is undone: dropping the job
+                // kills it (see `Running`'s drop).
+                self.run.event(
+                    start,
+                    "job_start",
+                    serde_json::json!({
+                        "variant": ctx.name(), "repetition": ctx.repetition, "job": job.index,
+                        "workload": job.workload.name, "device": device.uuid, "instance": device.label,
+                        "pid": pid, "argv": argv,
+                    }),
+                )?;
+                Ok(Some(running))
             }
             Err(e) => {
                 // Whatever the backend set up for the job goes with it.

@@ -64,6 +64,39 @@ pub struct RunReport {
     pub setup_failures: Vec<Error>,
 }
 
+/// Set by the panic hook of [`watch_panics`]: some thread of migbench panicked.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Makes a panic in any thread stop the run: the jobs are stopped, the GPU put back, the journal
+/// closed, and the run fails (exit status 1). The panic's message is still printed.
+pub fn watch_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+}
+
+/// Whether a thread has panicked since [`watch_panics`].
+pub(crate) fn panicked() -> bool {
+    PANICKED.load(Ordering::SeqCst)
+}
+
+/// The error a caught panic becomes.
+fn panicked_error(panic: &Box<dyn std::any::Any + Send>) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::Harness(format!(
+        "migbench panicked ({message}); the jobs were stopped and the GPU put back"
+    ))
+}
+
 /// Runs every variant of `scenario` on `backend`. `stop` is raised by Ctrl-C or SIGTERM.
 pub fn run(
     scenario: &Scenario,
@@ -82,8 +115,9 @@ pub fn run(
         let finished = &finished;
         scope.spawn(move || {
             while !finished.load(Ordering::Relaxed) {
-                if stop.load(Ordering::Relaxed) {
-                    poker.poke();
+                if stop.load(Ordering::Relaxed) || panicked() {
+                    // Taken now, even from an actor that holds the turn and will never end it.
+                    poker.interrupt();
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -205,9 +239,17 @@ fn run_as(
                 progress: &progress,
                 actor,
             };
-            let result = ctx.run(&mut run, &mut journal, &mut records);
-            records.write(&run.path)?;
-            match result {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctx.run(&mut run, &mut journal, &mut records)
+            }))
+            .unwrap_or_else(|panic| {
+                // Whatever the variant had set up is undone from the journal.
+                let _ = setup::tear_down(backend.as_ref(), &mut journal);
+                Err(panicked_error(&panic))
+            });
+            // What was recorded is kept, whatever failed.
+            let written = records.write(&run.path);
+            match result.and_then(|r| written.map(|()| r)) {
                 Ok(None) => {}
                 // The GPU is back as found, so the other variants can still run.
                 Ok(Some(setup_failure)) => setup_failures.push(setup_failure),
@@ -216,9 +258,19 @@ fn run_as(
                     break 'variants;
                 }
             }
+            if panicked() {
+                break 'variants;
+            }
         }
     }
     progress.finish();
+    if panicked() && outcome.is_ok() {
+        outcome = Err(Error::Harness(
+            "a migbench thread panicked (its message is above); the jobs were stopped and the \
+             GPU put back"
+                .into(),
+        ));
+    }
     let interrupted = stop.load(Ordering::Relaxed);
     manifest.ended_at = Some(results::now_rfc3339());
     manifest.status = match (&outcome, interrupted) {
@@ -228,19 +280,30 @@ fn run_as(
         (Ok(()), false) => "incomplete",
     }
     .into();
-    run.event(
+    // Every step of the ending is tried, whatever failed before (a full disk): the first
+    // failure is the run's.
+    let mut keep = |result: Result<()>| {
+        if let Err(e) = result {
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+        }
+    };
+    keep(run.event(
         backend.now() - t0,
         "run_end",
         serde_json::json!({ "status": manifest.status }),
-    )?;
-    run.write_manifest(&manifest)?;
+    ));
+    keep(run.write_manifest(&manifest));
     // A failed teardown leaves the journal open, and the lock naming it, for `migbench restore`.
     if journal.all_undone() {
-        journal.close()?;
-        if backend.kind() == crate::backend::BackendKind::Sim && options.sim_state.is_none() {
-            lock.remove()?;
-        } else {
-            lock.clear()?;
+        keep(journal.close());
+        if journal.broken().is_none() {
+            if backend.kind() == crate::backend::BackendKind::Sim && options.sim_state.is_none() {
+                keep(lock.remove());
+            } else {
+                keep(lock.clear());
+            }
         }
     }
     outcome?;
@@ -287,21 +350,13 @@ pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<Strin
                 "variant {name} (mode {}{layout_text}), repetition {repetition}: set up",
                 variant.mode.get_ref()
             ));
-            let mut applied = setup::Applied::default();
             let mps_root = mps_root(Path::new("$RUN_DIR"), name, repetition);
-            setup::set_up(
-                backend,
-                &mut journal,
-                variant,
-                layout.as_ref(),
-                &mps_root,
-                &mut applied,
-            )?;
+            setup::set_up(backend, &mut journal, variant, layout.as_ref(), &mps_root)?;
             backend.comment(&format!(
                 "variant {name}, repetition {repetition}: {} job(s) run, then tear down",
                 planned.len()
             ));
-            setup::tear_down(backend, &mut journal, &mut applied)?;
+            setup::tear_down(backend, &mut journal)?;
         }
     }
     Ok(backend.take_lines())
@@ -383,30 +438,33 @@ impl VariantRun<'_> {
             self.options.sample_interval,
             self.t0,
         );
-        let mut applied = setup::Applied::default();
-        let setup_result = setup::set_up(
-            backend,
-            journal,
-            self.variant,
-            layout.as_ref(),
-            &mps_root,
-            &mut applied,
-        );
-        let ran = match &setup_result {
-            Ok(()) => jobs::Runner::new(self, run).and_then(|r| r.run_all(&planned, &sampler)),
-            Err(_) => Ok(Default::default()),
+        let setup_result =
+            setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
+        let changed = !journal.all_undone();
+        let (mut finished, served, jobs_result) = match &setup_result {
+            // A panic in here unwinds through the runner, whose running jobs are then killed
+            // (see `jobs::Running`'s drop), and ends as an error: the teardown below still runs.
+            Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if changed {
+                    crate::fault::panic_at("after-setup");
+                }
+                jobs::Runner::new(self, run).map(|r| r.run_all(&planned, &sampler))
+            }))
+            .unwrap_or_else(|panic| Err(panicked_error(&panic)))
+            .unwrap_or_else(|e| (Vec::new(), Default::default(), Err(e))),
+            Err(_) => (Vec::new(), Default::default(), Ok(())),
         };
         // Tear down whatever happened: the GPU is left as found.
-        let teardown = setup::tear_down(backend, journal, &mut applied);
+        let teardown = setup::tear_down(backend, journal);
         let samples = sampler.stop();
-        teardown?;
         if let Err(e) = setup_result {
+            teardown?;
             let reason = format!("GPU setup failed and was undone: {e}");
-            run.event(
+            let event = run.event(
                 backend.now() - self.t0,
                 "variant_setup_failed",
                 serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "reason": reason }),
-            )?;
+            );
             let outcome = (Outcome::NotRun, None);
             self.record_not_run(
                 records,
@@ -416,10 +474,14 @@ impl VariantRun<'_> {
                 "setup_failed",
                 reason,
             );
-            return Ok(Some(e));
+            // A journal that could not be written is the harness failing, not the setup.
+            return match journal.broken() {
+                Some(why) => Err(Error::Harness(why.to_string())),
+                None => event.map(|()| Some(e)),
+            };
         }
-        let (mut finished, served) = ran?;
 
+        // What ran is recorded whatever failed since.
         attach_vram(&mut finished, &samples);
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
@@ -444,15 +506,28 @@ impl VariantRun<'_> {
             }
         }
         records.instances.extend(self.instance_peaks(&samples));
-        let status = if interrupted { "interrupted" } else { "ran" };
-        let summary = self.summary(layout_text, &records.jobs[first..], &samples, status, None);
-        run.event(
+        let status = match (&jobs_result, interrupted) {
+            (Err(_), _) => "failed",
+            (Ok(()), true) => "interrupted",
+            (Ok(()), false) => "ran",
+        };
+        let reason = jobs_result.as_ref().err().map(|e| e.to_string());
+        let summary = self.summary(
+            layout_text,
+            &records.jobs[first..],
+            &samples,
+            status,
+            reason,
+        );
+        let event = run.event(
             backend.now() - self.t0,
             "variant_end",
             serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "status": status, "makespan_s": summary.makespan_s }),
-        )?;
+        );
         records.variants.push(summary);
-        Ok(None)
+        jobs_result?;
+        teardown?;
+        event.map(|()| None)
     }
 
     /// Records a repetition that ran no job: each planned job with `outcome` (and its reason),

@@ -1,30 +1,23 @@
 //! Setting the GPU up for a variant and putting it back: the changes each mode needs, applied
-//! one at a time through the [`Journal`], undone in reverse order.
+//! one at a time through the [`Journal`], which remembers them, and undone in reverse order.
 
 use std::path::Path;
 
 use crate::backend::{Backend, Change};
 use crate::error::{Error, Result};
-use crate::journal::{Entry, Journal};
+use crate::journal::Journal;
 use crate::layout::Layout;
 use crate::mode::SharingMode;
 use crate::scenario::{MpsSettings, Variant};
 
-/// The changes applied so far for one variant, newest last.
-#[derive(Default)]
-pub struct Applied {
-    entries: Vec<Entry>,
-}
-
-/// Journals `change`, applies it, and remembers it for teardown.
-fn apply(
-    backend: &dyn Backend,
-    journal: &mut Journal,
-    applied: &mut Applied,
-    change: Change,
-) -> Result<()> {
-    applied.entries.push(journal.apply(backend, change)?);
-    Ok(())
+/// Journals `change` and applies it; the journal remembers it for teardown. A journal that
+/// could not record the change's outcome (a full disk) stops the setup there.
+fn apply(backend: &dyn Backend, journal: &mut Journal, change: Change) -> Result<()> {
+    journal.apply(backend, change)?;
+    match journal.broken() {
+        None => Ok(()),
+        Some(why) => Err(Error::Harness(why.to_string())),
+    }
 }
 
 /// Sets the GPU up for `variant`: MIG mode and instances, then MPS daemons.
@@ -34,24 +27,17 @@ pub fn set_up(
     variant: &Variant,
     layout: Option<&Layout>,
     mps_root: &Path,
-    applied: &mut Applied,
 ) -> Result<()> {
     let mode = *variant.mode.get_ref();
     if let Some(layout) = layout {
         if !backend.info().mig_enabled {
-            apply(
-                backend,
-                journal,
-                applied,
-                Change::SetMigMode { enabled: true },
-            )?;
+            apply(backend, journal, Change::SetMigMode { enabled: true })?;
         }
         // Largest first: the order the driver accepts (UG).
         for gi in layout.creation_order() {
             apply(
                 backend,
                 journal,
-                applied,
                 Change::CreateGpuInstance {
                     profile_id: gi.profile.id,
                     profile: gi.profile.name.clone(),
@@ -62,7 +48,6 @@ pub fn set_up(
                 apply(
                     backend,
                     journal,
-                    applied,
                     Change::CreateComputeInstance {
                         gi_start: gi.start,
                         index,
@@ -85,7 +70,6 @@ pub fn set_up(
             apply(
                 backend,
                 journal,
-                applied,
                 Change::StartMps {
                     device: device.uuid.clone(),
                     pipe_dir: dir.join("pipe"),
@@ -99,23 +83,7 @@ pub fn set_up(
     Ok(())
 }
 
-/// Undoes every applied change, newest first. Keeps going past a failure so that as much as
-/// possible is put back, and reports the first failure.
-pub fn tear_down(
-    backend: &dyn Backend,
-    journal: &mut Journal,
-    applied: &mut Applied,
-) -> Result<()> {
-    let mut first_error = None;
-    while let Some(entry) = applied.entries.pop() {
-        if let Err(e) = journal.undo(backend, &entry) {
-            first_error.get_or_insert(e);
-        }
-    }
-    match first_error {
-        None => Ok(()),
-        Some(e) => Err(Error::Harness(format!(
-            "could not put the GPU back as found: {e}"
-        ))),
-    }
+/// Undoes every change made and not undone yet, newest first (see [`Journal::undo_all`]).
+pub fn tear_down(backend: &dyn Backend, journal: &mut Journal) -> Result<()> {
+    journal.undo_all(backend)
 }

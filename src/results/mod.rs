@@ -132,6 +132,8 @@ impl RunDir {
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let text =
             serde_json::to_vec_pretty(manifest).map_err(|e| Error::Harness(e.to_string()))?;
+        let p = self.path.join("manifest.json");
+        crate::fault::write("manifest").map_err(|e| io_error(&p, e))?;
         self.write_file("manifest.json", &text)
     }
 
@@ -146,8 +148,11 @@ impl RunDir {
             o.extend(f);
         }
         let p = self.path.join("events.jsonl");
-        writeln!(self.events, "{obj}").map_err(|e| io_error(&p, e))?;
-        self.events.sync_data().map_err(|e| io_error(&p, e))
+        // One write per line: a crash leaves at most one torn last line.
+        crate::fault::write("events")
+            .and_then(|()| self.events.write_all(format!("{obj}\n").as_bytes()))
+            .and_then(|()| self.events.sync_data())
+            .map_err(|e| io_error(&p, e))
     }
 
     /// Path of a job's log, its directory created.

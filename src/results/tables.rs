@@ -98,6 +98,9 @@ pub struct Tables {
 impl Tables {
     /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        crate::fault::write("tables").map_err(|e| {
+            Error::Harness(format!("cannot write the tables in {}: {e}", dir.display()))
+        })?;
         write(dir, "jobs", &mut jobs_frame(&self.jobs)?)?;
         write(dir, "samples", &mut samples_frame(&self.samples)?)?;
         write(dir, "variants", &mut variants_frame(&self.variants)?)?;

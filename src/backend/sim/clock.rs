@@ -470,6 +470,16 @@ impl TimeKeeper for SimWorld {
         self.changed(world);
     }
 
+    fn interrupt(&self, id: ActorId) {
+        let mut world = self.lock();
+        world.sched.holds.clear();
+        if world.sched.running != Some(id) {
+            world.sched.running = None;
+            world.grant(id);
+        }
+        self.changed(world);
+    }
+
     fn hold(&self, owner: u64, n: u32) {
         *self.lock().sched.holds.entry(owner).or_default() += i64::from(n);
     }
