@@ -417,6 +417,14 @@ impl NvmlBackend {
         // The daemon forks and returns at once; its control pipe appears when it is ready.
         let ready = wait_until(|| pipe_dir.join("control").exists());
         if !ready {
+            // The daemon may be running without its pipe (a driver that names it otherwise):
+            // without a control pipe it cannot be told to quit, so it is stopped, as nothing
+            // journals it as started.
+            let pids: Vec<u32> = mps::using(pipe_dir).iter().map(|p| p.pid).collect();
+            for &pid in &pids {
+                // SAFETY: kill(2) on an MPS daemon this call started, found by its pipe directory.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
             return Err(Error::Harness(format!(
                 "the MPS control daemon for {device} did not come up within {} s (log in {})",
                 MPS_WAIT.as_secs(),
