@@ -107,6 +107,7 @@ fn the_openai_python_client_reads_the_simulated_server() {
         Command::new(&argv[0])
             .args(&argv[1..])
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );

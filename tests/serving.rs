@@ -186,7 +186,9 @@ fn the_a100_qwen3_scenario_runs_and_its_tables_agree() {
         let expected = full / f64::powf(share, 0.669);
         let got = tpot(variant);
         assert!(
-            near(got, expected, 0.12),
+            // The model's own spread: a step also costs a pass over the weights and prefill,
+            // whose share differs a little between variants; scheduling adds nothing any more.
+            near(got, expected, 0.03),
             "{variant}: median TPOT {got:.2} ms, expected {expected:.2} ms from {full:.2} ms on the whole GPU"
         );
     }
