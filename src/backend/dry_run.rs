@@ -14,7 +14,7 @@ use super::{
     Backend, BackendKind, Change, Device, GpuInfo, GpuState, JobLaunch, JobRequest, SampleRow,
 };
 use crate::catalog::GpuModel;
-use crate::clock::Clock;
+use crate::clock::{lock, Clock};
 use crate::error::{Error, Result};
 
 /// A backend that prints instead of changing anything.
@@ -52,11 +52,11 @@ impl DryRunBackend {
     }
 
     fn lines(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.lines)
     }
 
     fn gpu(&self) -> std::sync::MutexGuard<'_, SimGpu> {
-        self.gpu.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.gpu)
     }
 
     /// The name a MIG device has in the printed lines.
@@ -95,7 +95,7 @@ impl Backend for DryRunBackend {
     }
 
     fn apply(&self, change: &Change) -> Result<()> {
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = lock(&self.ids);
         // IDs a create would get are known before its line is printed; those a destroy uses are
         // forgotten after.
         match change {
@@ -125,7 +125,7 @@ impl Backend for DryRunBackend {
 
     fn devices(&self) -> Vec<Device> {
         let gpu = self.gpu();
-        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = lock(&self.ids);
         let mut devices = gpu.devices();
         for d in &mut devices {
             d.uuid = match gpu.gis.iter().find_map(|gi| {

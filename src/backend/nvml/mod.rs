@@ -28,7 +28,7 @@ use super::{
     SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
-use crate::clock::Clock;
+use crate::clock::{lock, Clock};
 use crate::error::{Error, Result};
 use commands::{command_lines, MigIds};
 
@@ -260,7 +260,7 @@ impl NvmlBackend {
 
     /// The GPU instances now, from `nvidia-smi mig -lgi`, and the compute instances of each.
     fn listed_instances(&self) -> Result<MigIds> {
-        let mut cache = self.listed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.listed);
         if let Some(ids) = &*cache {
             return Ok(ids.clone());
         }
@@ -326,7 +326,7 @@ impl NvmlBackend {
 
     /// Where jobs can run now: the whole GPU, or each MIG device in slice order.
     fn placed(&self) -> Result<Vec<Placed>> {
-        let mut cache = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.placed);
         if let Some(placed) = &*cache {
             return Ok(placed.clone());
         }
@@ -391,11 +391,7 @@ impl NvmlBackend {
     }
 
     fn mps_dir(&self, device: &str) -> Option<PathBuf> {
-        self.mps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(device)
-            .cloned()
+        lock(&self.mps).get(device).cloned()
     }
 
     fn start_mps(
@@ -431,10 +427,7 @@ impl NvmlBackend {
                 log_dir.display()
             )));
         }
-        self.mps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(device.to_string(), pipe_dir.to_path_buf());
+        lock(&self.mps).insert(device.to_string(), pipe_dir.to_path_buf());
         for line in settings {
             if let Err(e) = exec::run(line) {
                 // Leave nothing half set up: quit the daemon again.
@@ -459,10 +452,7 @@ impl NvmlBackend {
                 left.join(", ")
             )));
         }
-        self.mps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(device);
+        lock(&self.mps).remove(device);
         Ok(())
     }
 
@@ -658,8 +648,8 @@ impl Backend for NvmlBackend {
         // Forgotten after the change, not before: a sample taken while nvidia-smi was at work
         // would otherwise keep a half-made layout (a GI without all its compute instances).
         // Until the next change they hold: migbench holds the GPU's lock.
-        *self.placed.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.placed) = None;
+        *lock(&self.listed) = None;
         result
     }
 
