@@ -223,11 +223,7 @@ impl SimWorld {
                 );
             }
             if s.running.is_some() || s.observing || s.holds.values().any(|&n| n > 0) {
-                world = self
-                    .changed
-                    .wait_timeout(world, STUCK_WARNING)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                world = self.wait_for_change(world, STUCK_WARNING);
                 continue;
             }
             let actor = world.next_actor();
@@ -242,22 +238,14 @@ impl SimWorld {
                 (Some((t, _)), Some((o, id))) if o < t => (o, Err(id)),
                 (Some((t, id)), _) => (t, Ok(id)),
                 (None, _) => {
-                    world = self
-                        .changed
-                        .wait_timeout(world, STUCK_WARNING)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    world = self.wait_for_change(world, STUCK_WARNING);
                     continue;
                 }
             };
             world.sched.granted_at = Instant::now();
             world.sched.warned = false;
             if let Some(wait) = world.sched.pace_wait(at) {
-                world = self
-                    .changed
-                    .wait_timeout(world, wait.min(Duration::from_millis(50)))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                world = self.wait_for_change(world, wait.min(Duration::from_millis(50)));
                 continue;
             }
             world.move_to(at);
@@ -266,6 +254,18 @@ impl SimWorld {
                 Err(observer) => world = self.run_tick(world, observer),
             }
         }
+    }
+
+    /// Waits until something changes, or `at_most` has passed.
+    fn wait_for_change<'a>(
+        &'a self,
+        world: MutexGuard<'a, World>,
+        at_most: Duration,
+    ) -> MutexGuard<'a, World> {
+        self.changed
+            .wait_timeout(world, at_most)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 
     /// Runs one observer's tick outside the lock (it samples the GPU, which takes the lock).
