@@ -68,7 +68,26 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 }
 
 /// Opens and tries to lock the lock file at `path`.
+/// How long a lock whose holder has died may stay held: a child the run was starting when it
+/// died shares its lock until it has replaced itself with its program (between fork and exec).
+const STRAGGLER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tries the lock at `path`; when it is held although the run named in it is gone, waits a
+/// moment for the straggler that still shares it.
 pub fn try_lock(path: &Path) -> Result<Found> {
+    let deadline = std::time::Instant::now() + STRAGGLER_WAIT;
+    loop {
+        let found = try_lock_once(path)?;
+        let holder_gone =
+            matches!(&found, Found::Held(Some(h)) if !crate::procfs::is_running(h.pid));
+        if !holder_gone || std::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn try_lock_once(path: &Path) -> Result<Found> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
