@@ -122,12 +122,8 @@ impl Clock {
     pub fn every(&self, interval: f64, tick: Box<dyn FnMut(f64) + Send>) -> Every {
         Every {
             clock: self.clone(),
-            id: Some(self.0.every(interval, tick)),
+            id: self.0.every(interval, tick),
         }
-    }
-
-    pub fn keeper(&self) -> &Arc<dyn TimeKeeper> {
-        &self.0
     }
 }
 
@@ -143,22 +139,17 @@ impl Drop for Hold {
 /// Periodic ticks; stopped when dropped or by [`Every::stop`].
 pub struct Every {
     clock: Clock,
-    id: Option<u64>,
+    id: u64,
 }
 
 impl Every {
-    pub fn stop(mut self) {
-        if let Some(id) = self.id.take() {
-            self.clock.0.stop_every(id);
-        }
-    }
+    /// Stops the ticks; returns once none runs any more.
+    pub fn stop(self) {}
 }
 
 impl Drop for Every {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.clock.0.stop_every(id);
-        }
+        self.clock.0.stop_every(self.id);
     }
 }
 

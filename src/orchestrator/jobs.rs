@@ -168,14 +168,23 @@ struct Running {
     not_ready: Option<String>,
 }
 
+impl Running {
+    /// The job has ended and is reaped: its exit watcher has nothing more to say, and the
+    /// backend forgets it before anything else happens, so that a teardown right after never
+    /// finds it still running.
+    fn forget(&self) {
+        self.reaped.store(true, Ordering::Relaxed);
+        self.backend.job_ended(self.id);
+    }
+}
+
 impl Drop for Running {
     /// A job whose record was never made — the orchestrator is unwinding from a panic — is
     /// killed with its process group, so that nothing uses the GPU when it is put back.
     fn drop(&mut self) {
         if !self.reaped.load(Ordering::Relaxed) {
-            self.reaped.store(true, Ordering::Relaxed);
             kill_group(&mut self.child);
-            self.backend.job_ended(self.id);
+            self.forget();
         }
     }
 }
@@ -245,7 +254,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         let mut pending: VecDeque<usize> = (0..planned.len()).collect();
         let mut running: Vec<Running> = Vec::new();
         let mut last_draw: Option<Instant> = None;
-        let wall = !self.ctx.backend.clock().simulated();
+        let wall = !clock.simulated();
         let mut failure = None;
         loop {
             if self.ctx.stop.load(Ordering::Relaxed) || failure.is_some() || super::panicked() {
@@ -306,10 +315,10 @@ impl<'a, 'v> Runner<'a, 'v> {
                         .into_iter()
                         .find(|&s| !exclusive || !running.iter().any(|r| r.slot == s))
                 };
-                match slot.map(|s| (s, self.launch(k, job, s, &devices[s]))) {
-                    Some((_, Ok(Some(r)))) => running.push(r),
-                    Some((_, Ok(None))) => {}
-                    Some((_, Err(e))) => {
+                match slot.map(|s| self.launch(k, job, s, &devices[s])) {
+                    Some(Ok(Some(r))) => running.push(r),
+                    Some(Ok(None)) => {}
+                    Some(Err(e)) => {
                         failure = Some(e);
                         waiting.push_back(k);
                         break;
@@ -487,10 +496,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             Ok(Some(status)) => Some(status),
             _ => kill_group(&mut r.child),
         };
-        r.reaped.store(true, Ordering::Relaxed);
-        // Seen to end: the backend forgets it before anything else happens, so that a teardown
-        // right after never finds it still running.
-        self.ctx.backend.job_ended(r.id);
+        r.forget();
         let end = self.now();
         let job = &planned[r.job];
         let exit_code = status.map(|s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));

@@ -534,15 +534,6 @@ impl SimGpu {
         })
     }
 
-    /// Frees a job's memory and stops its compute: it is exiting.
-    pub fn release(&mut self, id: u64) {
-        if let Some(job) = self.jobs.get_mut(&id) {
-            job.memory_gib = 0.0;
-            job.active = false;
-        }
-        self.recompute_rates();
-    }
-
     /// Brings every active job's progress up to simulated time `now`.
     pub fn advance(&mut self, now: f64) {
         let dt = (now - self.last_update).max(0.0);
