@@ -20,7 +20,7 @@ pub mod spec;
 pub mod sse;
 pub mod stats;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
@@ -166,11 +166,7 @@ pub async fn drive(
         .no_proxy()
         .build()
         .expect("a client without TLS builds");
-    let round = Arc::new(Round {
-        remaining: AtomicUsize::new(targets.len()),
-        results: Mutex::new(vec![None; targets.len()]),
-        on_done: Mutex::new(on_done),
-    });
+    let round = Arc::new(Round(Mutex::new((vec![None; targets.len()], on_done))));
     let mut tasks = Vec::new();
     for (i, (target, actor)) in targets.iter().zip(actors).enumerate() {
         let (client, round) = (client.clone(), Arc::clone(&round));
@@ -181,49 +177,34 @@ pub async fn drive(
             actor.release(Wake::Away);
         });
     }
-    futures_join_all(tasks).await;
-    let results = std::mem::take(&mut *lock(&round.results));
+    futures_util::future::join_all(tasks).await;
+    let results = std::mem::take(&mut lock(&round.0).0);
     results
         .into_iter()
         .map(|r| r.expect("every target ran"))
         .collect()
 }
 
-/// The targets of one [`drive`], finishing.
-struct Round {
-    remaining: AtomicUsize,
-    results: Mutex<Vec<Option<TargetResult>>>,
-    on_done: Mutex<Option<OnDone>>,
-}
+/// The targets of one [`drive`], finishing: each one's result once it has one, and what the
+/// last to finish calls.
+struct Round(Mutex<(Vec<Option<TargetResult>>, Option<OnDone>)>);
 
 impl Round {
     fn finished(&self, i: usize, result: TargetResult) {
-        lock(&self.results)[i] = Some(result);
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(done) = lock(&self.on_done).take() {
-                let all = lock(&self.results).iter().flatten().cloned().collect();
-                done(all);
+        let mut round = lock(&self.0);
+        let (results, on_done) = &mut *round;
+        results[i] = Some(result);
+        if results.iter().all(Option::is_some) {
+            if let Some(done) = on_done.take() {
+                done(results.iter().flatten().cloned().collect());
             }
         }
     }
 }
 
-/// Runs futures that borrow from the caller concurrently on the current task.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if futures.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
-}
-
-/// [`drive`] on a runtime of its own, for callers that are not async. With `actors` `None`, each
-/// target gets a new actor on `clock` (on the simulator, the caller makes them in its turn).
+/// [`drive`] on a runtime of its own, for callers that are not async, each target on a new actor
+/// of `clock`. On the simulator the caller makes the actors in its turn instead
+/// ([`drive_blocking_with`]), so that their order is its.
 pub fn drive_blocking(targets: &[Target], clock: Clock) -> std::io::Result<Vec<TargetResult>> {
     let actors: Vec<Actor> = targets
         .iter()

@@ -255,25 +255,25 @@ impl TokenStream {
         // The words are plain lowercase ASCII: no JSON escaping needed.
         let word = prompts::word(self.generated as usize);
         self.generated += 1;
-        let out = match &mut self.sink {
+        match &mut self.sink {
             Sink::Whole { text, reply } => {
                 text.push(' ');
                 text.push_str(word);
-                if last {
-                    let body = whole_body(
-                        self.chat,
-                        &self.id,
-                        &self.model,
-                        self.created,
-                        text,
-                        self.finish,
-                        (self.prompt_tokens, self.generated),
-                    );
-                    return reply.take().is_some_and(|r| r.send(body).is_ok());
+                if !last {
+                    return true;
                 }
-                return true;
+                let body = whole_body(
+                    self.chat,
+                    &self.id,
+                    &self.model,
+                    self.created,
+                    text,
+                    self.finish,
+                    (self.prompt_tokens, self.generated),
+                );
+                reply.take().is_some_and(|r| r.send(body).is_ok())
             }
-            Sink::Stream(_) => {
+            Sink::Stream(tx) => {
                 let mut out = format!("{STAMP}{now}\n");
                 if let Some(role) = self.role.take() {
                     out.push_str(&role);
@@ -297,13 +297,9 @@ impl TokenStream {
                     }
                     out.push_str("data: [DONE]\n\n");
                 }
-                out
+                tx.send(Ok(Bytes::from(out))).is_ok()
             }
-        };
-        let Sink::Stream(tx) = &self.sink else {
-            unreachable!("whole replies returned above")
-        };
-        tx.send(Ok(Bytes::from(out))).is_ok()
+        }
     }
 }
 

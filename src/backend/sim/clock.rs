@@ -160,13 +160,13 @@ impl SimWorld {
 
     /// Ends job `job`'s turn until `wake`, with `holds` more messages in flight for it.
     pub fn job_release(&self, job: u64, wake: Wake, holds: u32) {
-        let id = self.lock().sched.job_actors.get(&job).copied();
-        if holds > 0 {
-            self.hold(job, holds);
+        let mut world = self.lock();
+        // Counted before the turn ends, under the same lock: time cannot move in between.
+        *world.sched.holds.entry(job).or_default() += i64::from(holds);
+        if let Some(id) = world.sched.job_actors.get(&job).copied() {
+            world.sched.release(id, wake);
         }
-        if let Some(id) = id {
-            self.release(id, wake);
-        }
+        self.changed(world);
     }
 
     /// Pokes job `job`'s actor (a request reached a simulated server).
@@ -408,6 +408,16 @@ impl Sched {
         parts.join("; ")
     }
 
+    fn release(&mut self, id: ActorId, wake: Wake) {
+        if let Some(e) = self.actors.get_mut(&id) {
+            e.wake = Some(wake);
+            e.slot.revoke(None);
+        }
+        if self.running == Some(id) {
+            self.running = None;
+        }
+    }
+
     fn leave(&mut self, id: ActorId) {
         // Whoever still waits on its slot (a job's connection) is let go, to find it gone.
         if let Some(e) = self.actors.remove(&id) {
@@ -445,14 +455,7 @@ impl TimeKeeper for SimWorld {
 
     fn release(&self, id: ActorId, wake: Wake) {
         let mut world = self.lock();
-        let s = &mut world.sched;
-        if let Some(e) = s.actors.get_mut(&id) {
-            e.wake = Some(wake);
-            e.slot.revoke(None);
-        }
-        if s.running == Some(id) {
-            s.running = None;
-        }
+        world.sched.release(id, wake);
         self.changed(world);
     }
 
