@@ -137,6 +137,24 @@ fn ms(d: f64) -> f64 {
     d * 1000.0
 }
 
+/// The chunks of `rec` came as a server that waits `ttft_ms`, then `itl_ms` between chunks,
+/// sends them: the k-th gap's end is never before its scripted time after the request was sent,
+/// nor more than a quarter of a second late. (One gap alone can come out shorter than scripted on a busy
+/// machine, when the chunk before it was read late.)
+fn follows_the_script(rec: &loadgen::RequestRecord, ttft_ms: f64, itl_ms: f64) {
+    let mut at = ms(rec.ttft_s.unwrap());
+    for (k, itl) in rec.itls_s.iter().map(|&s| ms(s)).enumerate() {
+        at += itl;
+        let scripted = ttft_ms + itl_ms * (k + 1) as f64;
+        assert!(
+            (scripted..scripted + 250.0).contains(&at),
+            "chunk {} at {at} ms, scripted at {scripted} ms (gaps {:?})",
+            k + 1,
+            rec.itls_s
+        );
+    }
+}
+
 #[test]
 fn ttft_itl_and_tpot_follow_the_servers_delays_and_warmups_are_apart() {
     let (url, arrivals) = start_server(Script::Stream {
@@ -177,12 +195,7 @@ fn ttft_itl_and_tpot_follow_the_servers_delays_and_warmups_are_apart() {
             "TTFT {ttft} ms for a 60 ms script"
         );
         assert_eq!(r.itls_s.len(), 5, "one gap between each two of 6 chunks");
-        for itl in r.itls_s.iter().map(|&s| ms(s)) {
-            assert!(
-                (22.0..50.0).contains(&itl),
-                "ITL {itl} ms for a 25 ms script"
-            );
-        }
+        follows_the_script(r, 60.0, 25.0);
         // TPOT = (latency - TTFT) / (tokens - 1): the mean of the gaps, by definition.
         let tpot = ms(r.tpot_s().unwrap());
         let mean_itl = ms(r.itls_s.iter().sum::<f64>() / 5.0);
@@ -232,11 +245,7 @@ fn chat_streams_without_usage_are_counted_by_chunks_on_the_wall_clock() {
         // The server's 40 ms to the first token and 10 ms between tokens, on the wall clock.
         let ttft = rec.ttft_s.unwrap();
         assert!((0.04..0.5).contains(&ttft), "{ttft}");
-        assert!(
-            rec.itls_s.iter().all(|&g| (0.009..0.3).contains(&g)),
-            "{:?}",
-            rec.itls_s
-        );
+        follows_the_script(rec, 40.0, 10.0);
     }
 }
 

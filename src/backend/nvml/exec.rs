@@ -100,21 +100,30 @@ fn run_as(line: &CommandLine, program: &str, allowed: bool, listing: bool) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     /// A stand-in for nvidia-smi that prints `output`, copies its stdin and argv to files, and
-    /// exits with `status`.
+    /// exits with `status`. A child shell writes it, so that no thread of this test process
+    /// ever holds it open for writing: another test's fork would inherit that, and running the
+    /// script would then fail with "Text file busy".
     fn fake(dir: &std::path::Path, output: &str, status: i32) -> String {
         let path = dir.join("fake-tool");
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\necho \"$@\" > {0}/argv\ncat > {0}/stdin\nprintf '%s\\n' '{output}'\nexit {status}\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" > {0}/argv\ncat > {0}/stdin\nprintf '%s\\n' '{output}'\nexit {status}\n",
+            dir.display()
+        );
+        let mut writer = Command::new("sh")
+            .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writer
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(writer.wait().unwrap().success());
         path.display().to_string()
     }
 
