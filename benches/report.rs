@@ -8,16 +8,21 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+use migbench::backend::{BackendKind, Scope};
+use migbench::mode::SharingMode;
 use migbench::report::Report;
-use migbench::results::{InstanceRecord, JobRecord, Manifest, SampleRecord, Tables, VariantRecord};
+use migbench::results::{
+    InstanceRecord, JobRecord, Manifest, Outcome, SampleRecord, Tables, VariantRecord,
+    VariantStatus, SCHEMA_VERSION,
+};
 
 const SCENARIOS: usize = 10;
 const SAMPLES: usize = 10_000_000;
-const VARIANTS: [(&str, &str, Option<&str>); 4] = [
-    ("full-sequential", "full", None),
-    ("mps-together", "mps", None),
-    ("mps-staggered", "mps", None),
-    ("mig-2x3g", "mig", Some("3g.40gb@0, 3g.40gb@4")),
+const VARIANTS: [(&str, SharingMode, Option<&str>); 4] = [
+    ("full-sequential", SharingMode::Full, None),
+    ("mps-together", SharingMode::Mps, None),
+    ("mps-staggered", SharingMode::Mps, None),
+    ("mig-2x3g", SharingMode::Mig, Some("3g.40gb@0, 3g.40gb@4")),
 ];
 const JOBS: usize = 3;
 const GPU_UUID: &str = "GPU-00000000-0000-4000-8000-000000000000";
@@ -32,13 +37,14 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         .replace("name = \"h100-3x-ti2v\"", &format!("name = \"{name}\""));
     std::fs::write(dir.join("scenario.toml"), scenario).unwrap();
     let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
         scenario: name.clone(),
         scenario_file: "scenario.toml".into(),
         scenario_sha256: String::new(),
         migbench_version: "bench".into(),
         migbench_commit: "unknown".into(),
         migbench_dirty: None,
-        backend: "sim".into(),
+        backend: BackendKind::Sim,
         simulated: true,
         clock: "simulated".into(),
         pace: None,
@@ -70,18 +76,18 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             tables.jobs.push(JobRecord {
                 variant: variant.to_string(),
                 repetition: 1,
-                job: j,
-                mode: mode.to_string(),
+                job: j as u32,
+                mode: *mode,
                 workload: "ti2v-5b".into(),
                 unit: "video".into(),
                 instance_profile: None,
                 instance_uuid: Some(GPU_UUID.into()),
-                start: Some(t0),
-                end: Some(t0 + span - j as f64),
+                start_s: Some(t0),
+                end_s: Some(t0 + span - j as f64),
                 duration_s: Some(span - j as f64),
                 exit_code: Some(0),
                 pid: Some(pid),
-                outcome: "ok".into(),
+                outcome: Outcome::Ok,
                 vram_peak_gib: Some(33.0),
                 vram_constant_gib: Some(21.0),
                 reason: None,
@@ -92,10 +98,10 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             let t = t0 + span * k as f64 / instants as f64;
             let level = if k % 100 < 5 { 33.0 } else { 21.0 };
             tables.samples.push(SampleRecord {
-                t,
+                t_s: t,
                 variant: variant.to_string(),
                 repetition: 1,
-                scope: "gpu".into(),
+                scope: Scope::Gpu,
                 id: GPU_UUID.into(),
                 label: "GPU".into(),
                 used_gib: level * JOBS as f64,
@@ -104,10 +110,10 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             });
             for j in 0..JOBS {
                 tables.samples.push(SampleRecord {
-                    t,
+                    t_s: t,
                     variant: variant.to_string(),
                     repetition: 1,
-                    scope: "process".into(),
+                    scope: Scope::Process,
                     id: ((index * 100 + v * 10 + j) as u32 + 1000).to_string(),
                     label: GPU_UUID.into(),
                     used_gib: level,
@@ -119,10 +125,10 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         tables.variants.push(VariantRecord {
             variant: variant.to_string(),
             repetition: 1,
-            mode: mode.to_string(),
+            mode: *mode,
             layout: layout.map(str::to_string),
-            backend: "sim".into(),
-            status: "ran".into(),
+            backend: BackendKind::Sim,
+            status: VariantStatus::Ran,
             reason: None,
             jobs: JOBS as u32,
             jobs_ok: JOBS as u32,

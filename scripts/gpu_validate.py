@@ -200,7 +200,7 @@ def sample_intervals(run):
     """Milliseconds between consecutive samples, within each variant's repetition."""
     times = {}
     for r in read_csv(os.path.join(run, "samples.csv")):
-        t = number(r["t"])
+        t = number(r["t_s"])
         if t is not None:
             times.setdefault((r["variant"], r["repetition"]), set()).add(t)
     gaps = []
@@ -359,7 +359,7 @@ def summary(fig):
         "the same with a probe job on the GPU")
     si = fig["sample_interval_ms"]
     add("sample interval at 10 ms", si and "%.2f ms median, p99 %.2f ms, max %.2f ms (n = %d)"
-        % (si["median"], si["p99"], si["max"], si["n"]), "gaps between `t` in samples.csv")
+        % (si["median"], si["p99"], si["max"], si["n"]), "gaps between `t_s` in samples.csv")
     m = fig["mps_cycle"] or {}
     add("MPS daemon up", m.get("ready_s") is not None and "%.3f s (`-d` returned after %.3f s)"
         % (m["ready_s"], m["start_s"]) or None, "`-d` until its `control` pipe exists")

@@ -36,6 +36,8 @@ pub enum SharingMode {
     MigMps,
 }
 
+crate::named!(SharingMode: Full, Timeslice, Mps, Mig, MigMps);
+
 impl SharingMode {
     pub const ALL: [SharingMode; 5] = [
         SharingMode::Full,

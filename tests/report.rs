@@ -91,8 +91,8 @@ fn from_jobs(run: &Path, name: &str) -> (Vec<f64>, usize, usize, f64) {
         .collect()
         .unwrap();
     let outcome = strs(&df, "outcome");
-    let start = floats(&df, "start");
-    let end = floats(&df, "end");
+    let start = floats(&df, "start_s");
+    let end = floats(&df, "end_s");
     let peak = floats(&df, "vram_peak_gib");
     let mut durations = Vec::new();
     let mut ooms = 0;
@@ -226,8 +226,8 @@ fn runs_of_one_scenario_are_pooled() {
         std::fs::copy(run.join(f), second.join(f)).unwrap();
     }
     let mut jobs = read_parquet(&run.join("jobs.parquet"));
-    let end = jobs.column("end").unwrap().as_materialized_series() * 1.1;
-    let duration = (&end - jobs.column("start").unwrap().as_materialized_series()).unwrap();
+    let end = jobs.column("end_s").unwrap().as_materialized_series() * 1.1;
+    let duration = (&end - jobs.column("start_s").unwrap().as_materialized_series()).unwrap();
     jobs.with_column(end).unwrap();
     jobs.with_column(duration.with_name("duration_s".into()))
         .unwrap();

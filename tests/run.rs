@@ -56,8 +56,8 @@ fn job_rows(df: &DataFrame) -> Vec<Job> {
     let f = |c: &str| df.column(c).unwrap().f64().unwrap().clone();
     let (variant, outcome, uuid) = (s("variant"), s("outcome"), s("instance_uuid"));
     let (start, end, peak, constant) = (
-        f("start"),
-        f("end"),
+        f("start_s"),
+        f("end_s"),
         f("vram_peak_gib"),
         f("vram_constant_gib"),
     );

@@ -26,6 +26,8 @@ pub enum BackendKind {
     Nvml,
 }
 
+crate::named!(BackendKind: Sim, Nvml);
+
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -248,6 +250,8 @@ pub enum Scope {
     Instance,
     Process,
 }
+
+crate::named!(Scope: Gpu, Instance, Process);
 
 impl Scope {
     pub fn as_str(self) -> &'static str {

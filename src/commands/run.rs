@@ -1,5 +1,6 @@
 //! `migbench run`: run a scenario on the simulated GPU (or, with the real backend, on a GPU).
 
+use crate::results::{Outcome, ServingScope};
 use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -133,7 +134,7 @@ struct VariantJson<'a> {
 struct JobJson<'a> {
     variant: &'a str,
     repetition: u32,
-    job: usize,
+    job: u32,
     workload: &'a str,
     outcome: &'a str,
     duration_s: Option<f64>,
@@ -176,9 +177,9 @@ impl<'a> RunJson<'a> {
                 .map(|v| VariantJson {
                     variant: &v.variant,
                     repetition: v.repetition,
-                    mode: &v.mode,
+                    mode: v.mode.as_str(),
                     layout: v.layout.as_deref(),
-                    status: &v.status,
+                    status: v.status.as_str(),
                     reason: v.reason.as_deref(),
                     jobs: v.jobs,
                     jobs_ok: v.jobs_ok,
@@ -194,13 +195,13 @@ impl<'a> RunJson<'a> {
             jobs_not_ok: report
                 .jobs
                 .iter()
-                .filter(|j| j.outcome != "ok")
+                .filter(|j| j.outcome != Outcome::Ok)
                 .map(|j| JobJson {
                     variant: &j.variant,
                     repetition: j.repetition,
                     job: j.job,
                     workload: &j.workload,
-                    outcome: &j.outcome,
+                    outcome: j.outcome.as_str(),
                     duration_s: j.duration_s,
                     vram_peak_gib: j.vram_peak_gib,
                     reason: j.reason.as_deref(),
@@ -209,11 +210,11 @@ impl<'a> RunJson<'a> {
             serving: report
                 .serving
                 .iter()
-                .filter(|r| r.scope == "variant")
+                .filter(|r| r.scope == ServingScope::Variant)
                 .map(|r| ServingJson {
                     variant: &r.variant,
                     repetition: r.repetition,
-                    mode: &r.mode,
+                    mode: r.mode.as_str(),
                     servers: r.servers,
                     request_throughput: r.metrics.request_throughput,
                     output_throughput: r.metrics.output_throughput,
@@ -254,7 +255,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             } else {
                 v.variant.clone()
             },
-            v.mode.clone(),
+            v.mode.as_str().to_string(),
             v.jobs.to_string(),
             v.jobs_ok.to_string(),
             v.jobs_oom.to_string(),
@@ -263,7 +264,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             opt(v.time_per_unit_s, 0),
             opt(v.units_per_hour, 1),
             opt(v.gpu_vram_peak_gib, 1),
-            v.status.clone(),
+            v.status.as_str().to_string(),
         ]);
     }
     output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9]);
@@ -279,12 +280,12 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
         out.push_str(&format!(
             "{}: {}: {}\n",
             v.variant,
-            v.status,
+            v.status.as_str(),
             v.reason.as_deref().unwrap_or_default()
         ));
     }
     out.push_str(&serving_summary(&report.serving));
-    for j in report.jobs.iter().filter(|j| j.outcome == "oom") {
+    for j in report.jobs.iter().filter(|j| j.outcome == Outcome::Oom) {
         out.push_str(&format!(
             "{} job {} ({}) ran out of memory after {:.0} s\n",
             j.variant,
@@ -300,7 +301,10 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
 /// The serving variants' figures: throughput, TTFT and TPOT, errors, and cost per million output
 /// tokens (with `price_per_hour`). Empty for runs without servers.
 fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
-    let variants: Vec<_> = rows.iter().filter(|r| r.scope == "variant").collect();
+    let variants: Vec<_> = rows
+        .iter()
+        .filter(|r| r.scope == ServingScope::Variant)
+        .collect();
     if variants.is_empty() {
         return String::new();
     }
@@ -327,7 +331,7 @@ fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
             } else {
                 r.variant.clone()
             },
-            r.mode.clone(),
+            r.mode.as_str().to_string(),
             r.servers.to_string(),
             format!("{:.2}", m.request_throughput),
             format!("{:.0}", m.output_throughput),

@@ -7,7 +7,7 @@ use super::stats::Summary;
 use super::{RequestRecord, Slo};
 
 /// The figures `vllm bench serve` reports for one benchmark.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServingMetrics {
     /// Seconds of load the figures are over.
     pub duration: f64,
@@ -38,6 +38,24 @@ pub struct ServingMetrics {
 pub enum Figure {
     Count(u64),
     Value(Option<f64>),
+}
+
+impl Figure {
+    /// A count as a count; a value is not one (0).
+    pub fn count(self) -> u64 {
+        match self {
+            Figure::Count(n) => n,
+            Figure::Value(_) => 0,
+        }
+    }
+
+    /// A value, or a count as a value.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Figure::Value(v) => v,
+            Figure::Count(n) => Some(n as f64),
+        }
+    }
 }
 
 impl ServingMetrics {
@@ -115,6 +133,38 @@ impl ServingMetrics {
             }
         }
         out
+    }
+
+    /// The metrics back from their figures (as [`ServingMetrics::figures`] names them); a figure
+    /// not given is zero, or missing for the optional ones. A latency's summary is there when
+    /// every statistic of it is.
+    pub fn from_figures<'a>(figures: impl Iterator<Item = (&'a str, Figure)>) -> Self {
+        let figures: std::collections::HashMap<&str, Figure> = figures.collect();
+        let count = |k: &str| figures.get(k).map_or(0, |f| f.count());
+        let value = |k: &str| figures.get(k).and_then(|f| f.value());
+        let summary = |name: &str| {
+            let stats: Option<Vec<f64>> = Summary::NAMES
+                .iter()
+                .map(|s| value(&format!("{s}_{name}_ms")))
+                .collect();
+            Some(Summary::from_values(stats?.try_into().ok()?))
+        };
+        ServingMetrics {
+            duration: value("duration").unwrap_or_default(),
+            completed: count("completed"),
+            failed: count("failed"),
+            total_input_tokens: count("total_input_tokens"),
+            total_output_tokens: count("total_output_tokens"),
+            request_throughput: value("request_throughput").unwrap_or_default(),
+            request_goodput: value("request_goodput"),
+            output_throughput: value("output_throughput").unwrap_or_default(),
+            total_token_throughput: value("total_token_throughput").unwrap_or_default(),
+            max_concurrent_requests: count("max_concurrent_requests"),
+            ttft_ms: summary("ttft"),
+            tpot_ms: summary("tpot"),
+            itl_ms: summary("itl"),
+            e2el_ms: summary("e2el"),
+        }
     }
 
     /// The figures as a JSON object with vLLM's keys.

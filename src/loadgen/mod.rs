@@ -67,6 +67,8 @@ pub enum TokenCount {
     Chunks,
 }
 
+crate::named!(TokenCount: Usage, Chunks);
+
 impl TokenCount {
     pub fn as_str(self) -> &'static str {
         match self {

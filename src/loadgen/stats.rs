@@ -37,6 +37,17 @@ impl Summary {
     /// The statistics' names as `vllm bench serve` prefixes them (`mean_ttft_ms`, `p99_...`).
     pub const NAMES: [&'static str; 5] = ["mean", "median", "std", "p90", "p99"];
 
+    /// A summary from its statistics in the order of [`Summary::NAMES`].
+    pub fn from_values([mean, median, std, p90, p99]: [f64; 5]) -> Summary {
+        Summary {
+            mean,
+            median,
+            std,
+            p90,
+            p99,
+        }
+    }
+
     /// The statistics with their [`Summary::NAMES`].
     pub fn named(&self) -> [(&'static str, f64); 5] {
         let values = [self.mean, self.median, self.std, self.p90, self.p99];

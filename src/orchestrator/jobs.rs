@@ -86,8 +86,8 @@ pub fn serving_rows(
     let info = VariantInfo {
         variant: ctx.name(),
         repetition: ctx.repetition,
-        mode: &ctx.mode().to_string(),
-        backend: ctx.backend.kind().as_str(),
+        mode: ctx.mode(),
+        backend: ctx.backend.kind(),
         price_per_hour: ctx.scenario.file.gpu.price_per_hour,
     };
     record::rows(&info, &servers, records, served)
@@ -368,9 +368,9 @@ impl<'a, 'v> Runner<'a, 'v> {
             self.ctx.actor.sleep(wake);
         }
         self.done.sort_by(|a, b| {
-            a.start
+            a.start_s
                 .unwrap_or(f64::MAX)
-                .total_cmp(&b.start.unwrap_or(f64::MAX))
+                .total_cmp(&b.start_s.unwrap_or(f64::MAX))
                 .then(a.job.cmp(&b.job))
         });
         let served = self.servers.finish(self.ctx.actor);
@@ -477,8 +477,8 @@ impl<'a, 'v> Runner<'a, 'v> {
                 // Whatever the backend set up for the job goes with it.
                 ctx.backend.job_ended(id);
                 let mut record = ctx.record(job, Outcome::Failed, Some(e.to_string()));
-                record.start = Some(start);
-                record.end = Some(start);
+                record.start_s = Some(start);
+                record.end_s = Some(start);
                 record.duration_s = Some(0.0);
                 self.run.event(start, "job_end", job_end_fields(&record))?;
                 self.done.push(record);
@@ -527,8 +527,8 @@ impl<'a, 'v> Runner<'a, 'v> {
         let mut record = self.ctx.record(job, outcome, reason);
         record.instance_profile = r.device.profile.clone();
         record.instance_uuid = Some(r.device.uuid.clone());
-        record.start = Some(r.start);
-        record.end = Some(end);
+        record.start_s = Some(r.start);
+        record.end_s = Some(end);
         record.duration_s = Some(end - r.start);
         record.exit_code = exit_code;
         record.pid = Some(r.pid);
@@ -581,7 +581,7 @@ fn allowed_slots(job: &PlannedJob, slots: usize) -> Vec<usize> {
 fn job_end_fields(r: &JobRecord) -> serde_json::Value {
     serde_json::json!({
         "variant": r.variant, "repetition": r.repetition, "job": r.job, "workload": r.workload,
-        "instance": r.instance_uuid, "start": r.start, "end": r.end, "duration_s": r.duration_s,
+        "instance": r.instance_uuid, "start": r.start_s, "end": r.end_s, "duration_s": r.duration_s,
         "exit_code": r.exit_code, "pid": r.pid, "outcome": r.outcome, "reason": r.reason,
     })
 }

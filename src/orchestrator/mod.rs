@@ -24,7 +24,8 @@ use crate::gpu_lock::GpuLock;
 use crate::journal::{GpuIdentity, Journal};
 use crate::mode::SharingMode;
 use crate::results::{
-    self, InstanceRecord, JobRecord, Manifest, Outcome, RunDir, SampleRecord, Tables, VariantRecord,
+    self, InstanceRecord, JobRecord, Manifest, Outcome, RunDir, SampleRecord, Tables,
+    VariantRecord, VariantStatus,
 };
 use crate::sampler::{self, Sampler};
 use crate::scenario::{Scenario, Variant};
@@ -174,13 +175,14 @@ fn run_as(
     };
     let mut journal = Journal::create(&journal_path, identity, found)?;
     let mut manifest = Manifest {
+        schema_version: results::SCHEMA_VERSION,
         scenario: scenario.name().to_string(),
         scenario_file: scenario.path.display().to_string(),
         scenario_sha256: results::sha256_hex(scenario.text.as_bytes()),
         migbench_version: env!("CARGO_PKG_VERSION").to_string(),
         migbench_commit: crate::version::git_commit().to_string(),
         migbench_dirty: crate::version::git_dirty(),
-        backend: backend.kind().as_str().to_string(),
+        backend: backend.kind(),
         simulated: backend.kind() == crate::backend::BackendKind::Sim,
         clock: if clock.simulated() {
             "simulated"
@@ -426,7 +428,7 @@ impl VariantRun<'_> {
                 &planned,
                 layout_text,
                 outcome,
-                "infeasible",
+                VariantStatus::Infeasible,
                 reason,
             );
             return Ok(None);
@@ -471,7 +473,7 @@ impl VariantRun<'_> {
                 &planned,
                 layout_text,
                 outcome,
-                "setup_failed",
+                VariantStatus::SetupFailed,
                 reason,
             );
             // A journal that could not be written is the harness failing, not the setup.
@@ -493,10 +495,10 @@ impl VariantRun<'_> {
         for s in &samples {
             for r in &s.rows {
                 records.samples.push(SampleRecord {
-                    t: s.t,
+                    t_s: s.t,
                     variant: self.name().to_string(),
                     repetition: self.repetition,
-                    scope: r.scope.as_str().to_string(),
+                    scope: r.scope,
                     id: r.id.clone(),
                     label: r.label.clone(),
                     used_gib: r.used_gib,
@@ -507,9 +509,9 @@ impl VariantRun<'_> {
         }
         records.instances.extend(self.instance_peaks(&samples));
         let status = match (&jobs_result, interrupted) {
-            (Err(_), _) => "failed",
-            (Ok(()), true) => "interrupted",
-            (Ok(()), false) => "ran",
+            (Err(_), _) => VariantStatus::Failed,
+            (Ok(()), true) => VariantStatus::Interrupted,
+            (Ok(()), false) => VariantStatus::Ran,
         };
         let reason = jobs_result.as_ref().err().map(|e| e.to_string());
         let summary = self.summary(
@@ -538,7 +540,7 @@ impl VariantRun<'_> {
         planned: &[jobs::PlannedJob],
         layout: Option<String>,
         (outcome, job_reason): (Outcome, Option<String>),
-        status: &str,
+        status: VariantStatus,
         reason: String,
     ) {
         let not_run: Vec<JobRecord> = planned
@@ -581,18 +583,18 @@ impl VariantRun<'_> {
         JobRecord {
             variant: self.name().to_string(),
             repetition: self.repetition,
-            job: job.index,
-            mode: self.mode().to_string(),
+            job: job.index as u32,
+            mode: self.mode(),
             workload: job.workload.name.clone(),
             unit: job.workload.unit.clone(),
             instance_profile: None,
             instance_uuid: None,
-            start: None,
-            end: None,
+            start_s: None,
+            end_s: None,
             duration_s: None,
             exit_code: None,
             pid: None,
-            outcome: outcome.as_str().to_string(),
+            outcome,
             vram_peak_gib: None,
             vram_constant_gib: None,
             reason,
@@ -605,17 +607,17 @@ impl VariantRun<'_> {
         layout: Option<String>,
         jobs: &[JobRecord],
         samples: &[sampler::Sample],
-        status: &str,
+        status: VariantStatus,
         reason: Option<String>,
     ) -> VariantRecord {
-        let count = |o: Outcome| jobs.iter().filter(|j| j.outcome == o.as_str()).count() as u32;
+        let count = |o: Outcome| jobs.iter().filter(|j| j.outcome == o).count() as u32;
         let start = jobs
             .iter()
-            .filter_map(|j| j.start)
+            .filter_map(|j| j.start_s)
             .fold(f64::INFINITY, f64::min);
         let end = jobs
             .iter()
-            .filter_map(|j| j.end)
+            .filter_map(|j| j.end_s)
             .fold(f64::NEG_INFINITY, f64::max);
         let makespan = (end > start).then_some(end - start);
         // A server's unit is a request: the serving table counts those, not the server jobs.
@@ -628,7 +630,7 @@ impl VariantRun<'_> {
         let units = jobs
             .iter()
             .filter(batch)
-            .filter(|j| j.outcome == Outcome::Ok.as_str())
+            .filter(|j| j.outcome == Outcome::Ok)
             .count() as u32;
         let gpu_peak = samples
             .iter()
@@ -639,10 +641,10 @@ impl VariantRun<'_> {
         VariantRecord {
             variant: self.name().to_string(),
             repetition: self.repetition,
-            mode: self.mode().to_string(),
+            mode: self.mode(),
             layout,
-            backend: self.backend.kind().as_str().to_string(),
-            status: status.to_string(),
+            backend: self.backend.kind(),
+            status,
             reason,
             jobs: jobs.len() as u32,
             jobs_ok: count(Outcome::Ok),
@@ -664,7 +666,7 @@ impl VariantRun<'_> {
 /// Fills each job's peak and constant VRAM from its processes' samples while it ran.
 fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
     for job in jobs.iter_mut() {
-        let (Some(pid), Some(start), Some(end)) = (job.pid, job.start, job.end) else {
+        let (Some(pid), Some(start), Some(end)) = (job.pid, job.start_s, job.end_s) else {
             continue;
         };
         // At each instant, the memory of all the job's processes together.

@@ -14,6 +14,7 @@ use super::serving::ServingSummary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
+use crate::results::{Outcome, VariantStatus};
 
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
@@ -282,7 +283,11 @@ fn pick<'a>(results: &'a Results, row: &VariantSummary) -> Pick<'a> {
     let chosen = members
         .map(|v| {
             (
-                (v.status == "ran", v.run, std::cmp::Reverse(v.repetition)),
+                (
+                    v.status == VariantStatus::Ran,
+                    v.run,
+                    std::cmp::Reverse(v.repetition),
+                ),
                 v,
             )
         })
@@ -312,11 +317,11 @@ fn pick<'a>(results: &'a Results, row: &VariantSummary) -> Pick<'a> {
         .collect();
     let t0 = jobs
         .iter()
-        .filter_map(|j| j.start)
+        .filter_map(|j| j.start_s)
         .fold(f64::INFINITY, f64::min);
     let t1 = jobs
         .iter()
-        .filter_map(|j| j.end)
+        .filter_map(|j| j.end_s)
         .fold(f64::NEG_INFINITY, f64::max);
     let trace = (t1 > t0).then(|| TracePick {
         run: v.run,
@@ -356,7 +361,7 @@ fn vram(
     let lines = p
         .jobs
         .iter()
-        .filter(|j| j.start.is_some())
+        .filter(|j| j.start_s.is_some())
         .map(|j| {
             let pts = j
                 .pid
@@ -365,9 +370,9 @@ fn vram(
             if let Some(instance) = j.instance_uuid.as_deref().and_then(instance_of) {
                 label.push_str(&format!(" on {instance}"));
             }
-            let oom_at = (j.outcome == "oom").then(|| {
+            let oom_at = (j.outcome == Outcome::Oom).then(|| {
                 let level = pts.last().map(|p| p.1).or(j.vram_peak_gib).unwrap_or(0.0);
-                (j.end.unwrap_or(t0) - t0, level)
+                (j.end_s.unwrap_or(t0) - t0, level)
             });
             JobLine {
                 label,
@@ -385,7 +390,7 @@ fn vram(
         (None, _) => Some("no record of this variant".to_string()),
         (Some(v), None) => Some(format!(
             "not run: {}{}",
-            v.status,
+            v.status.as_str(),
             v.reason
                 .as_deref()
                 .map(|r| format!(": {r}"))

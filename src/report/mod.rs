@@ -17,10 +17,13 @@ pub mod load;
 pub mod parallel;
 pub mod plots;
 pub mod recover;
+pub mod runs;
+pub mod scan;
 pub mod serving;
 pub mod stats;
 pub mod summary;
 pub mod table;
+pub mod traces;
 
 use std::path::{Path, PathBuf};
 

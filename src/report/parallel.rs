@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::load::{JobRow, Origin, Results};
-use super::summary::parse_mode;
+use super::runs::Run;
 use super::table::{Column, Kind, Role, Table, Value};
 use crate::catalog::Catalog;
 use crate::mode::SharingMode;
 use crate::plan::{self, PlanRequest};
+use crate::results::VariantStatus;
 use crate::workload::{self, Workload};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +52,11 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
             .push(j);
     }
     let mut rows: HashMap<Key, ParallelRow> = HashMap::new();
-    for v in results.variants.iter().filter(|v| v.status == "ran") {
+    for v in results
+        .variants
+        .iter()
+        .filter(|v| v.status == VariantStatus::Ran)
+    {
         let run = &results.runs[v.run];
         let Some(jobs) = jobs_of.get(&(v.run, v.variant.as_str(), v.repetition)) else {
             continue;
@@ -61,14 +66,14 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
         workloads.dedup();
         let key = Key {
             origin: run.manifest.origin(),
-            mode: v.mode.clone(),
+            mode: v.mode.as_str().to_string(),
             workloads: workloads.clone(),
         };
         let row = rows.entry(key).or_insert_with(|| {
-            let (plan_together, plan_staggered) = planned(run, &v.mode, &workloads).unzip();
+            let (plan_together, plan_staggered) = planned(run, v.mode, &workloads).unzip();
             ParallelRow {
                 origin: run.manifest.origin(),
-                mode: v.mode.clone(),
+                mode: v.mode.as_str().to_string(),
                 workloads: workloads.join(" + "),
                 most_without_oom: None,
                 fewest_with_oom: None,
@@ -107,7 +112,7 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
 pub fn most_at_once(jobs: &[&JobRow]) -> u32 {
     let mut edges: Vec<(f64, i32)> = jobs
         .iter()
-        .filter_map(|j| Some([(j.start?, 1), (j.end?, -1)]))
+        .filter_map(|j| Some([(j.start_s?, 1), (j.end_s?, -1)]))
         .flatten()
         .collect();
     // Ends sort before starts at the same moment.
@@ -122,8 +127,7 @@ pub fn most_at_once(jobs: &[&JobRow]) -> u32 {
 
 /// `plan`'s answer for this mode and mix, in jobs at once (together, staggered). A copy of a mix
 /// is one job of each workload; under `full` jobs run one at a time whatever the mix.
-fn planned(run: &super::load::Run, mode: &str, workloads: &[String]) -> Option<(u32, u32)> {
-    let mode = parse_mode(mode)?;
+fn planned(run: &Run, mode: SharingMode, workloads: &[String]) -> Option<(u32, u32)> {
     let gpu = Catalog::builtin().gpu(&run.manifest.gpu_model).ok()?;
     let mix: Vec<&Workload> = workloads
         .iter()

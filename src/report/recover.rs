@@ -9,7 +9,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::load::{JobRow, Run, VariantRow};
+use super::load::{JobRow, VariantRow};
+use super::runs::Run;
+use super::scan::Row;
+use crate::mode::SharingMode;
+use crate::results::schema::Named;
+use crate::results::{JobRecord, Outcome, VariantRecord, VariantStatus};
 
 /// The fields of the events read here; others are ignored.
 #[derive(Debug, Deserialize)]
@@ -75,22 +80,36 @@ pub fn recover(
             .as_ref()
             .and_then(|s| s.workload(&e.workload).ok())
             .map_or_else(|| "unit".to_string(), |w| w.unit.clone());
-        recovered.push(JobRow {
-            run,
+        // Its variant's start names the mode; a job logged without one is not migbench's.
+        let Some(mode) = events
+            .iter()
+            .filter(|s| s.event == "variant_start")
+            .filter(|s| s.variant == e.variant && s.repetition == e.repetition)
+            .find_map(|s| SharingMode::parse_name(&s.mode))
+        else {
+            continue;
+        };
+        let row = JobRecord {
             variant: e.variant.clone(),
             repetition: e.repetition,
             job: e.job,
+            mode,
             workload: e.workload.clone(),
             unit,
-            outcome: e.outcome.clone(),
+            instance_profile: None,
             instance_uuid: e.instance.clone(),
-            start: e.start,
-            end: e.end,
+            start_s: e.start,
+            end_s: e.end,
             duration_s: e.duration_s,
+            exit_code: None,
             pid: e.pid,
+            outcome: Outcome::parse_name(&e.outcome).unwrap_or(Outcome::Failed),
             vram_peak_gib: None,
             vram_constant_gib: None,
-        });
+            reason: None,
+            log: None,
+        };
+        recovered.push(Row { run, row });
     }
     for start in events.iter().filter(|e| e.event == "variant_start") {
         if has_row.contains(&(start.variant.clone(), start.repetition)) {
@@ -103,26 +122,32 @@ pub fn recover(
         if of_it.is_empty() {
             continue;
         }
-        let count = |outcome: &str| of_it.iter().filter(|j| j.outcome == outcome).count() as u32;
-        variants.push(VariantRow {
-            run,
+        let Some(mode) = SharingMode::parse_name(&start.mode) else {
+            continue;
+        };
+        let count = |o: Outcome| of_it.iter().filter(|j| j.outcome == o).count() as u32;
+        let row = VariantRecord {
             variant: start.variant.clone(),
             repetition: start.repetition,
-            mode: start.mode.clone(),
+            mode,
             layout: start.layout.clone().filter(|l| !l.is_empty()),
-            status: "interrupted".into(),
+            backend: r.manifest.backend,
+            status: VariantStatus::Interrupted,
             reason: Some(format!(
                 "the run stopped during this variant; {} finished job(s) recovered from events.jsonl",
                 of_it.len()
             )),
             jobs: of_it.len() as u32,
-            jobs_ok: count("ok"),
-            jobs_oom: count("oom"),
-            jobs_failed: count("failed"),
+            jobs_ok: count(Outcome::Ok),
+            jobs_oom: count(Outcome::Oom),
+            jobs_failed: count(Outcome::Failed),
+            makespan_s: None,
+            units: 0,
             time_per_unit_s: None,
             units_per_hour: None,
             gpu_vram_peak_gib: None,
-        });
+        };
+        variants.push(Row { run, row });
     }
     let n = recovered.len();
     jobs.extend(recovered);

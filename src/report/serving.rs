@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::load::{Origin, Results, ServingRow, SERVING_FIGURES};
+use super::load::{Origin, Results, ServingRow};
 use super::stats::Summary;
 use super::summary::{variant_cells, variant_columns, VariantSummary};
 use super::table::{Column, Kind, Role, Shown, Table, Value};
@@ -53,6 +53,22 @@ impl ServingSummary {
     }
 }
 
+/// The figures of `serving` a report summarises, by their columns' names (`vllm bench serve`'s
+/// keys, and the cost).
+pub const SERVING_FIGURES: &[&str] = &[
+    "request_throughput",
+    "request_goodput",
+    "output_throughput",
+    "total_token_throughput",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "median_tpot_ms",
+    "p99_tpot_ms",
+    "median_itl_ms",
+    "median_e2el_ms",
+    "cost_per_million_output_tokens",
+];
+
 /// One row per variant of `variants` (the main table's rows, in their order) that served.
 pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingSummary> {
     let mut of: HashMap<(&str, &str, Origin), Vec<&ServingRow>> = HashMap::new();
@@ -71,9 +87,8 @@ pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingS
             runs.dedup();
             let figures = SERVING_FIGURES
                 .iter()
-                .enumerate()
-                .map(|(k, name)| {
-                    let values: Vec<f64> = reps.iter().filter_map(|r| r.figures[k]).collect();
+                .map(|name| {
+                    let values: Vec<f64> = reps.iter().filter_map(|r| r.figure(name)).collect();
                     (name.to_string(), Summary::of(&values))
                 })
                 .collect();
@@ -87,8 +102,8 @@ pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingS
                 repetitions: reps.len(),
                 servers: reps.iter().map(|r| r.servers).max().unwrap_or_default(),
                 servers_oom: v.jobs_oom,
-                completed: reps.iter().map(|r| r.completed).sum(),
-                failed: reps.iter().map(|r| r.failed).sum(),
+                completed: reps.iter().map(|r| r.metrics.completed).sum(),
+                failed: reps.iter().map(|r| r.metrics.failed).sum(),
                 figures,
             })
         })

@@ -8,6 +8,7 @@ use super::load::{JobRow, Origin, Results, VariantRow};
 use super::stats::Summary;
 use super::table::{Column, Kind, Role, Shown, Table, Value};
 use crate::mode::SharingMode;
+use crate::results::{Outcome, VariantStatus};
 
 /// A scenario variant on one GPU model and backend, over all its runs and repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,10 +123,10 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         .expect("a group has a member");
     let mut runs: Vec<usize> = reps.iter().map(|v| v.run).collect();
     runs.dedup();
-    let ok: Vec<&&JobRow> = jobs.iter().filter(|j| j.outcome == "ok").collect();
+    let ok: Vec<&&JobRow> = jobs.iter().filter(|j| j.outcome == Outcome::Ok).collect();
     let durations: Vec<f64> = ok
         .iter()
-        .filter_map(|j| j.duration_s.or_else(|| Some(j.end? - j.start?)))
+        .filter_map(|j| j.duration_s.or_else(|| Some(j.end_s? - j.start_s?)))
         .collect();
     let values = |f: fn(&VariantRow) -> Option<f64>| -> Option<Summary> {
         Summary::of(&reps.iter().filter_map(|v| f(v)).collect::<Vec<_>>())
@@ -135,10 +136,8 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
     units.dedup();
     let sum = |f: fn(&VariantRow) -> u32| reps.iter().map(|v| f(v)).sum::<u32>();
     VariantSummary {
-        isolation: parse_mode(&latest.mode)
-            .map_or("unknown", SharingMode::isolation)
-            .to_string(),
-        mode: latest.mode.clone(),
+        isolation: latest.mode.isolation().to_string(),
+        mode: latest.mode.as_str().to_string(),
         layout: latest.layout.clone(),
         runs: runs.len(),
         repetitions: reps.len(),
@@ -176,14 +175,22 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
 
 /// `ran` when every repetition ran; otherwise what the others came to, with the first reason.
 fn status(reps: &[&VariantRow]) -> String {
-    let other: Vec<&&VariantRow> = reps.iter().filter(|v| v.status != "ran").collect();
+    let other: Vec<&&VariantRow> = reps
+        .iter()
+        .filter(|v| v.status != VariantStatus::Ran)
+        .collect();
     match other.first() {
         None => "ran".into(),
         Some(first) => {
             let mut text = if other.len() == reps.len() {
-                first.status.clone()
+                first.status.as_str().to_string()
             } else {
-                format!("{} of {} {}", other.len(), reps.len(), first.status)
+                format!(
+                    "{} of {} {}",
+                    other.len(),
+                    reps.len(),
+                    first.status.as_str()
+                )
             };
             if let Some(reason) = &first.reason {
                 text.push_str(&format!(": {reason}"));

@@ -13,6 +13,7 @@
 //! The tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
 
+pub mod schema;
 mod serving;
 mod tables;
 
@@ -20,10 +21,14 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
 use sha2::{Digest, Sha256};
 
-pub use serving::{RequestRow, ServingRecord};
+pub use serving::{RequestRow, ServingRecord, ServingScope};
+#[cfg(test)]
+pub(crate) use tables::write_for_tests;
 pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
 
 use crate::error::{Error, Result};
@@ -64,35 +69,94 @@ impl Outcome {
     }
 }
 
-/// The manifest: what ran, where, and with what.
-#[derive(Debug, Clone, Serialize)]
+crate::named!(Outcome: Ok, Oom, Failed, Timeout, Infeasible, Interrupted, NotReady, NotRun);
+
+/// What came of a variant repetition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariantStatus {
+    /// Its jobs ran (each job's outcome says how that went).
+    Ran,
+    /// Not run: its jobs cannot fit where the variant would place them.
+    Infeasible,
+    /// Not run: setting the GPU up for it failed.
+    SetupFailed,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The harness failed while it ran (a table or the journal could not be written).
+    Failed,
+}
+
+impl VariantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariantStatus::Ran => "ran",
+            VariantStatus::Infeasible => "infeasible",
+            VariantStatus::SetupFailed => "setup_failed",
+            VariantStatus::Interrupted => "interrupted",
+            VariantStatus::Failed => "failed",
+        }
+    }
+}
+
+crate::named!(VariantStatus: Ran, Infeasible, SetupFailed, Interrupted, Failed);
+
+/// The version of the tables' columns this migbench writes (`manifest.json`'s
+/// `schema_version`). 1, implied when the key is missing: `start`, `end` and `t` before they
+/// carried their unit. `report` reads both (see [`schema::renamed_since`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The manifest: what ran, where, and with what. Written by `run`, read by `report`; keys that
+/// older versions did not write read as their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The version of the tables' columns ([`SCHEMA_VERSION`]).
+    #[serde(default = "first_schema")]
+    pub schema_version: u32,
     pub scenario: String,
+    #[serde(default)]
     pub scenario_file: String,
+    #[serde(default)]
     pub scenario_sha256: String,
+    #[serde(default)]
     pub migbench_version: String,
     /// The git commit migbench was built from, or "unknown".
+    #[serde(default)]
     pub migbench_commit: String,
     /// Whether the tree it was built from had uncommitted changes; `None` when unknown.
+    #[serde(default)]
     pub migbench_dirty: Option<bool>,
-    pub backend: String,
+    pub backend: BackendKind,
     /// True when the numbers come from the simulator, not from a GPU.
     pub simulated: bool,
     /// `simulated` (time that advances by events) or `monotonic` (the wall clock).
+    #[serde(default)]
     pub clock: String,
     /// With `--pace`: at most this many simulated seconds passed per real second.
+    #[serde(default)]
     pub pace: Option<f64>,
     pub gpu_model: String,
     pub gpu_name: String,
+    #[serde(default)]
     pub gpu_uuid: String,
+    #[serde(default)]
     pub driver: Option<String>,
+    #[serde(default)]
     pub cuda: Option<String>,
+    #[serde(default)]
     pub host: String,
+    #[serde(default)]
     pub command: Vec<String>,
     pub started_at: String,
+    #[serde(default)]
     pub ended_at: Option<String>,
     /// `running`, `complete`, `interrupted` or `failed`.
+    #[serde(default)]
     pub status: String,
+}
+
+fn first_schema() -> u32 {
+    1
 }
 
 /// A run directory being written.

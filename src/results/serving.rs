@@ -8,159 +8,167 @@ use std::path::Path;
 use polars::prelude::*;
 use serde_json::{json, Value};
 
-use super::tables::{floats, frame, strs, u32s, write};
+use super::schema::{Cells, Field, Named, NotInTable};
+use super::tables::write;
+use super::Outcome;
+use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::loadgen::metrics::{Figure, ServingMetrics};
+use crate::loadgen::TokenCount;
+use crate::mode::SharingMode;
+use crate::table;
 
-/// One row of `requests`.
-#[derive(Debug, Clone)]
-pub struct RequestRow {
-    pub variant: String,
-    pub repetition: u32,
-    /// The server's job in the variant.
-    pub job: u32,
-    pub workload: String,
-    /// `GPU` or the MIG profile the server ran on.
-    pub instance: String,
-    pub round: u32,
-    /// Number within the server's requests, warm-ups first.
-    pub request: u32,
-    /// Warm-ups are left out of every metric.
-    pub warmup: bool,
-    /// When it was sent, seconds since the run started.
-    pub sent_s: f64,
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2el_ms: Option<f64>,
-    /// Gaps between chunks of text (in `serving.json` only: a list does not fit a CSV cell).
-    pub itls_ms: Vec<f64>,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    /// `usage` (the server's count) or `chunks` (one token per chunk of text).
-    pub tokens_from: String,
-    pub error: Option<String>,
-}
-
-/// One row of `serving`: one server's load, or (`scope = variant`) all of a variant's servers.
-#[derive(Debug, Clone)]
-pub struct ServingRecord {
-    pub variant: String,
-    pub repetition: u32,
-    pub mode: String,
-    pub backend: String,
-    /// `server` or `variant`.
-    pub scope: String,
-    pub job: Option<u32>,
-    pub workload: Option<String>,
-    pub model: Option<String>,
-    pub instance: Option<String>,
-    /// The server job's outcome (`ok`, `oom`, `not_ready`, ...).
-    pub server_outcome: Option<String>,
-    /// Servers whose load is counted here.
-    pub servers: u32,
-    /// Rounds of load (servers driven at once); a variant's duration is the time they cover.
-    pub rounds: u32,
-    pub endpoint: String,
-    pub request_rate: Option<f64>,
-    pub max_concurrency: Option<u32>,
-    pub metrics: ServingMetrics,
-    pub price_per_hour: Option<f64>,
-    /// The GPU's price over the load's duration per million output tokens (variant rows).
-    pub cost_per_million_output_tokens: Option<f64>,
-    /// Why the figures may be off: a simulated server that fell behind the simulated clock.
-    pub note: Option<String>,
-}
-
-pub(super) fn requests_frame(rows: &[RequestRow]) -> Result<DataFrame> {
-    frame(vec![
-        strs("variant", rows, |r| Some(&r.variant)),
-        u32s("repetition", rows, |r| r.repetition),
-        u32s("job", rows, |r| r.job),
-        strs("workload", rows, |r| Some(&r.workload)),
-        strs("instance", rows, |r| Some(&r.instance)),
-        u32s("round", rows, |r| r.round),
-        u32s("request", rows, |r| r.request),
-        Series::new(
-            "warmup".into(),
-            rows.iter().map(|r| r.warmup).collect::<Vec<bool>>(),
-        )
-        .into(),
-        floats("sent_s", rows, |r| Some(r.sent_s)),
-        floats("ttft_ms", rows, |r| r.ttft_ms),
-        floats("tpot_ms", rows, |r| r.tpot_ms),
-        floats("e2el_ms", rows, |r| r.e2el_ms),
-        u32s("chunks", rows, |r| {
-            r.itls_ms.len() as u32 + u32::from(r.ttft_ms.is_some())
-        }),
-        u32s("input_tokens", rows, |r| r.input_tokens),
-        u32s("output_tokens", rows, |r| r.output_tokens),
-        strs("tokens_from", rows, |r| Some(&r.tokens_from)),
-        strs("error", rows, |r| r.error.as_deref()),
-    ])
-}
-
-pub(super) fn serving_frame(rows: &[ServingRecord]) -> Result<DataFrame> {
-    let mut columns = vec![
-        strs("variant", rows, |r| Some(&r.variant)),
-        u32s("repetition", rows, |r| r.repetition),
-        strs("mode", rows, |r| Some(&r.mode)),
-        strs("backend", rows, |r| Some(&r.backend)),
-        strs("scope", rows, |r| Some(&r.scope)),
-        Series::new(
-            "job".into(),
-            rows.iter().map(|r| r.job).collect::<Vec<Option<u32>>>(),
-        )
-        .into(),
-        strs("workload", rows, |r| r.workload.as_deref()),
-        strs("model", rows, |r| r.model.as_deref()),
-        strs("instance", rows, |r| r.instance.as_deref()),
-        strs("server_outcome", rows, |r| r.server_outcome.as_deref()),
-        u32s("servers", rows, |r| r.servers),
-        u32s("rounds", rows, |r| r.rounds),
-        strs("endpoint", rows, |r| Some(&r.endpoint)),
-        floats("request_rate", rows, |r| r.request_rate),
-        Series::new(
-            "max_concurrency".into(),
-            rows.iter()
-                .map(|r| r.max_concurrency)
-                .collect::<Vec<Option<u32>>>(),
-        )
-        .into(),
-    ];
-    // The metrics, one column per vLLM key; every row has the same keys in the same order.
-    let figures: Vec<Vec<(String, Figure)>> = rows.iter().map(|r| r.metrics.figures()).collect();
-    let names = ServingMetrics::compute(&[], 0.0, None).figures();
-    for (k, (name, kind)) in names.iter().enumerate() {
-        let column = match kind {
-            Figure::Count(_) => Series::new(
-                name.as_str().into(),
-                figures
-                    .iter()
-                    .map(|f| match f[k].1 {
-                        Figure::Count(n) => n,
-                        Figure::Value(_) => 0,
-                    })
-                    .collect::<Vec<u64>>(),
-            ),
-            Figure::Value(_) => Series::new(
-                name.as_str().into(),
-                figures
-                    .iter()
-                    .map(|f| match f[k].1 {
-                        Figure::Value(v) => v,
-                        Figure::Count(n) => Some(n as f64),
-                    })
-                    .collect::<Vec<Option<f64>>>(),
-            ),
-        };
-        columns.push(column.into());
+table! {
+    /// One row of `requests`: one request sent to a server.
+    pub struct RequestRow in "requests" {
+        pub variant: String,
+        pub repetition: u32,
+        /// The server's job in the variant.
+        pub job: u32,
+        pub workload: String,
+        /// `GPU` or the MIG profile the server ran on.
+        pub instance: String,
+        pub round: u32,
+        /// Number within the server's requests, warm-ups first.
+        pub request: u32,
+        /// Warm-ups are left out of every metric.
+        pub warmup: bool,
+        /// When it was sent, seconds since the run started.
+        pub sent_s: f64,
+        pub ttft_ms: Option<f64>,
+        pub tpot_ms: Option<f64>,
+        pub e2el_ms: Option<f64>,
+        /// Chunks of text received: the first token and one per gap of `itls_ms`.
+        pub chunks: u32,
+        /// Gaps between chunks of text (in `serving.json` only: a list does not fit a CSV cell).
+        pub itls_ms: NotInTable<Vec<f64>>,
+        pub input_tokens: u32,
+        pub output_tokens: u32,
+        pub tokens_from: TokenCount,
+        pub error: Option<String>,
     }
-    columns.push(floats("price_per_hour", rows, |r| r.price_per_hour));
-    columns.push(floats("cost_per_million_output_tokens", rows, |r| {
-        r.cost_per_million_output_tokens
-    }));
-    columns.push(strs("note", rows, |r| r.note.as_deref()));
-    frame(columns)
+}
+
+/// Which rows of `serving` a row sums up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingScope {
+    /// One server's load.
+    Server,
+    /// All of a variant's servers.
+    Variant,
+}
+
+impl Named for ServingScope {
+    const ALL: &'static [Self] = &[ServingScope::Server, ServingScope::Variant];
+    fn as_str(self) -> &'static str {
+        match self {
+            ServingScope::Server => "server",
+            ServingScope::Variant => "variant",
+        }
+    }
+}
+crate::named_field!(ServingScope);
+
+table! {
+    /// One row of `serving`: one server's load, or (`scope = variant`) all of a variant's
+    /// servers. The metrics span one column per `vllm bench serve` key.
+    pub struct ServingRecord in "serving" {
+        pub variant: String,
+        pub repetition: u32,
+        pub mode: SharingMode,
+        pub backend: BackendKind,
+        pub scope: ServingScope,
+        pub job: Option<u32>,
+        pub workload: Option<String>,
+        pub model: Option<String>,
+        pub instance: Option<String>,
+        /// The server job's outcome (`ok`, `oom`, `not_ready`, ...).
+        pub server_outcome: Option<Outcome>,
+        /// Servers whose load is counted here.
+        pub servers: u32,
+        /// Rounds of load (servers driven at once); a variant's duration is the time they cover.
+        pub rounds: u32,
+        pub endpoint: String,
+        pub request_rate: Option<f64>,
+        pub max_concurrency: Option<u32>,
+        pub metrics: ServingMetrics,
+        pub price_per_hour: Option<f64>,
+        /// The GPU's price over the load's duration per million output tokens (variant rows).
+        pub cost_per_million_output_tokens: Option<f64>,
+        /// Why the figures may be off: a simulated server that fell behind the simulated clock.
+        pub note: Option<String>,
+    }
+}
+
+impl ServingRecord {
+    /// A figure by its column name: one of the metrics' (`p99_ttft_ms`, ...) or the cost.
+    pub fn figure(&self, key: &str) -> Option<f64> {
+        if key == "cost_per_million_output_tokens" {
+            return self.cost_per_million_output_tokens;
+        }
+        let figures = self.metrics.figures();
+        figures.into_iter().find(|(k, _)| k == key)?.1.value()
+    }
+}
+
+/// The metrics span one column per figure, under `vllm bench serve`'s keys (the field's own
+/// name is not a column): counts as integers, the rest as floats.
+impl Field for ServingMetrics {
+    fn schema(_: &'static str, out: &mut Vec<(String, DataType)>) {
+        for (name, figure) in ServingMetrics::default().figures() {
+            let dtype = match figure {
+                Figure::Count(_) => DataType::UInt64,
+                Figure::Value(_) => DataType::Float64,
+            };
+            out.push((name, dtype));
+        }
+    }
+
+    fn write<'a>(_: &'static str, values: impl Iterator<Item = &'a Self>, out: &mut Vec<Column>) {
+        let figures: Vec<Vec<(String, Figure)>> = values.map(|m| m.figures()).collect();
+        for (k, (name, kind)) in ServingMetrics::default().figures().iter().enumerate() {
+            let series = match kind {
+                Figure::Count(_) => {
+                    let counts: Vec<u64> = figures.iter().map(|f| f[k].1.count()).collect();
+                    Series::new(name.as_str().into(), counts)
+                }
+                Figure::Value(_) => {
+                    let values: Vec<Option<f64>> = figures.iter().map(|f| f[k].1.value()).collect();
+                    Series::new(name.as_str().into(), values)
+                }
+            };
+            out.push(series.into());
+        }
+    }
+
+    fn read(cells: &Cells, _: &'static str) -> Result<Vec<Self>> {
+        let names = ServingMetrics::default().figures();
+        let mut columns = Vec::with_capacity(names.len());
+        for (name, kind) in &names {
+            columns.push(match kind {
+                Figure::Count(_) => MetricColumn::Counts(cells.u64(name)?),
+                Figure::Value(_) => MetricColumn::Values(cells.f64(name)?),
+            });
+        }
+        Ok((0..cells.height())
+            .map(|i| {
+                let figures = names.iter().zip(&columns).map(|((name, _), c)| {
+                    let figure = match c {
+                        MetricColumn::Counts(c) => Figure::Count(c.get(i).unwrap_or_default()),
+                        MetricColumn::Values(c) => Figure::Value(c.get(i)),
+                    };
+                    (name.as_str(), figure)
+                });
+                ServingMetrics::from_figures(figures)
+            })
+            .collect())
+    }
+}
+
+/// A metric's column while reading.
+enum MetricColumn<'a> {
+    Counts(&'a UInt64Chunked),
+    Values(&'a Float64Chunked),
 }
 
 /// Writes `requests` and `serving` (CSV and Parquet) and `serving.json`, when a run has servers.
@@ -172,8 +180,8 @@ pub(super) fn write_all(
     if serving.is_empty() {
         return Ok(());
     }
-    write(dir, "requests", &mut requests_frame(requests)?)?;
-    write(dir, "serving", &mut serving_frame(serving)?)?;
+    write(dir, requests)?;
+    write(dir, serving)?;
     let text = serde_json::to_vec_pretty(&to_json(requests, serving))
         .map_err(|e| Error::Harness(e.to_string()))?;
     let path = dir.join("serving.json");
@@ -197,12 +205,14 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
     };
     let variants: Vec<Value> = serving
         .iter()
-        .filter(|r| r.scope == "variant")
+        .filter(|r| r.scope == ServingScope::Variant)
         .map(|v| {
             let servers: Vec<Value> = serving
                 .iter()
                 .filter(|s| {
-                    s.scope == "server" && s.variant == v.variant && s.repetition == v.repetition
+                    s.scope == ServingScope::Server
+                        && s.variant == v.variant
+                        && s.repetition == v.repetition
                 })
                 .map(|s| {
                     let mine: Vec<&RequestRow> = requests
@@ -237,7 +247,7 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                         "itls".into(),
                         json!(mine
                             .iter()
-                            .map(|q| q.itls_ms.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
+                            .map(|q| q.itls_ms.0.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
                             .collect::<Vec<_>>()),
                     );
                     o.insert(

@@ -1,8 +1,11 @@
 //! Turning what a variant's servers served into rows of the `requests` and `serving` tables.
 
+use crate::backend::BackendKind;
 use crate::loadgen::metrics::{self, ServingMetrics};
 use crate::loadgen::{LoadSpec, RequestRecord};
-use crate::results::{JobRecord, RequestRow, ServingRecord};
+use crate::mode::SharingMode;
+use crate::results::schema::NotInTable;
+use crate::results::{JobRecord, RequestRow, ServingRecord, ServingScope};
 
 use super::ServingRun;
 
@@ -10,8 +13,8 @@ use super::ServingRun;
 pub struct VariantInfo<'a> {
     pub variant: &'a str,
     pub repetition: u32,
-    pub mode: &'a str,
-    pub backend: &'a str,
+    pub mode: SharingMode,
+    pub backend: BackendKind,
     pub price_per_hour: Option<f64>,
 }
 
@@ -29,7 +32,7 @@ pub fn rows(
         return (requests, serving);
     }
     let load = run.load.clone().unwrap_or_default();
-    let record_of = |job: usize| jobs.iter().find(|j| j.job == job);
+    let record_of = |job: usize| jobs.iter().find(|j| j.job as usize == job);
     let instance = |j: Option<&JobRecord>| {
         j.map(|j| j.instance_profile.clone().unwrap_or_else(|| "GPU".into()))
     };
@@ -39,12 +42,20 @@ pub fn rows(
         let measured: Vec<&RequestRecord> =
             served.iter().flat_map(|s| s.result.measured()).collect();
         let duration: f64 = served.iter().map(|s| s.result.duration()).sum();
-        let mut row = base_row(info, &load, "server", &measured, duration, 1, served.len());
+        let mut row = base_row(
+            info,
+            &load,
+            ServingScope::Server,
+            &measured,
+            duration,
+            1,
+            served.len(),
+        );
         row.job = Some(job as u32);
         row.workload = record.map(|j| j.workload.clone());
         row.model = served.first().map(|s| s.model.clone());
         row.instance = instance(record);
-        row.server_outcome = record.map(|j| j.outcome.clone());
+        row.server_outcome = record.map(|j| j.outcome);
         serving.push(row);
         for s in &served {
             requests.extend(s.result.records.iter().map(|r| RequestRow {
@@ -60,10 +71,11 @@ pub fn rows(
                 ttft_ms: r.ttft_s.map(|s| s * 1000.0),
                 tpot_ms: r.tpot_s().map(|s| s * 1000.0),
                 e2el_ms: r.latency_s.map(|s| s * 1000.0),
-                itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
+                chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
+                itls_ms: NotInTable(r.itls_s.iter().map(|s| s * 1000.0).collect()),
                 input_tokens: r.input_tokens,
                 output_tokens: r.output_tokens,
-                tokens_from: r.tokens_from.as_str().to_string(),
+                tokens_from: r.tokens_from,
                 error: r.error.clone(),
             }));
         }
@@ -83,7 +95,7 @@ pub fn rows(
     let mut row = base_row(
         info,
         &load,
-        "variant",
+        ServingScope::Variant,
         &measured,
         duration,
         servers,
@@ -100,7 +112,7 @@ pub fn rows(
 fn base_row(
     info: &VariantInfo,
     load: &LoadSpec,
-    scope: &str,
+    scope: ServingScope,
     measured: &[&RequestRecord],
     duration: f64,
     servers: usize,
@@ -112,9 +124,9 @@ fn base_row(
     ServingRecord {
         variant: info.variant.to_string(),
         repetition: info.repetition,
-        mode: info.mode.to_string(),
-        backend: info.backend.to_string(),
-        scope: scope.to_string(),
+        mode: info.mode,
+        backend: info.backend,
+        scope,
         job: None,
         workload: None,
         model: None,
