@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::GpuModel;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::journal::GpuIdentity;
 use crate::workload::Workload;
 
 /// Which backend produced a result. Simulated numbers are never presented as measured.
@@ -300,6 +301,23 @@ impl SampleRow {
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     fn info(&self) -> GpuInfo;
+    /// The GPU as a run's journal and lock record it: what `migbench restore` needs to find the
+    /// same GPU again (`index` is the scenario's GPU index).
+    fn identity(&self, index: u32) -> GpuIdentity {
+        let info = self.info();
+        GpuIdentity {
+            backend: self.kind(),
+            model: info.model,
+            uuid: info.uuid,
+            index,
+            sim_state: None,
+        }
+    }
+    /// Whether the GPU's state outlives this process (a real GPU; a simulated one saved in a
+    /// file). Then its lock file is cleared and kept for the next run; else it is removed.
+    fn outlives_run(&self) -> bool {
+        true
+    }
     /// The run's clock: the monotonic wall clock on hardware, simulated time that advances by
     /// events on the simulator ([`crate::clock`]).
     fn clock(&self) -> Clock;

@@ -34,8 +34,8 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Man => man(),
         Command::Schema(args) => Ok(crate::schema::json(args.kind)),
         Command::SampleCost(args) => sample_cost::run(&args),
-        Command::Synth(args) => std::process::exit(crate::synth::run(&args)),
-        Command::SimServer(args) => std::process::exit(crate::serving::sim_server::run(&args)),
+        Command::Synth(args) => std::process::exit(crate::backend::sim::synth::run(&args)),
+        Command::SimServer(args) => std::process::exit(crate::backend::sim::server::run(&args)),
     }
 }
 

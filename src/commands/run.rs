@@ -72,7 +72,6 @@ pub fn run(args: &RunArgs) -> Result<String> {
         command: std::env::args().collect(),
         force: args.force,
         state_dir: gpu_lock::state_dir(),
-        sim_state: args.sim_state.clone(),
     };
     orchestrator::watch_panics();
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

@@ -11,8 +11,8 @@ use super::prompts::Prompt;
 use super::spec::Endpoint;
 use super::sse::{SseEvent, SseParser};
 use super::{RequestRecord, TokenCount};
+use crate::backend::sim::server::STAMPED_CLIENT;
 use crate::clock::{Clock, Hold};
-use crate::serving::sim_server::STAMPED_CLIENT;
 
 /// What one request needs to go out (owned, so that it can be sent from a task of its own).
 #[derive(Clone)]

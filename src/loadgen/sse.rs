@@ -56,7 +56,7 @@ impl SseParser {
             }
             return;
         }
-        if let Some(t) = line.strip_prefix(crate::serving::sim_server::STAMP) {
+        if let Some(t) = line.strip_prefix(crate::backend::sim::server::STAMP) {
             self.stamp = t.trim().parse().ok().filter(|t: &f64| t.is_finite());
             return;
         }

@@ -1,74 +1,30 @@
 //! Jobs of one variant: when each may start, where it may run, and running them as process
 //! groups with staggers, queues, timeouts and OOM detection.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
-
+use super::planned::{allowed_slots, PlannedJob};
+use super::process::{kill_group, watch_exit, Running};
 use super::VariantRun;
-use crate::backend::{Backend, Device, JobRequest};
-use crate::clock::{Poker, Wake};
+use crate::backend::{Device, JobRequest};
+use crate::clock::Wake;
 use crate::error::Result;
-use crate::layout::Layout;
 use crate::mode::SharingMode;
 use crate::results::{JobRecord, Outcome, RunDir};
 use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
-use crate::scenario::{Scenario, Variant};
 use crate::serving::record::{self, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
-use crate::workload::Workload;
 
-/// How long a job may take to exit after SIGTERM before it gets SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(3);
 /// On the wall clock, the longest the orchestrator waits before it looks again (a Ctrl-C is
 /// noticed within it); the progress lines are redrawn as often.
 const WALL_LOOK_S: f64 = 0.1;
-
-/// One job of a variant, before it runs.
-#[derive(Debug, Clone)]
-pub struct PlannedJob<'s> {
-    /// Position in the variant (0-based, in the order the scenario lists groups).
-    pub index: usize,
-    /// The group's workload, with the group's `args` appended to its command.
-    pub workload: Cow<'s, Workload>,
-    /// Earliest start, in backend seconds after the variant starts.
-    pub earliest: f64,
-    /// Slots (compute instances in layout order) it may use; all when `None`.
-    pub allowed: Option<Vec<usize>>,
-    pub timeout: Option<f64>,
-}
-
-/// Expands the variant's job groups into jobs, ordered by earliest start.
-pub fn plan<'s>(scenario: &'s Scenario, variant: &Variant) -> Result<Vec<PlannedJob<'s>>> {
-    let mut jobs = Vec::new();
-    for group in &variant.jobs {
-        let workload = scenario.job_workload(group)?;
-        for k in 0..group.count {
-            jobs.push(PlannedJob {
-                index: jobs.len(),
-                workload: workload.clone(),
-                earliest: group.start_s + f64::from(k) * group.stagger_s,
-                allowed: group.instances.as_ref().map(|i| i.get_ref().clone()),
-                timeout: group.timeout_s.or(workload.timeout_s),
-            });
-        }
-    }
-    jobs.sort_by(|a, b| {
-        a.earliest
-            .total_cmp(&b.earliest)
-            .then(a.index.cmp(&b.index))
-    });
-    Ok(jobs)
-}
 
 /// The `requests` and `serving` rows of a variant repetition whose jobs (`records`) ran.
 pub fn serving_rows(
@@ -91,102 +47,6 @@ pub fn serving_rows(
         price_per_hour: ctx.scenario.file.gpu.price_per_hour,
     };
     record::rows(&info, &servers, records, served)
-}
-
-/// Memory each slot offers: `(label, GiB)`; a GI's memory is shared by its compute instances.
-fn slot_capacities(
-    scenario: &Scenario,
-    variant: &Variant,
-    layout: Option<&Layout>,
-) -> Vec<(String, f64)> {
-    let pinned = variant
-        .mps
-        .as_ref()
-        .and_then(|m| m.get_ref().pinned_memory_limit_gib)
-        .unwrap_or(f64::INFINITY);
-    let slots = match layout {
-        None => vec![("the whole GPU".to_string(), scenario.gpu.memory_gib())],
-        Some(l) => l
-            .instances
-            .iter()
-            .flat_map(|i| {
-                i.compute
-                    .iter()
-                    .map(move |_| (i.profile.name.clone(), i.profile.memory_gib))
-            })
-            .collect(),
-    };
-    slots.into_iter().map(|(l, g)| (l, g.min(pinned))).collect()
-}
-
-/// Why the variant cannot run at all: some job fits in none of the slots it may use, even alone.
-/// Jobs that each fit but not together are run: their OOMs are the result being measured.
-pub fn infeasible(
-    scenario: &Scenario,
-    variant: &Variant,
-    layout: Option<&Layout>,
-    jobs: &[PlannedJob],
-) -> Option<String> {
-    let slots = slot_capacities(scenario, variant, layout);
-    for job in jobs {
-        let usable: Vec<&(String, f64)> = match &job.allowed {
-            Some(a) => a.iter().filter_map(|&i| slots.get(i)).collect(),
-            None => slots.iter().collect(),
-        };
-        let best = usable.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
-        let peak = job.workload.memory.peak_gib;
-        if peak > best.1 + 1e-9 {
-            return Some(format!(
-                "{} needs {:.2} GiB at its peak; the largest place it may run, {}, has {:.2} GiB",
-                job.workload.name, peak, best.0, best.1
-            ));
-        }
-    }
-    None
-}
-
-/// A job whose process is running.
-struct Running {
-    job: usize,
-    /// Its ID on the backend.
-    id: u64,
-    /// Set once the orchestrator has reaped it: its exit watcher then has nothing to say.
-    reaped: Arc<AtomicBool>,
-    backend: Arc<dyn Backend>,
-    child: Child,
-    pid: u32,
-    device: Device,
-    slot: usize,
-    /// Seconds after the run started.
-    start: f64,
-    /// The same instant as the clock read it.
-    started_at: f64,
-    log: PathBuf,
-    bar: ProgressBar,
-    timed_out: bool,
-    /// Why migbench stops a server that never got ready.
-    not_ready: Option<String>,
-}
-
-impl Running {
-    /// The job has ended and is reaped: its exit watcher has nothing more to say, and the
-    /// backend forgets it before anything else happens, so that a teardown right after never
-    /// finds it still running.
-    fn forget(&self) {
-        self.reaped.store(true, Ordering::Relaxed);
-        self.backend.job_ended(self.id);
-    }
-}
-
-impl Drop for Running {
-    /// A job whose record was never made — the orchestrator is unwinding from a panic — is
-    /// killed with its process group, so that nothing uses the GPU when it is put back.
-    fn drop(&mut self) {
-        if !self.reaped.load(Ordering::Relaxed) {
-            kill_group(&mut self.child);
-            self.forget();
-        }
-    }
 }
 
 /// Runs the jobs of one variant repetition.
@@ -259,10 +119,10 @@ impl<'a, 'v> Runner<'a, 'v> {
         loop {
             if self.ctx.stop.load(Ordering::Relaxed) || failure.is_some() || super::panicked() {
                 for r in running.drain(..) {
-                    self.finish(r, planned, Some(Outcome::Interrupted));
+                    self.stop_and_record(r, planned, Some(Outcome::Interrupted));
                 }
                 for k in pending.drain(..) {
-                    let record = self.ctx.record(
+                    let record = self.ctx.job_record(
                         &planned[k],
                         Outcome::Interrupted,
                         Some("not started: the run was interrupted".into()),
@@ -278,10 +138,10 @@ impl<'a, 'v> Runner<'a, 'v> {
                 let exited = matches!(r.child.try_wait(), Ok(Some(_)));
                 let deadline = planned[r.job].timeout.map(|t| r.started_at + t);
                 if exited {
-                    self.finish(r, planned, None);
+                    self.stop_and_record(r, planned, None);
                 } else if deadline.is_some_and(|d| now >= d) {
                     r.timed_out = true;
-                    self.finish(r, planned, None);
+                    self.stop_and_record(r, planned, None);
                 } else {
                     still.push(r);
                 }
@@ -298,7 +158,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                             Outcome::NotReady
                         }
                     };
-                    self.finish(r, planned, Some(outcome));
+                    self.stop_and_record(r, planned, Some(outcome));
                 }
             }
             // Start the jobs whose time has come and that have a place to run.
@@ -476,7 +336,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             Err(e) => {
                 // Whatever the backend set up for the job goes with it.
                 ctx.backend.job_ended(id);
-                let mut record = ctx.record(job, Outcome::Failed, Some(e.to_string()));
+                let mut record = ctx.job_record(job, Outcome::Failed, Some(e.to_string()));
                 record.start_s = Some(start);
                 record.end_s = Some(start);
                 record.duration_s = Some(0.0);
@@ -489,7 +349,7 @@ impl<'a, 'v> Runner<'a, 'v> {
     }
 
     /// Stops (if still running) and records a job. `forced` is the outcome when migbench ends it.
-    fn finish(&mut self, mut r: Running, planned: &[PlannedJob], forced: Option<Outcome>) {
+    fn stop_and_record(&mut self, mut r: Running, planned: &[PlannedJob], forced: Option<Outcome>) {
         self.servers.ended(r.job);
         let forced = forced.or(r.timed_out.then_some(Outcome::Timeout));
         let status = match r.child.try_wait() {
@@ -524,7 +384,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             Outcome::NotReady => r.not_ready.take(),
             _ => last_line(&log_text),
         };
-        let mut record = self.ctx.record(job, outcome, reason);
+        let mut record = self.ctx.job_record(job, outcome, reason);
         record.instance_profile = r.device.profile.clone();
         record.instance_uuid = Some(r.device.uuid.clone());
         record.start_s = Some(r.start);
@@ -544,73 +404,12 @@ impl<'a, 'v> Runner<'a, 'v> {
     }
 }
 
-/// Watches process `pid` (job `id`) end without reaping it: the orchestrator is poked, then the
-/// backend told, so that the run acts on the end at the instant it happened.
-fn watch_exit(
-    pid: u32,
-    id: u64,
-    backend: Arc<dyn Backend>,
-    orchestrator: Poker,
-    reaped: Arc<AtomicBool>,
-) {
-    std::thread::spawn(move || {
-        // SAFETY: waitid with WNOWAIT only waits; the child stays for `Child::try_wait` to reap.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            );
-        }
-        if !reaped.load(Ordering::Relaxed) {
-            orchestrator.poke();
-            backend.process_exited(id);
-        }
-    });
-}
-
-fn allowed_slots(job: &PlannedJob, slots: usize) -> Vec<usize> {
-    match &job.allowed {
-        Some(a) => a.clone(),
-        None => (0..slots).collect(),
-    }
-}
-
 fn job_end_fields(r: &JobRecord) -> serde_json::Value {
     serde_json::json!({
         "variant": r.variant, "repetition": r.repetition, "job": r.job, "workload": r.workload,
         "instance": r.instance_uuid, "start": r.start_s, "end": r.end_s, "duration_s": r.duration_s,
         "exit_code": r.exit_code, "pid": r.pid, "outcome": r.outcome, "reason": r.reason,
     })
-}
-
-/// SIGTERM to the job's process group, SIGKILL after a grace period; returns its exit status.
-fn kill_group(child: &mut Child) -> Option<std::process::ExitStatus> {
-    terminate_groups(&[child.id()], || matches!(child.try_wait(), Ok(Some(_))));
-    // The status try_wait saw, or the one after SIGKILL.
-    child.wait().ok()
-}
-
-/// Sends SIGTERM to each process group (each job leads its own), and SIGKILL to them all unless
-/// `gone` holds within [`KILL_GRACE`].
-pub(super) fn terminate_groups(groups: &[u32], mut gone: impl FnMut() -> bool) {
-    let signal = |signal| {
-        for &g in groups {
-            // SAFETY: kill(2) with a negative PID signals a process group a run created for a job.
-            unsafe { libc::kill(-(g as libc::pid_t), signal) };
-        }
-    };
-    signal(libc::SIGTERM);
-    let deadline = Instant::now() + KILL_GRACE;
-    while Instant::now() < deadline {
-        if gone() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    signal(libc::SIGKILL);
 }
 
 /// The last non-empty line of a log, shortened: the usual place a program says why it failed.

@@ -61,7 +61,7 @@ pub fn stop(leftovers: &[Leftover]) -> Vec<u32> {
             .filter(|&g| !procfs::group_members(g).is_empty())
             .collect()
     };
-    super::jobs::terminate_groups(&groups, || running().is_empty());
+    super::process::terminate_groups(&groups, || running().is_empty());
     // SIGKILL takes effect at once, but the kernel may need a moment to tear a process down.
     let deadline = Instant::now() + SIGKILL_WAIT;
     while Instant::now() < deadline && !running().is_empty() {

@@ -57,7 +57,9 @@ pub struct SimCi {
     pub uuid: String,
 }
 
-#[derive(Debug, Clone)]
+/// An MPS control daemon on the simulated GPU; saved as it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MpsDaemon {
     pub device: String,
     pub pipe_dir: std::path::PathBuf,
@@ -100,7 +102,7 @@ pub struct SavedGpu {
     #[serde(default)]
     pub instances: Vec<SavedGi>,
     #[serde(default)]
-    pub mps: Vec<SavedMps>,
+    pub mps: Vec<MpsDaemon>,
     #[serde(default)]
     pub foreign: Vec<ForeignProcess>,
 }
@@ -118,15 +120,6 @@ pub struct SavedGi {
 pub struct SavedCi {
     pub index: usize,
     pub profile_id: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SavedMps {
-    pub device: String,
-    pub pipe_dir: std::path::PathBuf,
-    pub active_thread_percentage: Option<u8>,
-    pub pinned_memory_limit_gib: Option<f64>,
 }
 
 /// A pseudo UUID in the GPU- / MIG- format, stable for a given GPU and instance.
@@ -171,12 +164,7 @@ impl SimGpu {
             }
         }
         for d in &saved.mps {
-            gpu.start_mps(MpsDaemon {
-                device: d.device.clone(),
-                pipe_dir: d.pipe_dir.clone(),
-                active_thread_percentage: d.active_thread_percentage,
-                pinned_memory_limit_gib: d.pinned_memory_limit_gib,
-            })?;
+            gpu.start_mps(d.clone())?;
         }
         Ok(gpu)
     }
@@ -202,16 +190,7 @@ impl SimGpu {
                         .collect(),
                 })
                 .collect(),
-            mps: self
-                .mps
-                .iter()
-                .map(|d| SavedMps {
-                    device: d.device.clone(),
-                    pipe_dir: d.pipe_dir.clone(),
-                    active_thread_percentage: d.active_thread_percentage,
-                    pinned_memory_limit_gib: d.pinned_memory_limit_gib,
-                })
-                .collect(),
+            mps: self.mps.clone(),
             foreign: self.foreign.clone(),
         }
     }

@@ -7,8 +7,11 @@
 //! simulated and labelled `backend = sim`.
 
 pub mod clock;
+pub mod engine;
 pub(crate) mod gpu;
 pub mod protocol;
+pub mod server;
+pub mod synth;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -26,6 +29,7 @@ use super::{
 use crate::catalog::{Catalog, GpuModel};
 use crate::clock::{Clock, Wake};
 use crate::error::{Error, Result};
+use crate::journal::GpuIdentity;
 use crate::workload::Workload;
 
 /// Work assumed for a workload without a measured full-GPU time.
@@ -291,6 +295,22 @@ fn handle(world: &SimWorld, job_id: &mut Option<u64>, request: Request) -> Optio
 }
 
 impl Backend for SimBackend {
+    fn identity(&self, index: u32) -> GpuIdentity {
+        let info = self.info();
+        GpuIdentity {
+            backend: self.kind(),
+            model: info.model,
+            uuid: info.uuid,
+            index,
+            sim_state: self.state_file.clone(),
+        }
+    }
+
+    /// A simulated GPU outlives the run only when it is saved in a file.
+    fn outlives_run(&self) -> bool {
+        self.state_file.is_some()
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Sim
     }

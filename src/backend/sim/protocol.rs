@@ -96,6 +96,25 @@ impl Connection {
         }
     }
 
+    /// Holds `gib` on the simulated GPU. `Ok(false)`: it does not fit, and PyTorch's
+    /// out-of-memory message is printed on stderr, as a real job's would be, for the
+    /// orchestrator to find in the job's log.
+    pub fn allocate(&mut self, gib: f64) -> std::io::Result<bool> {
+        match self.ask(&Request::Alloc { gib })? {
+            Reply::Ok => Ok(true),
+            Reply::Oom {
+                requested_gib,
+                capacity_gib,
+                free_gib,
+                in_use_gib,
+            } => {
+                print_torch_oom(requested_gib, capacity_gib, free_gib, in_use_gib);
+                Ok(false)
+            }
+            other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// Sends one request and waits for its reply.
     pub fn ask(&mut self, request: &Request) -> std::io::Result<Reply> {
         let text = serde_json::to_string(request).expect("requests serialize");
@@ -107,6 +126,18 @@ impl Connection {
         serde_json::from_str(&line)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
+}
+
+/// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
+fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
+    eprintln!("Traceback (most recent call last):");
+    eprintln!(
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {requested:.2} GiB. GPU 0 has a total capacity of \
+         {capacity:.2} GiB of which {:.2} MiB is free. Including non-PyTorch memory, this process has {in_use:.2} GiB memory \
+         in use. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments=True \
+         to avoid fragmentation.",
+        free * 1024.0
+    );
 }
 
 /// A turn, as a simulated job sees it.

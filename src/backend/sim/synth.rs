@@ -59,22 +59,10 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
             args.constant_gib
         };
         if want != held {
-            match gpu.ask(&Request::Alloc { gib: want })? {
-                Reply::Ok => held = want,
-                Reply::Oom {
-                    requested_gib,
-                    capacity_gib,
-                    free_gib,
-                    in_use_gib,
-                } => {
-                    print_torch_oom(requested_gib, capacity_gib, free_gib, in_use_gib);
-                    return Ok(1);
-                }
-                other => {
-                    eprintln!("migbench synth: unexpected reply {other:?}");
-                    return Ok(2);
-                }
+            if !gpu.allocate(want)? {
+                return Ok(1);
             }
+            held = want;
         }
         let now_step = (fraction * f64::from(STEPS)) as u32;
         if now_step > step {
@@ -95,16 +83,4 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
         .fold(1.0_f64, f64::min);
         fraction = gpu.wait(Until::Fraction { fraction: next }, 0)?.fraction;
     }
-}
-
-/// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
-pub(crate) fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
-    eprintln!("Traceback (most recent call last):");
-    eprintln!(
-        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {requested:.2} GiB. GPU 0 has a total capacity of \
-         {capacity:.2} GiB of which {:.2} MiB is free. Including non-PyTorch memory, this process has {in_use:.2} GiB memory \
-         in use. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments=True \
-         to avoid fragmentation.",
-        free * 1024.0
-    );
 }

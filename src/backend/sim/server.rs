@@ -21,10 +21,10 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::engine::Engine;
-use super::http::{self, BodySender, ChannelBody};
 use crate::backend::sim::protocol::{Connection, Reply, Request, Turn, Until};
 use crate::cli::SimServerArgs;
 use crate::loadgen::prompts;
+use crate::serving::http::{self, BodySender, ChannelBody};
 use crate::workload::SimServer;
 
 /// The SSE comment that stamps the events after it with the simulated instant they were made.
@@ -71,7 +71,7 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
         "INFO simulated server for {}: device memory {:.2} GiB, memory fraction {}",
         args.model, args.device_gib, args.memory_fraction
     );
-    if !allocate(&mut gpu, profile.weights_gib)? {
+    if !gpu.allocate(profile.weights_gib)? {
         return Ok(1);
     }
     println!("INFO model weights took {:.2} GiB", profile.weights_gib);
@@ -90,7 +90,7 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
         );
         return Ok(1);
     }
-    if !allocate(&mut gpu, budget)? {
+    if !gpu.allocate(budget)? {
         return Ok(1);
     }
     let turn = gpu.wait(half_startup, 0)?;
@@ -134,23 +134,6 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
         async move { handle(&state, request).await }
     }));
     Ok(0)
-}
-
-/// Holds `gib` on the simulated GPU; on failure prints PyTorch's message and returns false.
-fn allocate(gpu: &mut Connection, gib: f64) -> std::io::Result<bool> {
-    match gpu.ask(&Request::Alloc { gib })? {
-        Reply::Ok => Ok(true),
-        Reply::Oom {
-            requested_gib,
-            capacity_gib,
-            free_gib,
-            in_use_gib,
-        } => {
-            crate::synth::print_torch_oom(requested_gib, capacity_gib, free_gib, in_use_gib);
-            Ok(false)
-        }
-        other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
-    }
 }
 
 /// A request handed to the engine.

@@ -1,0 +1,78 @@
+//! Loading NVML, and the calls nvml-wrapper does not wrap safely.
+
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::struct_wrappers::device::ProcessInfo;
+use nvml_wrapper::Nvml;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+pub(super) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// NVML, loaded once per process; it lives as long as the process does. `$MIGBENCH_NVML_LIB`
+/// names another libnvidia-ml to load (the tests' stand-in driver, or a library outside the
+/// loader's path).
+pub(super) fn nvml() -> Result<&'static Nvml> {
+    static NVML: OnceLock<std::result::Result<Nvml, String>> = OnceLock::new();
+    NVML.get_or_init(|| {
+        let loaded = match std::env::var_os("MIGBENCH_NVML_LIB") {
+            Some(lib) => Nvml::builder().lib_path(&lib).init(),
+            None => Nvml::init(),
+        };
+        loaded.map_err(|e| match e {
+            NvmlError::LibloadingError(_) | NvmlError::DriverNotLoaded => {
+                "no NVIDIA driver found — use --sim for the simulated GPU".to_string()
+            }
+            other => format!("NVML failed to start: {other}"),
+        })
+    })
+    .as_ref()
+    .map_err(|e| Error::Input(e.clone()))
+}
+
+pub(super) fn nvml_error(what: &str) -> impl Fn(NvmlError) -> Error + '_ {
+    move |e| Error::Harness(format!("NVML: cannot read {what}: {e}"))
+}
+
+pub(super) fn cuda_version(nvml: &Nvml) -> Option<String> {
+    nvml.sys_cuda_driver_version().ok().map(|v| {
+        format!(
+            "{}.{}",
+            nvml_wrapper::cuda_driver_version_major(v),
+            nvml_wrapper::cuda_driver_version_minor(v)
+        )
+    })
+}
+
+/// A raw NVML getter of one ID of a MIG device handle (GPU or compute instance ID), for which
+/// nvml-wrapper has no safe wrapper.
+pub(super) type RawIdFn = unsafe extern "C" fn(
+    nvml_wrapper_sys::bindings::nvmlDevice_t,
+    *mut std::os::raw::c_uint,
+) -> nvml_wrapper_sys::bindings::nvmlReturn_t;
+
+pub(super) fn raw_id<E>(
+    f: &std::result::Result<RawIdFn, E>,
+    mig: &nvml_wrapper::Device,
+) -> Option<u32> {
+    let f = f.as_ref().ok()?;
+    let mut v: std::os::raw::c_uint = 0;
+    // SAFETY: a live MIG device handle, and a pointer to a live c_uint for the result.
+    let rc = unsafe { f(mig.handle(), &mut v) };
+    (rc == 0).then_some(v)
+}
+
+/// The processes with a CUDA context on `device`: plain ones, and MPS clients, which NVML lists
+/// apart (nvmlDeviceGetMPSComputeRunningProcesses_v3).
+pub(super) fn device_processes(device: &nvml_wrapper::Device) -> Result<Vec<ProcessInfo>> {
+    let mut procs = device
+        .running_compute_processes()
+        .map_err(nvml_error("the processes"))?;
+    match device.mps_running_compute_processes() {
+        Ok(mps) => procs.extend(mps),
+        // Before Volta, or a driver without it: no MPS clients to list apart.
+        Err(NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_)) => {}
+        Err(e) => return Err(nvml_error("the MPS processes")(e)),
+    }
+    Ok(procs)
+}

@@ -1,0 +1,149 @@
+//! Turning what happened in a variant into rows: each job's record, its VRAM from the samples,
+//! the peaks of the GPU and its instances, and the variant's row.
+
+use super::planned;
+use super::variant::VariantRun;
+use crate::backend::Scope;
+use crate::results::{InstanceRecord, JobRecord, Outcome, VariantRecord, VariantStatus};
+use crate::sampler;
+
+impl VariantRun<'_> {
+    /// The peak of the whole GPU and of each MIG instance over the variant.
+    pub(super) fn instance_peaks(&self, samples: &[sampler::Sample]) -> Vec<InstanceRecord> {
+        let mut peaks: Vec<InstanceRecord> = Vec::new();
+        let rows = samples.iter().flat_map(|s| s.rows.iter());
+        for r in rows.filter(|r| r.scope != Scope::Process) {
+            match peaks.iter_mut().find(|p| p.instance == r.label) {
+                Some(p) => p.vram_peak_gib = p.vram_peak_gib.max(r.used_gib),
+                None => peaks.push(InstanceRecord {
+                    variant: self.name().to_string(),
+                    repetition: self.repetition,
+                    instance: r.label.clone(),
+                    uuid: r.id.clone(),
+                    capacity_gib: r.capacity_gib,
+                    vram_peak_gib: r.used_gib,
+                }),
+            }
+        }
+        peaks
+    }
+
+    /// The record of `job` with `outcome`: all a job that did not run has; the runner adds the
+    /// times, process and log of one that did.
+    pub(super) fn job_record(
+        &self,
+        job: &planned::PlannedJob,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> JobRecord {
+        JobRecord {
+            variant: self.name().to_string(),
+            repetition: self.repetition,
+            job: job.index as u32,
+            mode: self.mode(),
+            workload: job.workload.name.clone(),
+            unit: job.workload.unit.clone(),
+            instance_profile: None,
+            instance_uuid: None,
+            start_s: None,
+            end_s: None,
+            duration_s: None,
+            exit_code: None,
+            pid: None,
+            outcome,
+            vram_peak_gib: None,
+            vram_constant_gib: None,
+            reason,
+            log: None,
+        }
+    }
+
+    /// The variant's row, from its jobs' records and its samples.
+    pub(super) fn variant_record(
+        &self,
+        layout: Option<String>,
+        jobs: &[JobRecord],
+        samples: &[sampler::Sample],
+        status: VariantStatus,
+        reason: Option<String>,
+    ) -> VariantRecord {
+        let count = |o: Outcome| jobs.iter().filter(|j| j.outcome == o).count() as u32;
+        let start = jobs
+            .iter()
+            .filter_map(|j| j.start_s)
+            .fold(f64::INFINITY, f64::min);
+        let end = jobs
+            .iter()
+            .filter_map(|j| j.end_s)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let makespan = (end > start).then_some(end - start);
+        // A server's unit is a request: the serving table counts those, not the server jobs.
+        let batch = |j: &&JobRecord| {
+            self.scenario
+                .workload(&j.workload)
+                .is_ok_and(|w| w.kind != crate::workload::WorkloadKind::Server)
+        };
+        let has_batch = jobs.iter().any(|j| batch(&j));
+        let units = jobs
+            .iter()
+            .filter(batch)
+            .filter(|j| j.outcome == Outcome::Ok)
+            .count() as u32;
+        let gpu_peak = samples
+            .iter()
+            .flat_map(|s| s.rows.iter())
+            .filter(|r| r.scope == Scope::Gpu)
+            .map(|r| r.used_gib)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        VariantRecord {
+            variant: self.name().to_string(),
+            repetition: self.repetition,
+            mode: self.mode(),
+            layout,
+            backend: self.backend.kind(),
+            status,
+            reason,
+            jobs: jobs.len() as u32,
+            jobs_ok: count(Outcome::Ok),
+            jobs_oom: count(Outcome::Oom),
+            jobs_failed: count(Outcome::Failed)
+                + count(Outcome::Timeout)
+                + count(Outcome::NotReady),
+            makespan_s: makespan,
+            units,
+            time_per_unit_s: makespan.filter(|_| units > 0).map(|m| m / f64::from(units)),
+            units_per_hour: makespan
+                .filter(|m| *m > 0.0 && has_batch)
+                .map(|m| f64::from(units) * 3600.0 / m),
+            gpu_vram_peak_gib: gpu_peak,
+        }
+    }
+}
+
+/// Fills each job's peak and constant VRAM from its processes' samples while it ran.
+pub(super) fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
+    for job in jobs.iter_mut() {
+        let (Some(pid), Some(start), Some(end)) = (job.pid, job.start_s, job.end_s) else {
+            continue;
+        };
+        // At each instant, the memory of all the job's processes together.
+        let key = pid.to_string();
+        let levels: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.t >= start && s.t <= end)
+            .filter_map(|s| {
+                let mut mine = s
+                    .rows
+                    .iter()
+                    .filter(|r| r.scope == Scope::Process && r.job_key() == key)
+                    .peekable();
+                mine.peek()?;
+                Some(mine.map(|r| r.used_gib).sum())
+            })
+            .collect();
+        if let Some((peak, constant)) = sampler::peak_and_constant(&levels) {
+            job.vram_peak_gib = Some(peak);
+            job.vram_constant_gib = Some(constant);
+        }
+    }
+}

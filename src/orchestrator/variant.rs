@@ -1,0 +1,209 @@
+//! One repetition of one variant: check it can fit, set the GPU up, run its jobs with the
+//! sampler going, tear down whatever happened, and record it all.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::panics::panicked_error;
+use super::record::attach_vram;
+use super::{jobs, planned, setup, RunOptions};
+use crate::backend::Backend;
+use crate::clock::Actor;
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::mode::SharingMode;
+use crate::progress::Progress;
+use crate::results::{JobRecord, Outcome, RunDir, SampleRecord, Tables, VariantStatus};
+use crate::sampler::Sampler;
+use crate::scenario::{Scenario, Variant};
+
+/// Where the MPS daemons of one repetition of a variant keep their pipes and logs.
+pub(super) fn mps_root(run_dir: &Path, variant: &str, repetition: u32) -> PathBuf {
+    run_dir
+        .join("mps")
+        .join(variant)
+        .join(format!("r{repetition}"))
+}
+
+/// One repetition of one variant.
+pub(super) struct VariantRun<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) variant: &'a Variant,
+    pub(super) repetition: u32,
+    pub(super) backend: Arc<dyn Backend>,
+    pub(super) t0: f64,
+    pub(super) options: &'a RunOptions,
+    pub(super) stop: &'a AtomicBool,
+    pub(super) progress: &'a Progress,
+    /// The orchestrator, on the run's clock.
+    pub(super) actor: &'a Actor,
+}
+
+impl VariantRun<'_> {
+    pub(super) fn name(&self) -> &str {
+        self.variant.name.get_ref()
+    }
+
+    pub(super) fn mode(&self) -> SharingMode {
+        *self.variant.mode.get_ref()
+    }
+
+    /// Runs the repetition and records it. `Ok(Some(error))`: setting the GPU up failed, the
+    /// setup was undone, and the variant is recorded as `setup_failed` with its jobs `not_run`.
+    pub(super) fn run(
+        &self,
+        run: &mut RunDir,
+        journal: &mut Journal,
+        records: &mut Tables,
+    ) -> Result<Option<Error>> {
+        let backend = self.backend.as_ref();
+        let layout = self.scenario.layout(self.variant);
+        let planned = planned::expand(self.scenario, self.variant)?;
+        let layout_text = layout.as_ref().map(|l| l.to_string());
+        run.event(
+            backend.now() - self.t0,
+            "variant_start",
+            serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "mode": self.mode(), "layout": layout_text }),
+        )?;
+
+        if let Some(reason) =
+            planned::infeasible(self.scenario, self.variant, layout.as_ref(), &planned)
+        {
+            run.event(
+                backend.now() - self.t0,
+                "variant_infeasible",
+                serde_json::json!({ "variant": self.name(), "reason": reason }),
+            )?;
+            let why = Some(reason.clone());
+            let outcome = (Outcome::Infeasible, why);
+            self.record_not_run(
+                records,
+                &planned,
+                layout_text,
+                outcome,
+                VariantStatus::Infeasible,
+                reason,
+            );
+            return Ok(None);
+        }
+
+        let mps_root = mps_root(&run.path, self.name(), self.repetition);
+        let sampler = Sampler::start(
+            Arc::clone(&self.backend),
+            self.options.sample_interval,
+            self.t0,
+        );
+        let setup_result =
+            setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
+        let changed = !journal.all_undone();
+        let (mut finished, served, jobs_result) = match &setup_result {
+            // A panic in here unwinds through the runner, whose running jobs are then killed
+            // (see `jobs::Running`'s drop), and ends as an error: the teardown below still runs.
+            Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if changed {
+                    crate::fault::panic_at("after-setup");
+                }
+                jobs::Runner::new(self, run).map(|r| r.run_all(&planned, &sampler))
+            }))
+            .unwrap_or_else(|panic| Err(panicked_error(&panic)))
+            .unwrap_or_else(|e| (Vec::new(), Default::default(), Err(e))),
+            Err(_) => (Vec::new(), Default::default(), Ok(())),
+        };
+        // Tear down whatever happened: the GPU is left as found.
+        let teardown = setup::tear_down(backend, journal);
+        let samples = sampler.stop();
+        if let Err(e) = setup_result {
+            teardown?;
+            let reason = format!("GPU setup failed and was undone: {e}");
+            let event = run.event(
+                backend.now() - self.t0,
+                "variant_setup_failed",
+                serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "reason": reason }),
+            );
+            let outcome = (Outcome::NotRun, None);
+            self.record_not_run(
+                records,
+                &planned,
+                layout_text,
+                outcome,
+                VariantStatus::SetupFailed,
+                reason,
+            );
+            // A journal that could not be written is the harness failing, not the setup.
+            return match journal.broken() {
+                Some(why) => Err(Error::Harness(why.to_string())),
+                None => event.map(|()| Some(e)),
+            };
+        }
+
+        // What ran is recorded whatever failed since.
+        attach_vram(&mut finished, &samples);
+        let interrupted = self.stop.load(Ordering::Relaxed);
+        let first = records.jobs.len();
+        records.jobs.extend(finished);
+        let (requests, serving) =
+            jobs::serving_rows(self, &planned, &records.jobs[first..], &served);
+        records.requests.extend(requests);
+        records.serving.extend(serving);
+        for s in &samples {
+            for r in &s.rows {
+                records.samples.push(SampleRecord {
+                    t_s: s.t,
+                    variant: self.name().to_string(),
+                    repetition: self.repetition,
+                    scope: r.scope,
+                    id: r.id.clone(),
+                    label: r.label.clone(),
+                    used_gib: r.used_gib,
+                    capacity_gib: r.capacity_gib,
+                    utilization_pct: r.utilization_pct,
+                });
+            }
+        }
+        records.instances.extend(self.instance_peaks(&samples));
+        let status = match (&jobs_result, interrupted) {
+            (Err(_), _) => VariantStatus::Failed,
+            (Ok(()), true) => VariantStatus::Interrupted,
+            (Ok(()), false) => VariantStatus::Ran,
+        };
+        let reason = jobs_result.as_ref().err().map(|e| e.to_string());
+        let summary = self.variant_record(
+            layout_text,
+            &records.jobs[first..],
+            &samples,
+            status,
+            reason,
+        );
+        let event = run.event(
+            backend.now() - self.t0,
+            "variant_end",
+            serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "status": status, "makespan_s": summary.makespan_s }),
+        );
+        records.variants.push(summary);
+        jobs_result?;
+        teardown?;
+        event.map(|()| None)
+    }
+
+    /// Records a repetition that ran no job: each planned job with `outcome` (and its reason),
+    /// the variant with `status` and `reason`.
+    fn record_not_run(
+        &self,
+        records: &mut Tables,
+        planned: &[planned::PlannedJob],
+        layout: Option<String>,
+        (outcome, job_reason): (Outcome, Option<String>),
+        status: VariantStatus,
+        reason: String,
+    ) {
+        let not_run: Vec<JobRecord> = planned
+            .iter()
+            .map(|job| self.job_record(job, outcome, job_reason.clone()))
+            .collect();
+        self.progress.skip(planned.len());
+        let summary = self.variant_record(layout, &not_run, &[], status, Some(reason));
+        records.variants.push(summary);
+        records.jobs.extend(not_run);
+    }
+}
