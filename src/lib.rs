@@ -24,6 +24,7 @@ pub mod loadgen;
 pub mod mode;
 pub mod orchestrator;
 pub mod output;
+pub mod overlap;
 pub mod plan;
 pub mod procfs;
 pub mod report;

@@ -25,7 +25,7 @@ use crate::sampler::Sampler;
 use crate::scenario::{Scenario, Variant};
 use crate::serving::record::{self, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
-use crate::workload::Workload;
+use crate::workload::{reports_oom, Workload};
 
 /// How long a job may take to exit after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -504,14 +504,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         let outcome = match forced {
             Some(o) => o,
             None if status.is_some_and(|s| s.success()) => Outcome::Ok,
-            None if job
-                .workload
-                .oom_patterns()
-                .iter()
-                .any(|p| log_text.contains(p)) =>
-            {
-                Outcome::Oom
-            }
+            None if reports_oom(&log_text, &job.workload.oom_patterns()) => Outcome::Oom,
             None => Outcome::Failed,
         };
         let reason = match outcome {

@@ -14,6 +14,7 @@ use super::serving::ServingSummary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
+use crate::layout::placed_name;
 
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
@@ -458,7 +459,7 @@ fn layout(results: &Results, row: &VariantSummary, p: &Pick) -> Option<LayoutCha
         .instances
         .iter()
         .map(|i| {
-            let label = format!("{}@{}", i.profile.name, i.start);
+            let label = placed_name(&i.profile.name, i.start);
             let sms: u32 = i.compute.iter().map(|c| i.profile.ci_sm(c)).sum();
             let mut detail = vec![format!("{sms} SMs")];
             if let Some(rec) = p.instances.iter().find(|r| r.instance.starts_with(&label)) {

@@ -30,6 +30,7 @@ use super::{
 use crate::catalog::{Catalog, GpuModel};
 use crate::clock::{lock, Clock};
 use crate::error::{Error, Result};
+use crate::layout::placed_name;
 use commands::{command_lines, MigIds};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -352,7 +353,7 @@ impl NvmlBackend {
             };
             let profile = self.model.profile(&gi.profile_id.to_string())?;
             let siblings = migs.iter().filter(|o| o.gi_id == m.gi_id).count() as u8;
-            let pool = format!("{}@{}", profile.name, gi.start);
+            let pool = placed_name(&profile.name, gi.start);
             // A GI split into n equal compute instances: each gets 1/n of its compute slices.
             let sm = match profile
                 .compute_profiles
@@ -599,7 +600,7 @@ impl Backend for NvmlBackend {
             instances = self
                 .listed_gpu_instances()?
                 .iter()
-                .map(|g| format!("{}@{}", g.name, g.start))
+                .map(|g| placed_name(&g.name, g.start))
                 .collect();
         }
         Ok(GpuState {
