@@ -42,13 +42,17 @@ pub enum Error {
     /// `compare` found a variant worse than its baseline beyond the threshold.
     #[error("{0}")]
     Regression(String),
+
+    /// `discover --check-catalog` found the driver's profile tables differ from the catalog's.
+    #[error("{0}")]
+    CatalogDiffers(String),
 }
 
 impl Error {
     /// Process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Harness(_) | Error::Regression(_) => 1,
+            Error::Harness(_) | Error::Regression(_) | Error::CatalogDiffers(_) => 1,
             Error::Interrupted(_) => 130,
             _ => 2,
         }

@@ -2,12 +2,13 @@
 //! MIG changes and nvidia-cuda-mps-control for MPS.
 //!
 //! Why nvidia-smi for MIG and not NVML: nvml-wrapper has no safe wrappers for creating or
-//! destroying GPU and compute instances (mig.md), so NVML would mean unsafe raw calls with
+//! destroying GPU and compute instances (docs/mig.md), so NVML would mean unsafe raw calls with
 //! hand-managed handles; nvidia-smi takes the placement directly (`-cgi 9:4`), reports the IDs it
 //! gave, and is the language users already read. Above all, the lines it runs come from
 //! [`commands`], the same code `migbench run --dry-run` prints from, so a dry run shows exactly
 //! what a real run will do. Sampling stays on NVML, where a call costs microseconds.
 
+pub mod catalog_check;
 pub mod commands;
 mod exec;
 pub mod mps;
@@ -689,7 +690,7 @@ impl Backend for NvmlBackend {
             label: "GPU".into(),
             used_gib: memory.used as f64 / GIB,
             capacity_gib: Some(memory.total as f64 / GIB),
-            // Not supported with MIG on (mig.md): then None.
+            // Not supported with MIG on (docs/mig.md): then None.
             utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
             group: None,
         }];
