@@ -97,7 +97,7 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
     }
 }
 
-/// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
+/// The message PyTorch prints when an allocation fails (reference: docs/nvidia-smi.md).
 pub(crate) fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
     eprintln!("Traceback (most recent call last):");
     eprintln!(
