@@ -1,7 +1,7 @@
 //! `migbench discover --check-catalog`: each GPU's profile tables as its driver lists them,
-//! against the catalog ([`nvml::catalog_check`]). Exit status 0 when every GPU checked matches, 1
-//! when something differs (what differs on standard output, the verdict on standard error), 2
-//! when no GPU could be checked.
+//! against the catalog ([`crate::backend::nvml::catalog_check`]). Exit status 0 when every GPU
+//! checked matches, 1 when something differs (what differs on standard output, the verdict on
+//! standard error), 2 when no GPU could be checked.
 
 use serde::Serialize;
 
