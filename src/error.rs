@@ -1,22 +1,13 @@
 //! Errors and the exit codes they map to: 2 for bad input, 1 when the harness itself failed.
 
+use crate::catalog::CatalogError;
 use crate::layout::LayoutError;
 
 /// What went wrong, worded for the person who typed the command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown GPU '{}'; known GPUs: {known}", crate::bounds::short(found))]
-    UnknownGpu { found: String, known: String },
-
-    #[error(
-        "unknown MIG profile '{}' on {gpu}; allowed: {allowed}",
-        crate::bounds::short(found)
-    )]
-    UnknownProfile {
-        gpu: String,
-        found: String,
-        allowed: String,
-    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 
     #[error(
         "unknown workload '{}'; known workloads: {known}",

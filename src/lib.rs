@@ -11,6 +11,7 @@
 //! - [`mode`]: the sharing modes — MPS, MIG, MIG with MPS, one at a time on the whole GPU;
 //! - [`scenario`]: scenario files — a GPU, workloads, and the variants to compare;
 //! - [`bounds`]: the ranges every number and name of those files must lie in;
+//! - [`location`]: errors that point into an input file, `file:line:column: message`;
 //! - [`schema`]: JSON Schemas of those files, derived from their types, for editors.
 //!
 //! Planning and running:
@@ -53,6 +54,7 @@ pub mod gpu_lock;
 pub mod journal;
 pub mod layout;
 pub mod loadgen;
+pub mod location;
 pub mod mode;
 pub mod orchestrator;
 pub mod output;

@@ -6,7 +6,6 @@
 //! line and column, what was found and what is allowed.
 
 mod load;
-mod location;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use location::ScenarioError;
-use location::Step;
+pub use crate::location::ScenarioError;
+use crate::location::{self, Step};
 
 use crate::bounds;
 use crate::catalog::{Catalog, GpuModel};
