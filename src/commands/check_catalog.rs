@@ -98,7 +98,7 @@ fn check(gpu: &FoundGpu) -> Result<Checked> {
 
 fn render(checks: &[Checked]) -> String {
     let mut out = String::new();
-    let mut table = output::table([
+    let mut table = output::grid([
         "GPU",
         "Profile",
         "Field",

@@ -19,7 +19,7 @@ pub fn run(args: &DiscoverArgs) -> Result<String> {
         Some(false) => "disabled",
         None => "not supported",
     };
-    let mut table = output::table([
+    let mut table = output::grid([
         "GPU",
         "Name",
         "Catalog",
