@@ -11,6 +11,7 @@ use super::plots::{
     Point, ScatterChart, SliceBox, VramChart,
 };
 use super::serving::ServingSummary;
+use super::stats::Summary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
@@ -95,6 +96,18 @@ fn milliseconds(origin: &Origin) -> &'static str {
     }
 }
 
+/// A bar at a figure's mean, its standard deviation as the error bar (none without the figure).
+fn bar(label: &str, mode: &str, figure: Option<Summary>, oom: u32, note: Option<String>) -> Bar {
+    Bar {
+        label: label.to_string(),
+        mode: mode.to_string(),
+        value: figure.map(|s| s.mean),
+        error: figure.and_then(|s| s.stddev),
+        oom,
+        note,
+    }
+}
+
 fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
     let first = rows[0];
     BarChart {
@@ -113,14 +126,7 @@ fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
         ),
         bars: rows
             .iter()
-            .map(|r| Bar {
-                label: r.variant.clone(),
-                mode: r.mode.clone(),
-                value: r.time_per_unit_s.map(|s| s.mean),
-                error: r.time_per_unit_s.and_then(|s| s.stddev),
-                oom: r.jobs_oom,
-                note: None,
-            })
+            .map(|r| bar(&r.variant, &r.mode, r.time_per_unit_s, r.jobs_oom, None))
             .collect(),
     }
 }
@@ -149,13 +155,9 @@ fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
         y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
         bars: best
             .into_iter()
-            .map(|r| Bar {
-                label: r.mode.clone(),
-                mode: r.mode.clone(),
-                value: r.units_per_hour.map(|s| s.mean),
-                error: r.units_per_hour.and_then(|s| s.stddev),
-                oom: r.jobs_oom,
-                note: Some(r.variant.clone()),
+            .map(|r| {
+                let note = Some(r.variant.clone());
+                bar(&r.mode, &r.mode, r.units_per_hour, r.jobs_oom, note)
             })
             .collect(),
     }
@@ -180,18 +182,9 @@ fn output_throughput(rows: &[&ServingSummary]) -> BarChart {
             .iter()
             .map(|r| {
                 let throughput = r.figure("output_throughput").filter(|s| s.mean > 0.0);
-                Bar {
-                    label: r.variant.clone(),
-                    mode: r.mode.clone(),
-                    value: throughput.map(|s| s.mean),
-                    error: throughput.and_then(|s| s.stddev),
-                    oom: r.servers_oom,
-                    note: Some(format!(
-                        "{} server{}",
-                        r.servers,
-                        if r.servers == 1 { "" } else { "s" }
-                    )),
-                }
+                let plural = if r.servers == 1 { "" } else { "s" };
+                let note = Some(format!("{} server{plural}", r.servers));
+                bar(&r.variant, &r.mode, throughput, r.servers_oom, note)
             })
             .collect(),
     }
