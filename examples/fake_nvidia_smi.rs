@@ -1,5 +1,5 @@
 //! A stand-in `nvidia-smi` for tests: the MIG commands migbench runs, with the messages, output
-//! formats and exit statuses of ../shared/reference/nvidia-smi.md, on the stand-in driver's state
+//! formats and exit statuses of docs/nvidia-smi.md, on the stand-in driver's state
 //! (see `fake_driver/state.rs`). Use it with `MIGBENCH_NVIDIA_SMI=target/debug/examples/fake_nvidia_smi`.
 //!
 //! It keeps the driver's rules that a harness can get wrong: MIG commands need MIG mode on, an
@@ -8,6 +8,9 @@
 //! instances or processes exist. Instance IDs are its own (from 5 up, never reused), so a caller
 //! that predicts them instead of reading them back fails.
 //!
+//! It lists the profile tables (`mig -lgip`, `mig -lgipp`) from the catalog, with the values of
+//! the state's `driver_profiles` where a test makes this driver differ from the catalog.
+//!
 //! Besides MIG it answers the two queries a record of the GPU is made with:
 //! `--query-gpu=name,uuid,driver_version,memory.total,mig.mode.current,mig.mode.pending` and
 //! `--query-compute-apps=pid,used_memory,gpu_uuid`, each with `--format=csv[,noheader][,nounits]`.
@@ -15,7 +18,7 @@
 #[path = "fake_driver/state.rs"]
 mod state;
 
-use migbench::catalog::{Catalog, GpuModel};
+use migbench::catalog::{Catalog, GiProfile, GpuModel};
 use state::{FakeCi, FakeGi, FakeGpu};
 
 /// NVML's status codes, which nvidia-smi exits with.
@@ -94,6 +97,8 @@ fn run(gpu: &mut FakeGpu, model: &GpuModel, args: &[String]) -> Result<(String, 
                 return Err(Failure(NOT_FOUND, "No MIG-enabled devices found.".into()));
             }
             match rest {
+                ["-lgip"] => Ok((list_profiles(gpu, model), false)),
+                ["-lgipp"] => Ok((list_placements(gpu, model), false)),
                 ["-lgi"] => list_gpu_instances(gpu).map(|t| (t, false)),
                 ["-lci"] => list_compute_instances(gpu).map(|t| (t, false)),
                 ["-cgi", spec] => create_gi(gpu, model, spec).map(|t| (t, true)),
@@ -282,21 +287,107 @@ fn list_compute_instances(gpu: &FakeGpu) -> Result<String, Failure> {
     Ok(out)
 }
 
-fn create_gi(gpu: &mut FakeGpu, model: &GpuModel, spec: &str) -> Result<String, Failure> {
-    let (profile, start) = spec.split_once(':').unwrap_or((spec, ""));
-    let unknown = || {
-        Failure(INVALID_ARGUMENT, format!("Unable to create a GPU instance on GPU  0 using profile {profile}: Invalid Argument"))
-    };
-    let p = model.profile(profile).map_err(|_| unknown())?;
-    let taken: u16 = gpu
-        .gis
+/// The memory slices the GPU instances hold, as a mask.
+fn taken_slices(gpu: &FakeGpu, model: &GpuModel) -> u16 {
+    gpu.gis
         .iter()
         .map(|g| {
             model
                 .profile(&g.profile_id.to_string())
                 .map_or(0, |q| q.mask_at(g.start))
         })
-        .fold(0, |a, b| a | b);
+        .fold(0, |a, b| a | b)
+}
+
+/// The catalog's profiles as this driver lists them: its `driver_profiles` in place of the
+/// catalog's values where it has them.
+fn driver_profiles(gpu: &FakeGpu, model: &GpuModel) -> Vec<GiProfile> {
+    model
+        .profiles
+        .iter()
+        .filter_map(|p| {
+            let mut p = p.clone();
+            if let Some(o) = gpu.driver_profiles.get(&p.id) {
+                if o.absent {
+                    return None;
+                }
+                p.name = o.name.clone().unwrap_or(p.name);
+                p.memory_gib = o.memory_gib.unwrap_or(p.memory_gib);
+                p.placements = o.placements.clone().unwrap_or(p.placements);
+            }
+            Some(p)
+        })
+        .collect()
+}
+
+/// `nvidia-smi mig -lgip`: two rows a profile, Free counting the placements still free now.
+fn list_profiles(gpu: &FakeGpu, model: &GpuModel) -> String {
+    let rule = format!("+{}+\n", "-".repeat(77));
+    let mut out = format!(
+        "{rule}| GPU instance profiles:                                                      |\n\
+         | GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC  |\n\
+         |                              Free/Total   GiB              CE    JPEG  OFA  |\n\
+         |{}|\n",
+        "=".repeat(77)
+    );
+    let taken = taken_slices(gpu, model);
+    for p in driver_profiles(gpu, model) {
+        // Placements still free, taken greedily in slice order (as the driver fills them).
+        let mut claimed = taken;
+        let mut free = 0;
+        for s in &p.placements {
+            if p.mask_at(*s) & claimed == 0 {
+                claimed |= p.mask_at(*s);
+                free += 1;
+            }
+        }
+        let e = p.engines;
+        let name = format!("MIG {}", p.name);
+        let counts = format!("{}/{}", free.min(p.instances), p.instances);
+        out += &format!(
+            "|   0  {name:<16} {:>3}     {counts:<9}  {:<9}  No     {:<6} {:<5} {:<3} |\n\
+             |{:>62}     {:<5} {:<3} |\n{rule}",
+            p.id,
+            format!("{:.2}", p.memory_gib),
+            p.sm,
+            e.dec,
+            e.enc,
+            e.ce,
+            e.jpg,
+            e.ofa,
+        );
+    }
+    out
+}
+
+/// `nvidia-smi mig -lgipp`: one line a profile, `Placement :` where there is one.
+fn list_placements(gpu: &FakeGpu, model: &GpuModel) -> String {
+    driver_profiles(gpu, model)
+        .iter()
+        .map(|p| {
+            let starts: Vec<String> = p.placements.iter().map(u8::to_string).collect();
+            let label = if p.placements.len() == 1 {
+                "Placement :"
+            } else {
+                "Placements:"
+            };
+            format!(
+                "GPU  0 Profile ID {:>2} {label} {{{}}}:{}\n",
+                p.id,
+                starts.join(","),
+                p.memory_slices
+            )
+        })
+        .collect()
+}
+
+fn create_gi(gpu: &mut FakeGpu, model: &GpuModel, spec: &str) -> Result<String, Failure> {
+    let (profile, start) = spec.split_once(':').unwrap_or((spec, ""));
+    let unknown = || {
+        Failure(INVALID_ARGUMENT, format!("Unable to create a GPU instance on GPU  0 using profile {profile}: Invalid Argument"))
+    };
+    let p = model.profile(profile).map_err(|_| unknown())?;
+    let taken = taken_slices(gpu, model);
     let free = |s: u8| p.mask_at(s) & taken == 0;
     let start = match start {
         "" => p.placements.iter().copied().find(|s| free(*s)),

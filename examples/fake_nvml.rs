@@ -236,7 +236,7 @@ pub extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
     device: nvmlDevice_t,
     count: *mut c_uint,
 ) -> nvmlReturn_t {
-    // Seven on every GPU migbench knows (mig.md).
+    // Seven on every GPU migbench knows (docs/mig.md).
     answer(gpu_and(device).map(|_| unsafe { *count = 7 }))
 }
 
@@ -288,7 +288,7 @@ pub extern "C" fn nvmlDeviceGetUtilizationRates(
     rates: *mut nvmlUtilization_t,
 ) -> nvmlReturn_t {
     answer(gpu_and(device).and_then(|(gpu, _)| {
-        // Not supported with MIG on (mig.md).
+        // Not supported with MIG on (docs/mig.md).
         if gpu.mig_current {
             return Err(NOT_SUPPORTED);
         }

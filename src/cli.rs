@@ -35,8 +35,11 @@ pub enum Command {
     #[command(after_help = exit_status!())]
     Gpus(FormatArg),
     /// List this machine's NVIDIA GPUs (NVML): catalog model, UUID, memory, MIG mode, MIG devices.
-    #[command(after_help = exit_status!())]
-    Discover(FormatArg),
+    #[command(after_help = exit_status!(
+        "  1    with --check-catalog: the driver's profile tables differ from the catalog (or the GPU is not in it)",
+        "  2    with --check-catalog also when no GPU could be checked (MIG mode off everywhere)"
+    ))]
+    Discover(DiscoverArgs),
     /// Show a GPU's MIG profiles, like `nvidia-smi mig -lgip` plus placements.
     #[command(after_help = exit_status!())]
     Profiles(ProfilesArgs),
@@ -95,6 +98,16 @@ pub struct FormatArg {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub output: FormatArg,
+    /// Compare each GPU's MIG profile tables as its driver lists them (`nvidia-smi mig -lgip`,
+    /// `-lgipp`; MIG mode must be on) with the catalog, and say what differs.
+    #[arg(long)]
+    pub check_catalog: bool,
 }
 
 /// What `layouts` and `plan` print: also a mig-parted configuration file.

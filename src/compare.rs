@@ -62,9 +62,10 @@ impl Verdict {
     }
 }
 
-/// A variant found on both sides.
+/// How a variant found on both sides moved between baseline and candidate. (Not a
+/// [`crate::backend::Change`], which is a change made to a GPU.)
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
+pub struct Shift {
     pub scenario: String,
     pub variant: String,
     #[serde(flatten)]
@@ -87,14 +88,15 @@ pub struct Comparison {
     pub baseline: String,
     pub candidate: String,
     pub threshold: f64,
-    pub changes: Vec<Change>,
+    /// One for each variant on both sides (`changes` in the JSON output).
+    pub changes: Vec<Shift>,
     /// `scenario/variant` found on one side only.
     pub only_in_baseline: Vec<String>,
     pub only_in_candidate: Vec<String>,
 }
 
 impl Comparison {
-    pub fn regressed(&self) -> Vec<&Change> {
+    pub fn regressed(&self) -> Vec<&Shift> {
         self.changes
             .iter()
             .filter(|c| c.verdict == Verdict::Regressed)
@@ -241,7 +243,7 @@ pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comp
             continue;
         }
         let serving = (baseline.serving_of(b), candidate.serving_of(c));
-        comparison.changes.push(change(b, c, serving, threshold));
+        comparison.changes.push(shift(b, c, serving, threshold));
     }
     if !mixed.is_empty() {
         return Err(Error::Input(format!(
@@ -264,12 +266,12 @@ pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comp
     Ok(comparison)
 }
 
-fn change(
+fn shift(
     b: &VariantSummary,
     c: &VariantSummary,
     (serving_b, serving_c): (Option<&ServingSummary>, Option<&ServingSummary>),
     threshold: f64,
-) -> Change {
+) -> Shift {
     let mean = |s: Option<Summary>| s.map(|s| s.mean);
     let max = |s: Option<Summary>| s.map(|s| s.max);
     let time = Delta::of(mean(b.time_per_unit_s), mean(c.time_per_unit_s));
@@ -319,7 +321,7 @@ fn change(
     } else {
         (Verdict::Unchanged, Vec::new())
     };
-    Change {
+    Shift {
         scenario: c.scenario.clone(),
         variant: c.variant.clone(),
         origin: c.origin.clone(),

@@ -1,22 +1,13 @@
 //! Errors and the exit codes they map to: 2 for bad input, 1 when the harness itself failed.
 
+use crate::catalog::CatalogError;
 use crate::layout::LayoutError;
 
 /// What went wrong, worded for the person who typed the command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown GPU '{}'; known GPUs: {known}", crate::bounds::short(found))]
-    UnknownGpu { found: String, known: String },
-
-    #[error(
-        "unknown MIG profile '{}' on {gpu}; allowed: {allowed}",
-        crate::bounds::short(found)
-    )]
-    UnknownProfile {
-        gpu: String,
-        found: String,
-        allowed: String,
-    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 
     #[error(
         "unknown workload '{}'; known workloads: {known}",
@@ -42,13 +33,17 @@ pub enum Error {
     /// `compare` found a variant worse than its baseline beyond the threshold.
     #[error("{0}")]
     Regression(String),
+
+    /// `discover --check-catalog` found the driver's profile tables differ from the catalog's.
+    #[error("{0}")]
+    CatalogDiffers(String),
 }
 
 impl Error {
     /// Process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Harness(_) | Error::Regression(_) => 1,
+            Error::Harness(_) | Error::Regression(_) | Error::CatalogDiffers(_) => 1,
             Error::Interrupted(_) => 130,
             _ => 2,
         }

@@ -104,7 +104,6 @@ pub struct Entry {
 /// Writes the journal. A disabled journal (for dry runs) records nothing.
 pub struct Journal {
     file: Option<File>,
-    path: Option<PathBuf>,
     next_seq: u64,
     /// Changes made and not undone yet, oldest first.
     outstanding: Vec<Entry>,
@@ -129,7 +128,6 @@ impl Journal {
             })?;
         let mut journal = Journal {
             file: Some(file),
-            path: Some(path.to_path_buf()),
             next_seq: 1,
             outstanding: Vec::new(),
             written: 0,
@@ -159,7 +157,6 @@ impl Journal {
         }
         Ok(Journal {
             file: Some(file),
-            path: Some(path.to_path_buf()),
             next_seq,
             outstanding: Vec::new(),
             written: 0,
@@ -171,16 +168,11 @@ impl Journal {
     pub fn disabled() -> Journal {
         Journal {
             file: None,
-            path: None,
             next_seq: 1,
             outstanding: Vec::new(),
             written: 0,
             broken: None,
         }
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     /// Appends one record and flushes it to disk before returning. The record and its newline

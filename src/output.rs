@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-/// A terminal table with the house style: horizontal rules, numbers right-aligned by the caller.
-pub fn table<I, S>(header: I) -> Table
+/// A grid of text for the terminal in the house style: horizontal rules, numbers right-aligned by
+/// the caller (a report's tables are [`crate::report::table::Table`], rendered by its exporters).
+pub fn grid<I, S>(header: I) -> Table
 where
     I: IntoIterator<Item = S>,
     S: Into<comfy_table::Cell>,

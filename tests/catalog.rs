@@ -1,4 +1,4 @@
-//! The GPU catalog against the reference tables (../shared/reference/mig.md).
+//! The GPU catalog against the reference tables (docs/mig.md).
 
 use migbench::catalog::{Catalog, CaveatKind, GpuModel};
 
@@ -190,7 +190,7 @@ fn placements_match_lgipp_on_seven_slice_gpus_and_a30() {
 
 #[test]
 fn values_not_in_a_public_source_are_marked() {
-    // mig.md: H200 and B200 placements were not found publicly and are assumed.
+    // docs/mig.md: H200 and B200 placements were not found publicly and are assumed.
     for key in ["h200-141gb", "b200-180gb"] {
         let c = gpu(key)
             .caveat(Some("3g.40gb"), "placements")
@@ -198,7 +198,7 @@ fn values_not_in_a_public_source_are_marked() {
         assert_eq!(c.map(|c| c.kind), Some(CaveatKind::Assumed), "{key}");
     }
     assert!(gpu("h100-80gb").caveat(None, "placements").is_none());
-    // mig.md: the A30 1g.6gb NVDEC count differs between the UG and nvidia-smi.
+    // docs/mig.md: the A30 1g.6gb NVDEC count differs between the UG and nvidia-smi.
     let dec = gpu("a30-24gb")
         .caveat(Some("1g.6gb"), "engines.dec")
         .unwrap();

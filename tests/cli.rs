@@ -1,12 +1,10 @@
 //! The `migbench` command line as a user types it.
 
-use assert_cmd::Command;
+mod common;
+
+use common::migbench;
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn migbench() -> Command {
-    Command::cargo_bin("migbench").unwrap()
-}
 
 fn json(args: &[&str]) -> Value {
     let out = migbench().args(args).output().unwrap();

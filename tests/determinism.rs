@@ -3,32 +3,15 @@
 //! doing meanwhile. Only a run's identity differs (its directory, timestamps, the PIDs of its
 //! jobs, and the UUID of its simulated GPU, which is its own so that runs never share one).
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
+
+use common::run_sim;
 use polars::prelude::*;
 
-/// Runs `scenario` on the simulator into a directory of its own.
-fn run(scenario: &str, out: &Path) -> PathBuf {
-    let output = Command::cargo_bin("migbench")
-        .unwrap()
-        .args(["run", "--sim", "--quiet", "--sample-ms", "500", "--out"])
-        .arg(out)
-        .arg(scenario)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::read_dir(out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
+/// A VRAM sample every half simulated second.
+const SAMPLE_MS: &[&str] = &["--sample-ms", "500"];
 
 /// A table of a run, its identity taken out: PIDs dropped (the `pid` column, and the samples'
 /// `id`, which is a process row's PID), the simulated GPU's UUID replaced by a placeholder.
@@ -36,10 +19,7 @@ fn table(run: &Path, name: &str) -> DataFrame {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
     let uuid = manifest["gpu_uuid"].as_str().unwrap().to_string();
-    let df = LazyFrame::scan_parquet(run.join(format!("{name}.parquet")), Default::default())
-        .unwrap()
-        .collect()
-        .unwrap();
+    let df = common::table(run, name);
     let columns: Vec<Column> = df
         .get_columns()
         .iter()
@@ -60,8 +40,8 @@ fn table(run: &Path, name: &str) -> DataFrame {
 
 fn assert_same_tables(scenario: &str, tables: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let first = run(scenario, &dir.path().join("first"));
-    let second = run(scenario, &dir.path().join("second"));
+    let first = run_sim(scenario, &dir.path().join("first"), SAMPLE_MS);
+    let second = run_sim(scenario, &dir.path().join("second"), SAMPLE_MS);
     for name in tables {
         let (a, b) = (table(&first, name), table(&second, name));
         assert!(a.height() > 0, "{scenario}: {name} is empty");

@@ -3,6 +3,8 @@
 //! happens, the GPU ends as found (at once, or after `migbench restore` from any directory),
 //! the journal is closed, the manifest has a final status, and nothing recorded is lost.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -52,9 +54,7 @@ impl Setup {
     }
 
     fn migbench(&self) -> Command {
-        let mut cmd = Command::cargo_bin("migbench").unwrap();
-        cmd.env("MIGBENCH_STATE_DIR", self.path("state"));
-        cmd
+        common::migbench_in(&self.path("state"))
     }
 
     /// Runs the scenario on the GPU saved in `gpu.json`, with `fault` (if any).
@@ -72,12 +72,7 @@ impl Setup {
     }
 
     fn run_dir(&self, out: &str) -> PathBuf {
-        std::fs::read_dir(self.path(out))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
+        common::run_dir(&self.path(out))
     }
 
     fn gpu_as_found(&self) -> bool {

@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-mod fake_driver;
-use fake_driver::{mps_processes_under, FakeDriver};
+mod common;
+use common::fake_driver::{mps_processes_under, FakeDriver};
 
 /// What the machine sends back: at most 8 files, plain names, each under 16 MiB.
 const MAX_FILES: usize = 8;

@@ -2,33 +2,20 @@
 //! the JSON Schemas, `--version`, `--format json` on validate/run/restore, exit statuses in
 //! `--help`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use assert_cmd::Command;
+use common::{migbench, succeeds};
 use migbench::catalog::Catalog;
 use migbench::layout::mig_parted::{self, MigPartedFile};
 use migbench::layout::Layout;
 use migbench::scenario::Scenario;
 use serde_json::Value;
 
-fn migbench() -> Command {
-    Command::cargo_bin("migbench").unwrap()
-}
-
 fn stdout(args: &[&str]) -> String {
-    String::from_utf8(succeeds(migbench().args(args)).stdout).unwrap()
-}
-
-/// Runs `cmd`, which must succeed, and returns its output.
-fn succeeds(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::stdout_of(migbench().args(args))
 }
 
 fn parse_yaml(text: &str) -> Result<MigPartedFile, String> {

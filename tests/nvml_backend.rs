@@ -14,8 +14,8 @@ use std::process::Output;
 use polars::prelude::*;
 use serde_json::{json, Value};
 
-mod fake_driver;
-use fake_driver::{mps_processes_under, FakeDriver};
+mod common;
+use common::fake_driver::{mps_processes_under, FakeDriver};
 
 impl FakeDriver {
     fn out(&self) -> PathBuf {

@@ -1,73 +1,18 @@
-//! `migbench report` and `migbench compare` on simulator runs: the tables agree with the jobs
-//! and serving data, the HTML stands alone, every variant is plotted, and compare's exit status
-//! follows constructed regressions and improvements.
+//! `migbench report` on simulator runs: the tables agree with the jobs and serving data, the
+//! HTML stands alone, every variant is plotted, runs of one scenario are pooled. compare's tests
+//! are in compare.rs.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
+
+use common::edit::{edited_table, write_parquet};
+use common::{
+    compare, floats, migbench, read_parquet, report, run_sim, serving_run, strs,
+    SAMPLE_EVERY_SECOND,
+};
 use polars::prelude::*;
 use serde_json::Value;
-
-fn migbench() -> Command {
-    Command::cargo_bin("migbench").unwrap()
-}
-
-/// Runs a shipped scenario fast on the simulator into `out`; returns the run directory.
-fn run_sim(scenario: &str, out: &Path) -> PathBuf {
-    run_scenario(scenario, out, &["--sample-ms", "1000"])
-}
-
-/// Runs a shipped scenario on the simulator with `options` into `out`; returns the run directory.
-fn run_scenario(scenario: &str, out: &Path, options: &[&str]) -> PathBuf {
-    migbench()
-        .args(["run", "--sim", "--quiet"])
-        .args(options)
-        .arg("--out")
-        .arg(out)
-        .arg(scenario)
-        .assert()
-        .success();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("a run directory")
-}
-
-/// `migbench report PATH --out OUT`; returns report.json.
-fn report(path: &Path, out: &Path) -> Value {
-    migbench()
-        .arg("report")
-        .arg(path)
-        .arg("--out")
-        .arg(out)
-        .assert()
-        .success();
-    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    LazyFrame::scan_parquet(path, Default::default())
-        .unwrap()
-        .collect()
-        .unwrap()
-}
-
-fn write_parquet(path: &Path, df: &mut DataFrame) {
-    let file = std::fs::File::create(path).unwrap();
-    ParquetWriter::new(file).finish(df).unwrap();
-}
-
-fn floats(df: &DataFrame, column: &str) -> Float64Chunked {
-    df.column(column).unwrap().f64().unwrap().clone()
-}
-
-fn strs(df: &DataFrame, column: &str) -> StringChunked {
-    df.column(column).unwrap().str().unwrap().clone()
-}
 
 fn variant<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["variants"]
@@ -111,7 +56,11 @@ fn from_jobs(run: &Path, name: &str) -> (Vec<f64>, usize, usize, f64) {
 #[test]
 fn the_main_table_agrees_with_the_jobs_data() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
+    let run = run_sim(
+        "scenarios/h100-3x-ti2v.toml",
+        &dir.path().join("runs"),
+        SAMPLE_EVERY_SECOND,
+    );
     let out = dir.path().join("report");
     let report = report(&dir.path().join("runs"), &out);
 
@@ -212,7 +161,7 @@ fn the_main_table_agrees_with_the_jobs_data() {
 fn runs_of_one_scenario_are_pooled() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &runs);
+    let run = run_sim("scenarios/h100-3x-ti2v.toml", &runs, SAMPLE_EVERY_SECOND);
     // A second run: the same tables, every job 10% slower, under another directory below.
     let second = runs.join("later").join("again");
     std::fs::create_dir_all(&second).unwrap();
@@ -260,7 +209,11 @@ fn runs_of_one_scenario_are_pooled() {
 #[test]
 fn how_many_in_parallel_counts_overlapping_jobs_beside_the_plan() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
+    let run = run_sim(
+        "scenarios/h100-3x-ti2v.toml",
+        &dir.path().join("runs"),
+        SAMPLE_EVERY_SECOND,
+    );
     let report = report(&run, &dir.path().join("report"));
     let row = |mode: &str| {
         report["parallel"]
@@ -383,7 +336,11 @@ fn svg_files(out: &Path) -> usize {
 #[test]
 fn html_parses_and_references_nothing_outside_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
+    let run = run_sim(
+        "scenarios/h100-3x-ti2v.toml",
+        &dir.path().join("runs"),
+        SAMPLE_EVERY_SECOND,
+    );
     let out = dir.path().join("report");
     let report = report(&run, &out);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -398,9 +355,9 @@ fn html_parses_and_references_nothing_outside_itself() {
 fn every_variant_is_plotted() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    run_sim("scenarios/h100-3x-ti2v.toml", &runs);
+    run_sim("scenarios/h100-3x-ti2v.toml", &runs, SAMPLE_EVERY_SECOND);
     // h100-2x-s2v has a variant that cannot run (infeasible): it gets a plot saying so.
-    run_sim("scenarios/h100-2x-s2v.toml", &runs);
+    run_sim("scenarios/h100-2x-s2v.toml", &runs, SAMPLE_EVERY_SECOND);
     let out = dir.path().join("report");
     let report = report(&runs, &out);
     let plots = out.join("plots");
@@ -481,206 +438,6 @@ fn report_rejects_paths_without_runs() {
         ));
 }
 
-/// Copies a run directory, changing its variants table with `edit`.
-fn edited_copy(run: &Path, to: &Path, edit: impl Fn(&mut DataFrame)) -> PathBuf {
-    edited_table(run, to, "variants", edit)
-}
-
-/// Copies a run directory, changing its `table` (the Parquet file) with `edit`.
-fn edited_table(run: &Path, to: &Path, table: &str, edit: impl Fn(&mut DataFrame)) -> PathBuf {
-    let dest = to.join(run.file_name().unwrap());
-    std::fs::create_dir_all(&dest).unwrap();
-    for entry in std::fs::read_dir(run).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dest.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let file = format!("{table}.parquet");
-    let mut df = read_parquet(&run.join(&file));
-    edit(&mut df);
-    write_parquet(&dest.join(&file), &mut df);
-    dest
-}
-
-/// Multiplies a float column of the row of `variant`.
-fn scale(df: &mut DataFrame, variant: &str, column: &str, factor: f64) {
-    let names = strs(df, "variant");
-    let values: Vec<Option<f64>> = df
-        .column(column)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.map(|v| {
-                if names.get(i) == Some(variant) {
-                    v * factor
-                } else {
-                    v
-                }
-            })
-        })
-        .collect();
-    df.with_column(Series::new(column.into(), values)).unwrap();
-}
-
-fn compare(baseline: &Path, candidate: &Path) -> assert_cmd::assert::Assert {
-    migbench()
-        .arg("compare")
-        .arg(baseline)
-        .arg(candidate)
-        .assert()
-}
-
-#[test]
-fn compare_exits_1_on_regressions_and_0_otherwise() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
-    let case =
-        |name: &str, edit: &dyn Fn(&mut DataFrame)| edited_copy(&run, &dir.path().join(name), edit);
-
-    compare(&run, &run)
-        .success()
-        .stdout(predicates::str::contains("unchanged"));
-
-    let slower = case("slower", &|df| {
-        scale(df, "mps-staggered", "time_per_unit_s", 1.2);
-        scale(df, "mps-staggered", "units_per_hour", 1.0 / 1.2);
-    });
-    compare(&run, &slower)
-        .code(1)
-        .stdout(predicates::str::contains("time per unit +20.0%"))
-        .stderr(predicates::str::contains(
-            "1 variant(s) regressed beyond 5.0%: h100-3x-ti2v/mps-staggered",
-        ));
-
-    let within = case("within", &|df| {
-        scale(df, "mig-2x3g", "time_per_unit_s", 1.04)
-    });
-    compare(&run, &within).success();
-    migbench()
-        .args(["compare", "--threshold", "3%"])
-        .arg(&run)
-        .arg(&within)
-        .assert()
-        .code(1);
-
-    let hungrier = case("hungrier", &|df| {
-        scale(df, "full-sequential", "gpu_vram_peak_gib", 1.1)
-    });
-    compare(&run, &hungrier)
-        .code(1)
-        .stdout(predicates::str::contains("peak VRAM +10.0%"));
-
-    let faster = case("faster", &|df| {
-        scale(df, "full-sequential", "time_per_unit_s", 0.8);
-        scale(df, "full-sequential", "units_per_hour", 1.25);
-    });
-    compare(&run, &faster)
-        .success()
-        .stdout(predicates::str::contains(
-            "improved h100-3x-ti2v/full-sequential: time per unit -20.0%",
-        ));
-    // The other way round, the improvement is a regression.
-    compare(&faster, &run).code(1);
-
-    let oom = case("oom", &|df| {
-        let names = strs(df, "variant");
-        let bump = |c: &str, by: i64| -> Series {
-            let v: Vec<u32> = df
-                .column(c)
-                .unwrap()
-                .u32()
-                .unwrap()
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let v = v.unwrap() as i64;
-                    (if names.get(i) == Some("mig-2x3g") {
-                        v + by
-                    } else {
-                        v
-                    }) as u32
-                })
-                .collect();
-            Series::new(c.into(), v)
-        };
-        let (ok, oom) = (bump("jobs_ok", -1), bump("jobs_oom", 1));
-        df.with_column(ok).unwrap();
-        df.with_column(oom).unwrap();
-    });
-    compare(&run, &oom)
-        .code(1)
-        .stdout(predicates::str::contains("OOMs 0 → 1"));
-
-    // A report directory is a side too.
-    let report_dir = dir.path().join("report");
-    report(&run, &report_dir);
-    compare(&report_dir, &run).success();
-    compare(&report_dir, &slower).code(1);
-    migbench()
-        .args(["compare", "--format", "json"])
-        .arg(&report_dir)
-        .arg(&slower)
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains("\"verdict\": \"regressed\""));
-}
-
-#[test]
-fn compare_rejects_bad_input_with_status_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
-    compare(&run, Path::new("/nonexistent"))
-        .code(2)
-        .stderr(predicates::str::contains(
-            "candidate /nonexistent: no such directory",
-        ));
-    compare(&run, &run.join("logs"))
-        .code(2)
-        .stderr(predicates::str::contains("candidate: no runs found"));
-    let empty = dir.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
-    compare(&empty, &run)
-        .code(2)
-        .stderr(predicates::str::contains("no runs found"));
-    migbench()
-        .args(["compare", "--threshold", "five"])
-        .arg(&run)
-        .arg(&run)
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(
-            "--threshold: expected a percentage",
-        ));
-
-    // The same variants, but measured on a GPU: refused, not compared.
-    let measured = edited_copy(&run, &dir.path().join("measured"), |_| {});
-    let manifest = measured.join("manifest.json");
-    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    m["simulated"] = Value::Bool(false);
-    m["backend"] = "nvml".into();
-    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    compare(&run, &measured)
-        .code(2)
-        .stderr(predicates::str::contains(
-            "refusing to compare simulated results with measured ones",
-        ));
-}
-
-/// The serving scenario, run once for every test that needs it. It is written below the
-/// target's directory for test files, replaced on every run of the tests.
-fn qwen_run() -> &'static Path {
-    static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-serving");
-        let _ = std::fs::remove_dir_all(&out);
-        run_scenario("scenarios/a100-qwen3.toml", &out, &[])
-    })
-}
-
 /// The variant rows of a run's serving table, read apart from migbench's report code.
 fn serving_variants(run: &Path) -> DataFrame {
     LazyFrame::scan_parquet(run.join("serving.parquet"), Default::default())
@@ -716,7 +473,7 @@ const QWEN_VARIANTS: [&str; 6] = [
 
 #[test]
 fn the_serving_table_agrees_with_the_serving_data() {
-    let run = qwen_run();
+    let run = serving_run();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     let report = report(run, &out);
@@ -820,10 +577,10 @@ fn the_serving_table_agrees_with_the_serving_data() {
 
 #[test]
 fn serving_variants_get_their_plots_beside_batch_variants() {
-    let run = qwen_run();
+    let run = serving_run();
     let dir = tempfile::tempdir().unwrap();
     let batch = dir.path().join("batch");
-    run_sim("scenarios/h100-3x-ti2v.toml", &batch);
+    run_sim("scenarios/h100-3x-ti2v.toml", &batch, SAMPLE_EVERY_SECOND);
     let out = dir.path().join("report");
     migbench()
         .arg("report")
@@ -898,7 +655,7 @@ fn serving_variants_get_their_plots_beside_batch_variants() {
 
 #[test]
 fn runs_and_reports_from_before_the_serving_table_stay_readable() {
-    let run = qwen_run();
+    let run = serving_run();
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old").join(run.file_name().unwrap());
     std::fs::create_dir_all(&old).unwrap();
@@ -922,59 +679,8 @@ fn runs_and_reports_from_before_the_serving_table_stay_readable() {
 }
 
 #[test]
-fn compare_exits_1_when_a_serving_variant_regressed() {
-    let run = qwen_run();
-    let dir = tempfile::tempdir().unwrap();
-    let case = |name: &str, edit: &dyn Fn(&mut DataFrame)| {
-        edited_table(run, &dir.path().join(name), "serving", edit)
-    };
-    compare(run, run)
-        .success()
-        .stdout(predicates::str::contains("Δ out"));
-
-    let fewer_tokens = case("fewer-tokens", &|df| {
-        scale(df, "mps-4x4b", "output_throughput", 0.8)
-    });
-    compare(run, &fewer_tokens)
-        .code(1)
-        .stdout(predicates::str::contains("output throughput -20.0%"))
-        .stderr(predicates::str::contains(
-            "1 variant(s) regressed beyond 5.0%: a100-qwen3/mps-4x4b",
-        ));
-
-    let later_first_token = case("later-first-token", &|df| {
-        scale(df, "mig-2x2g", "median_ttft_ms", 1.1)
-    });
-    compare(run, &later_first_token)
-        .code(1)
-        .stdout(predicates::str::contains("median TTFT +10.0%"));
-
-    let slower_tokens = case("slower-tokens", &|df| {
-        scale(df, "mig-4x1g", "median_tpot_ms", 1.2)
-    });
-    compare(run, &slower_tokens)
-        .code(1)
-        .stdout(predicates::str::contains("median TPOT +20.0%"));
-
-    let within = case("within", &|df| {
-        scale(df, "full-1x4b", "median_tpot_ms", 1.03)
-    });
-    compare(run, &within).success();
-
-    let more_tokens = case("more-tokens", &|df| {
-        scale(df, "full-1x4b", "output_throughput", 1.2)
-    });
-    compare(run, &more_tokens)
-        .success()
-        .stdout(predicates::str::contains(
-            "improved a100-qwen3/full-1x4b: output throughput +20.0%",
-        ));
-    compare(&more_tokens, run).code(1);
-}
-
-#[test]
 fn serving_runs_of_one_scenario_are_pooled() {
-    let run = qwen_run();
+    let run = serving_run();
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     // The same run twice, the second later and with 10% more output throughput everywhere.

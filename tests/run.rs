@@ -3,41 +3,12 @@
 //! Durations are simulated seconds. Simulated time advances by events, so they are exact: the
 //! only tolerances left are the model's own (its `alpha` is rounded).
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
+
+use common::{migbench, run_sim_output, table, SAMPLE_EVERY_SECOND};
 use polars::prelude::*;
-
-fn migbench() -> Command {
-    Command::cargo_bin("migbench").unwrap()
-}
-
-/// Runs `scenario` on the simulator (a VRAM sample every simulated second) and returns the run
-/// directory.
-fn run_sim(scenario: &Path, out: &Path) -> (PathBuf, Output) {
-    let output = migbench()
-        .args(["run", "--sim", "--quiet", "--sample-ms", "1000"])
-        .arg("--out")
-        .arg(out)
-        .arg(scenario)
-        .output()
-        .unwrap();
-    let dir = std::fs::read_dir(out)
-        .unwrap()
-        .next()
-        .expect("a run directory")
-        .unwrap()
-        .path();
-    (dir, output)
-}
-
-fn jobs(dir: &Path) -> DataFrame {
-    LazyFrame::scan_parquet(dir.join("jobs.parquet"), Default::default())
-        .unwrap()
-        .collect()
-        .unwrap()
-}
 
 struct Job {
     variant: String,
@@ -85,7 +56,11 @@ fn near(actual: f64, expected: f64, tolerance: f64) -> bool {
 #[test]
 fn h100_three_ti2v_videos_follow_the_physics() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, output) = run_sim(Path::new("scenarios/h100-3x-ti2v.toml"), out.path());
+    let (dir, output) = run_sim_output(
+        Path::new("scenarios/h100-3x-ti2v.toml"),
+        out.path(),
+        SAMPLE_EVERY_SECOND,
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -97,7 +72,7 @@ fn h100_three_ti2v_videos_follow_the_physics() {
         "{stdout}"
     );
 
-    let rows = job_rows(&jobs(&dir));
+    let rows = job_rows(&table(&dir, "jobs"));
     assert_eq!(rows.len(), 12);
     let variant = |v: &str| rows.iter().filter(|j| j.variant == v).collect::<Vec<_>>();
 
@@ -317,13 +292,13 @@ fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
     let file = dir.path().join("failures.toml");
     std::fs::write(&file, failures()).unwrap();
     let out = dir.path().join("results");
-    let (run, output) = run_sim(&file, &out);
+    let (run, output) = run_sim_output(&file, &out, SAMPLE_EVERY_SECOND);
     assert!(
         output.status.success(),
         "a failing workload is a result: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let rows = job_rows(&jobs(&run));
+    let rows = job_rows(&table(&run, "jobs"));
     let by = |w: usize| rows.iter().find(|j| j.job as usize == w).unwrap();
     assert_eq!((by(0).outcome.as_str(), by(0).exit), ("failed", Some(3)));
     assert_eq!(by(1).outcome, "timeout");
@@ -338,14 +313,18 @@ fn crashes_and_timeouts_are_recorded_and_the_run_goes_on() {
 #[test]
 fn infeasible_variants_are_skipped_with_the_reason() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, output) = run_sim(Path::new("scenarios/h100-2x-s2v.toml"), out.path());
+    let (dir, output) = run_sim_output(
+        Path::new("scenarios/h100-2x-s2v.toml"),
+        out.path(),
+        SAMPLE_EVERY_SECOND,
+    );
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("mig-4g-3g: infeasible: s2v-14b needs 58.00 GiB at its peak"),
         "{stdout}"
     );
-    let rows = job_rows(&jobs(&dir));
+    let rows = job_rows(&table(&dir, "jobs"));
     let mig: Vec<&Job> = rows.iter().filter(|j| j.variant == "mig-4g-3g").collect();
     assert_eq!(mig.len(), 2);
     assert!(mig.iter().all(|j| j.outcome == "infeasible"));
@@ -441,7 +420,7 @@ fn ctrl_c_tears_down_and_keeps_finished_jobs() {
     assert!(of("undo_failed").is_empty() && of("failed").is_empty());
     assert_eq!(journal.last().unwrap()["record"], "closed");
 
-    let rows = job_rows(&jobs(&run));
+    let rows = job_rows(&table(&run, "jobs"));
     assert!(
         rows.iter()
             .any(|j| j.variant == "quick" && j.outcome == "ok"),
@@ -514,13 +493,13 @@ fn compute_sharing_follows_each_mode() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("modes.toml");
     std::fs::write(&file, modes()).unwrap();
-    let (run, output) = run_sim(&file, &dir.path().join("results"));
+    let (run, output) = run_sim_output(&file, &dir.path().join("results"), SAMPLE_EVERY_SECOND);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let rows = job_rows(&jobs(&run));
+    let rows = job_rows(&table(&run, "jobs"));
     let durations = |v: &str| -> Vec<f64> {
         rows.iter()
             .filter(|j| j.variant == v && j.outcome == "ok")
@@ -611,13 +590,13 @@ jobs = [{ workload = "small", count = 7 }]
     ]
     .concat();
     std::fs::write(&file, text).unwrap();
-    let (run, output) = run_sim(&file, &dir.path().join("results"));
+    let (run, output) = run_sim_output(&file, &dir.path().join("results"), SAMPLE_EVERY_SECOND);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let rows = job_rows(&jobs(&run));
+    let rows = job_rows(&table(&run, "jobs"));
     let ok = |v: &str| {
         rows.iter()
             .filter(|j| j.variant == v && j.outcome == "ok")

@@ -2,36 +2,23 @@
 //! journal replayed by `migbench restore` after a run is killed at each step — on the simulated
 //! GPU, whose configuration outlives the run in a state file as a real GPU's does.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use migbench::backend::sim::SimBackend;
 use migbench::backend::{Backend, Change};
 use migbench::journal::{self, GpuIdentity, Journal, JournalFile};
 
-fn migbench(state_dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("migbench").unwrap();
-    cmd.env("MIGBENCH_STATE_DIR", state_dir);
-    cmd
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{migbench_in, stdout_of};
 
 /// The command lines of a dry run, without the `#` commentary.
 fn dry_run_lines(scenario: &Path) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    stdout(
-        migbench(dir.path())
+    stdout_of(
+        migbench_in(dir.path())
             .args(["run", "--dry-run"])
             .arg(scenario),
     )
@@ -131,8 +118,8 @@ layout = ["1g.23gb"]
 jobs = [{ workload = "s2v-14b" }]
 "#,
     );
-    let out = stdout(
-        migbench(dir.path())
+    let out = stdout_of(
+        migbench_in(dir.path())
             .args(["run", "--dry-run"])
             .arg(&scenario),
     );
@@ -223,7 +210,7 @@ fn spawn_run(state_dir: &Path, state: &Path, scenario: &Path, out: &Path) -> Chi
 
 /// Runs a scenario to its end on the simulated GPU saved in `state`.
 fn run_saved(state_dir: &Path, state: &Path, out: &Path, scenario: &Path) -> std::process::Output {
-    migbench(state_dir)
+    migbench_in(state_dir)
         .args(["run", "--sim", "--quiet", "--sim-state"])
         .arg(state)
         .arg("--out")
@@ -315,7 +302,7 @@ fn restore_puts_the_gpu_back_after_a_kill_at_every_step() {
         let said = String::from_utf8_lossy(&refused.stderr);
         assert!(said.contains("run `migbench restore` first"), "{said}");
 
-        let restored = stdout(migbench(&state_dir).arg("restore"));
+        let restored = stdout_of(migbench_in(&state_dir).arg("restore"));
         assert!(
             restored.contains("the GPU is as the run found it"),
             "{restored}"
@@ -329,10 +316,10 @@ fn restore_puts_the_gpu_back_after_a_kill_at_every_step() {
         assert_eq!(count(&records, "undone"), applied, "step {k}");
 
         // Twice is safe: nothing is left to do.
-        let again = stdout(migbench(&state_dir).arg("restore"));
+        let again = stdout_of(migbench_in(&state_dir).arg("restore"));
         assert!(again.contains("nothing to restore"), "{again}");
-        let again = stdout(
-            migbench(&state_dir)
+        let again = stdout_of(
+            migbench_in(&state_dir)
                 .arg("restore")
                 .arg(out.read_dir().unwrap().next().unwrap().unwrap().path()),
         );
@@ -396,7 +383,7 @@ jobs = [{ workload = "ti2v-5b" }]
     )
     .unwrap();
     let run = |force: bool| {
-        let mut cmd = migbench(&dir.path().join("state"));
+        let mut cmd = migbench_in(&dir.path().join("state"));
         cmd.args(["run", "--sim", "--quiet", "--sim-state"])
             .arg(&state)
             .arg("--out")
@@ -415,7 +402,7 @@ jobs = [{ workload = "ti2v-5b" }]
             && said.contains("--force"),
         "{said}"
     );
-    let forced = migbench(&dir.path().join("state"))
+    let forced = migbench_in(&dir.path().join("state"))
         .args(["run", "--sim", "--quiet", "--force", "--sim-state"])
         .arg(&state)
         .arg("--out")
@@ -435,7 +422,7 @@ fn a_state_file_for_another_gpu_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("gpu.json");
     std::fs::write(&state, r#"{"model": "a100-80gb", "uuid": "GPU-x"}"#).unwrap();
-    let out = migbench(dir.path())
+    let out = migbench_in(dir.path())
         .args(["run", "--sim", "--sim-state"])
         .arg(&state)
         .arg("scenarios/h100-3x-ti2v.toml")
@@ -504,7 +491,7 @@ fn restore_finishes_a_teardown_cut_short() {
         (state, journal_path)
     };
     let state_dir = dir.path().join("state");
-    let restored = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    let restored = stdout_of(migbench_in(&state_dir).arg("restore").arg(&journal_path));
     // Left to undo: seq 4 (found not in effect), 3, 2 and 1.
     assert!(restored.contains("undid 4 change(s)"), "{restored}");
     assert!(
@@ -514,7 +501,7 @@ fn restore_finishes_a_teardown_cut_short() {
     assert!(is_as_found(&state), "{}", saved(&state));
     let text = std::fs::read_to_string(&journal_path).unwrap();
     assert!(text.contains(r#""seq":4,"note":"not in effect""#), "{text}");
-    let again = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    let again = stdout_of(migbench_in(&state_dir).arg("restore").arg(&journal_path));
     assert!(again.contains("already put back"), "{again}");
 }
 
@@ -561,7 +548,11 @@ fn restore_from_another_directory_acts_on_the_runs_gpu() {
         "{found}"
     );
 
-    let restored = stdout(migbench(&state_dir).current_dir(&elsewhere).arg("restore"));
+    let restored = stdout_of(
+        migbench_in(&state_dir)
+            .current_dir(&elsewhere)
+            .arg("restore"),
+    );
     assert!(restored.contains("undid 7 change(s)"), "{restored}");
     assert!(
         restored.contains("the GPU is as the run found it"),
@@ -587,7 +578,7 @@ fn restore_refuses_a_gpu_that_is_not_the_journals() {
     let text = std::fs::read_to_string(&journal_path).unwrap();
     let state_dir = dir.path().join("state");
     let restore = || {
-        migbench(&state_dir)
+        migbench_in(&state_dir)
             .arg("restore")
             .arg(&journal_path)
             .output()
@@ -624,7 +615,7 @@ fn restore_refuses_a_gpu_that_is_not_the_journals() {
 
     // Its own GPU back: restored.
     std::fs::write(&state, kept).unwrap();
-    let restored = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    let restored = stdout_of(migbench_in(&state_dir).arg("restore").arg(&journal_path));
     assert!(restored.contains("undid 1 change(s)"), "{restored}");
 }
 
@@ -683,7 +674,7 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
     std::fs::write(&journal_path, &full[..full.len() - 5]).unwrap();
     std::fs::write(&state, &changed).unwrap();
     let state_dir = dir.path().join("state");
-    let out = migbench(&state_dir)
+    let out = migbench_in(&state_dir)
         .arg("restore")
         .arg(&journal_path)
         .output()
@@ -699,6 +690,6 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
         "{said}"
     );
     assert!(is_as_found(&state), "{}", saved(&state));
-    let again = stdout(migbench(&state_dir).arg("restore").arg(&journal_path));
+    let again = stdout_of(migbench_in(&state_dir).arg("restore").arg(&journal_path));
     assert!(again.contains("already put back"), "{again}");
 }

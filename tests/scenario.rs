@@ -1,8 +1,9 @@
 //! Scenario files: the shipped ones validate; bad ones are rejected at the right place.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use migbench::scenario::Scenario;
 use predicates::prelude::*;
 
@@ -25,8 +26,7 @@ fn every_shipped_scenario_validates() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     assert_eq!(files.len(), 8, "{files:?}");
-    Command::cargo_bin("migbench")
-        .unwrap()
+    common::migbench()
         .arg("validate")
         .args(&files)
         .assert()
@@ -131,8 +131,7 @@ fn validate_exits_2_with_the_location() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, format!("{HEAD}[[variants]]\nname = \"a\"\nmode = \"full\"\njobs = [{{ workload = \"ti2v-5b\", count = \"three\" }}]\n")).unwrap();
-    Command::cargo_bin("migbench")
-        .unwrap()
+    common::migbench()
         .args(["validate", bad.to_str().unwrap()])
         .assert()
         .code(2)

@@ -5,6 +5,8 @@
 //! bounded counts, finite numbers in their documented ranges, names that are plain file names.
 //! The library is called directly (2,000 mutants take seconds); a few go through the binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use migbench::bounds;
@@ -309,8 +311,7 @@ fn mutants_through_validate_exit_0_or_2() {
         let (path, text) = &seeds[i % seeds.len()];
         let file: PathBuf = dir.path().join(Path::new(path).file_name().unwrap());
         std::fs::write(&file, apply(text, m)).unwrap();
-        let out = assert_cmd::Command::cargo_bin("migbench")
-            .unwrap()
+        let out = common::migbench()
             .arg("validate")
             .arg(&file)
             .output()

@@ -4,43 +4,15 @@
 //! of memory or never get ready are recorded as such and the run goes on; bad serving input is
 //! rejected with its place in the file.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use assert_cmd::Command;
+use std::path::Path;
+
+use common::{migbench, ran, run_sim_output, table};
 use polars::prelude::*;
 
-fn migbench() -> Command {
-    Command::cargo_bin("migbench").unwrap()
-}
-
-/// Runs `scenario` on the simulator and returns the run directory and standard output.
-fn run_sim(scenario: &Path, out: &Path) -> (PathBuf, String) {
-    let mut cmd = migbench();
-    cmd.args(["run", "--sim", "--quiet", "--sample-ms", "20", "--out"])
-        .arg(out)
-        .arg(scenario);
-    let output = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = std::fs::read_dir(out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    (dir, stdout)
-}
-
-fn table(dir: &Path, name: &str) -> DataFrame {
-    LazyFrame::scan_parquet(dir.join(format!("{name}.parquet")), Default::default())
-        .unwrap()
-        .collect()
-        .unwrap()
-}
+/// The serving tests sample VRAM every 20 simulated milliseconds.
+const SAMPLE_OFTEN: &[&str] = &["--sample-ms", "20"];
 
 /// A column of `df` where `keep` holds, as f64 (nulls as NaN).
 fn floats(df: &DataFrame, column: &str) -> Vec<f64> {
@@ -91,7 +63,12 @@ fn rows<'a>(df: &'a DataFrame, variant: &str, scope: &str) -> Vec<Row<'a>> {
 #[test]
 fn the_a100_qwen3_scenario_runs_and_its_tables_agree() {
     let out = tempfile::tempdir().unwrap();
-    let (dir, stdout) = run_sim(Path::new("scenarios/a100-qwen3.toml"), out.path());
+    let (dir, output) = run_sim_output(
+        Path::new("scenarios/a100-qwen3.toml"),
+        out.path(),
+        SAMPLE_OFTEN,
+    );
+    let stdout = ran(&output);
     assert!(stdout.contains("TPOT p50 ms"), "{stdout}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
@@ -309,7 +286,8 @@ jobs = [{{ workload = "greedy", args = ["--gpu-memory-utilization", "0.05"] }}]
     );
     let scenario = dir.path().join("failures.toml");
     std::fs::write(&scenario, text).unwrap();
-    let (run, stdout) = run_sim(&scenario, &dir.path().join("out"));
+    let (run, output) = run_sim_output(&scenario, &dir.path().join("out"), SAMPLE_OFTEN);
+    let stdout = ran(&output);
 
     let jobs = table(&run, "jobs");
     let (variant, outcome, reason) = (

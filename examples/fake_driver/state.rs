@@ -6,7 +6,7 @@
 //! changes go through nvidia-smi's command language and come back through NVML's MIG device
 //! handles, jobs hold "device memory" that NVML reports per process with its GPU and compute
 //! instance IDs, and MPS daemons are real processes with private pipe directories. It follows the
-//! driver's documented behaviour (../shared/reference/nvidia-smi.md, mig.md), not its timing, and
+//! driver's documented behaviour (docs/nvidia-smi.md, docs/mig.md), not its timing, and
 //! it numbers instances its own way, so migbench passes only if it reads IDs back.
 //!
 //! `$MIGBENCH_FAKE_GPU` is a directory: `gpu.json` holds the GPU and its MIG configuration,
@@ -14,6 +14,7 @@
 
 #![allow(dead_code)] // each program uses part of it
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,22 @@ pub struct FakeGpu {
     /// Instances created so far: the next GPU instance ID and a part of fresh MIG UUIDs.
     #[serde(default)]
     pub created: u32,
+    /// Where this driver's profile tables (`nvidia-smi mig -lgip`, `-lgipp`) differ from the
+    /// catalog's, by profile ID: names and GiB change between drivers (docs/mig.md).
+    #[serde(default)]
+    pub driver_profiles: BTreeMap<u32, DriverProfile>,
+}
+
+/// A catalog profile as another driver lists it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverProfile {
+    pub name: Option<String>,
+    pub memory_gib: Option<f64>,
+    pub placements: Option<Vec<u8>>,
+    /// Not listed at all.
+    #[serde(default)]
+    pub absent: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

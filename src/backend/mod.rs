@@ -274,7 +274,7 @@ pub struct SampleRow {
     pub used_gib: f64,
     pub capacity_gib: Option<f64>,
     /// Percent of the time a kernel ran over the last sample period (NVML's GPU utilization),
-    /// where the backend can tell: NVML cannot on MIG GPUs (mig.md), the simulator does not.
+    /// where the backend can tell: NVML cannot on MIG GPUs (docs/mig.md), the simulator does not.
     pub utilization_pct: Option<f64>,
     /// For a process, its process group, which the sampler fills in: a job runs as the leader of
     /// its own group, so processes it starts (vLLM's engine core, a launcher's child) are counted

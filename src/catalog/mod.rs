@@ -8,8 +8,6 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-
 /// The GPU tables shipped with migbench, as `(file name, contents)`.
 const GPU_FILES: &[(&str, &str)] = &[
     ("a100-40gb.toml", include_str!("gpus/a100-40gb.toml")),
@@ -138,6 +136,23 @@ impl CaveatKind {
     }
 }
 
+/// A GPU or MIG profile the catalog does not have, with what it has instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("unknown GPU '{}'; known GPUs: {known}", crate::bounds::short(found))]
+    UnknownGpu { found: String, known: String },
+
+    #[error(
+        "unknown MIG profile '{}' on {gpu}; allowed: {allowed}",
+        crate::bounds::short(found)
+    )]
+    UnknownProfile {
+        gpu: String,
+        found: String,
+        allowed: String,
+    },
+}
+
 /// All GPU models migbench knows.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -165,12 +180,12 @@ impl Catalog {
     }
 
     /// Looks a GPU up by key (`h100-80gb`, case-insensitive) or by its NVML device name.
-    pub fn gpu(&self, key_or_name: &str) -> Result<&GpuModel, Error> {
+    pub fn gpu(&self, key_or_name: &str) -> Result<&GpuModel, CatalogError> {
         self.gpus
             .iter()
             .find(|g| g.key.eq_ignore_ascii_case(key_or_name))
             .or_else(|| self.by_nvml_name(key_or_name))
-            .ok_or_else(|| Error::UnknownGpu {
+            .ok_or_else(|| CatalogError::UnknownGpu {
                 found: key_or_name.to_string(),
                 known: self.keys().join(", "),
             })
@@ -250,7 +265,7 @@ impl GpuModel {
     }
 
     /// Looks a profile up by name, alias or numeric profile ID (`3g.40gb`, `3g.39gb`, `9`).
-    pub fn profile(&self, name_or_id: &str) -> Result<&GiProfile, Error> {
+    pub fn profile(&self, name_or_id: &str) -> Result<&GiProfile, CatalogError> {
         let wanted = name_or_id.trim().trim_start_matches("MIG ");
         let by_id = wanted.parse::<u32>().ok();
         self.profiles
@@ -260,7 +275,7 @@ impl GpuModel {
                     || p.name.eq_ignore_ascii_case(wanted)
                     || p.aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
             })
-            .ok_or_else(|| Error::UnknownProfile {
+            .ok_or_else(|| CatalogError::UnknownProfile {
                 gpu: self.key.clone(),
                 found: name_or_id.to_string(),
                 allowed: self.profile_names().join(", "),

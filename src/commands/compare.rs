@@ -6,7 +6,7 @@ use crate::commands::plan::parse_fraction;
 use crate::compare::{self, Comparison};
 use crate::error::{Error, Result};
 use crate::output;
-use crate::report::export::{markdown_table, terminal_table};
+use crate::report::export::{render_markdown, render_terminal};
 
 pub fn run(args: &CompareArgs) -> Result<String> {
     let threshold = parse_fraction("--threshold", &args.threshold)?;
@@ -38,8 +38,8 @@ fn render(comparison: &Comparison, format: TextFormat) -> Result<String> {
     }
     let table = compare::table(comparison);
     let mut out = match format {
-        TextFormat::Md => markdown_table(&table),
-        _ => terminal_table(&table),
+        TextFormat::Md => render_markdown(&table),
+        _ => render_terminal(&table),
     };
     for c in comparison.changes.iter().filter(|c| !c.reasons.is_empty()) {
         out.push_str(&format!(

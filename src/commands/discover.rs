@@ -2,13 +2,16 @@
 //! catalog, with MIG mode (current and pending) and MIG devices.
 
 use crate::backend::nvml;
-use crate::cli::{Format, FormatArg};
+use crate::cli::{DiscoverArgs, Format};
 use crate::error::Result;
 use crate::output;
 
-pub fn run(args: &FormatArg) -> Result<String> {
+pub fn run(args: &DiscoverArgs) -> Result<String> {
     let gpus = nvml::discover()?;
-    if args.format == Format::Json {
+    if args.check_catalog {
+        return super::check_catalog::run(&gpus, args.output.format);
+    }
+    if args.output.format == Format::Json {
         return output::json(&gpus);
     }
     let on_off = |v: Option<bool>| match v {
@@ -16,7 +19,7 @@ pub fn run(args: &FormatArg) -> Result<String> {
         Some(false) => "disabled",
         None => "not supported",
     };
-    let mut table = output::table([
+    let mut table = output::grid([
         "GPU",
         "Name",
         "Catalog",

@@ -42,7 +42,7 @@ pub fn run(args: &FormatArg) -> Result<String> {
     if args.format == Format::Json {
         return output::json(&rows);
     }
-    let mut table = output::table([
+    let mut table = output::grid([
         "Key",
         "GPU",
         "Memory MiB",

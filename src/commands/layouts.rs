@@ -70,7 +70,7 @@ pub fn run(args: &LayoutsArgs) -> Result<String> {
         LayoutFormat::Table => {}
     }
 
-    let mut table = output::table([
+    let mut table = output::grid([
         "#",
         "Layout (profile@start slice)",
         "Compute slices",

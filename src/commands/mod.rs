@@ -1,5 +1,6 @@
 //! One module per subcommand: turns parsed arguments into output text.
 
+pub mod check_catalog;
 pub mod compare;
 pub mod discover;
 pub mod gpus;

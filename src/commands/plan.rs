@@ -57,7 +57,7 @@ pub fn run(args: &PlanArgs) -> Result<String> {
         },
         need.join("; "),
     );
-    let mut table = output::table([
+    let mut table = output::grid([
         "Mode",
         "Started together",
         "Staggered peaks",

@@ -86,7 +86,7 @@ fn render_table(gpu: &GpuModel) -> String {
             None => value,
         }
     };
-    let mut table = output::table([
+    let mut table = output::grid([
         "Name",
         "ID",
         "Instances",

@@ -232,7 +232,7 @@ impl<'a> RunJson<'a> {
 
 fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
     let simulated = backend.kind() == crate::backend::BackendKind::Sim;
-    let mut table = output::table([
+    let mut table = output::grid([
         "Variant",
         "Mode",
         "Jobs",
@@ -307,7 +307,7 @@ fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
     if variants.is_empty() {
         return String::new();
     }
-    let mut table = output::table([
+    let mut table = output::grid([
         "Serving",
         "Mode",
         "Servers",

@@ -27,7 +27,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use super::{InstanceSpec, Layout};
 use crate::catalog::GpuModel;
-use crate::scenario::ScenarioError;
+use crate::location::ScenarioError;
 
 /// The only version of the spec there is.
 pub const VERSION: &str = "v1";

@@ -130,6 +130,12 @@ impl fmt::Display for InstanceSpec {
     }
 }
 
+/// A GPU instance named by its profile and first memory slice, `3g.40gb@4`: as layouts write it,
+/// and the name of the memory pool its compute instances share.
+pub fn placed_name(profile: &str, start: u8) -> String {
+    format!("{profile}@{start}")
+}
+
 /// A GPU instance with its placement and compute instances, checked against the catalog.
 #[derive(Debug, Clone)]
 pub struct PlacedInstance<'g> {

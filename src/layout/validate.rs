@@ -4,12 +4,15 @@ use std::collections::HashMap;
 
 use super::{InstanceSpec, Layout, PlacedInstance};
 use crate::catalog::{GiProfile, GpuModel};
-use crate::error::Error;
 
 /// Why a layout cannot be created on a GPU. Each names the offending instance by its position in
 /// the layout (1-based, as people count) and says what is allowed instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LayoutError {
+    /// An instance that does not read as `profile[@start][(ci+ci...)]`.
+    #[error("{0}")]
+    Syntax(String),
+
     #[error("the layout is empty: give at least one GPU instance")]
     Empty,
 
@@ -145,14 +148,14 @@ impl<'g> Layout<'g> {
     }
 
     /// Parses a comma-separated layout (`3g.40gb,3g.40gb` or `4g.40gb@0,3g.40gb@4`) and builds it.
-    pub fn parse(gpu: &'g GpuModel, text: &str) -> Result<Layout<'g>, Error> {
+    pub fn parse(gpu: &'g GpuModel, text: &str) -> Result<Layout<'g>, LayoutError> {
         let specs = text
             .split(',')
             .filter(|s| !s.trim().is_empty())
             .map(str::parse)
             .collect::<Result<Vec<InstanceSpec>, String>>()
-            .map_err(Error::Input)?;
-        Ok(Layout::build(gpu, &specs)?)
+            .map_err(LayoutError::Syntax)?;
+        Layout::build(gpu, &specs)
     }
 }
 

@@ -196,22 +196,12 @@ pub fn meets(slo: &Slo, r: &RequestRecord) -> bool {
         && within(slo.e2el_ms, r.latency_s)
 }
 
-/// Most requests in flight at once: a sweep over start and end times.
+/// Most requests in flight at once.
 fn max_concurrent(done: &[&RequestRecord]) -> u64 {
-    let mut edges: Vec<(f64, i64)> = done
-        .iter()
-        .filter_map(|r| Some([(r.sent_s, 1), (r.sent_s + r.latency_s?, -1)]))
-        .flatten()
-        .collect();
-    // At equal times, ends before starts: back-to-back requests do not overlap.
-    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut now = 0i64;
-    let mut most = 0i64;
-    for (_, d) in edges {
-        now += d;
-        most = most.max(now);
-    }
-    most as u64
+    crate::overlap::most_at_once(
+        done.iter()
+            .filter_map(|r| Some((r.sent_s, r.sent_s + r.latency_s?))),
+    )
 }
 
 #[cfg(test)]

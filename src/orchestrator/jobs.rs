@@ -21,6 +21,7 @@ use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
 use crate::serving::record::{self, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
+use crate::workload::reports_oom;
 
 /// On the wall clock, the longest the orchestrator waits before it looks again (a Ctrl-C is
 /// noticed within it); the progress lines are redrawn as often.
@@ -364,14 +365,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         let outcome = match forced {
             Some(o) => o,
             None if status.is_some_and(|s| s.success()) => Outcome::Ok,
-            None if job
-                .workload
-                .oom_patterns()
-                .iter()
-                .any(|p| log_text.contains(p)) =>
-            {
-                Outcome::Oom
-            }
+            None if reports_oom(&log_text, &job.workload.oom_patterns()) => Outcome::Oom,
             None => Outcome::Failed,
         };
         let reason = match outcome {

@@ -11,10 +11,12 @@ use super::plots::{
     Point, ScatterChart, SliceBox, VramChart,
 };
 use super::serving::ServingSummary;
+use super::stats::Summary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::results::{Outcome, VariantStatus};
+use crate::layout::placed_name;
 
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
@@ -95,6 +97,18 @@ fn milliseconds(origin: &Origin) -> &'static str {
     }
 }
 
+/// A bar at a figure's mean, its standard deviation as the error bar (none without the figure).
+fn bar(label: &str, mode: &str, figure: Option<Summary>, oom: u32, note: Option<String>) -> Bar {
+    Bar {
+        label: label.to_string(),
+        mode: mode.to_string(),
+        value: figure.map(|s| s.mean),
+        error: figure.and_then(|s| s.stddev),
+        oom,
+        note,
+    }
+}
+
 fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
     let first = rows[0];
     BarChart {
@@ -113,14 +127,7 @@ fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
         ),
         bars: rows
             .iter()
-            .map(|r| Bar {
-                label: r.variant.clone(),
-                mode: r.mode.clone(),
-                value: r.time_per_unit_s.map(|s| s.mean),
-                error: r.time_per_unit_s.and_then(|s| s.stddev),
-                oom: r.jobs_oom,
-                note: None,
-            })
+            .map(|r| bar(&r.variant, &r.mode, r.time_per_unit_s, r.jobs_oom, None))
             .collect(),
     }
 }
@@ -149,13 +156,9 @@ fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
         y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
         bars: best
             .into_iter()
-            .map(|r| Bar {
-                label: r.mode.clone(),
-                mode: r.mode.clone(),
-                value: r.units_per_hour.map(|s| s.mean),
-                error: r.units_per_hour.and_then(|s| s.stddev),
-                oom: r.jobs_oom,
-                note: Some(r.variant.clone()),
+            .map(|r| {
+                let note = Some(r.variant.clone());
+                bar(&r.mode, &r.mode, r.units_per_hour, r.jobs_oom, note)
             })
             .collect(),
     }
@@ -180,18 +183,9 @@ fn output_throughput(rows: &[&ServingSummary]) -> BarChart {
             .iter()
             .map(|r| {
                 let throughput = r.figure("output_throughput").filter(|s| s.mean > 0.0);
-                Bar {
-                    label: r.variant.clone(),
-                    mode: r.mode.clone(),
-                    value: throughput.map(|s| s.mean),
-                    error: throughput.and_then(|s| s.stddev),
-                    oom: r.servers_oom,
-                    note: Some(format!(
-                        "{} server{}",
-                        r.servers,
-                        if r.servers == 1 { "" } else { "s" }
-                    )),
-                }
+                let plural = if r.servers == 1 { "" } else { "s" };
+                let note = Some(format!("{} server{plural}", r.servers));
+                bar(&r.variant, &r.mode, throughput, r.servers_oom, note)
             })
             .collect(),
     }
@@ -463,7 +457,7 @@ fn layout(results: &Results, row: &VariantSummary, p: &Pick) -> Option<LayoutCha
         .instances
         .iter()
         .map(|i| {
-            let label = format!("{}@{}", i.profile.name, i.start);
+            let label = placed_name(&i.profile.name, i.start);
             let sms: u32 = i.compute.iter().map(|c| i.profile.ci_sm(c)).sum();
             let mut detail = vec![format!("{sms} SMs")];
             if let Some(rec) = p.instances.iter().find(|r| r.instance.starts_with(&label)) {

@@ -10,6 +10,7 @@ use super::runs::Run;
 use super::table::{Column, Kind, Role, Table, Value};
 use crate::catalog::Catalog;
 use crate::mode::SharingMode;
+use crate::overlap;
 use crate::plan::{self, PlanRequest};
 use crate::results::VariantStatus;
 use crate::workload::{self, Workload};
@@ -83,7 +84,9 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
                 variants: Vec::new(),
             }
         });
-        let at_once = most_at_once(jobs);
+        // Jobs running at the same moment (one ending as another starts does not overlap).
+        let at_once =
+            overlap::most_at_once(jobs.iter().filter_map(|j| Some((j.start_s?, j.end_s?)))) as u32;
         if at_once == 0 {
             continue;
         }
@@ -106,23 +109,6 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
             row
         })
         .collect()
-}
-
-/// The most jobs running at the same moment (a job ending as another starts does not overlap).
-pub fn most_at_once(jobs: &[&JobRow]) -> u32 {
-    let mut edges: Vec<(f64, i32)> = jobs
-        .iter()
-        .filter_map(|j| Some([(j.start_s?, 1), (j.end_s?, -1)]))
-        .flatten()
-        .collect();
-    // Ends sort before starts at the same moment.
-    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, step) in edges {
-        now += step;
-        most = most.max(now);
-    }
-    most as u32
 }
 
 /// `plan`'s answer for this mode and mix, in jobs at once (together, staggered). A copy of a mix

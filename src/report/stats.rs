@@ -46,7 +46,7 @@ impl Summary {
             median,
             min: sorted[0],
             max: sorted[n - 1],
-            outliers: count_outliers(&sorted, median),
+            outliers: count_outliers(&sorted),
         })
     }
 }
@@ -64,7 +64,7 @@ fn median_of_sorted(sorted: &[f64]) -> f64 {
 /// Modified Z-scores, `(x − median) / MAD`, of the values (hyperfine's definition). A MAD of 0
 /// (most values equal) counts as the smallest positive number, so any value off the common one
 /// stands out.
-pub fn modified_zscores(values: &[f64]) -> Vec<f64> {
+fn modified_zscores(values: &[f64]) -> Vec<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     if sorted.is_empty() {
@@ -86,11 +86,11 @@ fn mad(values: &[f64], median: f64) -> f64 {
     }
 }
 
-fn count_outliers(sorted: &[f64], median: f64) -> usize {
-    let mad = mad(sorted, median);
-    sorted
+/// Values whose modified Z-score lies beyond [`OUTLIER_THRESHOLD`].
+fn count_outliers(values: &[f64]) -> usize {
+    modified_zscores(values)
         .iter()
-        .filter(|v| ((*v - median) / mad).abs() > OUTLIER_THRESHOLD)
+        .filter(|z| z.abs() > OUTLIER_THRESHOLD)
         .count()
 }
 

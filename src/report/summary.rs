@@ -54,10 +54,6 @@ impl VariantSummary {
             self.origin.provenance()
         )
     }
-
-    pub fn sharing_mode(&self) -> Option<SharingMode> {
-        parse_mode(&self.mode)
-    }
 }
 
 /// The sharing mode a table names, if migbench knows it.

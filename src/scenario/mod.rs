@@ -7,15 +7,14 @@
 
 mod file;
 mod load;
-mod location;
 
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+pub use crate::location::ScenarioError;
+use crate::location::{self, Step};
 pub use file::*;
-pub use location::ScenarioError;
-use location::Step;
 
 use crate::bounds;
 use crate::catalog::{Catalog, GpuModel};

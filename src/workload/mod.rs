@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 mod oom;
-pub use oom::{is_cuda_oom, DEFAULT_OOM_PATTERNS};
+pub use oom::{reports_oom, DEFAULT_OOM_PATTERNS};
 
 const WORKLOAD_FILES: &[(&str, &str)] = &[
     (

@@ -1,6 +1,6 @@
 //! Each [`Change`] as the `nvidia-smi` and `nvidia-cuda-mps-control` command lines that make it.
 //!
-//! This is the one place that knows the command language (nvidia-smi.md): the NVML backend runs
+//! This is the one place that knows the command language (docs/nvidia-smi.md): the NVML backend runs
 //! these lines, and `migbench run --dry-run` prints them, so what a dry run shows is what a real
 //! run does.
 
@@ -99,7 +99,7 @@ impl MigIds {
     /// GPU with 8 memory slices: the instances are numbered along a binary tree of the slices
     /// (0: all 8; 1–2: halves; 3–6: quarters; 7–14: eighths). This matches T's H100 listing
     /// (3g.40gb at 0:4 → ID 1, at 4:4 → ID 2) and S's A100 2g.20gb at slice 4 → ID 5
-    /// (nvidia-smi.md). Only a dry run uses it; a real run reads the IDs back from the driver.
+    /// (docs/nvidia-smi.md). Only a dry run uses it; a real run reads the IDs back from the driver.
     pub fn predicted_gi(start: u8, size: u8) -> u32 {
         let (first, width) = match size {
             8.. => (0, 8),

@@ -2,7 +2,7 @@
 //! MIG changes and nvidia-cuda-mps-control for MPS.
 //!
 //! Why nvidia-smi for MIG and not NVML: nvml-wrapper has no safe wrappers for creating or
-//! destroying GPU and compute instances (mig.md), so NVML would mean unsafe raw calls with
+//! destroying GPU and compute instances (docs/mig.md), so NVML would mean unsafe raw calls with
 //! hand-managed handles; nvidia-smi takes the placement directly (`-cgi 9:4`), reports the IDs it
 //! gave, and is the language users already read. Above all, the lines it runs come from
 //! [`commands`], the same code `migbench run --dry-run` prints from, so a dry run shows exactly
@@ -13,6 +13,7 @@
 //! [`mig_mode`], [`mps_control`] (the daemons migbench starts) and [`mps`] (finding MPS
 //! processes), [`commands`] (the nvidia-smi lines), [`exec`] (running them) and [`smi_parse`].
 
+pub mod catalog_check;
 pub mod commands;
 mod discover;
 mod exec;
@@ -37,6 +38,7 @@ use super::{
 use crate::catalog::{Catalog, GpuModel};
 use crate::clock::{lock, Clock};
 use crate::error::{Error, Result};
+use crate::layout::placed_name;
 use commands::{command_lines, MigIds};
 pub use discover::{discover, FoundGpu, FoundMigDevice};
 use library::{cuda_version, nvml, nvml_error, GIB};
@@ -160,7 +162,7 @@ impl Backend for NvmlBackend {
             instances = self
                 .listed_gpu_instances()?
                 .iter()
-                .map(|g| format!("{}@{}", g.name, g.start))
+                .map(|g| placed_name(&g.name, g.start))
                 .collect();
         }
         Ok(GpuState {
@@ -249,7 +251,7 @@ impl Backend for NvmlBackend {
             label: "GPU".into(),
             used_gib: memory.used as f64 / GIB,
             capacity_gib: Some(memory.total as f64 / GIB),
-            // Not supported with MIG on (mig.md): then None.
+            // Not supported with MIG on (docs/mig.md): then None.
             utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
             group: None,
         }];

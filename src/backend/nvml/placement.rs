@@ -12,6 +12,7 @@ use super::{exec, smi_parse, NvmlBackend};
 use crate::backend::Device;
 use crate::clock::lock;
 use crate::error::{Error, Result};
+use crate::layout::placed_name;
 
 /// A device jobs can run on: the whole GPU, or a MIG device.
 #[derive(Debug, Clone)]
@@ -115,7 +116,7 @@ impl NvmlBackend {
             };
             let profile = self.model.profile(&gi.profile_id.to_string())?;
             let siblings = migs.iter().filter(|o| o.gi_id == m.gi_id).count() as u8;
-            let pool = format!("{}@{}", profile.name, gi.start);
+            let pool = placed_name(&profile.name, gi.start);
             // A GI split into n equal compute instances: each gets 1/n of its compute slices.
             let sm = match profile
                 .compute_profiles

@@ -4,15 +4,14 @@
 //! no safe create/destroy calls), so it has to read back what the tool prints. Each function here
 //! turns one command's output into plain structs:
 //!
-//! | output of                                         | parser                          |
-//! |---------------------------------------------------|---------------------------------|
-//! | `nvidia-smi -L`                                   | [`parse_list`]                  |
-//! | `nvidia-smi mig -lgip`                            | [`parse_gpu_instance_profiles`] |
-//! | `nvidia-smi mig -lgipp`                           | [`parse_placements`]            |
-//! | `nvidia-smi mig -lgi`                             | [`parse_gpu_instances`]         |
-//! | `nvidia-smi mig -lci`                             | [`parse_compute_instances`]     |
-//! | `nvidia-smi --query-gpu=...,mig.mode.current,...` | [`parse_mig_mode_query`]        |
-//! | `nvidia-smi mig -cgi/-cci/-dci/-dgi`              | [`parse_create_messages`]       |
+//! | output of               | parser                          | read by                          |
+//! |-------------------------|---------------------------------|----------------------------------|
+//! | `nvidia-smi mig -lgip`  | [`parse_gpu_instance_profiles`] | `discover --check-catalog`       |
+//! | `nvidia-smi mig -lgipp` | [`parse_placements`]            | `discover --check-catalog`       |
+//! | `nvidia-smi mig -lgi`   | [`parse_gpu_instances`]         | the NVML backend (MIG placement) |
+//! | `nvidia-smi mig -lci`   | [`parse_compute_instances`]     | the NVML backend (MIG devices)   |
+//!
+//! The formats are in docs/nvidia-smi.md.
 //!
 //! Two rules make the parsers survive driver changes:
 //! - **Split on whitespace, never on columns.** Column widths change with the driver and with the
@@ -23,8 +22,7 @@
 //!
 //! A line a parser cannot place is an error, never silently dropped: [`ParseError`] names the
 //! line, so an nvidia-smi failure message ("Failed to initialize NVML ...") surfaces instead of
-//! reading as "no instances". The one exception is [`parse_create_messages`], which reads mixed
-//! output and keeps what it recognises. Lines such as `No GPU instances found: Not Found` or
+//! reading as "no instances". Lines such as `No GPU instances found: Not Found` or
 //! `No devices were found` are how nvidia-smi says "empty", so they give an empty list.
 //!
 //! Profile names are returned without nvidia-smi's `MIG ` prefix (`3g.40gb`). Prefer profile IDs
@@ -68,31 +66,6 @@ impl std::error::Error for ParseError {}
 // ---------------------------------------------------------------------------------------------
 // Result types
 // ---------------------------------------------------------------------------------------------
-
-/// One physical GPU from `nvidia-smi -L`, with the MIG devices listed under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedGpu {
-    /// nvidia-smi's GPU index (`GPU 0:`), the value `-i` takes.
-    pub index: u32,
-    /// Marketing name, e.g. `NVIDIA H100 80GB HBM3`.
-    pub name: String,
-    /// `GPU-...` UUID.
-    pub uuid: String,
-    /// MIG devices in listing order; empty when MIG is off or no instance exists.
-    pub mig_devices: Vec<ListedMigDevice>,
-}
-
-/// One MIG device line of `nvidia-smi -L`: what `CUDA_VISIBLE_DEVICES=MIG-<uuid>` selects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedMigDevice {
-    /// Profile without the `MIG ` prefix: `3g.40gb` for a full-GI compute instance,
-    /// `1c.3g.40gb` for a compute instance that holds part of its GPU instance.
-    pub profile: String,
-    /// The device's index under its GPU (`Device 0:`); not a GI or CI ID.
-    pub device_index: u32,
-    /// `MIG-<uuid>` on R470 and later; `MIG-GPU-<gpu-uuid>/<gi>/<ci>` on R450/R460.
-    pub uuid: String,
-}
 
 /// One GPU-instance profile from `nvidia-smi mig -lgip`.
 ///
@@ -176,180 +149,6 @@ pub struct ListedComputeInstance {
     pub instance_id: u32,
     /// `(start, size)` in compute slices of the GI; `None` on drivers without that column.
     pub placement: Option<(u8, u8)>,
-}
-
-/// One row of `nvidia-smi --query-gpu=name,pci.bus_id,mig.mode.current,mig.mode.pending
-/// --format=csv,noheader`.
-///
-/// `current != pending` means a mode change waits for a GPU reset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigModeRow {
-    /// GPU name, e.g. `NVIDIA A100-PCIE-40GB`.
-    pub name: String,
-    /// PCI bus ID, e.g. `00000000:04:00.0`.
-    pub bus_id: String,
-    /// MIG mode now in force; `None` where the GPU has no MIG (`[N/A]`).
-    pub current: Option<bool>,
-    /// MIG mode after the next reset; `None` where the GPU has no MIG.
-    pub pending: Option<bool>,
-}
-
-/// What one line printed by `nvidia-smi mig -cgi/-cci/-dci/-dgi` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateMessage {
-    /// `Successfully created GPU instance ID  5 on GPU  0 using profile MIG 2g.20gb (ID 14)`
-    GpuInstanceCreated {
-        gpu: u32,
-        gi: u32,
-        /// Without the `MIG ` prefix.
-        profile_name: String,
-        /// GPU-instance profile ID.
-        profile_id: u32,
-    },
-    /// `Successfully created compute instance ID  0 on GPU  0 GPU instance ID  5 using profile
-    /// MIG 2g.20gb (ID  1)`
-    ComputeInstanceCreated {
-        gpu: u32,
-        gi: u32,
-        ci: u32,
-        /// Without the `MIG ` prefix.
-        profile_name: String,
-        /// Compute-instance profile ID.
-        profile_id: u32,
-    },
-    /// `Successfully destroyed GPU instance ID  7 from GPU  0`
-    GpuInstanceDestroyed { gpu: u32, gi: u32 },
-    /// `Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  7`
-    ComputeInstanceDestroyed { gpu: u32, gi: u32, ci: u32 },
-    /// `Unable to create a GPU instance on GPU  0 using profile 9: Insufficient Resources`
-    Failed {
-        gpu: u32,
-        /// The attempted action as nvidia-smi words it, runs of spaces collapsed:
-        /// `create a GPU instance on GPU 0 using profile 9`.
-        what: String,
-        /// The driver's reason, e.g. `Insufficient Resources`.
-        reason: String,
-    },
-}
-
-// ---------------------------------------------------------------------------------------------
-// nvidia-smi -L
-// ---------------------------------------------------------------------------------------------
-
-/// Parses `nvidia-smi -L`: one line per GPU, each followed by its MIG devices.
-///
-/// ```text
-/// GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5)
-///     MIG 3g.40gb    Device 0: (UUID: MIG-cbd0b0c1-1449-5ed6-876a-dd5b483b65ca)
-///     MIG 3g.40gb    Device 1: (UUID: MIG-51c30d73-526a-5ca2-8914-900dfd3ceb1e)
-/// ```
-///
-/// MIG lines are accepted in every public form: `Device  0:` (two spaces), the R450/R460 UUIDs
-/// `MIG-GPU-<gpu-uuid>/<gi>/<ci>`, and the simplified `MIG 0: 2g.20gb (UUID: MIG-...)`.
-/// Indentation is not required.
-///
-/// # Errors
-///
-/// A line that is neither a GPU nor a MIG line, a MIG line before any GPU line, or a UUID
-/// without its `GPU-`/`MIG-` prefix.
-pub fn parse_list(text: &str) -> Result<Vec<ListedGpu>, ParseError> {
-    let mut gpus: Vec<ListedGpu> = Vec::new();
-    for line in numbered_lines(text) {
-        if is_blank_or_notice(line.text) {
-            continue;
-        }
-        let mut cursor = Cursor::new(line.text);
-        if cursor.eat_word("GPU") {
-            gpus.push(parse_gpu_line(line, cursor)?);
-        } else if cursor.eat_word("MIG") {
-            let Some(gpu) = gpus.last_mut() else {
-                return Err(line.error("a `GPU <index>: <name> (UUID: GPU-...)` line before it"));
-            };
-            gpu.mig_devices.push(parse_mig_line(line, cursor)?);
-        } else {
-            return Err(line.error(
-                "`GPU <index>: <name> (UUID: ...)` or `MIG <profile> Device <index>: (UUID: ...)`",
-            ));
-        }
-    }
-    Ok(gpus)
-}
-
-/// The rest of `GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-...)` after `GPU`.
-fn parse_gpu_line(line: Line<'_>, mut cursor: Cursor<'_>) -> Result<ListedGpu, ParseError> {
-    let index = cursor
-        .number()
-        .filter(|_| cursor.eat_char(':'))
-        .ok_or_else(|| line.error("`GPU <index>:` at the start"))?;
-    let (name, uuid) = split_uuid(cursor.rest)
-        .filter(|(name, uuid)| !name.is_empty() && uuid.starts_with("GPU-"))
-        .ok_or_else(|| line.error("a GPU name followed by `(UUID: GPU-...)`"))?;
-    Ok(ListedGpu {
-        index,
-        name: name.to_owned(),
-        uuid: uuid.to_owned(),
-        mig_devices: Vec::new(),
-    })
-}
-
-/// The rest of a MIG device line after `MIG`, in either the driver's or the simplified form.
-fn parse_mig_line(line: Line<'_>, cursor: Cursor<'_>) -> Result<ListedMigDevice, ParseError> {
-    let mig_uuid = |rest| {
-        split_uuid(rest)
-            .filter(|(_, uuid)| uuid.starts_with("MIG-"))
-            .ok_or_else(|| line.error("`(UUID: MIG-...)` at the end"))
-    };
-
-    // Simplified rendering (Seeweb guide): the index comes first, `MIG 0: 2g.20gb (UUID: ...)`.
-    // A profile such as `3g.40gb` also starts with a digit, so the colon decides.
-    let mut simplified = cursor;
-    if let Some(device_index) = simplified.number() {
-        if simplified.eat_char(':') {
-            let (profile, uuid) = mig_uuid(simplified.rest)?;
-            if !is_one_word(profile) {
-                return Err(line.error("one profile name between `MIG <index>:` and `(UUID:`"));
-            }
-            return Ok(ListedMigDevice {
-                profile: profile.to_owned(),
-                device_index,
-                uuid: uuid.to_owned(),
-            });
-        }
-    }
-
-    // Driver form: `MIG 3g.40gb Device 0: (UUID: MIG-...)`, any spacing.
-    let mut cursor = cursor;
-    let profile = cursor
-        .word()
-        .ok_or_else(|| line.error("a profile name after `MIG`"))?;
-    let device_index = cursor
-        .require("Device")
-        .and_then(|()| cursor.number())
-        .filter(|_| cursor.eat_char(':'))
-        .ok_or_else(|| line.error("`Device <index>:` after the profile name"))?;
-    let (between, uuid) = mig_uuid(cursor.rest)?;
-    if !between.is_empty() {
-        return Err(line.error("`(UUID: MIG-...)` right after `Device <index>:`"));
-    }
-    Ok(ListedMigDevice {
-        profile: profile.to_owned(),
-        device_index,
-        uuid: uuid.to_owned(),
-    })
-}
-
-/// Splits `<before> (UUID: <uuid>)` into the trimmed text before the parenthesis and the UUID.
-///
-/// The last `(` is used, so a GPU name that contains parentheses stays whole.
-fn split_uuid(text: &str) -> Option<(&str, &str)> {
-    let open = text.rfind('(')?;
-    let mut inner = Cursor::new(&text[open + 1..]);
-    if !(inner.eat_word("UUID") && inner.eat_char(':')) {
-        return None;
-    }
-    let (uuid, after) = inner.rest.split_once(')')?;
-    let uuid = uuid.trim();
-    (is_one_word(uuid) && after.trim().is_empty()).then(|| (text[..open].trim(), uuid))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,177 +386,6 @@ pub fn parse_compute_instances(text: &str) -> Result<Vec<ListedComputeInstance>,
 }
 
 // ---------------------------------------------------------------------------------------------
-// nvidia-smi --query-gpu=name,pci.bus_id,mig.mode.current,mig.mode.pending
-// ---------------------------------------------------------------------------------------------
-
-/// Parses the CSV from `nvidia-smi
-/// --query-gpu=name,pci.bus_id,mig.mode.current,mig.mode.pending --format=csv,noheader`:
-///
-/// ```text
-/// NVIDIA A100-PCIE-40GB, 00000000:04:00.0, Enabled, Enabled
-/// NVIDIA A2, 00000000:08:00.0, [N/A], [N/A]
-/// ```
-///
-/// `Enabled`/`Disabled` become `Some(true)`/`Some(false)`; a bracketed value (`[N/A]`,
-/// `[Not Supported]`) or `N/A` becomes `None`. The header line that `--format=csv` prints
-/// without `noheader` is skipped.
-///
-/// # Errors
-///
-/// A line without four fields, without a name or bus ID, or with another MIG mode value.
-pub fn parse_mig_mode_query(text: &str) -> Result<Vec<MigModeRow>, ParseError> {
-    let mut rows = Vec::new();
-    for line in numbered_lines(text) {
-        if is_blank_or_notice(line.text) {
-            continue;
-        }
-        // Split from the right, so a comma inside a GPU name cannot shift the columns.
-        let mut fields = line.text.rsplitn(4, ',').map(str::trim);
-        let (Some(pending), Some(current), Some(bus_id), Some(name)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(line.error(
-                "4 comma-separated fields: name, pci.bus_id, mig.mode.current, mig.mode.pending",
-            ));
-        };
-        if name == "name" && bus_id == "pci.bus_id" {
-            continue;
-        }
-        if name.is_empty() {
-            return Err(line.error("a GPU name in the first field"));
-        }
-        if !is_one_word(bus_id) || !bus_id.contains(':') {
-            return Err(line.error(format!(
-                "a PCI bus ID such as 00000000:04:00.0 in the second field, got `{bus_id}`"
-            )));
-        }
-        rows.push(MigModeRow {
-            name: name.to_owned(),
-            bus_id: bus_id.to_owned(),
-            current: mig_mode(line, current, "mig.mode.current")?,
-            pending: mig_mode(line, pending, "mig.mode.pending")?,
-        });
-    }
-    Ok(rows)
-}
-
-fn mig_mode(line: Line<'_>, value: &str, column: &str) -> Result<Option<bool>, ParseError> {
-    if value.eq_ignore_ascii_case("Enabled") {
-        Ok(Some(true))
-    } else if value.eq_ignore_ascii_case("Disabled") {
-        Ok(Some(false))
-    } else if value == "N/A" || (value.starts_with('[') && value.ends_with(']')) {
-        // nvidia-smi brackets what it cannot report: `[N/A]` on GPUs without MIG.
-        Ok(None)
-    } else {
-        Err(line.error(format!(
-            "{column} as Enabled, Disabled or [N/A], got `{value}`"
-        )))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// -cgi / -cci / -dci / -dgi messages
-// ---------------------------------------------------------------------------------------------
-
-/// Reads the messages `nvidia-smi mig -cgi/-cci/-dci/-dgi` print, one per instance:
-///
-/// ```text
-/// Successfully created GPU instance ID  5 on GPU  0 using profile MIG 2g.20gb (ID 14)
-/// Successfully created compute instance ID  0 on GPU  0 GPU instance ID  5 using profile MIG 2g.20gb (ID  1)
-/// Unable to create a GPU instance on GPU  0 using profile 9: Insufficient Resources
-/// Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  7
-/// Successfully destroyed GPU instance ID  7 from GPU  0
-/// ```
-///
-/// Other lines (`Enabled MIG Mode for GPU ...`, warnings, and summaries without a GPU index such
-/// as `Failed to create GPU instances: ...`) are skipped, so stdout and stderr can be passed in
-/// together. Failures are read from `Unable to create ...`/`Unable to destroy ...` lines.
-#[must_use]
-pub fn parse_create_messages(text: &str) -> Vec<CreateMessage> {
-    text.lines().filter_map(parse_create_message).collect()
-}
-
-fn parse_create_message(line: &str) -> Option<CreateMessage> {
-    let mut c = Cursor::new(line);
-    let message = if c.eat_words("Successfully created GPU instance ID") {
-        let gi = c.number()?;
-        c.require("on GPU")?;
-        let gpu = c.number()?;
-        let (profile_name, profile_id) = profile_clause(&mut c)?;
-        CreateMessage::GpuInstanceCreated {
-            gpu,
-            gi,
-            profile_name,
-            profile_id,
-        }
-    } else if c.eat_words("Successfully created compute instance ID") {
-        let ci = c.number()?;
-        c.require("on GPU")?;
-        let gpu = c.number()?;
-        c.require("GPU instance ID")?;
-        let gi = c.number()?;
-        let (profile_name, profile_id) = profile_clause(&mut c)?;
-        CreateMessage::ComputeInstanceCreated {
-            gpu,
-            gi,
-            ci,
-            profile_name,
-            profile_id,
-        }
-    } else if c.eat_words("Successfully destroyed GPU instance ID") {
-        let gi = c.number()?;
-        c.require("from GPU")?;
-        let gpu = c.number()?;
-        CreateMessage::GpuInstanceDestroyed { gpu, gi }
-    } else if c.eat_words("Successfully destroyed compute instance ID") {
-        let ci = c.number()?;
-        c.require("from GPU")?;
-        let gpu = c.number()?;
-        c.require("GPU instance ID")?;
-        let gi = c.number()?;
-        CreateMessage::ComputeInstanceDestroyed { gpu, gi, ci }
-    } else if c.eat_words("Unable to") {
-        return failure(c.rest);
-    } else {
-        return None;
-    };
-    c.at_end().then_some(message)
-}
-
-/// `using profile MIG 2g.20gb (ID 14)` → `("2g.20gb", 14)`.
-fn profile_clause(c: &mut Cursor<'_>) -> Option<(String, u32)> {
-    c.require("using profile")?;
-    c.eat_word("MIG");
-    let name = c.word()?;
-    c.require_char('(')?;
-    c.require("ID")?;
-    let id = c.number()?;
-    c.require_char(')')?;
-    Some((name.to_owned(), id))
-}
-
-/// `create a GPU instance on GPU  0 using profile 9: Insufficient Resources` (after `Unable to`).
-fn failure(rest: &str) -> Option<CreateMessage> {
-    // ": " and not ':' alone: a PCI bus ID (00000000:36:00.0) has colons too.
-    let (action, reason) = rest.split_once(": ")?;
-    let words: Vec<&str> = action.split_whitespace().collect();
-    if !matches!(words.first(), Some(&("create" | "destroy"))) {
-        return None;
-    }
-    // The first `GPU <n>`; `a GPU instance` has no number after `GPU`.
-    let gpu = words.windows(2).find_map(|pair| match pair {
-        ["GPU", index] => index.parse().ok(),
-        _ => None,
-    })?;
-    Some(CreateMessage::Failed {
-        gpu,
-        what: words.join(" "),
-        reason: reason.trim().to_owned(),
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Shared machinery: lines, table rows, and a small cursor for sentence-like lines
 // ---------------------------------------------------------------------------------------------
 
@@ -796,10 +424,6 @@ pub fn lists_nothing(text: &str) -> bool {
 fn is_blank_or_notice(line: &str) -> bool {
     let line = line.trim();
     line.is_empty() || (line.starts_with("No ") && line.contains(" found"))
-}
-
-fn is_one_word(text: &str) -> bool {
-    !text.is_empty() && !text.contains(char::is_whitespace)
 }
 
 /// Unicode box drawing (U+2500..U+257F): `│ ─ ┼ ═ ╞` and friends.
@@ -1042,48 +666,21 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
-    /// The next run of non-whitespace characters.
-    fn word(&mut self) -> Option<&'a str> {
-        let rest = self.rest.trim_start();
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        if end == 0 {
-            return None;
-        }
-        self.rest = &rest[end..];
-        Some(&rest[..end])
-    }
-
     fn at_end(&self) -> bool {
         self.rest.trim().is_empty()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     // -----------------------------------------------------------------------------------------
-    // Samples copied verbatim from shared/reference/nvidia-smi.md and mig.md
+    // Samples copied verbatim from docs/nvidia-smi.md and docs/mig.md
     // -----------------------------------------------------------------------------------------
 
-    /// `nvidia-smi -L` without MIG (T).
-    const LIST_NO_MIG: &str = r"GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5)
-";
-
-    /// `nvidia-smi -L` with two MIG instances (T).
-    const LIST_TWO_MIG: &str = r"GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5)
-    MIG 3g.40gb    Device 0: (UUID: MIG-cbd0b0c1-1449-5ed6-876a-dd5b483b65ca)
-    MIG 3g.40gb    Device 1: (UUID: MIG-51c30d73-526a-5ca2-8914-900dfd3ceb1e)
-";
-
-    /// The other public MIG line forms, each as the reference prints it.
-    const LIST_MIG_TWO_SPACES: &str =
-        "  MIG 1c.3g.40gb  Device  0: (UUID: MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb)";
-    const LIST_MIG_R450: &str = "  MIG 1g.5gb Device 0: (UUID: MIG-GPU-<gpu-uuid>/<gi>/<ci>)";
-    const LIST_MIG_SIMPLIFIED: &str = "  MIG 0: 2g.20gb (UUID: MIG-aaaa-1111-bbbb-2222)";
-
     /// `nvidia-smi mig -i 0 -lgip` on an H100 (T, re-typed).
-    const LGIP_H100: &str = r"+-----------------------------------------------------------------------------+
+    pub(in crate::backend::nvml) const LGIP_H100: &str = r"+-----------------------------------------------------------------------------+
 | GPU instance profiles:                                                      |
 | GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC  |
 |                              Free/Total   GiB              CE    JPEG  OFA  |
@@ -1103,7 +700,7 @@ mod tests {
 ";
 
     /// `nvidia-smi mig -lgipp` on an A100 80GB (S).
-    const LGIPP_A100: &str = r"GPU  0 Profile ID 19 Placements: {0,1,2,3,4,5,6}:1
+    pub(in crate::backend::nvml) const LGIPP_A100: &str = r"GPU  0 Profile ID 19 Placements: {0,1,2,3,4,5,6}:1
 GPU  0 Profile ID 20 Placements: {0,1,2,3,4,5,6}:1
 GPU  0 Profile ID 15 Placements: {0,2,4,6}:2
 GPU  0 Profile ID 14 Placements: {0,2,4}:2
@@ -1137,60 +734,9 @@ GPU  0 Profile ID  0 Placement : {0}:8
 +--------------------------------------------------------------------+
 ";
 
-    /// `nvidia-smi --query-gpu=name,pci.bus_id,mig.mode.current,mig.mode.pending
-    /// --format=csv,noheader`.
-    const QUERY_MIG_MODE: &str = r"NVIDIA A100-PCIE-40GB, 00000000:04:00.0, Enabled, Enabled
-NVIDIA A2, 00000000:08:00.0, [N/A], [N/A]
-";
-
-    /// The -cgi/-cci/-dci/-dgi messages.
-    const MESSAGES: &str = r"Successfully created GPU instance ID  5 on GPU  0 using profile MIG 2g.20gb (ID 14)
-Successfully created compute instance ID  0 on GPU  0 GPU instance ID  5 using profile MIG 2g.20gb (ID  1)
-Unable to create a GPU instance on GPU  0 using profile 9: Insufficient Resources
-Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  7
-Successfully destroyed GPU instance ID  7 from GPU  0
-";
-
-    /// The "Changing MIG state" commands and their replies (T, S, UG): no per-instance message.
-    const MIG_STATE_COMMANDS: &str = r#"nvidia-smi -i 0 -mig 1                 # enable MIG mode on GPU 0 (resets it; kills its processes)
-  -> Enabled MIG Mode for GPU 00000000:36:00.0
-  (passthrough/VM: "Warning: MIG mode is in pending enable state ... Reboot the system or try nvidia-smi --gpu-reset")
-nvidia-smi mig -i 0 -cgi 9,9           # create two GIs of profile 9 (3g.40gb)
-nvidia-smi mig -i 0 -cgi 15,15 -C      # create GIs and their default CIs in one step
-nvidia-smi mig -i 0 -cci               # default CI in every GI without one
-nvidia-smi mig -i 0 -gi 1 -cci 0,0     # two 1c CIs inside GI 1
-nvidia-smi mig -i 0 -dci               # destroy all CIs
-nvidia-smi mig -i 0 -dgi               # destroy all GIs
-nvidia-smi -i 0 -mig 0                 # disable MIG mode
-"#;
-
-    const H100_UUID: &str = "GPU-f0adccc6-9d17-0af6-ba0b-82402cce84b5";
-
     // -----------------------------------------------------------------------------------------
     // Helpers
     // -----------------------------------------------------------------------------------------
-
-    fn mig(profile: &str, device_index: u32, uuid: &str) -> ListedMigDevice {
-        ListedMigDevice {
-            profile: profile.to_owned(),
-            device_index,
-            uuid: uuid.to_owned(),
-        }
-    }
-
-    fn h100(mig_devices: Vec<ListedMigDevice>) -> ListedGpu {
-        ListedGpu {
-            index: 0,
-            name: "NVIDIA H100 80GB HBM3".to_owned(),
-            uuid: H100_UUID.to_owned(),
-            mig_devices,
-        }
-    }
-
-    /// `GPU 0: NVIDIA H100 ...` followed by `mig_line`.
-    fn with_gpu(mig_line: &str) -> String {
-        format!("GPU 0: NVIDIA H100 80GB HBM3 (UUID: {H100_UUID})\n{mig_line}\n")
-    }
 
     /// Builds a profile, the engine counts being `[ce, jpg, ofa]`.
     #[allow(clippy::too_many_arguments)]
@@ -1284,171 +830,6 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
     }
 
     // -----------------------------------------------------------------------------------------
-    // nvidia-smi -L
-    // -----------------------------------------------------------------------------------------
-
-    #[test]
-    fn list_without_mig() {
-        assert_eq!(parse_list(LIST_NO_MIG).unwrap(), vec![h100(vec![])]);
-    }
-
-    #[test]
-    fn list_with_two_mig_devices() {
-        assert_eq!(
-            parse_list(LIST_TWO_MIG).unwrap(),
-            vec![h100(vec![
-                mig("3g.40gb", 0, "MIG-cbd0b0c1-1449-5ed6-876a-dd5b483b65ca"),
-                mig("3g.40gb", 1, "MIG-51c30d73-526a-5ca2-8914-900dfd3ceb1e"),
-            ])]
-        );
-    }
-
-    #[test]
-    fn list_two_spaces_before_the_device_index() {
-        let gpus = parse_list(&with_gpu(LIST_MIG_TWO_SPACES)).unwrap();
-        assert_eq!(
-            gpus,
-            vec![h100(vec![mig(
-                "1c.3g.40gb",
-                0,
-                "MIG-c788539f-c1ea-5a36-8b4d-9b07d024b1bb"
-            )])]
-        );
-    }
-
-    #[test]
-    fn list_r450_mig_uuid() {
-        let gpus = parse_list(&with_gpu(LIST_MIG_R450)).unwrap();
-        assert_eq!(
-            gpus[0].mig_devices,
-            vec![mig("1g.5gb", 0, "MIG-GPU-<gpu-uuid>/<gi>/<ci>")]
-        );
-    }
-
-    #[test]
-    fn list_r450_mig_uuid_with_a_real_gpu_uuid() {
-        let text = with_gpu(&format!(
-            "  MIG 1g.5gb Device 3: (UUID: MIG-{H100_UUID}/7/0)"
-        ));
-        let gpus = parse_list(&text).unwrap();
-        assert_eq!(
-            gpus[0].mig_devices,
-            vec![mig("1g.5gb", 3, &format!("MIG-{H100_UUID}/7/0"))]
-        );
-    }
-
-    #[test]
-    fn list_simplified_seeweb_form() {
-        let gpus = parse_list(&with_gpu(LIST_MIG_SIMPLIFIED)).unwrap();
-        assert_eq!(
-            gpus[0].mig_devices,
-            vec![mig("2g.20gb", 0, "MIG-aaaa-1111-bbbb-2222")]
-        );
-    }
-
-    #[test]
-    fn list_spacing_variants() {
-        // Tabs, no indentation, CRLF, blank lines, squeezed and padded separators.
-        let text = "\r\nGPU\t0:\tNVIDIA H100 80GB HBM3\t(UUID:GPU-aa)\r\n\
-                    MIG 3g.40gb Device 0:(UUID: MIG-bb)\r\n\
-                    \t\tMIG   1c.3g.40gb\tDevice\t12 :  ( UUID :  MIG-cc )  \r\n\
-                    \n\
-                    GPU 1:  NVIDIA A100-SXM4-80GB   (UUID: GPU-dd)\n\
-                    MIG 1 : 1g.10gb (UUID: MIG-ee)\n";
-        assert_eq!(
-            parse_list(text).unwrap(),
-            vec![
-                ListedGpu {
-                    index: 0,
-                    name: "NVIDIA H100 80GB HBM3".to_owned(),
-                    uuid: "GPU-aa".to_owned(),
-                    mig_devices: vec![mig("3g.40gb", 0, "MIG-bb"), mig("1c.3g.40gb", 12, "MIG-cc")],
-                },
-                ListedGpu {
-                    index: 1,
-                    name: "NVIDIA A100-SXM4-80GB".to_owned(),
-                    uuid: "GPU-dd".to_owned(),
-                    mig_devices: vec![mig("1g.10gb", 1, "MIG-ee")],
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn list_gpu_name_with_parentheses_keeps_the_name_whole() {
-        let gpus = parse_list("GPU 3: Tesla K80 (rev a1) (UUID: GPU-1234)").unwrap();
-        assert_eq!(gpus[0].index, 3);
-        assert_eq!(gpus[0].name, "Tesla K80 (rev a1)");
-        assert_eq!(gpus[0].uuid, "GPU-1234");
-    }
-
-    #[test]
-    fn list_empty_and_no_devices() {
-        assert_eq!(parse_list("").unwrap(), vec![]);
-        assert_eq!(parse_list("No devices were found\n").unwrap(), vec![]);
-    }
-
-    #[test]
-    fn list_mig_line_before_any_gpu_is_an_error() {
-        assert_error(
-            parse_list(LIST_MIG_SIMPLIFIED),
-            1,
-            LIST_MIG_SIMPLIFIED,
-            "GPU <index>",
-        );
-    }
-
-    #[test]
-    fn list_errors_name_the_line() {
-        // Missing UUID on the second GPU, line 4.
-        let text = format!("{LIST_TWO_MIG}GPU 1: NVIDIA H100 80GB HBM3\n");
-        assert_error(
-            parse_list(&text),
-            4,
-            "GPU 1: NVIDIA H100 80GB HBM3",
-            "(UUID: GPU-...)",
-        );
-
-        // A MIG UUID where a GPU UUID belongs.
-        assert_error(
-            parse_list("GPU 0: X (UUID: MIG-1)"),
-            1,
-            "GPU 0: X (UUID: MIG-1)",
-            "GPU-",
-        );
-
-        // No index.
-        assert_error(
-            parse_list("GPU: X (UUID: GPU-1)"),
-            1,
-            "GPU: X (UUID: GPU-1)",
-            "GPU <index>:",
-        );
-
-        // MIG device without `Device <n>:`.
-        let line = "    MIG 3g.40gb (UUID: MIG-1)";
-        assert_error(parse_list(&with_gpu(line)), 2, line, "Device <index>:");
-
-        // MIG device whose UUID is a GPU UUID.
-        let line = "    MIG 3g.40gb Device 0: (UUID: GPU-1)";
-        assert_error(parse_list(&with_gpu(line)), 2, line, "MIG-");
-
-        // Trailing text after the closing parenthesis.
-        let line = "    MIG 3g.40gb Device 0: (UUID: MIG-1) extra";
-        assert_error(parse_list(&with_gpu(line)), 2, line, "MIG-");
-
-        // Two words where the simplified form has one profile.
-        let line = "  MIG 0: 2g.20gb spare (UUID: MIG-1)";
-        assert_error(parse_list(&with_gpu(line)), 2, line, "one profile name");
-    }
-
-    #[test]
-    fn list_driver_failure_is_an_error_not_an_empty_list() {
-        let text = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.";
-        assert_error(parse_list(text), 1, text, "GPU <index>");
-    }
-
-    // -----------------------------------------------------------------------------------------
     // nvidia-smi mig -lgip
     // -----------------------------------------------------------------------------------------
 
@@ -1471,7 +852,7 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
 
     #[test]
     fn lgip_after_two_3g_instances_every_free_count_is_zero() {
-        // All seven H100 profiles (values from mig.md), Free as T shows after `-cgi 9,9`.
+        // All seven H100 profiles (values from docs/mig.md), Free as T shows after `-cgi 9,9`.
         let text = r"+-----------------------------------------------------------------------------+
 | GPU instance profiles:                                                      |
 | GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC  |
@@ -1692,7 +1073,7 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
 
     #[test]
     fn lgipp_a30_two_gpus_and_spacing_variants() {
-        // A30 geometry from mig.md, on GPU 1, written with assorted spacing.
+        // A30 geometry from docs/mig.md, on GPU 1, written with assorted spacing.
         let text = "GPU 1 Profile ID 14 Placements: {0,1,2,3}:1\n\
                     \tGPU\t1\tProfile\tID\t21\tPlacements:\t{0, 1, 2, 3} : 1\r\n\
                     GPU 1 Profile ID 5 Placements:{0,2}:2\n\
@@ -1750,7 +1131,7 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
 
     #[test]
     fn lgi_without_borders_and_odd_spacing() {
-        // The 3-2-1-1 layout from mig.md: 1g@0:1, 1g@1:1, 2g@2:2, 3g@4:4, on GPU 1.
+        // The 3-2-1-1 layout from docs/mig.md: 1g@0:1, 1g@1:1, 2g@2:2, 3g@4:4, on GPU 1.
         let text = "GPU instances:\n\
                     GPU Name Profile Instance Placement\n\
                     ID ID Start:Size\n\
@@ -1899,196 +1280,6 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
     }
 
     // -----------------------------------------------------------------------------------------
-    // --query-gpu=name,pci.bus_id,mig.mode.current,mig.mode.pending
-    // -----------------------------------------------------------------------------------------
-
-    fn mode_row(
-        name: &str,
-        bus_id: &str,
-        current: Option<bool>,
-        pending: Option<bool>,
-    ) -> MigModeRow {
-        MigModeRow {
-            name: name.to_owned(),
-            bus_id: bus_id.to_owned(),
-            current,
-            pending,
-        }
-    }
-
-    #[test]
-    fn query_sample() {
-        assert_eq!(
-            parse_mig_mode_query(QUERY_MIG_MODE).unwrap(),
-            vec![
-                mode_row(
-                    "NVIDIA A100-PCIE-40GB",
-                    "00000000:04:00.0",
-                    Some(true),
-                    Some(true)
-                ),
-                mode_row("NVIDIA A2", "00000000:08:00.0", None, None),
-            ]
-        );
-    }
-
-    #[test]
-    fn query_variants() {
-        // Header left in, pending change, no spaces, tabs, CRLF, a comma inside the name.
-        let text = "name, pci.bus_id, mig.mode.current, mig.mode.pending\r\n\
-                    NVIDIA H100 80GB HBM3,00000000:36:00.0,Disabled,Enabled\r\n\
-                    \tNVIDIA H100, rev 2 ,\t00000000:37:00.0 , Enabled ,\tDisabled\n\
-                    \n\
-                    Tesla T4, 00000000:3B:00.0, [Not Supported], N/A\n";
-        assert_eq!(
-            parse_mig_mode_query(text).unwrap(),
-            vec![
-                mode_row(
-                    "NVIDIA H100 80GB HBM3",
-                    "00000000:36:00.0",
-                    Some(false),
-                    Some(true)
-                ),
-                mode_row(
-                    "NVIDIA H100, rev 2",
-                    "00000000:37:00.0",
-                    Some(true),
-                    Some(false)
-                ),
-                mode_row("Tesla T4", "00000000:3B:00.0", None, None),
-            ]
-        );
-    }
-
-    #[test]
-    fn query_errors_name_the_line() {
-        let text = format!("{QUERY_MIG_MODE}NVIDIA A2, 00000000:09:00.0, Enabled\n");
-        assert_error(
-            parse_mig_mode_query(&text),
-            3,
-            "NVIDIA A2, 00000000:09:00.0, Enabled",
-            "4 comma-separated fields",
-        );
-        let text = format!("{QUERY_MIG_MODE}NVIDIA A2, 00000000:09:00.0, Enabled, Pending\n");
-        assert_error(
-            parse_mig_mode_query(&text),
-            3,
-            "NVIDIA A2, 00000000:09:00.0, Enabled, Pending",
-            "mig.mode.pending as Enabled, Disabled or [N/A], got `Pending`",
-        );
-        // Columns in another order: the bus ID is not where it belongs.
-        let line = "00000000:04:00.0, NVIDIA A2, Enabled, Enabled";
-        assert_error(parse_mig_mode_query(line), 1, line, "PCI bus ID");
-        let line = ", 00000000:04:00.0, Enabled, Enabled";
-        assert_error(parse_mig_mode_query(line), 1, line, "GPU name");
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // -cgi / -cci / -dci / -dgi messages
-    // -----------------------------------------------------------------------------------------
-
-    #[test]
-    fn messages_sample() {
-        assert_eq!(
-            parse_create_messages(MESSAGES),
-            vec![
-                CreateMessage::GpuInstanceCreated {
-                    gpu: 0,
-                    gi: 5,
-                    profile_name: "2g.20gb".to_owned(),
-                    profile_id: 14,
-                },
-                CreateMessage::ComputeInstanceCreated {
-                    gpu: 0,
-                    gi: 5,
-                    ci: 0,
-                    profile_name: "2g.20gb".to_owned(),
-                    profile_id: 1,
-                },
-                CreateMessage::Failed {
-                    gpu: 0,
-                    what: "create a GPU instance on GPU 0 using profile 9".to_owned(),
-                    reason: "Insufficient Resources".to_owned(),
-                },
-                CreateMessage::ComputeInstanceDestroyed {
-                    gpu: 0,
-                    gi: 7,
-                    ci: 0
-                },
-                CreateMessage::GpuInstanceDestroyed { gpu: 0, gi: 7 },
-            ]
-        );
-    }
-
-    #[test]
-    fn messages_mixed_output_and_spacing() {
-        let text = "Enabled MIG Mode for GPU 00000000:36:00.0\n\
-                    Warning: MIG mode is in pending enable state for GPU 00000000:36:00.0:In use by another client\n\
-                    All done.\n\
-                    \tSuccessfully created GPU instance ID 13 on GPU 1 using profile MIG 1g.10gb+me (ID 20)\r\n\
-                    Successfully  created  compute  instance  ID  2  on  GPU  1  GPU  instance  ID  13  using  profile  MIG  1c.3g.40gb  ( ID 0 )\n\
-                    Unable to destroy GPU instance ID  1 from GPU  3: In use by another client\n\
-                    Failed to destroy GPU instances: In use by another client\n\
-                    Unable to enable MIG Mode for GPU 00000000:07:00.0: Insufficient Permissions\n\
-                    Successfully created GPU instance ID 1 on GPU 0 using profile MIG 3g.40gb (ID 9) and more\n\
-                    Successfully destroyed GPU instance ID x from GPU 0\n";
-        assert_eq!(
-            parse_create_messages(text),
-            vec![
-                CreateMessage::GpuInstanceCreated {
-                    gpu: 1,
-                    gi: 13,
-                    profile_name: "1g.10gb+me".to_owned(),
-                    profile_id: 20,
-                },
-                CreateMessage::ComputeInstanceCreated {
-                    gpu: 1,
-                    gi: 13,
-                    ci: 2,
-                    profile_name: "1c.3g.40gb".to_owned(),
-                    profile_id: 0,
-                },
-                CreateMessage::Failed {
-                    gpu: 3,
-                    what: "destroy GPU instance ID 1 from GPU 3".to_owned(),
-                    reason: "In use by another client".to_owned(),
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn messages_compute_instance_failure() {
-        let text = "Unable to create a compute instance on GPU  2 GPU instance ID  1 using profile 0: Insufficient Resources";
-        assert_eq!(
-            parse_create_messages(text),
-            vec![CreateMessage::Failed {
-                gpu: 2,
-                what: "create a compute instance on GPU 2 GPU instance ID 1 using profile 0"
-                    .to_owned(),
-                reason: "Insufficient Resources".to_owned(),
-            }]
-        );
-    }
-
-    #[test]
-    fn messages_skip_commands_and_mode_changes() {
-        assert_eq!(parse_create_messages(MIG_STATE_COMMANDS), vec![]);
-        let mixed = format!("{MIG_STATE_COMMANDS}{MESSAGES}");
-        assert_eq!(
-            parse_create_messages(&mixed),
-            parse_create_messages(MESSAGES)
-        );
-        assert_eq!(parse_create_messages(&mixed).len(), 5);
-    }
-
-    #[test]
-    fn messages_nothing_recognised() {
-        assert_eq!(parse_create_messages(""), vec![]);
-        assert_eq!(parse_create_messages(LGI_H100), vec![]);
-    }
-
-    // -----------------------------------------------------------------------------------------
     // ParseError and shared machinery
     // -----------------------------------------------------------------------------------------
 
@@ -2152,7 +1343,6 @@ nvidia-smi -i 0 -mig 0                 # disable MIG mode
         let mut c = Cursor::new("GPU-1234");
         assert!(!c.eat_word("GPU"));
         assert_eq!(c.number::<u32>(), None);
-        assert_eq!(c.word(), Some("GPU-1234"));
-        assert_eq!(c.word(), None);
+        assert_eq!(c.rest, "GPU-1234");
     }
 }

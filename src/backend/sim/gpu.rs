@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Change, Device, ForeignProcess, GpuState};
 use crate::catalog::{CiProfile, GiProfile, GpuModel};
 use crate::error::{Error, Result};
+use crate::layout::placed_name;
 
 /// One job as the simulator tracks it.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub struct SimGi {
 impl SimGi {
     /// The GI's memory pool, named by its profile and placement (`3g.40gb@4`).
     pub fn pool(&self) -> String {
-        format!("{}@{}", self.profile.name, self.start)
+        placed_name(&self.profile.name, self.start)
     }
 }
 

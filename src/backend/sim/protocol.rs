@@ -128,7 +128,7 @@ impl Connection {
     }
 }
 
-/// The message PyTorch prints when an allocation fails (reference: nvidia-smi.md).
+/// The message PyTorch prints when an allocation fails (reference: docs/nvidia-smi.md).
 fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
     eprintln!("Traceback (most recent call last):");
     eprintln!(

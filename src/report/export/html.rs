@@ -39,7 +39,7 @@ impl Exporter for Html {
             ));
         }
         for t in &report.tables {
-            out.push_str(&format!("<h2>{}</h2>\n{}", escape(&t.title), table(t)));
+            out.push_str(&format!("<h2>{}</h2>\n{}", escape(&t.title), render(t)));
         }
         if !data.warnings.is_empty() {
             out.push_str("<h2>Warnings</h2>\n<ul>\n");
@@ -70,7 +70,7 @@ fn inline_svg(svg: &str) -> String {
     svg[start..].replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }
 
-fn table(table: &Table) -> String {
+fn render(table: &Table) -> String {
     let columns = table.columns_with(&[Role::Brief, Role::Detail]);
     let class = |c: usize| {
         if table.columns[c].numeric() {

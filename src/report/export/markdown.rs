@@ -20,7 +20,7 @@ impl Exporter for Markdown {
             out.push_str(&format!("> {}\n\n", crate::report::SIMULATED_NOTE));
         }
         for t in &report.tables {
-            out.push_str(&format!("## {}\n\n{}", t.title, table(t)));
+            out.push_str(&format!("## {}\n\n{}", t.title, render(t)));
         }
         if !data.warnings.is_empty() {
             out.push_str("## Warnings\n\n");
@@ -43,7 +43,7 @@ impl Exporter for Markdown {
 }
 
 /// A table in Markdown: a `###` heading per group, then the brief and detail columns.
-pub fn table(table: &Table) -> String {
+pub fn render(table: &Table) -> String {
     let columns = table.columns_with(&[Role::Brief, Role::Detail]);
     let mut out = String::new();
     for (heading, rows) in table.groups() {

@@ -53,5 +53,5 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-pub use markdown::table as markdown_table;
-pub use terminal::table as terminal_table;
+pub use markdown::render as render_markdown;
+pub use terminal::render as render_terminal;

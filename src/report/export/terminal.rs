@@ -17,7 +17,7 @@ impl Exporter for Terminal {
             if k > 0 {
                 out.push_str(&format!("{}\n", t.title));
             }
-            out.push_str(&table(t));
+            out.push_str(&render(t));
         }
         for v in report.data.variants.iter().filter(|v| v.status != "ran") {
             out.push_str(&format!("{} · {}: {}\n", v.scenario, v.variant, v.status));
@@ -30,14 +30,14 @@ impl Exporter for Terminal {
 }
 
 /// A table as the terminal shows it: a heading line per group, then its brief columns.
-pub fn table(table: &Table) -> String {
+pub fn render(table: &Table) -> String {
     let columns = table.columns_with(&[Role::Brief, Role::Terminal]);
     let mut out = String::new();
     for (heading, rows) in table.groups() {
         if !heading.is_empty() {
             out.push_str(&format!("{heading}\n"));
         }
-        let mut t = output::table(columns.iter().map(|&c| table.columns[c].header));
+        let mut t = output::grid(columns.iter().map(|&c| table.columns[c].header));
         for &r in &rows {
             t.add_row(
                 columns

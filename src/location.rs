@@ -1,4 +1,5 @@
-//! Errors that point into the scenario file: `file:line:column: message`.
+//! Errors that point into an input file (a scenario, a mig-parted file): `file:line:column:
+//! message`. Beside the scenario and layout modules rather than in either, as both use it.
 
 use std::fmt;
 use std::ops::Range;

@@ -2,8 +2,6 @@
 //! directory and the environment that points migbench at it. Shared by the tests that run the
 //! NVML backend (nvml_backend.rs) and the validation kit (gpu_kit.rs) on it.
 
-#![allow(dead_code)] // each test uses part of it
-
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -111,7 +109,7 @@ impl FakeDriver {
     }
 
     pub fn migbench(&self) -> Command {
-        let mut cmd = Command::cargo_bin("migbench").unwrap();
+        let mut cmd = super::migbench();
         cmd.envs(self.env());
         cmd
     }

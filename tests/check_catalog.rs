@@ -1,0 +1,129 @@
+//! `migbench discover --check-catalog` on the stand-in driver: the profile tables its
+//! `nvidia-smi` lists (`mig -lgip`, `mig -lgipp`) against the catalog. Exit status 0 when they
+//! match, 1 with each difference named when a driver prints other names, GiB or placements
+//! (as drivers do: docs/mig.md), 2 when no GPU can be checked.
+
+mod common;
+
+use std::process::Output;
+
+use common::fake_driver::FakeDriver;
+use serde_json::{json, Value};
+
+/// `migbench discover --check-catalog OPTIONS` on the stand-in GPU.
+fn check_catalog(gpu: &FakeDriver, options: &[&str]) -> Output {
+    gpu.migbench()
+        .args(["discover", "--check-catalog"])
+        .args(options)
+        .output()
+        .unwrap()
+}
+
+/// An H100 80GB with MIG mode on, its driver's tables changed by `driver_profiles`.
+fn mig_on(driver_profiles: Value) -> FakeDriver {
+    FakeDriver::with(json!({
+        "mig_current": true,
+        "mig_pending": true,
+        "driver_profiles": driver_profiles,
+    }))
+}
+
+#[test]
+fn a_driver_that_lists_the_catalogs_tables_matches_and_both_tables_are_read() {
+    let gpu = mig_on(json!({}));
+    let out = check_catalog(&gpu, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("GPU 0 NVIDIA H100 80GB HBM3 (h100-80gb): the driver's profile tables match the catalog"),
+        "{stdout}"
+    );
+    let calls = gpu.calls();
+    for listing in ["mig -i 0 -lgip", "mig -i 0 -lgipp"] {
+        assert!(
+            calls.iter().any(|c| c == listing),
+            "{listing} not run: {calls:?}"
+        );
+    }
+}
+
+#[test]
+fn each_difference_is_named_and_the_status_is_1() {
+    // 3g renamed and resized as drivers 535/545 print it on the A100 (docs/mig.md), a 4g
+    // placement the catalog does not have, and the +me profile not listed at all.
+    let gpu = mig_on(json!({
+        "9": { "name": "3g.39gb", "memory_gib": 39.25 },
+        "5": { "placements": [0, 4] },
+        "20": { "absent": true },
+    }));
+    let out = check_catalog(&gpu, &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "the driver's MIG profile tables differ from the catalog on GPU 0 (4 difference(s))"
+    ));
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, String, String, String)> = checks[0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap().to_string();
+            (s("profile"), s("field"), s("catalog"), s("driver"))
+        })
+        .collect();
+    let row = |p: &str, f: &str, c: &str, d: &str| (p.into(), f.into(), c.into(), d.into());
+    assert_eq!(
+        found,
+        vec![
+            row(
+                "1g.10gb+me (ID 20)",
+                "profile",
+                "listed",
+                "not listed by -lgip"
+            ),
+            row("3g.40gb (ID 9)", "name", "3g.40gb", "3g.39gb"),
+            row("3g.40gb (ID 9)", "memory_gib", "39.50", "39.25"),
+            row("4g.40gb (ID 5)", "placements", "{0}:4", "{0,4}:4"),
+        ]
+    );
+
+    // The table names the same rows.
+    let out = check_catalog(&gpu, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("3g.39gb") && table.contains("{0,4}:4"),
+        "{table}"
+    );
+    assert!(
+        table.contains("4 difference(s) from the catalog"),
+        "{table}"
+    );
+}
+
+#[test]
+fn with_mig_mode_off_nothing_can_be_checked_and_the_status_is_2() {
+    let gpu = FakeDriver::h100();
+    let out = check_catalog(&gpu, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no GPU could be checked against the catalog: GPU 0: MIG mode is off"),
+        "{stderr}"
+    );
+    assert!(
+        gpu.calls().iter().all(|c| !c.contains("-lgip")),
+        "{:?}",
+        gpu.calls()
+    );
+}
