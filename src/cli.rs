@@ -81,10 +81,10 @@ pub enum Command {
     SampleCost(SampleCostArgs),
     /// A simulated GPU job (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
-    Synth(SynthArgs),
+    Synth(crate::backend::sim::synth::SynthArgs),
     /// A simulated model server (started by `migbench run --sim`, not by hand).
     #[command(hide = true)]
-    SimServer(SimServerArgs),
+    SimServer(crate::backend::sim::server::SimServerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -288,44 +288,4 @@ pub struct SampleCostArgs {
     pub wait_s: f64,
     #[command(flatten)]
     pub format: FormatArg,
-}
-
-#[derive(Debug, Args)]
-pub struct SynthArgs {
-    #[arg(long)]
-    pub socket: std::path::PathBuf,
-    #[arg(long)]
-    pub job: u64,
-    #[arg(long)]
-    pub constant_gib: f64,
-    #[arg(long)]
-    pub peak_gib: f64,
-    #[arg(long)]
-    pub peak_at: f64,
-    #[arg(long)]
-    pub peak_for: f64,
-    /// Crash with exit status 3 at this fraction of the run.
-    #[arg(long)]
-    pub fail_at: Option<f64>,
-}
-
-#[derive(Debug, Args)]
-pub struct SimServerArgs {
-    #[arg(long)]
-    pub socket: std::path::PathBuf,
-    #[arg(long)]
-    pub job: u64,
-    #[arg(long)]
-    pub port: u16,
-    /// Memory of the device the server runs on, GiB (vLLM's fraction is of this).
-    #[arg(long)]
-    pub device_gib: f64,
-    #[arg(long)]
-    pub memory_fraction: f64,
-    /// The model name the server answers to.
-    #[arg(long)]
-    pub model: String,
-    /// The workload's `[sim.server]` profile, as JSON.
-    #[arg(long)]
-    pub profile: String,
 }

@@ -13,23 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, BackendKind, Change, GpuState};
+pub use crate::backend::GpuIdentity;
+use crate::backend::{Backend, Change, GpuState};
 use crate::error::{Error, Result};
 use crate::results::now_rfc3339;
-
-/// Which GPU a journal is about, and how to reach it again after a crash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GpuIdentity {
-    pub backend: BackendKind,
-    /// Catalog key.
-    pub model: String,
-    pub uuid: String,
-    pub index: u32,
-    /// The simulated GPU's state file, when it outlives the process. Recorded absolute (see
-    /// [`absolute`]), so that a restore from another directory finds the same file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sim_state: Option<PathBuf>,
-}
 
 /// `path` made absolute and canonical, so that what a journal or a lock records names the same
 /// file from any working directory: the file itself when it exists, else its directory joined

@@ -52,6 +52,7 @@ pub mod compare;
 pub mod error;
 pub mod fault;
 pub mod gpu_lock;
+pub mod http;
 pub mod journal;
 pub mod layout;
 pub mod loadgen;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::Error;
 
 /// A grid of text for the terminal in the house style: horizontal rules, numbers right-aligned by
-/// the caller (a report's tables are [`crate::report::table::Table`], rendered by its exporters).
+/// the caller (a report's tables are `report::table::Table`, rendered by its exporters).
 pub fn grid<I, S>(header: I) -> Table
 where
     I: IntoIterator<Item = S>,

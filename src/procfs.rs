@@ -108,6 +108,13 @@ mod tests {
         let mut members = group_members(leader);
         members.sort_unstable();
         assert_eq!(members, vec![leader, grandchild]);
+        // The shell prints the PID as soon as it has forked, maybe before the child has
+        // exec'd `sleep`: until then the child's command line is still the shell's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while cmdline(grandchild).unwrap() != ["sleep", "5"] && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(cmdline(grandchild).unwrap(), vec!["sleep", "5"]);
         assert_eq!(
             env_var(grandchild, "MIGBENCH_PROCFS_TEST"),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use migbench::clock::Clock;
+use migbench::http;
 use migbench::loadgen::{self, Endpoint, LoadSpec, Slo, Target, TokenCount};
-use migbench::serving::http;
 use tokio::net::TcpListener;
 
 /// What the scripted server does with each streaming request.

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::GpuModel;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::journal::GpuIdentity;
 use crate::workload::Workload;
 
 /// Which backend produced a result. Simulated numbers are never presented as measured.
@@ -36,6 +35,20 @@ impl BackendKind {
             BackendKind::Nvml => "nvml",
         }
     }
+}
+
+/// Which GPU a run's journal and lock are about, and how to reach it again after a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuIdentity {
+    pub backend: BackendKind,
+    /// Catalog key.
+    pub model: String,
+    pub uuid: String,
+    pub index: u32,
+    /// The simulated GPU's state file, when it outlives the process. Recorded absolute (see
+    /// `journal::absolute`), so that a restore from another directory finds the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_state: Option<PathBuf>,
 }
 
 /// What a backend knows about its GPU.

@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::openai::{self, Usage};
 use super::prompts::Prompt;
 use super::spec::Endpoint;
+use super::sse::STAMPED_CLIENT;
 use super::sse::{SseEvent, SseParser};
 use super::{RequestRecord, TokenCount};
-use crate::backend::sim::server::STAMPED_CLIENT;
 use crate::clock::{Clock, Hold};
 
 /// What one request needs to go out (owned, so that it can be sent from a task of its own).

@@ -6,6 +6,13 @@
 //! a comment line (`: sim-t=SECONDS`) that other clients skip; the parser hands the last stamp
 //! seen to every event after it.
 
+/// The SSE comment by which the simulated server stamps the events after it with the simulated
+/// instant they were made: a stamped stream is timed by its stamps, not by the wall clock.
+pub const STAMP: &str = ": sim-t=";
+/// The request header by which migbench's load generator says it reads stamps and answers each
+/// stream's end (so the simulated clock may wait for it); other clients do not.
+pub const STAMPED_CLIENT: &str = "x-migbench-sim-clock";
+
 /// One event: its `data`, and the simulated instant of the last stamp before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
@@ -56,7 +63,7 @@ impl SseParser {
             }
             return;
         }
-        if let Some(t) = line.strip_prefix(crate::backend::sim::server::STAMP) {
+        if let Some(t) = line.strip_prefix(STAMP) {
             self.stamp = t.trim().parse().ok().filter(|t: &f64| t.is_finite());
             return;
         }

@@ -15,8 +15,8 @@ use super::stats::Summary;
 use super::summary::VariantSummary;
 use crate::catalog::Catalog;
 use crate::error::Result;
-use crate::results::{Outcome, VariantStatus};
 use crate::layout::placed_name;
+use crate::results::{Outcome, VariantStatus};
 
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;

@@ -1,7 +1,6 @@
 //! Serving workloads: model servers (vLLM, or the simulated server) started as jobs, waited for,
 //! driven by the [load generator](crate::loadgen), and stopped.
 
-pub mod http;
 mod ready;
 pub mod record;
 pub mod servers;

@@ -23,13 +23,12 @@ use gpu::{SavedGpu, SimGpu};
 use protocol::{Reply, Request, Until};
 
 use super::{
-    Backend, BackendKind, Change, Device, ForeignProcess, GpuInfo, GpuState, JobLaunch, JobRequest,
-    SampleRow, Scope,
+    Backend, BackendKind, Change, Device, ForeignProcess, GpuIdentity, GpuInfo, GpuState,
+    JobLaunch, JobRequest, SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
 use crate::clock::{Clock, Wake};
 use crate::error::{Error, Result};
-use crate::journal::GpuIdentity;
 use crate::workload::Workload;
 
 /// Work assumed for a workload without a measured full-GPU time.

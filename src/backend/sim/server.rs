@@ -22,16 +22,12 @@ use serde_json::{json, Value};
 
 use super::engine::Engine;
 use crate::backend::sim::protocol::{Connection, Reply, Request, Turn, Until};
-use crate::cli::SimServerArgs;
+use crate::http::{self, BodySender, ChannelBody};
 use crate::loadgen::prompts;
-use crate::serving::http::{self, BodySender, ChannelBody};
 use crate::workload::SimServer;
+use clap::Args;
 
-/// The SSE comment that stamps the events after it with the simulated instant they were made.
-pub const STAMP: &str = ": sim-t=";
-/// The request header by which migbench's load generator says it reads stamps and answers each
-/// stream's end (so the simulated clock may wait for it); other clients do not.
-pub const STAMPED_CLIENT: &str = "x-migbench-sim-clock";
+use crate::loadgen::sse::{STAMP, STAMPED_CLIENT};
 
 /// `max_tokens` when a completions request gives none (the OpenAI completions default).
 const DEFAULT_MAX_TOKENS: u32 = 16;
@@ -519,6 +515,28 @@ async fn generate(
         },
         (None, None) => unreachable!("a request is streamed or answered whole"),
     }
+}
+
+/// `migbench sim-server`'s arguments (hidden: migbench starts it as a job).
+#[derive(Debug, Args)]
+pub struct SimServerArgs {
+    #[arg(long)]
+    pub socket: std::path::PathBuf,
+    #[arg(long)]
+    pub job: u64,
+    #[arg(long)]
+    pub port: u16,
+    /// Memory of the device the server runs on, GiB (vLLM's fraction is of this).
+    #[arg(long)]
+    pub device_gib: f64,
+    #[arg(long)]
+    pub memory_fraction: f64,
+    /// The model name the server answers to.
+    #[arg(long)]
+    pub model: String,
+    /// The workload's `[sim.server]` profile, as JSON.
+    #[arg(long)]
+    pub profile: String,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! and fails exactly as PyTorch does when an allocation does not fit.
 
 use crate::backend::sim::protocol::{Connection, Reply, Request, Until};
-use crate::cli::SynthArgs;
+use clap::Args;
 
 /// Progress lines printed over a run, like a diffusion pipeline's denoising steps.
 const STEPS: u32 = 50;
@@ -83,4 +83,24 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
         .fold(1.0_f64, f64::min);
         fraction = gpu.wait(Until::Fraction { fraction: next }, 0)?.fraction;
     }
+}
+
+/// `migbench synth`'s arguments: the profile of one simulated job (hidden: migbench starts it).
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub socket: std::path::PathBuf,
+    #[arg(long)]
+    pub job: u64,
+    #[arg(long)]
+    pub constant_gib: f64,
+    #[arg(long)]
+    pub peak_gib: f64,
+    #[arg(long)]
+    pub peak_at: f64,
+    #[arg(long)]
+    pub peak_for: f64,
+    /// Crash with exit status 3 at this fraction of the run.
+    #[arg(long)]
+    pub fail_at: Option<f64>,
 }
