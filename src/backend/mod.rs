@@ -323,8 +323,12 @@ pub trait Backend: Send + Sync {
             model: info.model,
             uuid: info.uuid,
             index,
-            sim_state: None,
+            sim_state: self.state_file(),
         }
+    }
+    /// The file a simulated GPU is saved in, when it outlives the process.
+    fn state_file(&self) -> Option<PathBuf> {
+        None
     }
     /// Whether the GPU's state outlives this process (a real GPU; a simulated one saved in a
     /// file). Then its lock file is cleared and kept for the next run; else it is removed.

@@ -32,6 +32,8 @@ pub struct Call {
     pub origin: f64,
     /// When it is sent, on `clock`.
     pub sent_s: f64,
+    /// When the arrival process had it due.
+    pub due_s: f64,
     pub index: u32,
     pub warmup: bool,
 }
@@ -86,6 +88,7 @@ pub async fn send(call: Call, hold: Hold) -> (RequestRecord, bool) {
         index: call.index,
         warmup: call.warmup,
         sent_s: call.sent_s - call.origin,
+        due_s: call.due_s - call.origin,
         ttft_s: seen.first.map(|t| t - call.sent_s),
         itls_s: seen.itls,
         latency_s: result.is_ok().then_some(end - call.sent_s),

@@ -214,6 +214,7 @@ mod tests {
             index: 0,
             warmup: false,
             sent_s: sent,
+            due_s: sent,
             ttft_s: Some(ttft),
             itls_s: vec![(latency - ttft) / f64::from(output - 1); output as usize - 1],
             latency_s: Some(latency),

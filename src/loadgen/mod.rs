@@ -87,6 +87,10 @@ pub struct RequestRecord {
     pub warmup: bool,
     /// When it was sent, on the clock the load was driven with.
     pub sent_s: f64,
+    /// When the arrival process had it due (its send instant for warm-ups and when requests
+    /// come all at once): a send later than this waited for a place (`max_concurrency`) or is
+    /// the load generator falling behind.
+    pub due_s: f64,
     /// Time to the first chunk of generated text.
     pub ttft_s: Option<f64>,
     /// Gaps between successive chunks of text.
@@ -107,6 +111,7 @@ impl RequestRecord {
             index,
             warmup,
             sent_s,
+            due_s: sent_s,
             ttft_s: None,
             itls_s: Vec::new(),
             latency_s: None,
@@ -269,6 +274,7 @@ async fn drive_one(
         hold_owner: target.hold_owner,
         origin,
         sent_s: 0.0,
+        due_s: 0.0,
         index: 0,
         warmup: false,
     };
@@ -277,12 +283,14 @@ async fn drive_one(
     let stopped = || target.stop.load(Ordering::Relaxed);
     let now = || clock.now();
     // Sends one request from this turn: the clock holds until the server has it.
-    let send = |prompt, index, warmup, tasks: &mut JoinSet<()>| {
+    let send = |prompt, index, warmup, due: Option<f64>, tasks: &mut JoinSet<()>| {
+        let sent_s = clock.now();
         let call = client::Call {
             prompt,
             index,
             warmup,
-            sent_s: clock.now(),
+            sent_s,
+            due_s: due.unwrap_or(sent_s),
             ..template.clone()
         };
         let hold = clock.hold();
@@ -310,7 +318,7 @@ async fn drive_one(
         if stopped() {
             break;
         }
-        send(prompts.next(&mut rng), index, true, &mut tasks);
+        send(prompts.next(&mut rng), index, true, None, &mut tasks);
         while in_flight() > 0 && !stopped() {
             actor.sleep_async(stop_check(clock, Wake::Never)).await;
         }
@@ -341,7 +349,9 @@ async fn drive_one(
             };
             actor.sleep_async(stop_check(clock, wake)).await;
         }
-        send(prompts.next(&mut rng), index, false, &mut tasks);
+        // Due at its arrival, or (a closed loop that waited for a place) when it got one.
+        let due = spec.rate.map(|_| next_at);
+        send(prompts.next(&mut rng), index, false, due, &mut tasks);
         index += 1;
         sent += 1;
         next_at += arrivals.next_gap(&mut rng);

@@ -35,6 +35,8 @@ table! {
         pub warmup: bool,
         /// When it was sent, seconds since the run started.
         pub sent_s: f64,
+        /// When the arrival process had it due (see [`crate::loadgen::RequestRecord::due_s`]).
+        pub due_s: f64,
         pub ttft_ms: Option<f64>,
         pub tpot_ms: Option<f64>,
         pub e2el_ms: Option<f64>,

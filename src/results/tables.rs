@@ -255,6 +255,7 @@ mod tests {
             request: 7,
             warmup: true,
             sent_s: 30.5,
+            due_s: 30.25,
             ttft_ms: Some(21.5),
             tpot_ms: None,
             e2el_ms: Some(800.0),

@@ -68,6 +68,7 @@ pub fn rows(
                 request: r.index,
                 warmup: r.warmup,
                 sent_s: r.sent_s,
+                due_s: r.due_s,
                 ttft_ms: r.ttft_s.map(|s| s * 1000.0),
                 tpot_ms: r.tpot_s().map(|s| s * 1000.0),
                 e2el_ms: r.latency_s.map(|s| s * 1000.0),

@@ -23,8 +23,8 @@ use gpu::{SavedGpu, SimGpu};
 use protocol::{Reply, Request, Until};
 
 use super::{
-    Backend, BackendKind, Change, Device, ForeignProcess, GpuIdentity, GpuInfo, GpuState,
-    JobLaunch, JobRequest, SampleRow, Scope,
+    Backend, BackendKind, Change, Device, ForeignProcess, GpuInfo, GpuState, JobLaunch, JobRequest,
+    SampleRow, Scope,
 };
 use crate::catalog::{Catalog, GpuModel};
 use crate::clock::{Clock, Wake};
@@ -294,15 +294,8 @@ fn handle(world: &SimWorld, job_id: &mut Option<u64>, request: Request) -> Optio
 }
 
 impl Backend for SimBackend {
-    fn identity(&self, index: u32) -> GpuIdentity {
-        let info = self.info();
-        GpuIdentity {
-            backend: self.kind(),
-            model: info.model,
-            uuid: info.uuid,
-            index,
-            sim_state: self.state_file.clone(),
-        }
+    fn state_file(&self) -> Option<PathBuf> {
+        self.state_file.clone()
     }
 
     /// A simulated GPU outlives the run only when it is saved in a file.
