@@ -17,6 +17,7 @@ pub mod commands;
 pub mod compare;
 pub mod error;
 pub mod fault;
+pub mod fleet;
 pub mod gpu_lock;
 pub mod journal;
 pub mod layout;

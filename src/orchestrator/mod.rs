@@ -195,6 +195,7 @@ fn run_as(
         driver: info.driver.clone(),
         cuda: info.cuda.clone(),
         host: results::hostname(),
+        slurm: crate::fleet::slurm::SlurmIds::from_env(),
         command: options.command.clone(),
         started_at: results::now_rfc3339(),
         ended_at: None,

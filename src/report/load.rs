@@ -31,6 +31,13 @@ pub struct RunManifest {
     pub started_at: String,
     #[serde(default)]
     pub status: String,
+    /// The machine and the GPU on it (absent from manifests of old runs).
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub gpu_uuid: String,
+    #[serde(default)]
+    pub slurm: Option<crate::fleet::slurm::SlurmIds>,
 }
 
 /// Where results come from: which GPU, and whether a GPU measured them or the simulator made

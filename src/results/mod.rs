@@ -88,6 +88,8 @@ pub struct Manifest {
     pub driver: Option<String>,
     pub cuda: Option<String>,
     pub host: String,
+    /// The Slurm job the run ran in (job and array IDs), when it ran under Slurm.
+    pub slurm: Option<crate::fleet::slurm::SlurmIds>,
     pub command: Vec<String>,
     pub started_at: String,
     pub ended_at: Option<String>,
