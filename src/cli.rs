@@ -214,6 +214,10 @@ pub struct RunArgs {
     /// real GPU's does) and `migbench restore` can put it back after a crash (with --sim).
     #[arg(long, requires = "sim", value_name = "FILE")]
     pub sim_state: Option<std::path::PathBuf>,
+    /// Serve the run's figures on http://ADDR/metrics while it runs (OpenMetrics text, for a
+    /// Prometheus to scrape): VRAM per GPU, MIG instance and job, job states, progress.
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "dry_run")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +248,10 @@ pub struct ReportArgs {
     /// What is printed; the report directory gets every format regardless.
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
+    /// Also write the final figures to FILE as OpenMetrics text, for node_exporter's textfile
+    /// collector (`FILE` such as /var/lib/node_exporter/textfile/migbench.prom).
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 //! - [`history`]: `migbench history`, every night of the nightly history and its trends.
 
 // pub mod history;
-// pub mod live;
-// pub mod openmetrics;
+mod exposition;
+pub mod live;
+pub mod openmetrics;
 pub mod slurm;

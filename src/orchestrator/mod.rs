@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// The simulated GPU's state file, when it outlives the process (for the journal).
     pub sim_state: Option<PathBuf>,
+    /// Told every event and sample: `run --metrics-listen`.
+    pub live: Option<Arc<crate::fleet::live::Live>>,
 }
 
 /// What a run produced.
@@ -155,6 +157,9 @@ fn run_as(
         }
     }
     let mut run = RunDir::create(&options.out_dir, scenario.name())?;
+    if let Some(live) = &options.live {
+        run.observe(Arc::clone(live));
+    }
     // Lock the GPU and start the journal before anything on it changes.
     let journal_path = run.path.join("journal.jsonl");
     let mut lock = match GpuLock::acquire(&options.state_dir, &info.uuid, &journal_path) {
@@ -439,6 +444,9 @@ impl VariantRun<'_> {
             self.options.sample_interval,
             self.t0,
         );
+        if let Some(live) = &self.options.live {
+            sampler.watch(Arc::clone(live));
+        }
         let setup_result =
             setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
         let changed = !journal.all_undone();
@@ -704,15 +712,7 @@ impl Progress {
             ProgressDrawTarget::hidden()
         };
         let multi = MultiProgress::with_draw_target(target);
-        let total: u64 = scenario
-            .file
-            .variants
-            .iter()
-            .map(|v| {
-                u64::from(v.repetitions) * v.jobs.iter().map(|g| u64::from(g.count)).sum::<u64>()
-            })
-            .sum();
-        let overall = multi.add(ProgressBar::new(total));
+        let overall = multi.add(ProgressBar::new(planned_jobs(scenario)));
         overall.set_style(
             ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} jobs  {msg}")
                 .expect("valid template")
@@ -754,6 +754,16 @@ impl Progress {
     fn finish(&self) {
         self.overall.finish();
     }
+}
+
+/// Jobs the scenario plans, over every variant and repetition.
+pub fn planned_jobs(scenario: &Scenario) -> u64 {
+    scenario
+        .file
+        .variants
+        .iter()
+        .map(|v| u64::from(v.repetitions) * v.jobs.iter().map(|g| u64::from(g.count)).sum::<u64>())
+        .sum()
 }
 
 /// The directory scenario-relative paths (a workload's `workdir`) are resolved against.
