@@ -6,8 +6,8 @@
 //!   node_exporter's textfile collector;
 //! - [`history`]: `migbench history`, every night of the nightly history and its trends.
 
-// pub mod history;
 mod exposition;
+pub mod history;
 pub mod live;
 pub mod openmetrics;
 pub mod slurm;

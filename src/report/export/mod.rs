@@ -53,5 +53,9 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
+pub use html::{
+    escape as html_escape, figure as html_figure, table as html_table, warnings as html_warnings,
+    STYLE as HTML_STYLE,
+};
 pub use markdown::table as markdown_table;
 pub use terminal::table as terminal_table;
