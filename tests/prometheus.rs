@@ -17,25 +17,18 @@ use std::time::{Duration, Instant};
 use common::{free_port, Daemon};
 
 /// True when the tools are there; panics when they are not but are required.
-fn tools(names: &[&str]) -> bool {
-    let missing: Vec<&&str> = names
-        .iter()
-        .filter(|n| {
-            Command::new(n)
-                .arg("--version")
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("MIGBENCH_REQUIRE_PROMETHEUS").is_none(),
-        "{missing:?} required (apt-get install prometheus)"
-    );
-    eprintln!("skipped: {missing:?} not installed");
-    false
+fn tools(names: &[&'static str]) -> bool {
+    let missing = common::missing(names);
+    let why_not = if missing.is_empty() {
+        String::new()
+    } else {
+        format!("{missing:?} not installed")
+    };
+    common::can_run(
+        "MIGBENCH_REQUIRE_PROMETHEUS",
+        &why_not,
+        "apt-get install prometheus",
+    )
 }
 
 /// A GET over plain HTTP/1.0: the body, when the status is 200.

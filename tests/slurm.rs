@@ -26,22 +26,18 @@ const TOOLS: &[&str] = &[
 ];
 
 fn available() -> bool {
-    let on_path = |tool: &&str| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-    };
-    let missing: Vec<&&str> = TOOLS.iter().filter(|t| !on_path(t)).collect();
+    let missing = common::missing(TOOLS);
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if missing.is_empty() && root {
-        return true;
-    }
-    assert!(
-        std::env::var_os("MIGBENCH_REQUIRE_SLURM").is_none(),
-        "Slurm required: missing {missing:?}, root: {root} (apt-get install slurm-wlm munge, as root)"
-    );
-    eprintln!("skipped: missing {missing:?}, root: {root}");
-    false
+    let why_not = match (missing.is_empty(), root) {
+        (true, true) => String::new(),
+        _ => format!("missing {missing:?}, root: {root}"),
+    };
+    common::can_run(
+        "MIGBENCH_REQUIRE_SLURM",
+        &why_not,
+        "apt-get install slurm-wlm munge, as root",
+    )
 }
 
 fn hostname() -> String {

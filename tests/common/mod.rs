@@ -50,3 +50,26 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// The tools of `tools` that are not on the PATH.
+pub fn missing(tools: &[&'static str]) -> Vec<&'static str> {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    };
+    tools.iter().copied().filter(|t| !on_path(t)).collect()
+}
+
+/// Whether a test can run: true when `why_not` is empty; else it fails when `require` (the
+/// environment variable CI sets) is set, and otherwise says it is skipped.
+pub fn can_run(require: &str, why_not: &str, install: &str) -> bool {
+    if why_not.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{why_not}: required because {require} is set ({install})"
+    );
+    eprintln!("skipped: {why_not}");
+    false
+}
