@@ -114,7 +114,7 @@ fn nights_are_accepted_until_one_regresses() {
     let night3 = history.join(&listed[2]);
     assert!(night3.join("history/history.html").is_file());
     let prom = std::fs::read_to_string(night3.join("report/migbench.prom")).unwrap();
-    assert!(prom.contains("migbench_jobs{scenario=\"nightly\",variant=\"v\",mode=\"mps\",gpu_model=\"h100-80gb\",backend=\"sim\",outcome=\"oom\"} 1"), "{prom}");
+    assert!(prom.contains("migbench_report_jobs{scenario=\"nightly\",variant=\"v\",mode=\"mps\",gpu_model=\"h100-80gb\",backend=\"sim\",outcome=\"oom\"} 1"), "{prom}");
 
     // A good night after the odd one: the median of the three nights before is a good night's
     // figure, so it passes and becomes the baseline.

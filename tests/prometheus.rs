@@ -31,6 +31,34 @@ fn tools(names: &[&'static str]) -> bool {
     )
 }
 
+/// The migbench metric names the Grafana dashboard queries, those of `report --openmetrics`
+/// (`migbench_report_...`) or the others (the live endpoint's).
+fn dashboard_names(report: bool) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/migbench.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .flat_map(|t| {
+            t["expr"]
+                .as_str()
+                .unwrap()
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("migbench_"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|n| n.starts_with("migbench_report_") == report)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(!names.is_empty());
+    names
+}
+
 /// A GET over plain HTTP/1.0: the body, when the status is 200.
 fn get(addr: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(addr).ok()?;
@@ -121,6 +149,12 @@ fn prometheus_scrapes_a_simulated_run() {
     };
     promtool_check(&text);
     assert!(text.contains("GPU_I_PROFILE=\"3g.40gb\""), "{text}");
+    for name in dashboard_names(false) {
+        assert!(
+            text.contains(&format!("\n{name}{{")) || text.contains(&format!("\n{name} ")),
+            "the dashboard queries {name}:\n{text}"
+        );
+    }
     assert!(text.contains("# TYPE migbench_mig_instance_memory_total_bytes gauge"));
 
     let web = format!("127.0.0.1:{}", free_port());
@@ -230,18 +264,24 @@ fn the_report_writes_openmetrics_that_promtool_accepts() {
     let text = std::fs::read_to_string(&file).unwrap();
     promtool_check(&text);
     assert!(text.ends_with("# EOF\n"), "{text}");
+    for name in dashboard_names(true) {
+        assert!(
+            text.contains(&format!("\n{name}{{")),
+            "the dashboard queries {name}:\n{text}"
+        );
+    }
     // The README's figures of this scenario: 242 s a video one after another, 3 OOM-free jobs.
     let line = text
         .lines()
         .find(|l| {
-            l.starts_with("migbench_time_per_unit_seconds{")
+            l.starts_with("migbench_report_time_per_unit_seconds{")
                 && l.contains("variant=\"full-sequential\"")
         })
         .unwrap_or_else(|| panic!("{text}"));
     let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!((value - 242.0).abs() < 0.5, "{line}");
     assert!(
-        text.contains("migbench_jobs{scenario=\"h100-3x-ti2v\",variant=\"mps-together\",mode=\"mps\",gpu_model=\"h100-80gb\",backend=\"sim\",outcome=\"oom\"} 1"),
+        text.contains("migbench_report_jobs{scenario=\"h100-3x-ti2v\",variant=\"mps-together\",mode=\"mps\",gpu_model=\"h100-80gb\",backend=\"sim\",outcome=\"oom\"} 1"),
         "{text}"
     );
     // Nothing was left beside it (the temporary file is renamed into place).

@@ -31,37 +31,37 @@ pub fn encode(data: &ReportData) -> Result<String> {
     let g = |e: &mut Exposition, name: &str, help: &str, unit| e.gauge(name, help, unit);
     let per_unit = g(
         &mut e,
-        "migbench_time_per_unit",
+        "migbench_report_time_per_unit",
         "Makespan per unit completed, mean over repetitions",
         Some(Unit::Seconds),
     );
     let per_hour = g(
         &mut e,
-        "migbench_units_per_hour",
+        "migbench_report_units_per_hour",
         "Units completed per hour of makespan on one GPU, mean over repetitions",
         None,
     );
     let jobs = g(
         &mut e,
-        "migbench_jobs",
+        "migbench_report_jobs",
         "Jobs over every repetition, by outcome (ok, oom, failed, all)",
         None,
     );
     let repetitions = g(
         &mut e,
-        "migbench_repetitions",
+        "migbench_report_repetitions",
         "Repetitions of the variant pooled into these figures",
         None,
     );
     let gpu_peak = g(
         &mut e,
-        "migbench_gpu_memory_peak",
+        "migbench_report_gpu_memory_peak",
         "The whole GPU's largest memory sample",
         Some(Unit::Bytes),
     );
     let job_peak = g(
         &mut e,
-        "migbench_job_memory_peak",
+        "migbench_report_job_memory_peak",
         "The largest memory sample of any job",
         Some(Unit::Bytes),
     );
@@ -92,16 +92,16 @@ pub fn encode(data: &ReportData) -> Result<String> {
             "Serving latency {} of measured requests, as vllm bench serve reports it",
             family.to_uppercase()
         );
-        let name = format!("migbench_serving_{family}");
+        let name = format!("migbench_report_serving_{family}");
         latency.push((family, e.gauge(&name, &help, Some(Unit::Seconds))));
     }
     let throughput = e.gauge(
-        "migbench_serving_output_tokens_per_second",
+        "migbench_report_serving_output_tokens_per_second",
         "Output tokens per second over every server of the variant",
         None,
     );
     let requests = e.gauge(
-        "migbench_serving_requests_per_second",
+        "migbench_report_serving_requests_per_second",
         "Requests completed per second over every server of the variant",
         None,
     );
