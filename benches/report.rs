@@ -54,6 +54,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         driver: None,
         cuda: None,
         host: "bench".into(),
+        slurm: None,
         command: Vec::new(),
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: None,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The nightly regression gate: runs a list of scenarios, writes their report, compares it with
-# the last accepted night, and keeps every night in a history directory.
+# the last accepted night, judges it against the median of the nights before (migbench history),
+# and keeps every night in a history directory.
 #
 # Usage: scripts/nightly.sh [SCENARIO.toml ...]     (default: scenarios/*.toml)
 #
@@ -9,16 +10,22 @@
 #   NIGHTLY_HISTORY     the history directory (default: nightly)
 #   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
 #   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
+#   NIGHTLY_BASELINE_NIGHTS  the history's baseline is the median of this many nights (default: 5)
 #
 # On the simulator, simulated time advances by events: a night's figures depend only on its
 # scenarios, so two nights of the same migbench agree exactly.
 #
 # History:
 #   $NIGHTLY_HISTORY/<UTC time>/runs/          the night's run directories
-#   $NIGHTLY_HISTORY/<UTC time>/report/        its report (report.html, report.json, ...)
+#   $NIGHTLY_HISTORY/<UTC time>/report/        its report (report.html, report.json, ...), and
+#                                              migbench.prom (OpenMetrics, for node_exporter)
+#   $NIGHTLY_HISTORY/<UTC time>/history/       the trends of every night so far (history.html)
 #   $NIGHTLY_HISTORY/<UTC time>/compare.md     the comparison with the baseline
 #   $NIGHTLY_HISTORY/baseline -> <UTC time>    the last accepted night
 #
+# The gate is `migbench history`: the night regressed when a figure moved the bad way beyond the
+# threshold against the median of the NIGHTLY_BASELINE_NIGHTS nights before it (one odd night
+# moves no median). compare.md is the change against the last accepted night, for reading.
 # A night with no regression becomes the baseline; the first night accepts itself. A night
 # that regressed stays in the history but the baseline does not move; to accept it on purpose
 # (an expected change), point the link at it: ln -sfn <UTC time> "$NIGHTLY_HISTORY/baseline".
@@ -31,6 +38,7 @@ migbench="${MIGBENCH:-migbench}"
 history="${NIGHTLY_HISTORY:-nightly}"
 backend="${NIGHTLY_BACKEND:-sim}"
 threshold="${NIGHTLY_THRESHOLD:-5%}"
+baseline_nights="${NIGHTLY_BASELINE_NIGHTS:-5}"
 
 fail() {
     printf 'nightly: %s\n' "$1" >&2
@@ -76,27 +84,36 @@ for scenario in "${scenarios[@]}"; do
     printf 'nightly: running %s\n' "$scenario"
     "$migbench" "${run_args[@]}" --out "$night/runs" "$scenario" >"$night/runs/$(basename "$scenario" .toml).txt"
 done
-"$migbench" report "$night/runs" --out "$night/report" >/dev/null
+"$migbench" report "$night/runs" --out "$night/report" \
+    --openmetrics "$night/report/migbench.prom" >/dev/null
 printf 'nightly: report in %s\n' "$night/report"
+
+status=0
+"$migbench" history "$history" --out "$night/history" --threshold "$threshold" \
+    --baseline-nights "$baseline_nights" --format md >"$night/history.md" || status=$?
+cat "$night/history.md"
+[ "$status" -le 1 ] || exit "$status"
 
 baseline="$history/baseline"
 if [ ! -e "$baseline/report/report.json" ]; then
     ln -sfn "$stamp" "$baseline"
     printf 'nightly: no baseline yet; %s is the baseline now\n' "$stamp"
-    exit 0
+    exit "$status"
 fi
 
-status=0
+compared=0
 "$migbench" compare "$baseline/report" "$night/report" --threshold "$threshold" --format md \
-    >"$night/compare.md" || status=$?
+    >"$night/compare.md" || compared=$?
 cat "$night/compare.md"
+[ "$compared" -le 1 ] || exit "$compared"
 case "$status" in
     0)
         ln -sfn "$stamp" "$baseline"
         printf 'nightly: no regression; %s is the baseline now\n' "$stamp"
         ;;
     1)
-        printf 'nightly: regression against %s; the baseline stays\n' "$(readlink "$baseline")" >&2
+        printf 'nightly: regression against the median of the nights before (history.md); the baseline stays at %s\n' \
+            "$(readlink "$baseline")" >&2
         ;;
 esac
 exit "$status"

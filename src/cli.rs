@@ -67,6 +67,13 @@ pub enum Command {
     /// Compare two sets of results; exit status 1 when a variant regressed beyond the threshold.
     #[command(after_help = exit_status!("  1    also when a variant regressed beyond the threshold"))]
     Compare(CompareArgs),
+    /// Trends of a nightly history; exit status 1 when the last night regressed against the
+    /// median of the nights before it.
+    #[command(after_help = exit_status!("  1    also when the last night regressed beyond the threshold"))]
+    History(HistoryArgs),
+    /// Submit scenarios to Slurm: one job per scenario on a whole node, then the report.
+    #[command(subcommand, after_help = exit_status!())]
+    Slurm(SlurmCommand),
     /// Shell completions on stdout: `migbench completions bash > /etc/bash_completion.d/migbench`.
     #[command(after_help = exit_status!())]
     Completions(CompletionsArgs),
@@ -227,6 +234,10 @@ pub struct RunArgs {
     /// real GPU's does) and `migbench restore` can put it back after a crash (with --sim).
     #[arg(long, requires = "sim", value_name = "FILE")]
     pub sim_state: Option<std::path::PathBuf>,
+    /// Serve the run's figures on http://ADDR/metrics while it runs (OpenMetrics text, for a
+    /// Prometheus to scrape): VRAM per GPU, MIG instance and job, job states, progress.
+    #[arg(long, value_name = "IP:PORT", conflicts_with = "dry_run")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +268,10 @@ pub struct ReportArgs {
     /// What is printed; the report directory gets every format regardless.
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
+    /// Also write the final figures to FILE as OpenMetrics text, for node_exporter's textfile
+    /// collector (`FILE` such as /var/lib/node_exporter/textfile/migbench.prom).
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +285,61 @@ pub struct CompareArgs {
     pub threshold: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The nightly history directory (scripts/nightly.sh's NIGHTLY_HISTORY).
+    pub dir: std::path::PathBuf,
+    /// The baseline: the median of this many nights before the last one.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub baseline_nights: usize,
+    /// Nights shown in the table (the plots show every night).
+    #[arg(long, default_value_t = 10)]
+    pub nights: usize,
+    /// A change beyond this counts as a regression: `5%` or `0.05`.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Where history.html, history.md, history.json and plots/ go.
+    #[arg(long, default_value = "history")]
+    pub out: std::path::PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TextFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlurmCommand {
+    /// Write and submit (sbatch) one job per scenario and a report job that depends on them.
+    Submit(SlurmSubmitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmSubmitArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub scenarios: Vec<std::path::PathBuf>,
+    /// Where run directories go, on a filesystem every node shares; the report goes to
+    /// DIR/report.
+    #[arg(long)]
+    pub results: std::path::PathBuf,
+    /// The Slurm partition (`sbatch --partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// A node feature naming the GPU model (`sbatch --constraint`, e.g. h100).
+    #[arg(long)]
+    pub constraint: Option<String>,
+    /// The GPU request (`sbatch --gres`, e.g. gpu:h100:1); default: none.
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// Run the scenarios on the simulated GPU.
+    #[arg(long)]
+    pub sim: bool,
+    /// Print the batch scripts and the sbatch command lines; submit nothing.
+    #[arg(long)]
+    pub print: bool,
+    /// The migbench the jobs run (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub migbench: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

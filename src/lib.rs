@@ -51,6 +51,7 @@ pub mod commands;
 pub mod compare;
 pub mod error;
 pub mod fault;
+pub mod fleet;
 pub mod gpu_lock;
 pub mod http;
 pub mod journal;

@@ -20,15 +20,7 @@ impl Progress {
             ProgressDrawTarget::hidden()
         };
         let multi = MultiProgress::with_draw_target(target);
-        let total: u64 = scenario
-            .file
-            .variants
-            .iter()
-            .map(|v| {
-                u64::from(v.repetitions) * v.jobs.iter().map(|g| u64::from(g.count)).sum::<u64>()
-            })
-            .sum();
-        let overall = multi.add(ProgressBar::new(total));
+        let overall = multi.add(ProgressBar::new(planned_jobs(scenario)));
         overall.set_style(
             ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} jobs  {msg}")
                 .expect("valid template")
@@ -70,4 +62,14 @@ impl Progress {
     pub(crate) fn finish(&self) {
         self.overall.finish();
     }
+}
+
+/// Jobs the scenario plans, over every variant and repetition.
+pub fn planned_jobs(scenario: &Scenario) -> u64 {
+    scenario
+        .file
+        .variants
+        .iter()
+        .map(|v| u64::from(v.repetitions) * v.jobs.iter().map(|g| u64::from(g.count)).sum::<u64>())
+        .sum()
 }

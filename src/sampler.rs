@@ -45,6 +45,8 @@ struct State {
     groups: ProcessGroups,
     /// Each job's memory at the last sample, by the PID it was started as.
     latest: HashMap<String, f64>,
+    /// Also told every sample: the `/metrics` endpoint of `run --metrics-listen`.
+    live: Option<Arc<crate::fleet::live::Live>>,
 }
 
 impl State {
@@ -57,6 +59,9 @@ impl State {
         self.latest.clear();
         for r in rows.iter().filter(|r| r.scope == Scope::Process) {
             *self.latest.entry(r.job_key()).or_default() += r.used_gib;
+        }
+        if let Some(live) = &self.live {
+            live.sample(t - t0, &rows);
         }
         self.samples.push(Sample { t: t - t0, rows });
     }
@@ -77,6 +82,11 @@ impl Sampler {
             every,
             state,
         }
+    }
+
+    /// Tells `live` every sample from now on.
+    pub fn watch(&self, live: Arc<crate::fleet::live::Live>) {
+        lock(&self.state).live = Some(live);
     }
 
     /// The most recent memory of a job (by the PID it was started as), for progress display.

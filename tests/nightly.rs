@@ -94,7 +94,10 @@ fn nights_are_accepted_until_one_regresses() {
 
     let third = night(&history, &worse, &[]);
     assert_eq!(third.status.code(), Some(1), "{}", text(&third.stderr));
-    assert!(text(&third.stderr).contains(&format!("regression against {}", listed[1])));
+    assert!(text(&third.stderr).contains(&format!(
+        "regression against the median of the nights before (history.md); the baseline stays at {}",
+        listed[1]
+    )));
     let listed = nights(&history);
     assert_eq!(listed.len(), 3, "the regressing night is kept");
     assert_eq!(baseline(&history), listed[1], "the baseline stays");
@@ -103,6 +106,22 @@ fn nights_are_accepted_until_one_regresses() {
         compare.contains("regressed") && compare.contains("OOMs 0 → 1"),
         "{compare}"
     );
+    let judged = std::fs::read_to_string(history.join(&listed[2]).join("history.md")).unwrap();
+    assert!(
+        judged.contains("regressed") && judged.contains("OOM jobs 1 of 3 jobs"),
+        "{judged}"
+    );
+    let night3 = history.join(&listed[2]);
+    assert!(night3.join("history/history.html").is_file());
+    let prom = std::fs::read_to_string(night3.join("report/migbench.prom")).unwrap();
+    assert!(prom.contains("migbench_report_jobs{scenario=\"nightly\",variant=\"v\",mode=\"mps\",gpu_model=\"h100-80gb\",backend=\"sim\",outcome=\"oom\"} 1"), "{prom}");
+
+    // A good night after the odd one: the median of the three nights before is a good night's
+    // figure, so it passes and becomes the baseline.
+    let fourth = night(&history, &good, &[]);
+    assert_eq!(fourth.status.code(), Some(0), "{}", text(&fourth.stdout));
+    let listed = nights(&history);
+    assert_eq!(baseline(&history), listed[3]);
 }
 
 #[test]

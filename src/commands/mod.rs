@@ -4,6 +4,7 @@ pub mod check_catalog;
 pub mod compare;
 pub mod discover;
 pub mod gpus;
+pub mod history;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
@@ -11,6 +12,7 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod sample_cost;
+pub mod slurm;
 pub mod validate;
 
 use clap::CommandFactory;
@@ -31,6 +33,8 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Restore(args) => restore::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Slurm(crate::cli::SlurmCommand::Submit(args)) => slurm::submit(&args),
         Command::Completions(args) => Ok(completions(args.shell)),
         Command::Man => man(),
         Command::Schema(args) => Ok(crate::schema::json(args.kind)),

@@ -10,6 +10,9 @@ use crate::report::Report;
 pub fn run(args: &ReportArgs) -> Result<String> {
     let report = Report::build(&args.paths)?;
     report.write(&args.out)?;
+    if let Some(file) = &args.openmetrics {
+        crate::fleet::openmetrics::write(&report.data, file)?;
+    }
     let printed = match args.format {
         TextFormat::Json => return output::json(&report.data),
         TextFormat::Md => export::Markdown.export(&report)?,

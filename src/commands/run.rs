@@ -64,6 +64,22 @@ pub fn run(args: &RunArgs) -> Result<String> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Harness(format!("cannot watch for signals: {e}")))?;
     }
+    // Bound before the run, so that a busy or bad address fails first; served until the end.
+    let live = args.metrics_listen.as_ref().map(|addr| {
+        let info = backend.info();
+        let live = Arc::new(crate::fleet::live::Live::new(
+            gpu.index.unwrap_or(0),
+            &info.uuid,
+            &info.name,
+            args.sim,
+            crate::progress::planned_jobs(&scenario),
+        ));
+        crate::fleet::live::Server::start(addr, Arc::clone(&live)).map(|server| {
+            eprintln!("metrics: http://{}/metrics", server.addr);
+            (live, server)
+        })
+    });
+    let (live, _server) = live.transpose()?.unzip();
     let options = RunOptions {
         out_dir: args.out.clone(),
         sample_interval: Duration::from_millis(args.sample_ms),
@@ -72,6 +88,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         command: std::env::args().collect(),
         force: args.force,
         state_dir: gpu_lock::state_dir(),
+        live,
     };
     orchestrator::watch_panics();
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

@@ -45,6 +45,9 @@ impl Books {
             }
         }
         let mut run = RunDir::create(&options.out_dir, scenario.name())?;
+        if let Some(live) = &options.live {
+            run.observe(std::sync::Arc::clone(live));
+        }
         // Lock the GPU and start the journal before anything on it changes.
         let journal_path = run.path.join("journal.jsonl");
         let lock = match GpuLock::acquire(&options.state_dir, &info.uuid, &journal_path) {
@@ -81,6 +84,7 @@ impl Books {
             driver: info.driver.clone(),
             cuda: info.cuda.clone(),
             host: results::hostname(),
+            slurm: crate::fleet::slurm::SlurmIds::from_env(),
             command: options.command.clone(),
             started_at: results::now_rfc3339(),
             ended_at: None,

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Where GPU lock files live ([`crate::gpu_lock::state_dir`]).
     pub state_dir: PathBuf,
+    /// Told every event and sample: `run --metrics-listen`.
+    pub live: Option<Arc<crate::fleet::live::Live>>,
 }
 
 /// What a run produced.

@@ -94,6 +94,9 @@ impl VariantRun<'_> {
             self.options.sample_interval,
             self.t0,
         );
+        if let Some(live) = &self.options.live {
+            sampler.watch(Arc::clone(live));
+        }
         let setup_result =
             setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
         let changed = !journal.all_undone();

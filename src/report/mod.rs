@@ -13,6 +13,7 @@
 
 pub mod charts;
 pub mod export;
+pub mod hosts;
 pub mod load;
 pub mod parallel;
 pub mod plots;
@@ -54,6 +55,9 @@ pub struct ReportData {
     #[serde(default)]
     pub serving: Vec<ServingSummary>,
     pub parallel: Vec<ParallelRow>,
+    /// Each scenario variant on each machine (host and GPU); absent from older reports.
+    #[serde(default)]
+    pub hosts: Vec<hosts::HostRow>,
     pub warnings: Vec<String>,
 }
 
@@ -66,6 +70,13 @@ pub struct RunEntry {
     pub origin: load::Origin,
     pub started_at: String,
     pub status: String,
+    /// The machine and GPU it ran on, and its Slurm job (`120_3` for an array task).
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub gpu_uuid: String,
+    #[serde(default)]
+    pub slurm_job: Option<String>,
 }
 
 /// A report: its data, the tables made of it, and the plots.
@@ -85,6 +96,8 @@ impl ReportData {
         let mut warnings = results.warnings.clone();
         warnings.extend(summary::warnings(&variants));
         warnings.extend(serving::warnings(&results));
+        let hosts = hosts::breakdown(&results, &variants);
+        warnings.extend(hosts::warnings(&hosts));
         let data = ReportData {
             migbench_version: env!("CARGO_PKG_VERSION").to_string(),
             generated_at: crate::results::now_rfc3339(),
@@ -97,11 +110,15 @@ impl ReportData {
                     origin: r.manifest.origin(),
                     started_at: r.manifest.started_at.clone(),
                     status: r.manifest.status.clone(),
+                    host: r.manifest.host.clone(),
+                    gpu_uuid: r.manifest.gpu_uuid.clone(),
+                    slurm_job: r.manifest.slurm.as_ref().map(|s| s.display()),
                 })
                 .collect(),
             parallel: parallel::parallel(&results),
             serving: serving::summarize(&results, &variants),
             variants,
+            hosts,
             warnings,
         };
         Ok((data, results))
@@ -141,6 +158,17 @@ impl Report {
         let mut tables = vec![summary::table(&data.variants)];
         if !data.serving.is_empty() {
             tables.push(serving::table(&data.serving));
+        }
+        if hosts::machine_count(&data.hosts) > 1 {
+            let variants = data.variants.iter();
+            let keys = variants.map(|v| (v.scenario.as_str(), v.variant.as_str(), &v.origin));
+            hosts::annotate(&mut tables[0], keys, &data.hosts);
+            if !data.serving.is_empty() {
+                let serving = data.serving.iter();
+                let keys = serving.map(|v| (v.scenario.as_str(), v.variant.as_str(), &v.origin));
+                hosts::annotate(&mut tables[1], keys, &data.hosts);
+            }
+            tables.push(hosts::table(&data.hosts));
         }
         tables.push(parallel::table(&data.parallel));
         tables.push(runs_table(&data.runs));
@@ -186,7 +214,7 @@ fn make_names_unique(plots: &mut [Plot]) {
 fn runs_table(runs: &[RunEntry]) -> Table {
     use Kind::Text;
     use Role::*;
-    Table {
+    let mut table = Table {
         name: "runs",
         title: "Runs".into(),
         columns: vec![
@@ -212,5 +240,34 @@ fn runs_table(runs: &[RunEntry]) -> Table {
             .collect(),
         notes: Vec::new(),
         terminal: false,
+    };
+    // Where runs differ in them, the machine, the GPU and the Slurm job name each run.
+    let differ = |f: fn(&RunEntry) -> &str| runs.iter().any(|r| f(r) != f(&runs[0]));
+    type Cell = fn(&RunEntry) -> String;
+    let extra: [(bool, Column, Cell); 3] = [
+        (
+            differ(|r| &r.host),
+            Column::new("host", "Host", Text, Brief),
+            |r| r.host.clone(),
+        ),
+        (
+            differ(|r| &r.gpu_uuid),
+            Column::new("gpu_uuid", "GPU UUID", Text, Brief),
+            |r| r.gpu_uuid.clone(),
+        ),
+        (
+            runs.iter().any(|r| r.slurm_job.is_some()),
+            Column::new("slurm_job", "Slurm job", Text, Brief),
+            |r| r.slurm_job.clone().unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    for (shown, column, value) in extra {
+        if shown {
+            table.columns.push(column);
+            for (cells, run) in table.rows.iter_mut().zip(runs) {
+                cells.push(Value::Text(value(run)));
+            }
+        }
     }
+    table
 }

@@ -145,6 +145,9 @@ pub struct Manifest {
     pub cuda: Option<String>,
     #[serde(default)]
     pub host: String,
+    /// The Slurm job the run ran in (job and array IDs), when it ran under Slurm.
+    #[serde(default)]
+    pub slurm: Option<crate::fleet::slurm::SlurmIds>,
     #[serde(default)]
     pub command: Vec<String>,
     pub started_at: String,
@@ -163,6 +166,8 @@ fn first_schema() -> u32 {
 pub struct RunDir {
     pub path: PathBuf,
     events: File,
+    /// Also told every event: the `/metrics` endpoint of `run --metrics-listen`.
+    observer: Option<std::sync::Arc<crate::fleet::live::Live>>,
 }
 
 impl RunDir {
@@ -185,7 +190,16 @@ impl RunDir {
             .append(true)
             .open(path.join("events.jsonl"))
             .map_err(|e| io_error(&path, e))?;
-        Ok(RunDir { path, events })
+        Ok(RunDir {
+            path,
+            events,
+            observer: None,
+        })
+    }
+
+    /// Tells `live` every event from now on.
+    pub fn observe(&mut self, live: std::sync::Arc<crate::fleet::live::Live>) {
+        self.observer = Some(live);
     }
 
     pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<()> {
@@ -208,6 +222,9 @@ impl RunDir {
             "wall": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "event": kind,
         });
+        if let Some(live) = &self.observer {
+            live.event(t, kind, &fields);
+        }
         if let (Some(o), serde_json::Value::Object(f)) = (obj.as_object_mut(), fields) {
             o.extend(f);
         }

@@ -7,8 +7,12 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod daemons;
 pub mod edit;
 pub mod fake_driver;
+
+#[allow(unused_imports)] // the daemon tests use them
+pub use daemons::{can_run, free_port, missing, Daemon};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -10,7 +10,7 @@ use crate::report::{Report, SIMULATED_NOTE};
 
 pub struct Html;
 
-const STYLE: &str =
+pub const STYLE: &str =
     "body{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:0.5em 0 1em}
 th,td{padding:0.25em 0.6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
@@ -41,36 +41,47 @@ impl Exporter for Html {
         for t in &report.tables {
             out.push_str(&format!("<h2>{}</h2>\n{}", escape(&t.title), render(t)));
         }
-        if !data.warnings.is_empty() {
-            out.push_str("<h2>Warnings</h2>\n<ul>\n");
-            for w in &data.warnings {
-                out.push_str(&format!("<li>{}</li>\n", escape(w)));
-            }
-            out.push_str("</ul>\n");
-        }
+        out.push_str(&warnings(&data.warnings));
         out.push_str("<h2>Plots</h2>\n");
         for p in &report.plots {
-            out.push_str(&format!(
-                "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
-                escape(&p.name),
-                inline_svg(&p.svg),
-                escape(&p.title)
-            ));
+            out.push_str(&figure(p));
         }
         out.push_str("</body>\n</html>\n");
         Ok(vec![Part::new("report.html", out)])
     }
 }
 
+/// The warnings section; nothing without warnings.
+pub fn warnings(warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let items: String = warnings
+        .iter()
+        .map(|w| format!("<li>{}</li>\n", escape(w)))
+        .collect();
+    format!("<h2>Warnings</h2>\n<ul>\n{items}</ul>\n")
+}
+
+/// A plot as a figure of the page, its title the caption.
+pub fn figure(p: &crate::report::plots::Plot) -> String {
+    format!(
+        "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
+        escape(&p.name),
+        inline_svg(&p.svg),
+        escape(&p.title)
+    )
+}
+
 /// An SVG document as an element of the page. HTML puts `<svg>` in the SVG namespace by
 /// itself, so the namespace declaration (a URL, though never fetched) is dropped, as is
 /// anything before the element.
-fn inline_svg(svg: &str) -> String {
+pub fn inline_svg(svg: &str) -> String {
     let start = svg.find("<svg").unwrap_or(0);
     svg[start..].replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }
 
-fn render(table: &Table) -> String {
+pub fn render(table: &Table) -> String {
     let columns = table.columns_with(&[Role::Brief, Role::Detail]);
     let class = |c: usize| {
         if table.columns[c].numeric() {
@@ -118,7 +129,7 @@ fn render(table: &Table) -> String {
 }
 
 /// Text as HTML (and XML) content or attribute value.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

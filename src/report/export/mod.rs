@@ -53,5 +53,9 @@ pub fn all() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
+pub use html::{
+    escape as html_escape, figure as html_figure, render as html_table, warnings as html_warnings,
+    STYLE as HTML_STYLE,
+};
 pub use markdown::render as render_markdown;
 pub use terminal::render as render_terminal;

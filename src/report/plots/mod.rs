@@ -14,6 +14,7 @@ mod legend;
 mod palette;
 mod percentiles;
 mod scatter;
+mod trend;
 mod vram;
 
 use std::error::Error as StdError;
@@ -28,6 +29,7 @@ pub use layout::{LayoutChart, SliceBox};
 pub use palette::{mode_colour, mode_hex, OOM_COLOUR};
 pub use percentiles::{Group, PercentileChart, PercentilePanel};
 pub use scatter::{pareto_front, Point, ScatterChart};
+pub use trend::{TrendChart, TrendLine};
 pub use vram::{JobLine, VramChart};
 
 use crate::error::{Error, Result};
@@ -56,6 +58,7 @@ pub enum Chart {
     Layout(LayoutChart),
     Percentiles(PercentileChart),
     Scatter(ScatterChart),
+    Trend(TrendChart),
 }
 
 impl Chart {
@@ -66,6 +69,7 @@ impl Chart {
             Chart::Layout(c) => &c.name,
             Chart::Percentiles(c) => &c.name,
             Chart::Scatter(c) => &c.name,
+            Chart::Trend(c) => &c.name,
         }
     }
 
@@ -76,6 +80,7 @@ impl Chart {
             Chart::Layout(c) => &c.title,
             Chart::Percentiles(c) => &c.title,
             Chart::Scatter(c) => &c.title,
+            Chart::Trend(c) => &c.title,
         }
     }
 
@@ -98,6 +103,7 @@ impl Chart {
             Chart::Layout(c) => c.draw(root),
             Chart::Percentiles(c) => c.draw(root),
             Chart::Scatter(c) => c.draw(root),
+            Chart::Trend(c) => c.draw(root),
         }
     }
 
