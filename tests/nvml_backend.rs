@@ -15,7 +15,7 @@ use polars::prelude::*;
 use serde_json::{json, Value};
 
 mod common;
-use common::fake_driver::{mps_processes_under, FakeDriver};
+use common::fake_driver::{mps_daemon_pipes_under, mps_processes_under, FakeDriver};
 
 impl FakeDriver {
     fn out(&self) -> PathBuf {
@@ -520,11 +520,10 @@ fn after_a_crash_restore_stops_the_runs_jobs_and_puts_the_gpu_back() {
     run.kill().unwrap();
     run.wait().unwrap();
     assert_eq!(gpu.state()["gis"].as_array().unwrap().len(), 2);
-    let daemons = mps_processes_under(gpu.dir.path())
-        .into_iter()
-        .filter(|p| p.starts_with("nvidia-cuda-mps-control"))
-        .count();
-    assert_eq!(daemons, 2, "one daemon per MIG device");
+    // One daemon per MIG device, each with its pipe directory (a command being sent to one is
+    // a second `nvidia-cuda-mps-control` process for a moment, with the same directory).
+    let daemons = mps_daemon_pipes_under(gpu.dir.path());
+    assert_eq!(daemons.len(), 2, "one daemon per MIG device: {daemons:?}");
 
     let restore = gpu.migbench().arg("restore").output().unwrap();
     let said = String::from_utf8_lossy(&restore.stdout);

@@ -131,6 +131,17 @@ impl FakeDriver {
 }
 
 /// MPS processes (daemons and servers) whose pipe directory lies under `root`.
+/// The pipe directories of the MPS control processes below `root`: one per daemon, however many
+/// short-lived `nvidia-cuda-mps-control` clients (commands sent to it) run at the moment.
+pub fn mps_daemon_pipes_under(root: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    migbench::backend::nvml::mps::processes()
+        .into_iter()
+        .filter(|p| p.program == "nvidia-cuda-mps-control")
+        .filter_map(|p| p.pipe_dir)
+        .filter(|d| d.starts_with(root))
+        .collect()
+}
+
 pub fn mps_processes_under(root: &Path) -> Vec<String> {
     migbench::backend::nvml::mps::processes()
         .into_iter()

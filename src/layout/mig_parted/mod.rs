@@ -19,6 +19,12 @@
 //!
 //! mig-parted has no placements: `apply` tries orderings of the instances until the driver takes
 //! one. A layout read from a file is placed by [`super::Layout::build`] like any other.
+//! Writing is in [`write`].
+
+mod write;
+mod yaml;
+pub use write::{is_label_value, label, mig_devices, write};
+use yaml::{describe, mapping, pos, string};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -415,63 +421,7 @@ fn fields(name: &str) -> Option<(u32, u32, u32)> {
     }
 }
 
-fn pos(node: &MarkedYaml) -> Pos {
-    Pos {
-        line: node.span.start.line(),
-        column: node.span.start.col() + 1,
-    }
-}
-
-/// A node as a message shows it: `the string "v2"`, `a list`.
-fn describe(node: &MarkedYaml) -> String {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => format!("the string \"{}\"", crate::bounds::short(s)),
-        YamlData::Value(Scalar::Integer(i)) => format!("the number {i}"),
-        YamlData::Value(Scalar::FloatingPoint(f)) => format!("the number {f}"),
-        YamlData::Value(Scalar::Boolean(b)) => format!("{b}"),
-        YamlData::Value(Scalar::Null) => "nothing (null)".into(),
-        YamlData::Representation(s, ..) => format!("\"{}\"", crate::bounds::short(s)),
-        YamlData::Sequence(_) => "a list".into(),
-        YamlData::Mapping(_) => "a mapping".into(),
-        YamlData::Tagged(..) => "a tagged value".into(),
-        YamlData::Alias(_) => "an alias".into(),
-        YamlData::BadValue => "a bad value".into(),
-    }
-}
-
-fn string(node: &MarkedYaml) -> Option<String> {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
-        YamlData::Representation(s, ..) => Some(s.to_string()),
-        _ => None,
-    }
-}
-
-type Failure = (Pos, String);
-
-/// A mapping's entries with string keys, in file order.
-fn mapping<'a>(
-    node: &'a MarkedYaml<'a>,
-    what: &str,
-    expected: &str,
-) -> Result<Vec<(String, &'a MarkedYaml<'a>)>, Failure> {
-    match &node.data {
-        YamlData::Mapping(map) => map
-            .iter()
-            .map(|(k, v)| match &k.data {
-                YamlData::Value(Scalar::String(s)) => Ok((s.to_string(), v)),
-                _ => Err((
-                    pos(k),
-                    format!("{what}: keys are names, found {}", describe(k)),
-                )),
-            })
-            .collect(),
-        _ => Err((
-            pos(node),
-            format!("{what}: expected {expected}, found {}", describe(node)),
-        )),
-    }
-}
+pub(super) type Failure = (Pos, String);
 
 /// One entry of a label, by `MigConfigSpec.UnmarshalJSON`'s rules.
 fn entry(node: &MarkedYaml) -> Result<ConfigEntry, Failure> {
@@ -623,74 +573,4 @@ fn mig_device_counts(value: &MarkedYaml) -> Result<Vec<(String, u32, Pos)>, Fail
         ));
     }
     Ok(out)
-}
-
-/// Kubernetes label values (what the GPU operator's `nvidia.com/mig.config` takes): at most 63
-/// characters of `[A-Za-z0-9._-]`, starting and ending with a letter or digit.
-pub fn is_label_value(label: &str) -> bool {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    label.len() <= 63
-        && edge(label.chars().next())
-        && edge(label.chars().last())
-        && label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// A label made a Kubernetes label value: `mig+mps` → `mig-mps`.
-pub fn label(parts: &[&str]) -> String {
-    let joined = parts.join("-");
-    let mut s: String = joined
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.truncate(63);
-    s.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string()
-}
-
-/// The `mig-devices` of a layout: each GPU instance by its profile, or its compute instances by
-/// theirs when it is split, as mig-parted names MIG devices.
-pub fn mig_devices(layout: &Layout) -> BTreeMap<String, u32> {
-    let mut counts = BTreeMap::new();
-    for i in &layout.instances {
-        if i.is_split() {
-            for c in &i.compute {
-                *counts.entry(c.name.clone()).or_insert(0) += 1;
-            }
-        } else {
-            *counts.entry(i.profile.name.clone()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
-/// Writes `layouts` (label, layout) as a mig-parted v1 file, every label for `devices: all`.
-/// Each label is preceded by a comment with its placements, which mig-parted does not keep.
-pub fn write(layouts: &[(String, Layout)], heading: &str) -> String {
-    let mut out = String::new();
-    for line in heading.lines() {
-        out.push_str(&format!("# {line}\n"));
-    }
-    out.push_str(
-        "# nvidia-mig-parted apply -f FILE -c LABEL creates one label's MIG devices on every GPU; it\n\
-         # chooses placements itself, so the placements in each comment are what migbench planned.\n",
-    );
-    out.push_str(&format!("version: {VERSION}\nmig-configs:\n"));
-    for (label, layout) in layouts {
-        out.push_str(&format!("  # {}: {layout}\n", layout.gpu.key));
-        out.push_str(&format!(
-            "  {label}:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n"
-        ));
-        for (profile, count) in mig_devices(layout) {
-            out.push_str(&format!("        \"{profile}\": {count}\n"));
-        }
-    }
-    out
 }

@@ -1,0 +1,77 @@
+//! Writing layouts as a mig-parted file (`version: v1`) that `nvidia-mig-parted apply` accepts,
+//! one label each, labels made valid Kubernetes label values.
+
+use std::collections::BTreeMap;
+
+use super::VERSION;
+use crate::layout::Layout;
+
+/// Kubernetes label values (what the GPU operator's `nvidia.com/mig.config` takes): at most 63
+/// characters of `[A-Za-z0-9._-]`, starting and ending with a letter or digit.
+pub fn is_label_value(label: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    label.len() <= 63
+        && edge(label.chars().next())
+        && edge(label.chars().last())
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A label made a Kubernetes label value: `mig+mps` → `mig-mps`.
+pub fn label(parts: &[&str]) -> String {
+    let joined = parts.join("-");
+    let mut s: String = joined
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.truncate(63);
+    s.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// The `mig-devices` of a layout: each GPU instance by its profile, or its compute instances by
+/// theirs when it is split, as mig-parted names MIG devices.
+pub fn mig_devices(layout: &Layout) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for i in &layout.instances {
+        if i.is_split() {
+            for c in &i.compute {
+                *counts.entry(c.name.clone()).or_insert(0) += 1;
+            }
+        } else {
+            *counts.entry(i.profile.name.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Writes `layouts` (label, layout) as a mig-parted v1 file, every label for `devices: all`.
+/// Each label is preceded by a comment with its placements, which mig-parted does not keep.
+pub fn write(layouts: &[(String, Layout)], heading: &str) -> String {
+    let mut out = String::new();
+    for line in heading.lines() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    out.push_str(
+        "# nvidia-mig-parted apply -f FILE -c LABEL creates one label's MIG devices on every GPU; it\n\
+         # chooses placements itself, so the placements in each comment are what migbench planned.\n",
+    );
+    out.push_str(&format!("version: {VERSION}\nmig-configs:\n"));
+    for (label, layout) in layouts {
+        out.push_str(&format!("  # {}: {layout}\n", layout.gpu.key));
+        out.push_str(&format!(
+            "  {label}:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n"
+        ));
+        for (profile, count) in mig_devices(layout) {
+            out.push_str(&format!("        \"{profile}\": {count}\n"));
+        }
+    }
+    out
+}
