@@ -294,6 +294,10 @@ pub struct SynthArgs {
     /// Crash with exit status 3 at this fraction of the run.
     #[arg(long)]
     pub fail_at: Option<f64>,
+    /// A measured memory trace, `[[fraction, GiB], ...]` as JSON, replayed instead of the
+    /// constant and peak levels.
+    #[arg(long)]
+    pub memory_trace: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 pub mod clock;
 pub(crate) mod gpu;
 pub mod protocol;
+pub mod sharing;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -148,7 +149,7 @@ impl SimBackend {
         let sim_job = SimGpu::new_job(
             job.device.uuid.clone(),
             work_s,
-            job.workload.sim.alpha,
+            job.workload.sim.sharing(),
             reference_sm,
         );
         self.world.register_job(job.id, sim_job);
@@ -396,6 +397,10 @@ impl Backend for SimBackend {
             ]);
             if let Some(fail_at) = w.sim.fail_at {
                 argv.extend(["--fail-at".into(), num(fail_at)]);
+            }
+            if let Some(trace) = &w.sim.memory_trace {
+                let json = serde_json::to_string(trace).expect("numbers serialize");
+                argv.extend(["--memory-trace".into(), json]);
             }
         }
         Ok(JobLaunch {
