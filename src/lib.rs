@@ -8,8 +8,10 @@
 //! - [`plan`]: how many copies fit under each [`mode::SharingMode`];
 //! - [`cli`] and [`commands`]: the `migbench` command line.
 
+pub mod advise;
 pub mod backend;
 pub mod bounds;
+pub mod calibrate;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

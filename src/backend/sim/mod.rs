@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::workload::Workload;
 
 /// Work assumed for a workload without a measured full-GPU time.
-const DEFAULT_WORK_S: f64 = 60.0;
+pub(crate) const DEFAULT_WORK_S: f64 = 60.0;
 
 /// The simulator behind the [`Backend`] interface.
 pub struct SimBackend {
