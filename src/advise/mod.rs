@@ -264,7 +264,7 @@ fn fitting_slots(layout: &Layout, mix: &[&Workload]) -> Option<Vec<Option<Vec<us
     Some(out)
 }
 
-/// `2x3g.40gb+1g.10gb`: a layout's profiles, counted.
+/// `2x3g.40gb_1g.10gb`: a layout's profiles, counted (`_` between them: names allow no `+`).
 fn short_layout(layout: &Layout) -> String {
     let mut counts: Vec<(String, usize)> = Vec::new();
     let mut gis: Vec<_> = layout.instances.iter().collect();
@@ -290,7 +290,7 @@ fn short_layout(layout: &Layout) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join("+")
+        .join("_")
 }
 
 /// One sentence: why the winner beats the runner-up.
