@@ -99,10 +99,42 @@ pub fn advise(req: &Request) -> Vec<Candidate> {
             .is_some()
             .cmp(&b.rejected.is_some())
             .then(b.score(req.objective).total_cmp(&a.score(req.objective)))
+            .then(setup_steps(a.mode).cmp(&setup_steps(b.mode)))
             .then(a.fullest.total_cmp(&b.fullest))
             .then(a.name.cmp(&b.name))
     });
     out
+}
+
+/// How much a mode changes on the GPU, for ties: none, an MPS daemon, MIG instances, both.
+fn setup_steps(mode: SharingMode) -> u8 {
+    match mode {
+        SharingMode::Full | SharingMode::Timeslice => 0,
+        SharingMode::Mps => 1,
+        SharingMode::Mig => 2,
+        SharingMode::MigMps => 3,
+    }
+}
+
+/// Figures within this fraction of each other are a tie: the simulator's own inputs are not
+/// known better (T's times are given to the second, its VRAM to the GB).
+const TIE: f64 = 0.005;
+
+/// As many copies as the most that fit at once under any mode (`plan`), at least 1, or 2 for
+/// a single workload (so that sharing is a question at all), at most `max`.
+pub fn default_copies(gpu: &'static GpuModel, mix: &[&Workload], headroom: f64, max: u32) -> u32 {
+    let plans = crate::plan::plan(&crate::plan::PlanRequest {
+        gpu,
+        mix: mix.to_vec(),
+        headroom,
+    });
+    let most = plans
+        .iter()
+        .map(|p| p.max_staggered.max(p.max_together))
+        .max()
+        .unwrap_or(1) as u32;
+    let least = if mix.len() == 1 { 2 } else { 1 };
+    most.clamp(least, max)
 }
 
 fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> Candidate {
@@ -302,6 +334,33 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
             winner.objective_text(objective)
         );
     };
+    let (wv, rv) = (winner.score(objective), r.score(objective));
+    if r.rejected.is_none() && (wv - rv).abs() <= TIE * wv.abs().max(rv.abs()) {
+        let first = if setup_steps(winner.mode) != setup_steps(r.mode) {
+            format!(
+                "{} is first as the simpler setup ({} against {})",
+                winner.name,
+                setup_text(winner.mode),
+                setup_text(r.mode)
+            )
+        } else if r.fullest - winner.fullest > TIE {
+            format!(
+                "{} is first for the memory it leaves free (its fullest pool peaks at {:.0} % against {:.0} %)",
+                winner.name,
+                winner.fullest * 100.0,
+                r.fullest * 100.0
+            )
+        } else {
+            "either will do".to_string()
+        };
+        return format!(
+            "{} and {} tie on {} ({}): {first}.",
+            winner.name,
+            r.name,
+            objective_name(objective),
+            winner.objective_text(objective),
+        );
+    }
     let why = if r.rejected.is_some() {
         format!(
             "{} is ruled out because {}",
@@ -318,17 +377,18 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
             _ => "all at once".to_string(),
         };
         format!(
-            "running its {} jobs {} finishes them in {:.0} s against {:.0} s {}",
+            "running its {} jobs {} finishes them in {:.0} s against {:.0} s {} for {}",
             winner.jobs,
             at_once(winner),
             winner.makespan_s,
             r.makespan_s,
-            at_once(r)
+            at_once(r),
+            r.name
         )
     } else {
         format!(
-            "its jobs wait less ({:.0} s against {:.0} s from submission to end)",
-            winner.latency_s, r.latency_s
+            "its jobs wait less for one another, although the last ends at {:.0} s against {:.0} s",
+            winner.makespan_s, r.makespan_s
         )
     };
     let isolation = if winner.isolation != r.isolation {
@@ -343,12 +403,25 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
         "{} beats {} on {} ({} against {}): {why}{isolation}; its fullest pool peaks at {:.0} %.",
         winner.name,
         r.name,
-        match objective {
-            Objective::UnitsPerHour => "units per hour",
-            _ => "time per unit",
-        },
+        objective_name(objective),
         winner.objective_text(objective),
         r.objective_text(objective),
         winner.fullest * 100.0
     )
+}
+
+fn objective_name(objective: Objective) -> &'static str {
+    match objective {
+        Objective::UnitsPerHour => "units per hour",
+        _ => "time per unit",
+    }
+}
+
+fn setup_text(mode: SharingMode) -> &'static str {
+    match setup_steps(mode) {
+        0 => "nothing to set up",
+        1 => "an MPS daemon",
+        2 => "MIG instances",
+        _ => "MIG instances and MPS daemons",
+    }
 }

@@ -53,7 +53,7 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
                 "--copies: from 1 to {MAX_COPIES}, found {c}"
             )))
         }
-        None => default_copies(gpu, &mix, headroom),
+        None => advise::default_copies(gpu, &mix, headroom, MAX_COPIES),
     };
     let req = Request {
         gpu,
@@ -169,21 +169,4 @@ fn load_workload(arg: &str) -> Result<Workload> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Input(format!("--workload {arg}: cannot read it: {e}")))?;
     Workload::from_toml(&text).map_err(|e| Error::Input(format!("--workload {arg}: {e}")))
-}
-
-/// As many copies as the most that fit at once under any mode (`plan`), at least 1, or 2 for
-/// a single workload (so that sharing is a question at all).
-fn default_copies(gpu: &'static crate::catalog::GpuModel, mix: &[&Workload], headroom: f64) -> u32 {
-    let plans = crate::plan::plan(&crate::plan::PlanRequest {
-        gpu,
-        mix: mix.to_vec(),
-        headroom,
-    });
-    let most = plans
-        .iter()
-        .map(|p| p.max_staggered.max(p.max_together))
-        .max()
-        .unwrap_or(1) as u32;
-    let least = if mix.len() == 1 { 2 } else { 1 };
-    most.clamp(least, MAX_COPIES)
 }
