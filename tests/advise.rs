@@ -69,6 +69,22 @@ fn advised_figures_are_what_the_simulator_runs() {
     assert!(uph("full-sequential") > uph("mig-2x3g.40gb"));
     assert!(all[0]["mode"] == "mps");
 
+    // S2V-14B and TI2V-5B on an H100 fit only staggered, S2V-14B first (T experiment 4 and the
+    // shipped scenario's staggered variant): the workloads' turns become start_s.
+    let tmp = tempfile::tempdir().unwrap();
+    let advice = advise_then_run(
+        tmp.path(),
+        &["--gpu", "h100-80gb", "--workload", "ti2v-5b,s2v-14b"],
+    );
+    let all = advice["candidates"].as_array().unwrap();
+    assert_eq!(all[0]["name"], "mps-stagger30s-s2v-14b-first");
+    let by_name = |n: &str| all.iter().find(|c| c["name"] == n).unwrap();
+    assert!(
+        by_name("mps-stagger60s")["rejected"].is_string(),
+        "TI2V-5B first runs out"
+    );
+    assert!(by_name("mps-together")["rejected"].is_string());
+
     // A mix on a B200 with isolation required: only MIG and the whole GPU, the MIG layouts
     // pinning each workload to instances it fits.
     let tmp = tempfile::tempdir().unwrap();

@@ -24,8 +24,10 @@ pub struct Config<'g> {
     pub layout: Option<Layout<'g>>,
     pub thread_percentage: Option<u8>,
     pub pinned_gib: Option<f64>,
-    /// Seconds between the starts of successive jobs of each workload.
+    /// Seconds between successive job starts: the workloads of the mix take turns, in `order`.
     pub stagger_s: f64,
+    /// Per workload of the mix, its place in the turn of starts (0 first).
+    pub order: Vec<usize>,
     /// Per workload of the mix, the slots its jobs may use (all when `None`).
     pub allowed: Vec<Option<Vec<usize>>>,
 }
@@ -62,13 +64,19 @@ impl Simulated {
     }
 }
 
+/// When copy `k` of workload `w` may start: the `(k * mix + order[w])`-th turn.
+pub fn earliest(config: &Config, w: usize, k: u32) -> f64 {
+    let mix = config.order.len() as f64;
+    (f64::from(k) * mix + config.order[w] as f64) * config.stagger_s
+}
+
 /// Jobs in the order the orchestrator plans them: group by group (one group per workload of the
-/// mix, `copies` jobs each, `stagger_s` apart), then by earliest start.
-fn planned(copies: u32, mix: usize, stagger_s: f64) -> Vec<(usize, f64)> {
+/// mix, `copies` jobs each), then by earliest start.
+fn planned(copies: u32, config: &Config) -> Vec<(usize, f64)> {
     let mut jobs: Vec<(usize, usize, f64)> = Vec::new();
-    for w in 0..mix {
+    for w in 0..config.order.len() {
         for k in 0..copies {
-            jobs.push((jobs.len(), w, f64::from(k) * stagger_s));
+            jobs.push((jobs.len(), w, earliest(config, w, k)));
         }
     }
     jobs.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
@@ -93,7 +101,7 @@ pub fn simulate(
     let mut sim = SimGpu::new(gpu);
     set_up(&mut sim, config);
     let devices = sim.devices();
-    let jobs = planned(copies, mix.len(), config.stagger_s);
+    let jobs = planned(copies, config);
     let curves: Vec<MemoryCurve> = mix.iter().map(|w| w.memory_curve()).collect();
     let exclusive = matches!(config.mode, SharingMode::Full | SharingMode::Mig);
     let allowed = |w: usize| -> Vec<usize> {

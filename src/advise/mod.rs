@@ -47,6 +47,9 @@ pub struct Candidate {
     pub thread_percentage: Option<u8>,
     pub pinned_gib: Option<f64>,
     pub stagger_s: f64,
+    /// Per workload, its start offset and the seconds between its own starts (for `start_s`
+    /// and `stagger_s` of its group in a scenario).
+    pub starts: Vec<(f64, f64)>,
     /// Per workload, the instances (slots) it may use.
     pub instances: Vec<Option<Vec<usize>>>,
     pub jobs: usize,
@@ -178,6 +181,12 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
         thread_percentage: config.thread_percentage,
         pinned_gib: config.pinned_gib,
         stagger_s: config.stagger_s,
+        starts: (0..req.mix.len())
+            .map(|w| {
+                let first = engine::earliest(config, w, 0);
+                (first, engine::earliest(config, w, 1) - first)
+            })
+            .collect(),
         instances: config.allowed.clone(),
         jobs: sim.jobs.len(),
         ok: sim.ok(),
@@ -204,12 +213,14 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
 fn configurations<'g>(req: &Request) -> Vec<(String, Config<'g>)> {
     let n = req.copies as usize * req.mix.len();
     let all = vec![None; req.mix.len()];
+    let given: Vec<usize> = (0..req.mix.len()).collect();
     let whole = |mode, stagger_s, thread_percentage, pinned_gib| Config {
         mode,
         layout: None,
         thread_percentage,
         pinned_gib,
         stagger_s,
+        order: given.clone(),
         allowed: all.clone(),
     };
     let mut out = vec![(
@@ -240,6 +251,19 @@ fn configurations<'g>(req: &Request) -> Vec<(String, Config<'g>)> {
                 format!("mps-stagger{s:.0}s"),
                 whole(SharingMode::Mps, s, None, None),
             ));
+            // Which workload starts first decides whose peak meets whose: try each first.
+            for (first, w) in req.mix.iter().enumerate().skip(1) {
+                let order: Vec<usize> = (0..req.mix.len())
+                    .map(|i| (i + req.mix.len() - first) % req.mix.len())
+                    .collect();
+                out.push((
+                    format!("mps-stagger{s:.0}s-{}-first", w.name),
+                    Config {
+                        order,
+                        ..whole(SharingMode::Mps, s, None, None)
+                    },
+                ));
+            }
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -266,6 +290,7 @@ fn configurations<'g>(req: &Request) -> Vec<(String, Config<'g>)> {
                     thread_percentage: None,
                     pinned_gib: None,
                     stagger_s: 0.0,
+                    order: given.clone(),
                     allowed: allowed.clone(),
                 },
             ));

@@ -5,7 +5,6 @@ use std::fmt::Write;
 
 use super::{Candidate, Request};
 use crate::error::{Error, Result};
-use crate::mode::SharingMode;
 
 /// A scenario named `name` with one variant per candidate.
 pub fn scenario_toml(req: &Request, name: &str, picks: &[&Candidate]) -> Result<String> {
@@ -73,8 +72,12 @@ pub fn scenario_toml(req: &Request, name: &str, picks: &[&Candidate]) -> Result<
             .map(|(i, w)| {
                 let mut g = format!("{{ workload = {}, count = {}", q(&w.name), req.copies);
                 // Sequential runs keep one job at a time whatever the stagger.
-                if c.stagger_s > 0.0 && c.mode != SharingMode::Full {
-                    let _ = write!(g, ", stagger_s = {}", c.stagger_s);
+                let (start, every) = c.starts[i];
+                if start > 0.0 {
+                    let _ = write!(g, ", start_s = {start}");
+                }
+                if every > 0.0 && req.copies > 1 {
+                    let _ = write!(g, ", stagger_s = {every}");
                 }
                 if let Some(Some(slots)) = c.instances.get(i) {
                     let s: Vec<String> = slots.iter().map(usize::to_string).collect();
