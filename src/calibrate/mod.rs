@@ -445,12 +445,8 @@ fn memory_trace(
 /// What was fitted, one line a figure.
 fn summary(w: &Workload) -> String {
     let mut out = format!("{}: calibrated profile\n", w.name);
-    for f in &w
-        .calibration
-        .as_ref()
-        .map_or(&[][..], |c| &c.fitted[..])
-        .to_vec()
-    {
+    let fitted = w.calibration.as_ref().map_or(&[][..], |c| &c.fitted[..]);
+    for f in fitted {
         let residual = match (f.rms_residual, f.max_residual) {
             (Some(r), Some(m)) => {
                 format!("  residual rms {:.1} %, max {:.1} %", r * 100.0, m * 100.0)
