@@ -49,6 +49,12 @@ pub enum Command {
     /// How many copies of a workload fit at once under each sharing mode.
     #[command(after_help = exit_status!())]
     Plan(PlanArgs),
+    /// Fit a workload's simulation profile on measured runs and write it as a workload file.
+    #[command(after_help = exit_status!("  2    also when the runs cannot identify a figure (it names the run that would)"))]
+    Calibrate(CalibrateArgs),
+    /// Simulate every sensible way to share a GPU among workloads and rank them.
+    #[command(after_help = exit_status!())]
+    Advise(AdviseArgs),
     /// Check scenario files without running anything.
     #[command(after_help = exit_status!("  2    also when any file is invalid: file:line:column, what was found, what is allowed"))]
     Validate(ValidateArgs),
@@ -184,6 +190,59 @@ pub struct PlanArgs {
     pub headroom: String,
     #[command(flatten)]
     pub format: LayoutFormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Run directories (or directories of runs), as `migbench run` writes them.
+    #[arg(required = true)]
+    pub runs: Vec<std::path::PathBuf>,
+    /// The workload whose jobs are fitted.
+    #[arg(long)]
+    pub workload: String,
+    /// Where the workload file goes; stdout when absent.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// What `advise` ranks configurations by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Objective {
+    /// Most units (videos) completed per hour.
+    UnitsPerHour,
+    /// Shortest mean time from a job's submission (its earliest start) to its end.
+    TimePerUnit,
+    /// Shortest 99th-percentile time to first token (serving workloads).
+    P99Ttft,
+}
+
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// GPU model: a catalog key such as h100-80gb, or an NVML device name.
+    #[arg(long)]
+    pub gpu: String,
+    /// Workloads, by name or as workload files (`calibrate` writes them), comma-separated or
+    /// repeated: one job of each per copy.
+    #[arg(long = "workload", required = true, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    #[arg(long, value_enum, default_value = "units-per-hour")]
+    pub objective: Objective,
+    /// `required`: only configurations where no job shares memory or SMs with another tenant
+    /// (MIG, or one job at a time).
+    #[arg(long, value_parser = ["required"])]
+    pub isolation: Option<String>,
+    /// Memory kept free in every pool: `10%` or `0.1`.
+    #[arg(long, default_value = "0%")]
+    pub headroom: String,
+    /// Copies of the mix to run (jobs of each workload); by default as many as the most that
+    /// fit at once under any mode, at least 2.
+    #[arg(long)]
+    pub copies: Option<u32>,
+    /// Writes the top three as a scenario file here, for `migbench run`.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Args)]

@@ -42,8 +42,10 @@
 //! - [`error`]: the errors and the exit statuses they map to;
 //! - [`version`]: the package version and the commit it was built from.
 
+pub mod advise;
 pub mod backend;
 pub mod bounds;
+pub mod calibrate;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,7 @@
 //! One module per subcommand: turns parsed arguments into output text.
 
+pub mod advise;
+pub mod calibrate;
 pub mod check_catalog;
 pub mod compare;
 pub mod discover;
@@ -28,6 +30,8 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Profiles(args) => profiles::run(&args),
         Command::Layouts(args) => layouts::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
+        Command::Advise(args) => advise::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Restore(args) => restore::run(&args),

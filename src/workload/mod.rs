@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+mod calibration;
+mod curve;
 mod oom;
+pub use calibration::{Calibration, Fitted};
+pub use curve::MemoryCurve;
 pub use oom::{reports_oom, DEFAULT_OOM_PATTERNS};
 
 const WORKLOAD_FILES: &[(&str, &str)] = &[
@@ -66,6 +70,9 @@ pub struct Workload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerSpec>,
     pub sim: SimProfile,
+    /// Where a calibrated profile came from (`migbench calibrate`): runs, jobs, residuals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// How to reach a model server: when it is ready and which model to ask for.
@@ -142,9 +149,29 @@ pub struct Timing {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimProfile {
-    /// Speed at a share `s` of the SMs is `s^alpha`.
+    /// MIG: speed on a slice with a share `s` of the reference GPU's SMs is `s^alpha`.
     #[serde(deserialize_with = "checked::alpha")]
     pub alpha: f64,
+    /// MPS: each of `n` clients sharing all SMs runs at `min(1/n, thread cap)^mps_exponent` of
+    /// its device's speed; `alpha` when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::mps_exponent"
+    )]
+    pub mps_exponent: Option<f64>,
+    /// Time-slicing: each of `n >= 2` jobs runs at `timeslice_efficiency / n` of its device's
+    /// speed (the rest is lost to context switches); 1 when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::timeslice_efficiency"
+    )]
+    pub timeslice_efficiency: Option<f64>,
+    /// Memory over the run as measured, `[fraction, GiB]` from fraction 0 in ascending order;
+    /// replayed instead of the constant level and the peak window when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_trace: Option<Vec<(f64, f64)>>,
     /// When the peak begins, as a fraction of the run.
     #[serde(deserialize_with = "checked::peak_at")]
     pub peak_at: f64,
@@ -213,6 +240,24 @@ pub struct SimServer {
     pub source: String,
 }
 
+/// Points of a memory trace: enough for a few hundred changes of level over a run, few enough to
+/// pass on a simulated job's command line.
+pub const MAX_TRACE_POINTS: usize = 512;
+
+impl SimProfile {
+    /// The sharing parameters of each mode, with the documented defaults for those not given.
+    pub fn sharing(&self) -> crate::backend::sim::sharing::Sharing {
+        let mut s = crate::backend::sim::sharing::Sharing::from_alpha(self.alpha);
+        if let Some(b) = self.mps_exponent {
+            s.mps_exponent = b;
+        }
+        if let Some(e) = self.timeslice_efficiency {
+            s.timeslice_efficiency = e;
+        }
+        s
+    }
+}
+
 fn default_max_num_seqs() -> u32 {
     256
 }
@@ -231,6 +276,12 @@ mod checked {
     crate::number_in!(peak_gib, "peak_gib", bounds::POSITIVE_GIB);
     crate::number_in!(full_gpu_s, "full_gpu_s", bounds::POSITIVE_SECONDS);
     crate::number_in!(alpha, "alpha", bounds::ALPHA);
+    crate::number_in!(opt mps_exponent, "mps_exponent", bounds::ALPHA);
+    crate::number_in!(
+        opt timeslice_efficiency,
+        "timeslice_efficiency",
+        bounds::ALPHA
+    );
     crate::number_in!(peak_at, "peak_at", bounds::FRACTION);
     crate::number_in!(peak_for, "peak_for", bounds::FRACTION);
     crate::number_in!(opt fail_at, "fail_at", bounds::FRACTION);
@@ -341,7 +392,56 @@ impl Workload {
         if let Some(t) = &self.timing {
             self.known_gpu("timing.reference_gpu", &t.reference_gpu)?;
         }
+        if let Some(trace) = &s.memory_trace {
+            self.check_trace(trace)?;
+        }
         self.check_server()
+    }
+
+    /// A memory trace starts at fraction 0, ascends, and stays within `[0, memory.peak_gib]`.
+    fn check_trace(&self, trace: &[(f64, f64)]) -> Result<(), Invalid> {
+        let bad = |m: String| {
+            Err(Invalid::new(
+                "sim.memory_trace",
+                format!("workload {}: sim.memory_trace: {m}", self.name),
+            ))
+        };
+        if trace.first().is_none_or(|(f, _)| *f != 0.0) {
+            return bad("the first point must be at fraction 0".into());
+        }
+        if trace.len() > MAX_TRACE_POINTS {
+            return bad(format!(
+                "at most {MAX_TRACE_POINTS} points, found {}",
+                trace.len()
+            ));
+        }
+        for (i, &(f, gib)) in trace.iter().enumerate() {
+            if !crate::bounds::FRACTION.contains(f) || (i > 0 && f <= trace[i - 1].0) {
+                return bad(format!(
+                    "point {i}: fractions must ascend within 0 to 1, found {f}"
+                ));
+            }
+            if !(0.0..=self.memory.peak_gib + 1e-9).contains(&gib) {
+                return bad(format!(
+                    "point {i}: GiB must be from 0 to memory.peak_gib ({}), found {gib}",
+                    self.memory.peak_gib
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory the simulator replays: the measured trace, else constant and peak levels.
+    pub fn memory_curve(&self) -> MemoryCurve {
+        match &self.sim.memory_trace {
+            Some(trace) => MemoryCurve::Trace(trace.clone()),
+            None => MemoryCurve::Levels {
+                constant: self.memory.constant_gib,
+                peak: self.memory.peak_gib,
+                peak_at: self.sim.peak_at,
+                peak_for: self.sim.peak_for,
+            },
+        }
     }
 
     /// A reference GPU (at `key`) must be in the catalog: the simulator scales by it, and every

@@ -4,15 +4,15 @@
 //! mode changes only with no processes) and the physics jobs feel:
 //! - **memory**: a pool is the whole GPU, or one GPU instance shared by its compute instances;
 //!   an allocation beyond the pool (or beyond an MPS client's pinned limit) fails;
-//! - **compute**: jobs on one device share its SMs. A job's speed at a share `s` of the reference
-//!   GPU's SMs is `s^alpha`. Time-slicing runs one context at a time (each gets `1/n` of the time
-//!   on all SMs); MPS shares SMs spatially (each gets `1/n` of them, capped by the active-thread
-//!   percentage).
+//! - **compute**: jobs on one device share it, each mode by its own model ([`super::sharing`]):
+//!   a MIG slice's SMs (`alpha`), MPS clients sharing all SMs (`mps_exponent`), time-slicing
+//!   switching whole contexts (`timeslice_efficiency`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::sharing::{Context, Sharing};
 use crate::backend::{Change, Device, ForeignProcess, GpuState};
 use crate::catalog::{CiProfile, GiProfile, GpuModel};
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ pub struct SimJob {
     pub device: String,
     /// Work in seconds at full speed on the reference GPU.
     pub work_s: f64,
-    pub alpha: f64,
+    pub sharing: Sharing,
     /// SMs of the GPU the workload's timing was measured on.
     pub reference_sm: u32,
     /// Work done so far, in the same unit as `work_s`.
@@ -552,18 +552,18 @@ impl SimGpu {
             .iter()
             .filter(|(_, j)| j.active)
             .map(|(&id, j)| {
-                let n = per_device[&j.device] as f64;
-                let sm = self.device_resources(&j.device).map_or(0, |(_, _, sm)| sm) as f64;
-                let full = (sm / f64::from(j.reference_sm)).powf(j.alpha);
-                let rate = match self.mps.iter().find(|d| d.device == j.device) {
-                    // MPS: SMs split spatially, each client capped by its thread percentage.
-                    Some(d) => {
-                        let cap = f64::from(d.active_thread_percentage.unwrap_or(100)) / 100.0;
-                        (sm * cap.min(1.0 / n) / f64::from(j.reference_sm)).powf(j.alpha)
-                    }
-                    // Time-slicing (or a lone job): all SMs, 1/n of the time.
-                    None => full / n,
+                let sm = self.device_resources(&j.device).map_or(0, |(_, _, sm)| sm);
+                let mps = self
+                    .mps
+                    .iter()
+                    .find(|d| d.device == j.device)
+                    .map(|d| f64::from(d.active_thread_percentage.unwrap_or(100)) / 100.0);
+                let ctx = Context {
+                    device_sm: sm,
+                    jobs: per_device[&j.device],
+                    mps,
                 };
+                let rate = j.sharing.speed(ctx, j.reference_sm);
                 (id, rate)
             })
             .collect();
@@ -576,11 +576,11 @@ impl SimGpu {
         self.jobs.insert(id, job);
     }
 
-    pub fn new_job(device: String, work_s: f64, alpha: f64, reference_sm: u32) -> SimJob {
+    pub fn new_job(device: String, work_s: f64, sharing: Sharing, reference_sm: u32) -> SimJob {
         SimJob {
             device,
             work_s,
-            alpha,
+            sharing,
             reference_sm,
             done_s: 0.0,
             memory_gib: 0.0,

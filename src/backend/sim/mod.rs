@@ -11,6 +11,7 @@ pub mod engine;
 pub(crate) mod gpu;
 pub mod protocol;
 pub mod server;
+pub mod sharing;
 pub mod synth;
 
 use std::io::{BufRead, BufReader, Write};
@@ -32,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::workload::Workload;
 
 /// Work assumed for a workload without a measured full-GPU time.
-const DEFAULT_WORK_S: f64 = 60.0;
+pub(crate) const DEFAULT_WORK_S: f64 = 60.0;
 
 /// The simulator behind the [`Backend`] interface.
 pub struct SimBackend {
@@ -151,7 +152,7 @@ impl SimBackend {
         let sim_job = SimGpu::new_job(
             job.device.uuid.clone(),
             work_s,
-            job.workload.sim.alpha,
+            job.workload.sim.sharing(),
             reference_sm,
         );
         self.world.register_job(job.id, sim_job);
@@ -408,6 +409,10 @@ impl Backend for SimBackend {
             ]);
             if let Some(fail_at) = w.sim.fail_at {
                 argv.extend(["--fail-at".into(), num(fail_at)]);
+            }
+            if let Some(trace) = &w.sim.memory_trace {
+                let json = serde_json::to_string(trace).expect("numbers serialize");
+                argv.extend(["--memory-trace".into(), json]);
             }
         }
         Ok(JobLaunch {

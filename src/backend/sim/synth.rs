@@ -3,6 +3,7 @@
 //! and fails exactly as PyTorch does when an allocation does not fit.
 
 use crate::backend::sim::protocol::{Connection, Reply, Request, Until};
+use crate::workload::MemoryCurve;
 use clap::Args;
 
 /// Progress lines printed over a run, like a diffusion pipeline's denoising steps.
@@ -37,7 +38,21 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
             return Ok(2);
         }
     };
-    let peak_end = args.peak_at + args.peak_for;
+    let curve = match &args.memory_trace {
+        Some(json) => match serde_json::from_str(json) {
+            Ok(trace) => MemoryCurve::Trace(trace),
+            Err(e) => {
+                eprintln!("migbench synth: --memory-trace: {e}");
+                return Ok(2);
+            }
+        },
+        None => MemoryCurve::Levels {
+            constant: args.constant_gib,
+            peak: args.peak_gib,
+            peak_at: args.peak_at,
+            peak_for: args.peak_for,
+        },
+    };
     let mut held = 0.0;
     let mut step = 0;
     loop {
@@ -52,12 +67,7 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
             println!("job {}: done", args.job);
             return Ok(0);
         }
-        let peaking = fraction >= args.peak_at && fraction < peak_end;
-        let want = if peaking {
-            args.peak_gib
-        } else {
-            args.constant_gib
-        };
+        let want = curve.at(fraction);
         if want != held {
             if !gpu.allocate(want)? {
                 return Ok(1);
@@ -71,16 +81,11 @@ fn follow_profile(args: &SynthArgs) -> std::io::Result<i32> {
         }
         // The next point of the profile where something happens.
         let next_step = f64::from(step + 1) / f64::from(STEPS);
-        let next = [
-            Some(args.peak_at),
-            Some(peak_end),
-            args.fail_at,
-            Some(next_step),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|&f| f > fraction)
-        .fold(1.0_f64, f64::min);
+        let next = [curve.next_change(fraction), args.fail_at, Some(next_step)]
+            .into_iter()
+            .flatten()
+            .filter(|&f| f > fraction)
+            .fold(1.0_f64, f64::min);
         fraction = gpu.wait(Until::Fraction { fraction: next }, 0)?.fraction;
     }
 }
@@ -103,4 +108,8 @@ pub struct SynthArgs {
     /// Crash with exit status 3 at this fraction of the run.
     #[arg(long)]
     pub fail_at: Option<f64>,
+    /// A measured memory trace, `[[fraction, GiB], ...]` as JSON, replayed instead of the
+    /// constant and peak levels.
+    #[arg(long)]
+    pub memory_trace: Option<String>,
 }

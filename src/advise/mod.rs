@@ -1,0 +1,452 @@
+//! `migbench advise`: simulates every sensible way to run some copies of a workload mix on one
+//! GPU and ranks them.
+//!
+//! The candidates: the whole GPU one job at a time; time-slicing and MPS with every job at once,
+//! MPS with thread percentages of `100/n`, with pinned memory limits of `1/n` of the GPU, and
+//! with staggered starts; every distinct maximal MIG layout (from the layout engine) in which
+//! each workload has an instance it fits, one job per instance at a time (`mig`) or all its jobs
+//! at once through one MPS server per instance (`mig+mps`). Each is simulated with the
+//! simulator's physics ([`engine`]). A configuration in which a job runs out of memory, or a pool
+//! comes closer to full than `--headroom` allows, is listed but never advised.
+
+pub mod engine;
+mod scenario_file;
+
+use serde::Serialize;
+
+pub use scenario_file::scenario_toml;
+
+use crate::catalog::GpuModel;
+use crate::cli::Objective;
+use crate::layout::{enumerate, EnumerateOptions, Layout};
+use crate::mode::SharingMode;
+use crate::workload::Workload;
+use engine::{simulate, Config, Simulated};
+
+/// Staggers tried under MPS, seconds between starts.
+const STAGGERS_S: [f64; 3] = [30.0, 60.0, 120.0];
+
+/// What to decide.
+pub struct Request<'a> {
+    pub gpu: &'static GpuModel,
+    pub mix: Vec<&'a Workload>,
+    pub copies: u32,
+    pub objective: Objective,
+    pub isolation_required: bool,
+    pub headroom: f64,
+}
+
+/// One configuration and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// A variant name for the scenario file.
+    pub name: String,
+    pub mode: SharingMode,
+    /// MIG instances as `profile@start`, in slice order.
+    pub layout: Vec<String>,
+    pub thread_percentage: Option<u8>,
+    pub pinned_gib: Option<f64>,
+    pub stagger_s: f64,
+    /// Per workload, its start offset and the seconds between its own starts (for `start_s`
+    /// and `stagger_s` of its group in a scenario).
+    pub starts: Vec<(f64, f64)>,
+    /// Per workload, the instances (slots) it may use.
+    pub instances: Vec<Option<Vec<usize>>>,
+    pub jobs: usize,
+    pub ok: usize,
+    pub oom: usize,
+    pub makespan_s: f64,
+    pub units_per_hour: f64,
+    /// Mean time from a job's earliest start to its end, finished jobs only.
+    pub latency_s: f64,
+    /// The fullest any memory pool got at its peak (1 = full).
+    pub fullest: f64,
+    pub isolation: &'static str,
+    /// Why it is not advised, if it is not.
+    pub rejected: Option<String>,
+}
+
+impl Candidate {
+    /// The figure the objective ranks by, larger is better.
+    fn score(&self, objective: Objective) -> f64 {
+        match objective {
+            Objective::UnitsPerHour => self.units_per_hour,
+            Objective::TimePerUnit | Objective::P99Ttft => -self.latency_s,
+        }
+    }
+
+    pub fn objective_text(&self, objective: Objective) -> String {
+        match objective {
+            Objective::UnitsPerHour => format!("{:.1} units per hour", self.units_per_hour),
+            Objective::TimePerUnit | Objective::P99Ttft => {
+                format!("{:.0} s from submission to end", self.latency_s)
+            }
+        }
+    }
+}
+
+/// Every candidate, advised ones first, best first.
+pub fn advise(req: &Request) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = configurations(req)
+        .into_iter()
+        .map(|(name, config)| {
+            let sim = simulate(req.gpu, &req.mix, req.copies, &config);
+            candidate(req, name, &config, &sim)
+        })
+        .filter(|c| {
+            !req.isolation_required || matches!(c.mode, SharingMode::Full | SharingMode::Mig)
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.rejected
+            .is_some()
+            .cmp(&b.rejected.is_some())
+            .then(b.score(req.objective).total_cmp(&a.score(req.objective)))
+            .then(setup_steps(a.mode).cmp(&setup_steps(b.mode)))
+            .then(a.fullest.total_cmp(&b.fullest))
+            .then(a.name.cmp(&b.name))
+    });
+    out
+}
+
+/// How much a mode changes on the GPU, for ties: none, an MPS daemon, MIG instances, both.
+fn setup_steps(mode: SharingMode) -> u8 {
+    match mode {
+        SharingMode::Full | SharingMode::Timeslice => 0,
+        SharingMode::Mps => 1,
+        SharingMode::Mig => 2,
+        SharingMode::MigMps => 3,
+    }
+}
+
+/// Figures within this fraction of each other are a tie: the simulator's own inputs are not
+/// known better (T's times are given to the second, its VRAM to the GB).
+const TIE: f64 = 0.005;
+
+/// As many copies as the most that fit at once under any mode (`plan`), at least 1, or 2 for
+/// a single workload (so that sharing is a question at all), at most `max`.
+pub fn default_copies(gpu: &'static GpuModel, mix: &[&Workload], headroom: f64, max: u32) -> u32 {
+    let plans = crate::plan::plan(&crate::plan::PlanRequest {
+        gpu,
+        mix: mix.to_vec(),
+        headroom,
+    });
+    let most = plans
+        .iter()
+        .map(|p| p.max_staggered.max(p.max_together))
+        .max()
+        .unwrap_or(1) as u32;
+    let least = if mix.len() == 1 { 2 } else { 1 };
+    most.clamp(least, max)
+}
+
+fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> Candidate {
+    let makespan = sim.makespan();
+    let finished: Vec<f64> = sim
+        .jobs
+        .iter()
+        .filter(|j| !j.oom)
+        .map(|j| j.end - j.earliest)
+        .collect();
+    let latency = if finished.is_empty() {
+        f64::INFINITY
+    } else {
+        finished.iter().sum::<f64>() / finished.len() as f64
+    };
+    let rejected = if sim.oom() > 0 {
+        Some(format!(
+            "{} of {} jobs run out of memory",
+            sim.oom(),
+            sim.jobs.len()
+        ))
+    } else if sim.fullest > 1.0 - req.headroom + 1e-9 {
+        Some(format!(
+            "a pool reaches {:.0} % at its peak, above the {:.0} % that --headroom leaves",
+            sim.fullest * 100.0,
+            (1.0 - req.headroom) * 100.0
+        ))
+    } else {
+        None
+    };
+    Candidate {
+        name,
+        mode: config.mode,
+        layout: config.layout.as_ref().map_or_else(Vec::new, |l| {
+            let mut gis: Vec<_> = l.instances.iter().collect();
+            gis.sort_by_key(|g| g.start);
+            gis.iter()
+                .map(|g| format!("{}@{}", g.profile.name, g.start))
+                .collect()
+        }),
+        thread_percentage: config.thread_percentage,
+        pinned_gib: config.pinned_gib,
+        stagger_s: config.stagger_s,
+        starts: (0..req.mix.len())
+            .map(|w| {
+                let first = engine::earliest(config, w, 0);
+                (first, engine::earliest(config, w, 1) - first)
+            })
+            .collect(),
+        instances: config.allowed.clone(),
+        jobs: sim.jobs.len(),
+        ok: sim.ok(),
+        oom: sim.oom(),
+        makespan_s: makespan,
+        units_per_hour: if makespan > 0.0 {
+            sim.ok() as f64 * 3600.0 / makespan
+        } else {
+            0.0
+        },
+        latency_s: latency,
+        fullest: sim.fullest,
+        isolation: match config.mode {
+            SharingMode::Full => "whole GPU per job",
+            SharingMode::Mig => "guaranteed (MIG)",
+            SharingMode::MigMps => "between instances only",
+            SharingMode::Mps | SharingMode::Timeslice => "none",
+        },
+        rejected,
+    }
+}
+
+/// Every configuration worth simulating, named.
+fn configurations<'g>(req: &Request) -> Vec<(String, Config<'g>)> {
+    let n = req.copies as usize * req.mix.len();
+    let all = vec![None; req.mix.len()];
+    let given: Vec<usize> = (0..req.mix.len()).collect();
+    let whole = |mode, stagger_s, thread_percentage, pinned_gib| Config {
+        mode,
+        layout: None,
+        thread_percentage,
+        pinned_gib,
+        stagger_s,
+        order: given.clone(),
+        allowed: all.clone(),
+    };
+    let mut out = vec![(
+        "full-sequential".to_string(),
+        whole(SharingMode::Full, 0.0, None, None),
+    )];
+    if n > 1 {
+        out.push((
+            "timeslice-together".into(),
+            whole(SharingMode::Timeslice, 0.0, None, None),
+        ));
+        out.push((
+            "mps-together".into(),
+            whole(SharingMode::Mps, 0.0, None, None),
+        ));
+        let pct = (100.0 / n as f64).ceil() as u8;
+        out.push((
+            format!("mps-threads{pct}"),
+            whole(SharingMode::Mps, 0.0, Some(pct), None),
+        ));
+        let pinned = (req.gpu.memory_gib() / n as f64 * 100.0).floor() / 100.0;
+        out.push((
+            format!("mps-pinned{pinned:.0}g"),
+            whole(SharingMode::Mps, 0.0, None, Some(pinned)),
+        ));
+        for s in STAGGERS_S {
+            out.push((
+                format!("mps-stagger{s:.0}s"),
+                whole(SharingMode::Mps, s, None, None),
+            ));
+            // Which workload starts first decides whose peak meets whose: try each first.
+            for (first, w) in req.mix.iter().enumerate().skip(1) {
+                let order: Vec<usize> = (0..req.mix.len())
+                    .map(|i| (i + req.mix.len() - first) % req.mix.len())
+                    .collect();
+                out.push((
+                    format!("mps-stagger{s:.0}s-{}-first", w.name),
+                    Config {
+                        order,
+                        ..whole(SharingMode::Mps, s, None, None)
+                    },
+                ));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for layout in enumerate(req.gpu, &EnumerateOptions::default()) {
+        let Some(allowed) = fitting_slots(&layout, &req.mix) else {
+            continue;
+        };
+        let mut key: Vec<&str> = layout
+            .instances
+            .iter()
+            .map(|i| i.profile.name.as_str())
+            .collect();
+        key.sort_unstable();
+        if !seen.insert(key.join("+")) {
+            continue;
+        }
+        let label = short_layout(&layout);
+        for mode in [SharingMode::Mig, SharingMode::MigMps] {
+            out.push((
+                format!("{}-{label}", mode.as_str().replace('+', "-")),
+                Config {
+                    mode,
+                    layout: Some(layout.clone()),
+                    thread_percentage: None,
+                    pinned_gib: None,
+                    stagger_s: 0.0,
+                    order: given.clone(),
+                    allowed: allowed.clone(),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Per workload, the slots (compute instances in slice order) whose pool holds its peak; `None`
+/// when some workload fits in none. `None` entries mean every slot fits.
+fn fitting_slots(layout: &Layout, mix: &[&Workload]) -> Option<Vec<Option<Vec<usize>>>> {
+    let mut gis: Vec<_> = layout.instances.iter().collect();
+    gis.sort_by_key(|g| g.start);
+    let pools: Vec<f64> = gis
+        .iter()
+        .flat_map(|g| g.compute.iter().map(|_| g.profile.memory_gib))
+        .collect();
+    let mut out = Vec::new();
+    for w in mix {
+        let fits: Vec<usize> = (0..pools.len())
+            .filter(|&s| pools[s] + 1e-9 >= w.memory_curve().peak().max(w.memory.peak_gib))
+            .collect();
+        if fits.is_empty() {
+            return None;
+        }
+        out.push((fits.len() < pools.len()).then_some(fits));
+    }
+    Some(out)
+}
+
+/// `2x3g.40gb_1g.10gb`: a layout's profiles, counted (`_` between them: names allow no `+`).
+fn short_layout(layout: &Layout) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut gis: Vec<_> = layout.instances.iter().collect();
+    gis.sort_by(|a, b| {
+        b.profile
+            .compute_slices
+            .cmp(&a.profile.compute_slices)
+            .then(a.start.cmp(&b.start))
+    });
+    for g in gis {
+        match counts.iter_mut().find(|(p, _)| *p == g.profile.name) {
+            Some(c) => c.1 += 1,
+            None => counts.push((g.profile.name.clone(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(p, n)| {
+            if *n > 1 {
+                format!("{n}x{p}")
+            } else {
+                p.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// One sentence: why the winner beats the runner-up.
+pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Objective) -> String {
+    let Some(r) = runner_up else {
+        return format!(
+            "{} is the only configuration in which every job finishes: {}.",
+            winner.name,
+            winner.objective_text(objective)
+        );
+    };
+    let (wv, rv) = (winner.score(objective), r.score(objective));
+    if r.rejected.is_none() && (wv - rv).abs() <= TIE * wv.abs().max(rv.abs()) {
+        let first = if setup_steps(winner.mode) != setup_steps(r.mode) {
+            format!(
+                "{} is first as the simpler setup ({} against {})",
+                winner.name,
+                setup_text(winner.mode),
+                setup_text(r.mode)
+            )
+        } else if r.fullest - winner.fullest > TIE {
+            format!(
+                "{} is first for the memory it leaves free (its fullest pool peaks at {:.0} % against {:.0} %)",
+                winner.name,
+                winner.fullest * 100.0,
+                r.fullest * 100.0
+            )
+        } else {
+            "either will do".to_string()
+        };
+        return format!(
+            "{} and {} tie on {} ({}): {first}.",
+            winner.name,
+            r.name,
+            objective_name(objective),
+            winner.objective_text(objective),
+        );
+    }
+    let why = if r.rejected.is_some() {
+        format!(
+            "{} is ruled out because {}",
+            r.name,
+            r.rejected.as_deref().unwrap_or("")
+        )
+    } else if winner.makespan_s < r.makespan_s {
+        let at_once = |c: &Candidate| match c.mode {
+            SharingMode::Full => "one at a time".to_string(),
+            SharingMode::Mig | SharingMode::MigMps => {
+                format!("on {} instance(s)", c.layout.len())
+            }
+            _ if c.stagger_s > 0.0 => format!("{:.0} s apart", c.stagger_s),
+            _ => "all at once".to_string(),
+        };
+        format!(
+            "running its {} jobs {} finishes them in {:.0} s against {:.0} s {} for {}",
+            winner.jobs,
+            at_once(winner),
+            winner.makespan_s,
+            r.makespan_s,
+            at_once(r),
+            r.name
+        )
+    } else {
+        format!(
+            "its jobs wait less for one another, although the last ends at {:.0} s against {:.0} s",
+            winner.makespan_s, r.makespan_s
+        )
+    };
+    let isolation = if winner.isolation != r.isolation {
+        format!(
+            ", with isolation {} against {}",
+            winner.isolation, r.isolation
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{} beats {} on {} ({} against {}): {why}{isolation}; its fullest pool peaks at {:.0} %.",
+        winner.name,
+        r.name,
+        objective_name(objective),
+        winner.objective_text(objective),
+        r.objective_text(objective),
+        winner.fullest * 100.0
+    )
+}
+
+fn objective_name(objective: Objective) -> &'static str {
+    match objective {
+        Objective::UnitsPerHour => "units per hour",
+        _ => "time per unit",
+    }
+}
+
+fn setup_text(mode: SharingMode) -> &'static str {
+    match setup_steps(mode) {
+        0 => "nothing to set up",
+        1 => "an MPS daemon",
+        2 => "MIG instances",
+        _ => "MIG instances and MPS daemons",
+    }
+}
