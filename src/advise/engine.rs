@@ -166,7 +166,7 @@ pub fn simulate(
             let mut job = SimGpu::new_job(
                 devices[slot].uuid.clone(),
                 work_s,
-                workload.sim.sharing(),
+                crate::backend::sim::sharing::Sharing::of(&workload.sim),
                 reference_sm,
             );
             job.pid = Some(id as u32);

@@ -244,20 +244,6 @@ pub struct SimServer {
 /// pass on a simulated job's command line.
 pub const MAX_TRACE_POINTS: usize = 512;
 
-impl SimProfile {
-    /// The sharing parameters of each mode, with the documented defaults for those not given.
-    pub fn sharing(&self) -> crate::backend::sim::sharing::Sharing {
-        let mut s = crate::backend::sim::sharing::Sharing::from_alpha(self.alpha);
-        if let Some(b) = self.mps_exponent {
-            s.mps_exponent = b;
-        }
-        if let Some(e) = self.timeslice_efficiency {
-            s.timeslice_efficiency = e;
-        }
-        s
-    }
-}
-
 fn default_max_num_seqs() -> u32 {
     256
 }

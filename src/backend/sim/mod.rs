@@ -152,7 +152,7 @@ impl SimBackend {
         let sim_job = SimGpu::new_job(
             job.device.uuid.clone(),
             work_s,
-            job.workload.sim.sharing(),
+            sharing::Sharing::of(&job.workload.sim),
             reference_sm,
         );
         self.world.register_job(job.id, sim_job);

@@ -39,6 +39,18 @@ pub struct Context {
 }
 
 impl Sharing {
+    /// A workload's sharing parameters, with the documented defaults for those it does not give.
+    pub fn of(profile: &crate::workload::SimProfile) -> Sharing {
+        let mut s = Sharing::from_alpha(profile.alpha);
+        if let Some(b) = profile.mps_exponent {
+            s.mps_exponent = b;
+        }
+        if let Some(e) = profile.timeslice_efficiency {
+            s.timeslice_efficiency = e;
+        }
+        s
+    }
+
     /// The defaults for a workload with only its MIG exponent known.
     pub fn from_alpha(alpha: f64) -> Sharing {
         Sharing {
