@@ -1,5 +1,6 @@
 //! A little HTTP/1 serving on loopback with hyper: a streaming response body fed from a channel,
-//! and an accept loop. Used by the simulated model server (and by the load generator's tests).
+//! and an accept loop. Used by the simulated model server, the `/metrics` endpoint of
+//! `run --metrics-listen`, and the load generator's tests.
 
 use std::convert::Infallible;
 use std::future::Future;

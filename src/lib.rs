@@ -16,6 +16,8 @@
 //!
 //! Planning and running:
 //! - [`plan`]: how many copies fit at once under each mode;
+//! - [`advise`]: every sensible configuration simulated and ranked, the best written as a scenario;
+//! - [`calibrate`]: a workload's simulation profile fitted from measured runs;
 //! - [`backend`]: the GPU driven — simulated (`sim`: the GPU, its clock, the `migbench synth`
 //!   jobs and the simulated model server) or real (`nvml`, through NVML and nvidia-smi);
 //! - [`clock`]: the run's one clock, simulated or wall time, owned by the backend;
@@ -26,6 +28,7 @@
 //! - [`procfs`]: what Linux's /proc says about a job's processes;
 //! - [`sampler`]: VRAM in use, sampled at a fixed interval of the run's clock;
 //! - [`serving`]: model servers started as jobs, waited for and stopped;
+//! - [`http`]: HTTP/1 on hyper for the simulated server and the metrics endpoint;
 //! - [`loadgen`]: the load generator that drives those servers and measures TTFT, TPOT, throughput;
 //! - [`fault`]: faults on purpose (`MIGBENCH_FAULT`), for the tests that prove the GPU ends as found.
 //!
@@ -33,6 +36,8 @@
 //! - [`results`]: a run's directory — manifest, event log, Parquet tables, logs;
 //! - [`report`]: tables and plots of the runs below some directories;
 //! - [`compare`]: which variants got worse between two sets of results;
+//! - [`fleet`]: many machines — Slurm submission, Prometheus metrics while a run goes,
+//!   OpenMetrics files and the history of nightly runs;
 //! - [`overlap`]: the most intervals open at once (jobs running, requests in flight).
 //!
 //! The command line:
