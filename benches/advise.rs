@@ -42,6 +42,7 @@ fn requests() -> Vec<Request<'static>> {
                 copies: default_copies(gpu, &mix, 0.0, MAX_COPIES),
                 mix,
                 objective: Objective::UnitsPerHour,
+                load: None,
                 isolation_required: false,
                 headroom: 0.0,
             })

@@ -212,8 +212,10 @@ pub enum Objective {
     UnitsPerHour,
     /// Shortest mean time from a job's submission (its earliest start) to its end.
     TimePerUnit,
-    /// Shortest 99th-percentile time to first token (serving workloads).
+    /// Shortest 99th-percentile time to first token (model servers; their default).
     P99Ttft,
+    /// Most output tokens per second, all servers together (model servers).
+    OutputTokensPerS,
 }
 
 #[derive(Debug, Args)]
@@ -225,8 +227,13 @@ pub struct AdviseArgs {
     /// repeated: one job of each per copy.
     #[arg(long = "workload", required = true, value_delimiter = ',')]
     pub workloads: Vec<String>,
-    #[arg(long, value_enum, default_value = "units-per-hour")]
-    pub objective: Objective,
+    /// By default units-per-hour for batch workloads, p99-ttft for model servers.
+    #[arg(long, value_enum)]
+    pub objective: Option<Objective>,
+    /// Model servers: a TOML file whose `[load]` table (a scenario's) is the load on every
+    /// server; required for server workloads.
+    #[arg(long)]
+    pub load: Option<std::path::PathBuf>,
     /// `required`: only configurations where no job shares memory or SMs with another tenant
     /// (MIG, or one job at a time).
     #[arg(long, value_parser = ["required"])]

@@ -11,6 +11,7 @@
 
 pub mod engine;
 mod scenario_file;
+pub mod serving;
 
 use serde::Serialize;
 
@@ -34,6 +35,8 @@ pub struct Request<'a> {
     pub objective: Objective,
     pub isolation_required: bool,
     pub headroom: f64,
+    /// The load on every server (server workloads only).
+    pub load: Option<crate::loadgen::LoadSpec>,
 }
 
 /// One configuration and what it did.
@@ -52,6 +55,8 @@ pub struct Candidate {
     pub starts: Vec<(f64, f64)>,
     /// Per workload, the instances (slots) it may use.
     pub instances: Vec<Option<Vec<usize>>>,
+    /// Per server workload, the memory fraction its servers are given (`None`: its default).
+    pub memory_fraction: Vec<Option<f64>>,
     pub jobs: usize,
     pub ok: usize,
     pub oom: usize,
@@ -64,24 +69,76 @@ pub struct Candidate {
     pub isolation: &'static str,
     /// Why it is not advised, if it is not.
     pub rejected: Option<String>,
+    /// What the load generator measured (model servers only).
+    pub serving: Option<serving::Serving>,
 }
 
 impl Candidate {
+    /// Nothing configured, nothing measured.
+    fn blank() -> Candidate {
+        Candidate {
+            name: String::new(),
+            mode: SharingMode::Full,
+            layout: Vec::new(),
+            thread_percentage: None,
+            pinned_gib: None,
+            stagger_s: 0.0,
+            starts: Vec::new(),
+            instances: Vec::new(),
+            memory_fraction: Vec::new(),
+            jobs: 0,
+            ok: 0,
+            oom: 0,
+            makespan_s: 0.0,
+            units_per_hour: 0.0,
+            latency_s: 0.0,
+            fullest: 0.0,
+            isolation: isolation(SharingMode::Full),
+            rejected: None,
+            serving: None,
+        }
+    }
+
     /// The figure the objective ranks by, larger is better.
     fn score(&self, objective: Objective) -> f64 {
+        let s = self.serving.as_ref();
         match objective {
             Objective::UnitsPerHour => self.units_per_hour,
-            Objective::TimePerUnit | Objective::P99Ttft => -self.latency_s,
+            Objective::TimePerUnit => -self.latency_s,
+            Objective::P99Ttft => -s.map_or(f64::INFINITY, |s| s.p99_ttft_ms),
+            Objective::OutputTokensPerS => s.map_or(0.0, |s| s.output_tokens_per_s),
+        }
+    }
+
+    /// Between servers equal on the objective, the other serving figure decides.
+    fn second(&self, objective: Objective) -> f64 {
+        match objective {
+            Objective::P99Ttft => self.score(Objective::OutputTokensPerS),
+            Objective::OutputTokensPerS => self.score(Objective::P99Ttft),
+            _ => 0.0,
         }
     }
 
     pub fn objective_text(&self, objective: Objective) -> String {
+        let s = self.serving.clone().unwrap_or_default();
         match objective {
             Objective::UnitsPerHour => format!("{:.1} units per hour", self.units_per_hour),
-            Objective::TimePerUnit | Objective::P99Ttft => {
-                format!("{:.0} s from submission to end", self.latency_s)
+            Objective::TimePerUnit => format!("{:.0} s from submission to end", self.latency_s),
+            Objective::P99Ttft => format!("p99 TTFT {:.1} ms", s.p99_ttft_ms),
+            Objective::OutputTokensPerS => {
+                format!("{:.0} output tokens/s", s.output_tokens_per_s)
             }
         }
+    }
+}
+
+/// What a mode guarantees a job against its neighbours.
+fn isolation(mode: SharingMode) -> &'static str {
+    match mode {
+        SharingMode::Full => "whole GPU per job",
+        SharingMode::Mig => "guaranteed (MIG)",
+        SharingMode::MigMps => "between instances only",
+        SharingMode::Mps | SharingMode::Timeslice => "none",
     }
 }
 
@@ -93,20 +150,51 @@ pub fn advise(req: &Request) -> Vec<Candidate> {
             let sim = simulate(req.gpu, &req.mix, req.copies, &config);
             candidate(req, name, &config, &sim)
         })
-        .filter(|c| {
-            !req.isolation_required || matches!(c.mode, SharingMode::Full | SharingMode::Mig)
-        })
         .collect();
+    rank(req, &mut out);
+    out
+}
+
+/// Model servers: every configuration run as a variant of one scenario on the simulated GPU
+/// ([`serving`]), ranked. `keep` keeps that scenario and its run.
+pub fn advise_servers(
+    req: &Request,
+    keep: Option<&std::path::Path>,
+) -> crate::error::Result<Vec<Candidate>> {
+    let load = req.load.as_ref().ok_or_else(|| {
+        crate::error::Error::Input(
+            "--load: model servers need a load (a file with a [load] table)".into(),
+        )
+    })?;
+    let mut out = serving::configurations(req, load)?;
+    for c in &mut out {
+        c.isolation = isolation(c.mode);
+    }
+    rank_filter(req, &mut out);
+    serving::measure(req, &mut out, keep)?;
+    rank(req, &mut out);
+    Ok(out)
+}
+
+fn rank_filter(req: &Request, out: &mut Vec<Candidate>) {
+    out.retain(|c| {
+        !req.isolation_required || matches!(c.mode, SharingMode::Full | SharingMode::Mig)
+    });
+}
+
+/// Advised first, best first; ties to the simpler setup, then the emptier fullest pool.
+fn rank(req: &Request, out: &mut Vec<Candidate>) {
+    rank_filter(req, out);
     out.sort_by(|a, b| {
         a.rejected
             .is_some()
             .cmp(&b.rejected.is_some())
             .then(b.score(req.objective).total_cmp(&a.score(req.objective)))
+            .then(b.second(req.objective).total_cmp(&a.second(req.objective)))
             .then(setup_steps(a.mode).cmp(&setup_steps(b.mode)))
             .then(a.fullest.total_cmp(&b.fullest))
             .then(a.name.cmp(&b.name))
     });
-    out
 }
 
 /// How much a mode changes on the GPU, for ties: none, an MPS daemon, MIG instances, both.
@@ -160,11 +248,7 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
             sim.jobs.len()
         ))
     } else if sim.fullest > 1.0 - req.headroom + 1e-9 {
-        Some(format!(
-            "a pool reaches {:.0} % at its peak, above the {:.0} % that --headroom leaves",
-            sim.fullest * 100.0,
-            (1.0 - req.headroom) * 100.0
-        ))
+        Some(headroom_text(sim.fullest, req.headroom))
     } else {
         None
     };
@@ -198,15 +282,20 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
             0.0
         },
         latency_s: latency,
+        memory_fraction: vec![None; req.mix.len()],
         fullest: sim.fullest,
-        isolation: match config.mode {
-            SharingMode::Full => "whole GPU per job",
-            SharingMode::Mig => "guaranteed (MIG)",
-            SharingMode::MigMps => "between instances only",
-            SharingMode::Mps | SharingMode::Timeslice => "none",
-        },
+        isolation: isolation(config.mode),
         rejected,
+        serving: None,
     }
+}
+
+fn headroom_text(fullest: f64, headroom: f64) -> String {
+    format!(
+        "a pool reaches {:.0} % at its peak, above the {:.0} % that --headroom leaves",
+        fullest * 100.0,
+        (1.0 - headroom) * 100.0
+    )
 }
 
 /// Every configuration worth simulating, named.
@@ -361,7 +450,19 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
     };
     let (wv, rv) = (winner.score(objective), r.score(objective));
     if r.rejected.is_none() && (wv - rv).abs() <= TIE * wv.abs().max(rv.abs()) {
-        let first = if setup_steps(winner.mode) != setup_steps(r.mode) {
+        let (ws, rs) = (winner.second(objective), r.second(objective));
+        let first = if winner.serving.is_some() && ws - rs > TIE * ws.abs().max(rs.abs()) {
+            let other = match objective {
+                Objective::P99Ttft => Objective::OutputTokensPerS,
+                _ => Objective::P99Ttft,
+            };
+            format!(
+                "{} is first for its {} against {}",
+                winner.name,
+                winner.objective_text(other),
+                r.objective_text(other)
+            )
+        } else if setup_steps(winner.mode) != setup_steps(r.mode) {
             format!(
                 "{} is first as the simpler setup ({} against {})",
                 winner.name,
@@ -391,6 +492,17 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
             "{} is ruled out because {}",
             r.name,
             r.rejected.as_deref().unwrap_or("")
+        )
+    } else if let (Some(ws), Some(rs)) = (&winner.serving, &r.serving) {
+        format!(
+            "its {} servers {} against {} there, at {:.0} output tokens/s and a p99 TPOT of {:.1} ms against {:.0} and {:.1} ms",
+            ws.servers,
+            serving_text(winner),
+            serving_text(r),
+            ws.output_tokens_per_s,
+            ws.p99_tpot_ms,
+            rs.output_tokens_per_s,
+            rs.p99_tpot_ms
         )
     } else if winner.makespan_s < r.makespan_s {
         let at_once = |c: &Candidate| match c.mode {
@@ -438,7 +550,31 @@ pub fn explain(winner: &Candidate, runner_up: Option<&Candidate>, objective: Obj
 fn objective_name(objective: Objective) -> &'static str {
     match objective {
         Objective::UnitsPerHour => "units per hour",
-        _ => "time per unit",
+        Objective::TimePerUnit => "time per unit",
+        Objective::P99Ttft => "p99 time to first token",
+        Objective::OutputTokensPerS => "output tokens per second",
+    }
+}
+
+/// How a configuration's servers share the GPU, for the explanation.
+fn serving_text(c: &Candidate) -> String {
+    let fraction = c
+        .memory_fraction
+        .iter()
+        .flatten()
+        .next()
+        .map_or(String::new(), |f| format!(", {f} of its memory each"));
+    match (c.mode, c.thread_percentage) {
+        (SharingMode::Full, _) => "have the whole GPU".into(),
+        (SharingMode::Mig | SharingMode::MigMps, _) => {
+            format!(
+                "each have an instance of their own ({})",
+                c.layout.join(", ")
+            )
+        }
+        (SharingMode::Mps, Some(p)) => format!("run at once on {p} % of the SMs each{fraction}"),
+        (SharingMode::Mps, None) => format!("run at once on all the SMs{fraction}"),
+        (SharingMode::Timeslice, _) => format!("take turns on the whole GPU{fraction}"),
     }
 }
 

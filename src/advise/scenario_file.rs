@@ -43,6 +43,15 @@ pub fn scenario_toml(req: &Request, name: &str, picks: &[&Candidate]) -> Result<
             .map_err(|e| Error::Harness(format!("cannot write workload {}: {e}", w.name)))?;
         let _ = writeln!(t, "{text}");
     }
+    if let Some(load) = &req.load {
+        let mut outer = toml::map::Map::new();
+        let value = toml::Value::try_from(load)
+            .map_err(|e| Error::Harness(format!("cannot write the load: {e}")))?;
+        outer.insert("load".into(), value);
+        let text = toml::to_string(&toml::Value::Table(outer))
+            .map_err(|e| Error::Harness(format!("cannot write the load: {e}")))?;
+        let _ = writeln!(t, "# The load on every server, from --load.\n{text}");
+    }
     for c in picks {
         let _ = writeln!(t, "# {}", c.objective_text(req.objective));
         let _ = writeln!(
@@ -78,6 +87,15 @@ pub fn scenario_toml(req: &Request, name: &str, picks: &[&Candidate]) -> Result<
                 }
                 if every > 0.0 && req.copies > 1 {
                     let _ = write!(g, ", stagger_s = {every}");
+                }
+                // vLLM preallocates its fraction of the device: shared, each takes a share.
+                let flag = w
+                    .sim
+                    .server
+                    .as_ref()
+                    .and_then(|s| s.memory_fraction_flag.as_ref());
+                if let (Some(Some(f)), Some(flag)) = (c.memory_fraction.get(i), flag) {
+                    let _ = write!(g, ", args = [{}, {}]", q(flag), q(&f.to_string()));
                 }
                 if let Some(Some(slots)) = c.instances.get(i) {
                     let s: Vec<String> = slots.iter().map(usize::to_string).collect();

@@ -33,17 +33,51 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
         .iter()
         .map(|w| load_workload(w))
         .collect::<Result<_>>()?;
-    if let Some(s) = owned.iter().find(|w| w.kind == WorkloadKind::Server) {
+    let servers = owned
+        .iter()
+        .filter(|w| w.kind == WorkloadKind::Server)
+        .count();
+    if servers > 0 && servers < owned.len() {
         return Err(Error::Input(format!(
-            "--workload {}: advise simulates batch workloads; a model server's figures come from `migbench run --sim` with a [load] table",
-            s.name
+            "--workload {}: a mix of model servers and batch workloads; advise ranks one kind at a time",
+            args.workloads.join(",")
         )));
     }
-    if args.objective == Objective::P99Ttft {
-        return Err(Error::Input(
-            "--objective p99-ttft: these are batch workloads, which have no time to first token; use units-per-hour or time-per-unit".into(),
-        ));
+    let servers = servers > 0;
+    let objective = args.objective.unwrap_or(if servers {
+        Objective::P99Ttft
+    } else {
+        Objective::UnitsPerHour
+    });
+    let serving_objective = matches!(objective, Objective::P99Ttft | Objective::OutputTokensPerS);
+    if serving_objective != servers {
+        return Err(Error::Input(if servers {
+            format!(
+                "--objective {}: these are model servers, which make no units of their own; use p99-ttft or output-tokens-per-s",
+                objective_name(objective)
+            )
+        } else {
+            format!(
+                "--objective {}: these are batch workloads, which have no time to first token or output tokens; use units-per-hour or time-per-unit",
+                objective_name(objective)
+            )
+        }));
     }
+    let load = match (&args.load, servers) {
+        (Some(path), true) => Some(advise::serving::read_load(path)?),
+        (None, true) => {
+            return Err(Error::Input(
+                "--load: model servers are ranked under a load; give a file with a [load] table, e.g. --load scenarios/a100-qwen3.toml".into(),
+            ))
+        }
+        (Some(path), false) => {
+            return Err(Error::Input(format!(
+                "--load {}: a load is for model servers; these are batch workloads",
+                path.display()
+            )))
+        }
+        (None, false) => None,
+    };
     let mix: Vec<&Workload> = owned.iter().collect();
     let headroom = super::plan::parse_fraction("--headroom", &args.headroom)?;
     let copies = match args.copies {
@@ -53,20 +87,33 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
                 "--copies: from 1 to {MAX_COPIES}, found {c}"
             )))
         }
+        // Servers preallocate a fraction of what they are given: two of one, one of each.
+        None if servers => {
+            if mix.len() == 1 {
+                2
+            } else {
+                1
+            }
+        }
         None => advise::default_copies(gpu, &mix, headroom, MAX_COPIES),
     };
     let req = Request {
         gpu,
         mix,
         copies,
-        objective: args.objective,
+        objective,
         isolation_required: args.isolation.is_some(),
         headroom,
+        load,
     };
-    let ranked = advise::advise(&req);
+    let ranked = if servers {
+        advise::advise_servers(&req, None)?
+    } else {
+        advise::advise(&req)
+    };
     let advised: Vec<&Candidate> = ranked.iter().filter(|c| c.rejected.is_none()).collect();
     let explanation = match advised.first() {
-        Some(w) => advise::explain(w, advised.get(1).copied().or(ranked.get(advised.len())), args.objective),
+        Some(w) => advise::explain(w, advised.get(1).copied().or(ranked.get(advised.len())), objective),
         None => "no configuration runs every job without running out of memory: the mix does not fit this GPU".into(),
     };
     let names: Vec<&str> = req.mix.iter().map(|w| w.name.as_str()).collect();
@@ -94,7 +141,7 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
             gpu: &gpu.key,
             workloads: names,
             copies,
-            objective: objective_name(args.objective),
+            objective: objective_name(objective),
             explanation,
             candidates: &ranked,
         });
@@ -106,8 +153,13 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
         copies,
         names.join(" + "),
         ranked.len(),
-        objective_name(args.objective)
+        objective_name(objective)
     );
+    if servers {
+        out.push_str(&serving_table(&ranked));
+        out.push_str(&format!("{explanation}\n{note}"));
+        return Ok(out);
+    }
     let mut table = output::grid([
         "#",
         "Configuration",
@@ -152,11 +204,60 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
     Ok(out)
 }
 
+/// The ranking of model-server configurations: what the load generator measured.
+fn serving_table(ranked: &[Candidate]) -> String {
+    let mut table = output::grid([
+        "#",
+        "Configuration",
+        "Mode",
+        "Servers OK",
+        "p99 TTFT ms",
+        "Median TTFT ms",
+        "p99 TPOT ms",
+        "Output tok/s",
+        "Fullest pool",
+        "Isolation",
+        "Advised",
+    ]);
+    let ms = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or("-".into(), |v| format!("{v:.1}"))
+    };
+    for (i, c) in ranked.iter().take(SHOWN).enumerate() {
+        let s = c.serving.as_ref();
+        table.add_row(vec![
+            (i + 1).to_string(),
+            c.name.clone(),
+            c.mode.to_string(),
+            format!("{}/{}", c.ok, c.jobs),
+            ms(s.map(|s| s.p99_ttft_ms)),
+            ms(s.map(|s| s.median_ttft_ms)),
+            ms(s.map(|s| s.p99_tpot_ms)),
+            s.map_or("-".into(), |s| format!("{:.0}", s.output_tokens_per_s)),
+            format!("{:.0} %", c.fullest * 100.0),
+            c.isolation.to_string(),
+            c.rejected
+                .clone()
+                .map_or_else(|| "yes".into(), |r| format!("no: {r}")),
+        ]);
+    }
+    output::align_right(&mut table, &[0, 4, 5, 6, 7, 8]);
+    let mut out = format!("{table}\n");
+    if ranked.len() > SHOWN {
+        out.push_str(&format!(
+            "... and {} more (--format json lists them all)\n",
+            ranked.len() - SHOWN
+        ));
+    }
+    out
+}
+
 fn objective_name(o: Objective) -> &'static str {
     match o {
         Objective::UnitsPerHour => "units-per-hour",
         Objective::TimePerUnit => "time-per-unit",
         Objective::P99Ttft => "p99-ttft",
+        Objective::OutputTokensPerS => "output-tokens-per-s",
     }
 }
 

@@ -6,7 +6,7 @@
 //! line and column, what was found and what is allowed.
 
 mod file;
-mod load;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 
