@@ -30,6 +30,7 @@ fn advise_then_run(dir: &Path, args: &[&str]) -> serde_json::Value {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ran: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let serving = ran["serving"].as_array().unwrap().clone();
     let ran = ran["variants"].as_array().unwrap();
     assert_eq!(ran.len(), 3, "the top three are written");
     let candidates = advice["candidates"].as_array().unwrap();
@@ -42,14 +43,145 @@ fn advise_then_run(dir: &Path, args: &[&str]) -> serde_json::Value {
             v["makespan_s"].as_f64().unwrap(),
             c["makespan_s"].as_f64().unwrap(),
         );
-        // Both are the same event-driven physics: only floating-point order differs.
+        // Both are the same event-driven physics: only floating-point order differs. A server
+        // variant's span is seen on the run's 100 ms polling grid, which starts where the
+        // variant falls in its run: it may differ by one step.
+        let grid = if c["serving"].is_null() {
+            0.0
+        } else {
+            0.1 + 1e-6
+        };
         assert!(
-            (run - predicted).abs() < 1e-6 * run,
+            (run - predicted).abs() < 1e-6 * run + grid,
             "{}: advise {predicted} s, run --sim {run} s",
             c["name"]
         );
+        // Model servers: what the load generator measured, figure by figure.
+        if !c["serving"].is_null() {
+            let s = serving.iter().find(|s| s["variant"] == c["name"]).unwrap();
+            for (measured, predicted) in [
+                ("p99_ttft_ms", "p99_ttft_ms"),
+                ("median_ttft_ms", "median_ttft_ms"),
+                ("p99_tpot_ms", "p99_tpot_ms"),
+                ("output_throughput", "output_tokens_per_s"),
+            ] {
+                let (run, predicted) = (
+                    s[measured].as_f64().unwrap(),
+                    c["serving"][predicted].as_f64().unwrap(),
+                );
+                assert!(
+                    (run - predicted).abs() < 1e-6 * run,
+                    "{}: advise {predicted}, run --sim {run} ({measured})",
+                    c["name"]
+                );
+            }
+            assert_eq!(s["failed"], 0);
+        }
     }
     advice
+}
+
+const LOAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/a100-qwen3.toml");
+
+/// `advise` arguments for servers on an A100 under the shipped scenario's load.
+fn servers_on_a100<'a>(workloads: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--gpu",
+        "a100-80gb",
+        "--workload",
+        workloads,
+        "--load",
+        LOAD,
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
+#[test]
+fn advised_servers_are_what_the_simulated_servers_and_load_generator_measure() {
+    // Two Qwen3-4B servers on an A100 under the shipped scenario's load, ranked by p99 TTFT.
+    let tmp = tempfile::tempdir().unwrap();
+    let advice = advise_then_run(tmp.path(), &servers_on_a100("qwen3-4b", &[]));
+    assert_eq!(advice["objective"], "p99-ttft", "the servers' default");
+    assert_eq!(advice["copies"], 2);
+    let all = advice["candidates"].as_array().unwrap();
+    let p99 = |c: &serde_json::Value| c["serving"]["p99_ttft_ms"].as_f64().unwrap();
+    for pair in all.windows(2) {
+        if pair[1]["rejected"].is_null() {
+            assert!(p99(&pair[0]) <= p99(&pair[1]), "ranked by p99 TTFT");
+        }
+    }
+    let by_name = |n: &str| all.iter().find(|c| c["name"] == n).unwrap();
+    // Sharing the SMs under MPS answers first tokens sooner than half the GPU each, which is
+    // sooner than 2g.20gb each (the shipped scenario's mps-2x4b and mig-2x2g).
+    assert!(p99(by_name("mps-together")) < p99(by_name("mig-2x3g.40gb")));
+    assert!(p99(by_name("mig-2x3g.40gb")) < p99(by_name("mig-2x2g.20gb")));
+    // vLLM preallocates its fraction of its device: 0.9 of each instance, 2 x 0.45 of the GPU.
+    for c in all {
+        let fullest = c["fullest"].as_f64().unwrap();
+        assert!((fullest - 0.9).abs() < 0.01, "{}: {fullest}", c["name"]);
+    }
+    assert!(by_name("mps-together")["memory_fraction"][0] == 0.45);
+}
+
+#[test]
+fn a_server_mix_with_isolation_required_gets_an_instance_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let advice = advise_then_run(
+        tmp.path(),
+        &servers_on_a100(
+            "qwen3-14b,qwen3-4b",
+            &[
+                "--isolation",
+                "required",
+                "--objective",
+                "output-tokens-per-s",
+            ],
+        ),
+    );
+    for c in advice["candidates"].as_array().unwrap() {
+        assert_eq!(c["mode"], "mig", "{c}");
+        // Each workload pinned to its own instance, and the 14B's holds its weights.
+        let (big, small) = (&c["instances"][0], &c["instances"][1]);
+        assert_eq!(big.as_array().unwrap().len(), 1);
+        assert_ne!(big, small);
+        let slot = big[0].as_u64().unwrap() as usize;
+        let profile = c["layout"][slot].as_str().unwrap();
+        assert!(
+            profile.starts_with("3g") || profile.starts_with("4g") || profile.starts_with("7g"),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn server_headroom_counts_what_vllm_preallocates() {
+    // Every server takes 90 % of what it is given: 15 % headroom leaves nothing to advise.
+    let o = migbench()
+        .args([
+            "advise",
+            "--gpu",
+            "a100-80gb",
+            "--workload",
+            "qwen3-4b",
+            "--load",
+            LOAD,
+        ])
+        .args(["--headroom", "15%", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let advice: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in advice["candidates"].as_array().unwrap() {
+        assert!(
+            c["rejected"].as_str().unwrap().contains("--headroom"),
+            "{c}"
+        );
+    }
+    assert!(advice["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("no configuration"));
 }
 
 #[test]
@@ -140,7 +272,39 @@ fn headroom_rules_out_configurations_that_come_too_close_to_full() {
 #[test]
 fn bad_requests_exit_2_saying_why() {
     for (args, says) in [
-        (vec!["--workload", "qwen3-4b"], "batch workloads"),
+        (vec!["--workload", "qwen3-4b"], "--load"),
+        (
+            vec![
+                "--workload",
+                "qwen3-4b",
+                "--load",
+                LOAD,
+                "--objective",
+                "units-per-hour",
+            ],
+            "model servers",
+        ),
+        (
+            vec!["--workload", "qwen3-4b,ti2v-5b", "--load", LOAD],
+            "a mix",
+        ),
+        (
+            vec!["--workload", "ti2v-5b", "--load", LOAD],
+            "batch workloads",
+        ),
+        (
+            vec!["--workload", "qwen3-4b", "--load", "missing.toml"],
+            "cannot read",
+        ),
+        (
+            vec![
+                "--workload",
+                "qwen3-4b",
+                "--load",
+                "scenarios/workloads/qwen3-4b.toml",
+            ],
+            "no [load]",
+        ),
         (
             vec!["--workload", "ti2v-5b", "--objective", "p99-ttft"],
             "time to first token",
