@@ -108,7 +108,8 @@ fn advised_servers_are_what_the_simulated_servers_and_load_generator_measure() {
     let p99 = |c: &serde_json::Value| c["serving"]["p99_ttft_ms"].as_f64().unwrap();
     for pair in all.windows(2) {
         if pair[1]["rejected"].is_null() {
-            assert!(p99(&pair[0]) <= p99(&pair[1]), "ranked by p99 TTFT");
+            // Ranked to the 0.1 ms printed.
+            assert!(p99(&pair[0]) <= p99(&pair[1]) + 0.05, "ranked by p99 TTFT");
         }
     }
     let by_name = |n: &str| all.iter().find(|c| c["name"] == n).unwrap();

@@ -110,6 +110,17 @@ impl Candidate {
         }
     }
 
+    /// The score as ranked: a server's figures to the precision printed (0.1 ms, 1 token/s),
+    /// below which the simulated load's floating-point order decides nothing.
+    fn key(&self, objective: Objective) -> f64 {
+        let s = self.score(objective);
+        match objective {
+            Objective::P99Ttft => (s * 10.0).round() / 10.0,
+            Objective::OutputTokensPerS => s.round(),
+            _ => s,
+        }
+    }
+
     /// Between servers equal on the objective, the other serving figure decides.
     fn second(&self, objective: Objective) -> f64 {
         match objective {
@@ -189,7 +200,7 @@ fn rank(req: &Request, out: &mut Vec<Candidate>) {
         a.rejected
             .is_some()
             .cmp(&b.rejected.is_some())
-            .then(b.score(req.objective).total_cmp(&a.score(req.objective)))
+            .then(b.key(req.objective).total_cmp(&a.key(req.objective)))
             .then(b.second(req.objective).total_cmp(&a.second(req.objective)))
             .then(setup_steps(a.mode).cmp(&setup_steps(b.mode)))
             .then(a.fullest.total_cmp(&b.fullest))
