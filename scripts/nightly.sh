@@ -9,6 +9,9 @@
 #   NIGHTLY_HISTORY     the history directory (default: nightly)
 #   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
 #   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
+#   NIGHTLY_ALLOW_DIFFERENT  1: compare with the baseline even when a scenario file, the
+#                       backend or the GPU model changed (migbench compare --allow-different);
+#                       otherwise such a night exits 2 and says what differs
 #
 # On the simulator, simulated time advances by events: a night's figures depend only on its
 # scenarios, so two nights of the same migbench agree exactly.
@@ -86,8 +89,10 @@ if [ ! -e "$baseline/report/report.json" ]; then
     exit 0
 fi
 
+compare_args=(compare "$baseline/report" "$night/report" --threshold "$threshold" --format md)
+[ "${NIGHTLY_ALLOW_DIFFERENT:-0}" = 1 ] && compare_args+=(--allow-different)
 status=0
-"$migbench" compare "$baseline/report" "$night/report" --threshold "$threshold" --format md \
+"$migbench" "${compare_args[@]}" \
     >"$night/compare.md" || status=$?
 cat "$night/compare.md"
 case "$status" in

@@ -657,17 +657,84 @@ fn compare_rejects_bad_input_with_status_2() {
         ));
 
     // The same variants, but measured on a GPU: refused, not compared.
-    let measured = edited_copy(&run, &dir.path().join("measured"), |_| {});
-    let manifest = measured.join("manifest.json");
-    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    m["simulated"] = Value::Bool(false);
-    m["backend"] = "nvml".into();
-    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let measured = with_manifest(&run, &dir.path().join("measured"), |m| {
+        m["simulated"] = Value::Bool(false);
+        m["backend"] = "nvml".into();
+    });
     compare(&run, &measured)
         .code(2)
         .stderr(predicates::str::contains(
             "refusing to compare simulated results with measured ones",
         ));
+}
+
+/// A copy of `run` in `to` whose manifest has `edit` applied.
+fn with_manifest(run: &Path, to: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
+    let copy = edited_copy(run, to, |_| {});
+    let manifest = copy.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    copy
+}
+
+#[test]
+fn compare_refuses_different_experiments_unless_allowed_and_then_says_what_differs_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_sim("scenarios/h100-3x-ti2v.toml", &dir.path().join("runs"));
+    let edited = with_manifest(&run, &dir.path().join("edited"), |m| {
+        m["scenario_sha256"] = "0123456789abcdef".into();
+    });
+    let b200 = with_manifest(&run, &dir.path().join("b200"), |m| {
+        m["gpu_model"] = "b200".into();
+        m["gpu_name"] = "NVIDIA B200".into();
+    });
+    let sha = serde_json::from_slice::<Value>(&std::fs::read(run.join("manifest.json")).unwrap())
+        .unwrap()["scenario_sha256"]
+        .as_str()
+        .unwrap()[..12]
+        .to_string();
+    compare(&run, &edited)
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains(format!(
+            "h100-3x-ti2v: scenario file sha256 {sha} in the baseline, 0123456789ab in the candidate"
+        )))
+        .stderr(predicates::str::contains("--allow-different"));
+    compare(&run, &b200).code(2).stderr(predicates::str::contains(
+        "h100-3x-ti2v: GPU model h100-80gb (H100 80GB HBM3) in the baseline, b200 (NVIDIA B200) in the candidate",
+    ));
+    // A report directory remembers its runs' scenario files.
+    let report_dir = dir.path().join("report");
+    report(&run, &report_dir);
+    compare(&report_dir, &edited).code(2);
+    for format in ["table", "md"] {
+        let out = migbench()
+            .args(["compare", "--allow-different", "--format", format])
+            .arg(&report_dir)
+            .arg(&edited)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let out = String::from_utf8(out).unwrap();
+        let differs = out
+            .find("scenario file sha256")
+            .expect("the difference is printed");
+        assert!(differs < out.find("unchanged").unwrap(), "{out}");
+    }
+    let json = migbench()
+        .args(["compare", "--allow-different", "--format", "json"])
+        .arg(&run)
+        .arg(&b200)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["differences"].as_array().unwrap().len(), 1, "{json}");
 }
 
 /// The serving scenario, run once for every test that needs it. It is written below the

@@ -62,6 +62,9 @@ pub struct ReportData {
 pub struct RunEntry {
     pub dir: String,
     pub scenario: String,
+    /// The scenario file's sha256 (`manifest.json`); empty in reports written before it.
+    #[serde(default)]
+    pub scenario_sha256: String,
     #[serde(flatten)]
     pub origin: load::Origin,
     pub started_at: String,
@@ -94,6 +97,7 @@ impl ReportData {
                 .map(|r| RunEntry {
                     dir: r.dir.display().to_string(),
                     scenario: r.manifest.scenario.clone(),
+                    scenario_sha256: r.manifest.scenario_sha256.clone(),
                     origin: r.manifest.origin(),
                     started_at: r.manifest.started_at.clone(),
                     status: r.manifest.status.clone(),
