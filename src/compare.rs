@@ -461,31 +461,8 @@ mod tests {
 
     fn row(variant: &str, per_unit: Option<f64>, peak: f64, oom: u32) -> VariantSummary {
         VariantSummary {
-            scenario: "s".into(),
-            variant: variant.into(),
-            origin: Origin {
-                gpu_model: "h100-80gb".into(),
-                gpu: "H100".into(),
-                backend: "sim".into(),
-                simulated: true,
-            },
-            mode: "mps".into(),
-            layout: None,
-            isolation: "none".into(),
-            runs: 1,
-            repetitions: 1,
-            unit: "video".into(),
-            jobs: 3,
-            jobs_ok: 3 - oom,
-            jobs_oom: oom,
-            jobs_failed: 0,
-            job_vram_constant_gib: None,
-            job_vram_peak_gib: None,
             gpu_vram_peak_gib: Summary::of(&[peak]),
-            time_per_job_s: None,
-            time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
-            units_per_hour: per_unit.and_then(|t| Summary::of(&[3600.0 / t])),
-            status: "ran".into(),
+            ..crate::report::summary::example(variant, "mps", per_unit, oom)
         }
     }
 

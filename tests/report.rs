@@ -350,9 +350,13 @@ fn assert_self_contained(html: &str) -> (usize, usize) {
             "<{name}> may load something from outside"
         );
         for a in element.attributes() {
-            let key = String::from_utf8(a.unwrap().key.as_ref().to_vec()).unwrap();
+            let a = a.unwrap();
+            let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
+            // A link to a place in the page itself (the table of contents) loads nothing.
+            let in_page = key == "href" && a.value.starts_with(b"#") && !a.value.contains(&b'/');
             assert!(
-                !["src", "href", "xlink:href", "srcset", "action"].contains(&key.as_str()),
+                in_page
+                    || !["src", "href", "xlink:href", "srcset", "action"].contains(&key.as_str()),
                 "<{name} {key}=...> references a resource"
             );
         }
@@ -957,8 +961,20 @@ fn serving_variants_get_their_plots_beside_batch_variants() {
     assert_eq!(svgs, svg_files(&out), "every plot inline");
     // Variants (two scenarios), serving, how many in parallel, runs.
     assert!(tables >= 5, "{tables} tables");
-    assert!(html.contains("<h2>Serving</h2>"));
-    assert!(html.contains("id=\"latency-a100-qwen3\""));
+    // The serving table and its plots are in the scenario's section, and no other.
+    let section = |scenario: &str| {
+        html.split("<details ")
+            .find(|s| s.contains(&format!("<summary>{scenario} · ")))
+            .and_then(|s| s.split("</details>").next())
+            .unwrap_or_else(|| panic!("no section for {scenario}"))
+            .to_string()
+    };
+    let qwen = section("a100-qwen3");
+    assert!(qwen.contains("<h3>Serving</h3>"));
+    assert!(qwen.contains("id=\"latency-a100-qwen3\""));
+    assert!(!section("h100-3x-ti2v").contains("<h3>Serving</h3>"));
+    // The answer first: the verdict comes before every scenario's section.
+    assert!(html.find("<h2>Verdict</h2>").unwrap() < html.find("<details ").unwrap());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("](plots/per-user-per-gpu-a100-qwen3.svg)"));
 }
@@ -1156,4 +1172,99 @@ fn a_run_killed_in_its_first_variant_keeps_its_finished_jobs() {
     let said =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!said.contains("stopped before"), "{said}");
+}
+
+#[test]
+fn the_verdict_comes_first_and_agrees_with_the_tables_and_gpus_are_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    run_sim("scenarios/h100-3x-ti2v.toml", &runs);
+    run_sim("scenarios/b200-ti2v.toml", &runs);
+    let out = dir.path().join("report");
+    let printed = migbench()
+        .arg("report")
+        .arg(&runs)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(printed.starts_with("Verdict\n"), "{printed}");
+    // Tables keep to the terminal's 100 columns (warnings are sentences, and wrap).
+    let wide: Vec<&str> = printed
+        .lines()
+        .filter(|l| !l.starts_with("warning:") && l.chars().count() > 100)
+        .collect();
+    assert!(wide.is_empty(), "{wide:#?}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let verdicts = report["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 2, "one per scenario and GPU");
+    for v in verdicts {
+        let rows: Vec<&Value> = report["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["scenario"] == v["scenario"])
+            .collect();
+        // The fastest is the variant with the lowest mean time per unit in the main table.
+        let fastest = rows
+            .iter()
+            .min_by(|a, b| {
+                let t = |r: &Value| r["time_per_unit_s"]["mean"].as_f64().unwrap();
+                t(a).total_cmp(&t(b))
+            })
+            .unwrap();
+        assert_eq!(v["fastest"]["variant"], fastest["variant"], "{v}");
+        let oom: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["jobs_oom"].as_u64().unwrap() > 0)
+            .map(|r| r["variant"].as_str().unwrap())
+            .collect();
+        let listed = v["out_of_memory"].as_array().unwrap();
+        assert_eq!(listed.len(), oom.len(), "{v}");
+        for name in oom {
+            assert!(listed.iter().any(|l| l.as_str().unwrap().starts_with(name)));
+        }
+    }
+    let h100 = verdicts
+        .iter()
+        .find(|v| v["scenario"] == "h100-3x-ti2v")
+        .unwrap();
+    assert_eq!(h100["fastest"]["variant"], "mps-staggered");
+    assert_eq!(h100["isolated"][0], "mig-2x3g (mig): guaranteed (MIG)");
+    // Three at once under MPS only when staggered; two on 2 × 3g.40gb, as plan says.
+    let at_once = |mode: &str| {
+        h100["at_once"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["mode"] == mode)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(at_once("mps")["most_without_oom"], 3);
+    assert_eq!(at_once("mig")["most_without_oom"], 2);
+    assert_eq!(at_once("mig")["plan_together"], 2);
+
+    // TI2V-5B ran on both GPU models: side by side, one column each.
+    let across = std::fs::read_to_string(out.join("across_gpus.csv")).unwrap();
+    let mut lines = across.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "results,workloads,mode,at_once_b200_180gb,at_once_h100_80gb"
+    );
+    assert!(
+        across.contains("simulated,ti2v-5b,mig,4 (plan 4),2 (plan 2)"),
+        "{across}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let first = |needle: &str| md.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    assert!(first("## Contents") < first("## Verdict"));
+    assert!(first("## Verdict") < first("## Across GPUs"));
+    assert!(first("## Across GPUs") < first("## Scenarios"));
+    assert!(md.contains("- [h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)](#s-"));
 }

@@ -19,12 +19,13 @@ use crate::results::{Outcome, VariantStatus};
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
 
-/// Every chart of the report, in the order the report shows them.
+/// Every chart of the report, in the order the report shows them, each with the heading of the
+/// section it belongs to (the main table's `scenario · GPU · backend`).
 pub fn charts(
     results: &Results,
     rows: &[VariantSummary],
     serving: &[ServingSummary],
-) -> Result<Vec<Chart>> {
+) -> Result<Vec<(String, Chart)>> {
     let mut charts = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -44,13 +45,16 @@ pub fn charts(
             })
             .collect();
         if !batch.is_empty() {
-            charts.push(Chart::Bars(time_per_unit(&batch)));
-            charts.push(Chart::Bars(units_per_hour(&batch)));
+            charts.push((heading.clone(), Chart::Bars(time_per_unit(&batch))));
+            charts.push((heading.clone(), Chart::Bars(units_per_hour(&batch))));
         }
         if !served.is_empty() {
-            charts.push(Chart::Bars(output_throughput(&served)));
-            charts.push(Chart::Percentiles(latency_percentiles(&served)));
-            charts.push(Chart::Scatter(per_user_against_per_gpu(&served)));
+            let charts_of = [
+                Chart::Bars(output_throughput(&served)),
+                Chart::Percentiles(latency_percentiles(&served)),
+                Chart::Scatter(per_user_against_per_gpu(&served)),
+            ];
+            charts.extend(charts_of.map(|c| (heading.clone(), c)));
         }
         start = end;
     }
@@ -69,9 +73,9 @@ pub fn charts(
             lines = by_pick.remove(&traced).unwrap_or_default();
             traced += 1;
         }
-        charts.push(Chart::Vram(vram(results, row, p, &lines)));
+        charts.push((row.heading(), Chart::Vram(vram(results, row, p, &lines))));
         if let Some(layout) = layout(results, row, p) {
-            charts.push(Chart::Layout(layout));
+            charts.push((row.heading(), Chart::Layout(layout)));
         }
     }
     Ok(charts)

@@ -19,11 +19,13 @@ pub mod plots;
 pub mod recover;
 pub mod runs;
 pub mod scan;
+pub mod sections;
 pub mod serving;
 pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod traces;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +56,9 @@ pub struct ReportData {
     #[serde(default)]
     pub serving: Vec<ServingSummary>,
     pub parallel: Vec<ParallelRow>,
+    /// The answer first: per scenario and GPU; absent from reports written before it.
+    #[serde(default)]
+    pub verdicts: Vec<verdict::ScenarioVerdict>,
     pub warnings: Vec<String>,
 }
 
@@ -105,8 +110,13 @@ impl ReportData {
                 .collect(),
             parallel: parallel::parallel(&results),
             serving: serving::summarize(&results, &variants),
+            verdicts: Vec::new(),
             variants,
             warnings,
+        };
+        let data = ReportData {
+            verdicts: verdict::verdicts(&data.variants, &data.serving, &data.parallel),
+            ..data
         };
         Ok((data, results))
     }
@@ -139,10 +149,19 @@ impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
         let (data, results) = ReportData::from_runs(paths)?;
-        let charts = charts::charts(&results, &data.variants, &data.serving)?;
+        let (sections, charts): (Vec<String>, Vec<_>) =
+            charts::charts(&results, &data.variants, &data.serving)?
+                .into_iter()
+                .unzip();
         let mut plots = plots::render_all(&charts)?;
+        for (plot, section) in plots.iter_mut().zip(sections) {
+            plot.section = section;
+        }
         make_names_unique(&mut plots);
-        let mut tables = vec![summary::table(&data.variants)];
+        // The answer first.
+        let mut tables = vec![verdict::table(&data.verdicts)];
+        tables.extend(verdict::across_gpus(&data.parallel));
+        tables.push(summary::table(&data.variants));
         if !data.serving.is_empty() {
             tables.push(serving::table(&data.serving));
         }

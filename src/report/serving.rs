@@ -337,7 +337,7 @@ mod tests {
     }
 
     fn keys(t: &Table) -> Vec<&str> {
-        t.columns.iter().map(|c| c.key).collect()
+        t.columns.iter().map(|c| &*c.key).collect()
     }
 
     #[test]

@@ -376,3 +376,36 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         terminal: true,
     }
 }
+
+/// A variant of three jobs on a simulated H100, for other modules' tests: `oom` of them ran out
+/// of memory, the rest took `per_unit` seconds a unit (none completed for `None`).
+#[cfg(test)]
+pub fn example(variant: &str, mode: &str, per_unit: Option<f64>, oom: u32) -> VariantSummary {
+    VariantSummary {
+        scenario: "s".into(),
+        variant: variant.into(),
+        origin: Origin {
+            gpu_model: "h100-80gb".into(),
+            gpu: "H100".into(),
+            backend: "sim".into(),
+            simulated: true,
+        },
+        mode: mode.into(),
+        layout: None,
+        isolation: parse_mode(mode).map_or("none", |m| m.isolation()).into(),
+        runs: 1,
+        repetitions: 1,
+        unit: "video".into(),
+        jobs: 3,
+        jobs_ok: 3 - oom,
+        jobs_oom: oom,
+        jobs_failed: 0,
+        job_vram_constant_gib: None,
+        job_vram_peak_gib: None,
+        gpu_vram_peak_gib: None,
+        time_per_job_s: None,
+        time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
+        units_per_hour: per_unit.and_then(|t| Summary::of(&[3600.0 / t])),
+        status: "ran".into(),
+    }
+}

@@ -42,6 +42,9 @@ pub struct Plot {
     /// File stem (`vram-h100-3x-ti2v-mps-together`), unique within a report.
     pub name: String,
     pub title: String,
+    /// The heading of the report section it belongs to (`scenario · GPU · backend`); set by
+    /// the report.
+    pub section: String,
     pub svg: String,
     pub png: Vec<u8>,
 }
@@ -123,6 +126,7 @@ impl Chart {
         Ok(Plot {
             name: self.name().to_string(),
             title: self.title().to_string(),
+            section: String::new(),
             svg,
             png: encode_png(&pixels, width, height).map_err(|e| fail("PNG", e))?,
         })
