@@ -219,11 +219,12 @@ pub fn warnings(rows: &[VariantSummary]) -> Vec<String> {
     for r in rows {
         if let Some(t) = r.time_per_job_s.filter(|t| t.outliers > 0) {
             out.push(format!(
-                "{} · {}: {} of {} job times are statistical outliers (more than 10 standard deviations from the median, by the MAD); the GPU may have been busy with other work",
+                "{} · {}: {} of {} job times are statistical outliers (more than 10 standard deviations from the median, by the MAD, and more than {:.0}% of it); the GPU may have been busy with other work",
                 r.heading(),
                 r.variant,
                 t.outliers,
-                t.n
+                t.n,
+                super::stats::OUTLIER_RELATIVE_FLOOR * 100.0
             ));
         }
     }
