@@ -1268,3 +1268,43 @@ fn the_verdict_comes_first_and_agrees_with_the_tables_and_gpus_are_side_by_side(
     assert!(first("## Across GPUs") < first("## Scenarios"));
     assert!(md.contains("- [h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)](#s-"));
 }
+
+#[test]
+fn held_vram_is_per_workload_never_averaged_across_workloads() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let report = report(run, &dir.path().join("report"));
+    let mixed = variant(&report, "mig-14b-2x4b");
+    assert!(mixed["job_vram_constant_gib"].is_null(), "{mixed}");
+    // Each workload's held level is the mean over its own jobs, read apart from migbench.
+    let jobs = LazyFrame::scan_parquet(run.join("jobs.parquet"), Default::default())
+        .unwrap()
+        .filter(col("variant").eq(lit("mig-14b-2x4b")))
+        .collect()
+        .unwrap();
+    let by = mixed["job_vram_by_workload"].as_array().unwrap();
+    let names: Vec<&str> = by.iter().map(|w| w["workload"].as_str().unwrap()).collect();
+    assert_eq!(names, ["qwen3-14b", "qwen3-4b"]);
+    for w in by {
+        let (workloads, held) = (strs(&jobs, "workload"), floats(&jobs, "vram_constant_gib"));
+        let mine: Vec<f64> = (0..jobs.height())
+            .filter(|&i| workloads.get(i) == w["workload"].as_str())
+            .filter_map(|i| held.get(i))
+            .collect();
+        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        assert!(
+            close(w["constant_gib"]["mean"].as_f64().unwrap(), mean),
+            "{w}"
+        );
+    }
+    let held: Vec<f64> = by
+        .iter()
+        .map(|w| w["constant_gib"]["mean"].as_f64().unwrap())
+        .collect();
+    assert!(
+        held[0] > 3.0 * held[1],
+        "14B holds far more than 4B: {held:?}"
+    );
+    // One workload: the figure as before.
+    assert!(variant(&report, "mig-4x1g")["job_vram_constant_gib"]["mean"].is_f64());
+}

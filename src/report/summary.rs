@@ -30,9 +30,14 @@ pub struct VariantSummary {
     pub jobs_oom: u32,
     /// Failed or timed out.
     pub jobs_failed: u32,
-    /// The level each job held most of its run, over jobs with samples.
+    /// The level each job held most of its run, over jobs with samples; absent when the jobs
+    /// run different workloads, whose levels are never averaged together (see
+    /// `job_vram_by_workload`).
     pub job_vram_constant_gib: Option<Summary>,
     pub job_vram_peak_gib: Option<Summary>,
+    /// The same per workload, in name order; absent from reports written before it.
+    #[serde(default)]
+    pub job_vram_by_workload: Vec<WorkloadVram>,
     /// The whole GPU's peak, one value per repetition.
     pub gpu_vram_peak_gib: Option<Summary>,
     /// Start to end of each job that finished, over jobs and repetitions.
@@ -42,6 +47,14 @@ pub struct VariantSummary {
     pub units_per_hour: Option<Summary>,
     /// `ran`, or what kept repetitions from running (`infeasible: ...`, `interrupted`).
     pub status: String,
+}
+
+/// What the jobs of one workload held and peaked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadVram {
+    pub workload: String,
+    pub constant_gib: Option<Summary>,
+    pub peak_gib: Option<Summary>,
 }
 
 impl VariantSummary {
@@ -135,6 +148,11 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
     units.sort_unstable();
     units.dedup();
     let sum = |f: fn(&VariantRow) -> u32| reps.iter().map(|v| f(v)).sum::<u32>();
+    let by_workload = vram_by_workload(jobs);
+    let one_workload = match by_workload.as_slice() {
+        [one] => Some((one.constant_gib, one.peak_gib)),
+        _ => None,
+    };
     VariantSummary {
         isolation: latest.mode.isolation().to_string(),
         mode: latest.mode.as_str().to_string(),
@@ -150,18 +168,9 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         jobs_ok: sum(|v| v.jobs_ok),
         jobs_oom: sum(|v| v.jobs_oom),
         jobs_failed: sum(|v| v.jobs_failed),
-        job_vram_constant_gib: Summary::of(
-            &jobs
-                .iter()
-                .filter_map(|j| j.vram_constant_gib)
-                .collect::<Vec<_>>(),
-        ),
-        job_vram_peak_gib: Summary::of(
-            &jobs
-                .iter()
-                .filter_map(|j| j.vram_peak_gib)
-                .collect::<Vec<_>>(),
-        ),
+        job_vram_constant_gib: one_workload.and_then(|w| w.0),
+        job_vram_peak_gib: one_workload.and_then(|w| w.1),
+        job_vram_by_workload: by_workload,
         gpu_vram_peak_gib: values(|v| v.gpu_vram_peak_gib),
         time_per_job_s: Summary::of(&durations),
         time_per_unit_s: values(|v| v.time_per_unit_s),
@@ -170,6 +179,56 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         scenario: key.scenario,
         variant: key.variant,
         origin: key.origin,
+    }
+}
+
+/// Held and peak VRAM per workload: a mix's 14 GiB and 4 GiB jobs are two figures, not their
+/// mean.
+fn vram_by_workload(jobs: &[&JobRow]) -> Vec<WorkloadVram> {
+    let mut names: Vec<&str> = jobs.iter().map(|j| j.workload.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let of = |f: fn(&JobRow) -> Option<f64>| {
+                let values: Vec<f64> = jobs
+                    .iter()
+                    .filter(|j| j.workload == name)
+                    .filter_map(|j| f(j))
+                    .collect();
+                Summary::of(&values)
+            };
+            WorkloadVram {
+                workload: name.to_string(),
+                constant_gib: of(|j| j.vram_constant_gib),
+                peak_gib: of(|j| j.vram_peak_gib),
+            }
+        })
+        .collect()
+}
+
+/// `qwen3-14b 35.0/35.3, qwen3-4b 8.5/8.6`: held (mean) and peak (max) per workload; the
+/// workload names are left out when there is one.
+fn held_and_peak(v: &VariantSummary) -> String {
+    let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
+        s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
+    };
+    let figures = |w: &WorkloadVram| {
+        format!(
+            "{}/{}",
+            one(w.constant_gib, |s| s.mean),
+            one(w.peak_gib, |s| s.max)
+        )
+    };
+    match v.job_vram_by_workload.as_slice() {
+        [] => "-/-".into(),
+        [w] => figures(w),
+        all => all
+            .iter()
+            .map(|w| format!("{} {}", w.workload, figures(w)))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -292,6 +351,12 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         ),
         Column::new("job_vram", "Job GiB\nheld/peak", Text, Terminal),
         Column::new(
+            "job_vram_by_workload",
+            "Job GiB held/peak\nby workload",
+            Text,
+            Detail,
+        ),
+        Column::new(
             "gpu_vram_peak_gib",
             "GPU GiB\npeak",
             stat(Shown::Max, 1),
@@ -323,9 +388,6 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         ),
         Column::new("status", "Status", Text, Detail),
     ]);
-    let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
-        s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
-    };
     let rows = rows
         .iter()
         .map(|r| {
@@ -349,11 +411,8 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 )),
                 Value::Stat(r.job_vram_constant_gib),
                 Value::Stat(r.job_vram_peak_gib),
-                Value::Text(format!(
-                    "{}/{}",
-                    one(r.job_vram_constant_gib, |s| s.mean),
-                    one(r.job_vram_peak_gib, |s| s.max)
-                )),
+                Value::Text(held_and_peak(r)),
+                Value::Text(held_and_peak(r)),
                 Value::Stat(r.gpu_vram_peak_gib),
                 Value::Stat(r.time_per_job_s),
                 Value::Stat(r.time_per_job_s),
@@ -370,7 +429,7 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         columns,
         rows,
         notes: vec![
-            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job. GPU GiB peak: the whole GPU's largest sample.".into(),
+            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
         ],
@@ -403,6 +462,7 @@ pub fn example(variant: &str, mode: &str, per_unit: Option<f64>, oom: u32) -> Va
         jobs_failed: 0,
         job_vram_constant_gib: None,
         job_vram_peak_gib: None,
+        job_vram_by_workload: Vec::new(),
         gpu_vram_peak_gib: None,
         time_per_job_s: None,
         time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
