@@ -1308,3 +1308,29 @@ fn held_vram_is_per_workload_never_averaged_across_workloads() {
     // One workload: the figure as before.
     assert!(variant(&report, "mig-4x1g")["job_vram_constant_gib"]["mean"].is_f64());
 }
+
+#[test]
+fn a_mixed_mig_variant_is_counted_in_copies_of_its_mix_like_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report(qwen_run(), &dir.path().join("report"));
+    let mixed = report["parallel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workloads"] == "qwen3-14b + qwen3-4b")
+        .unwrap();
+    // One Qwen3-14B and two Qwen3-4B at once: one complete copy of the mix (a third job of one
+    // workload is not a second copy), which is what the plan allows on the A100's MIG.
+    assert_eq!(mixed["counted_in"], "copies of the mix", "{mixed}");
+    assert_eq!(mixed["most_without_oom"], 1, "{mixed}");
+    assert_eq!(mixed["plan_staggered"], 1, "{mixed}");
+    assert_eq!(mixed["verdict"], "as planned", "{mixed}");
+    let single = report["parallel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workloads"] == "qwen3-4b" && r["mode"] == "mig")
+        .unwrap();
+    assert_eq!(single["counted_in"], "jobs");
+    assert_eq!(single["most_without_oom"], 4);
+}

@@ -29,6 +29,9 @@ pub struct AtOnce {
     pub most_without_oom: Option<u32>,
     pub plan_together: Option<u32>,
     pub plan_staggered: Option<u32>,
+    /// `jobs`, or `copies of the mix` ([`ParallelRow::counted_in`]).
+    #[serde(default)]
+    pub counted_in: String,
 }
 
 /// The verdict of one scenario on one GPU model and backend.
@@ -135,6 +138,7 @@ fn verdict(
                 most_without_oom: p.most_without_oom,
                 plan_together: p.plan_together,
                 plan_staggered: p.plan_staggered,
+                counted_in: p.counted_in.clone(),
             })
             .collect(),
     }
@@ -205,11 +209,14 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
             .at_once
             .iter()
             .map(|a| {
-                let what = if several_mixes {
+                let mut what = if several_mixes {
                     format!("{}, {}", a.mode, a.workloads)
                 } else {
                     a.mode.clone()
                 };
+                if a.counted_in != "jobs" && !a.counted_in.is_empty() {
+                    what.push_str(&format!(" (in {})", a.counted_in));
+                }
                 format!(
                     "{what}: {}",
                     at_once_text(a.most_without_oom, a.plan_together, a.plan_staggered)
@@ -393,6 +400,7 @@ mod tests {
             fewest_with_oom: None,
             plan_together: Some(plan.0),
             plan_staggered: Some(plan.1),
+            counted_in: "jobs".into(),
             verdict: String::new(),
             variants: vec![format!("s/{mode}")],
         }
