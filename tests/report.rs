@@ -1334,3 +1334,59 @@ fn a_mixed_mig_variant_is_counted_in_copies_of_its_mix_like_the_plan() {
     assert_eq!(single["counted_in"], "jobs");
     assert_eq!(single["most_without_oom"], 4);
 }
+
+#[test]
+fn every_cost_figure_shows_its_currency() {
+    let run = qwen_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let report = report(run, &out);
+    // The shipped scenario's price is "1.89 EUR" (S quotes euros).
+    let serving = std::fs::read_to_string(out.join("serving.csv")).unwrap();
+    // The currency column comes last, after the cost's.
+    assert!(serving.lines().next().unwrap().ends_with(",currency"));
+    for line in serving.lines().skip(1) {
+        assert!(line.ends_with(",EUR"), "{line}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Cost per M output tok, EUR"),
+        "the header names it"
+    );
+    let qwen = &report["verdicts"][0];
+    assert_eq!(qwen["cost_currency"], "EUR", "{qwen}");
+    assert!(
+        md.contains(" EUR per M output tok |"),
+        "the verdict names it"
+    );
+
+    // A bare number is in the `currency` key's currency, or USD.
+    let text = std::fs::read_to_string("scenarios/a100-qwen3.toml").unwrap();
+    for (price, expected) in [
+        ("price_per_hour = 1.89", "USD"),
+        ("price_per_hour = 1.89\ncurrency = \"CHF\"", "CHF"),
+    ] {
+        let file = dir.path().join(format!("{expected}.toml"));
+        std::fs::write(&file, text.replace("price_per_hour = \"1.89 EUR\"", price)).unwrap();
+        migbench().args(["validate"]).arg(&file).assert().success();
+        let scenario = migbench::scenario::Scenario::load(&file).unwrap();
+        assert_eq!(scenario.file.gpu.currency(), expected);
+    }
+    for (bad, message) in [
+        ("price_per_hour = \"1.89 euro\"", "ISO 4217"),
+        (
+            "price_per_hour = \"1.89 EUR\"\ncurrency = \"USD\"",
+            "give the currency once",
+        ),
+        ("price_per_hour = 1.89\ncurrency = \"dollars\"", "ISO 4217"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text.replace("price_per_hour = \"1.89 EUR\"", bad)).unwrap();
+        migbench()
+            .args(["validate"])
+            .arg(&file)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(message));
+    }
+}

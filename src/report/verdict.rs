@@ -51,6 +51,9 @@ pub struct ScenarioVerdict {
     pub most_output_tok_s: Option<Pick>,
     #[serde(default)]
     pub cheapest_per_m_output_tok: Option<Pick>,
+    /// The currency of the cheapest's cost.
+    #[serde(default)]
+    pub cost_currency: Option<String>,
     /// `variant (mode): n of m jobs`, for the variants in which a job ran out of memory.
     pub out_of_memory: Vec<String>,
     /// `variant (mode)`, for the variants whose jobs the GPU isolates from each other (MIG).
@@ -95,6 +98,18 @@ fn verdict(
         .iter()
         .map(|v| (v.variant.as_str(), v.mode.as_str(), *v))
         .collect();
+    let cheapest = best(
+        &served,
+        |s: &ServingSummary| Some(s.figure("cost_per_million_output_tokens")?.mean),
+        true,
+    );
+    let cost_currency = cheapest.as_ref().map(|p| {
+        served
+            .iter()
+            .find(|s| s.0 == p.variant)
+            .and_then(|s| s.2.currency.clone())
+            .unwrap_or_else(|| super::serving::UNKNOWN_CURRENCY.into())
+    });
     let serving_figure = |key: &'static str, lowest: bool| {
         best(
             &served,
@@ -113,7 +128,8 @@ fn verdict(
         fastest: best(&batch, |v| Some(v.time_per_unit_s?.mean), true),
         most_per_hour: best(&batch, |v| Some(v.units_per_hour?.mean), false),
         most_output_tok_s: serving_figure("output_throughput", false),
-        cheapest_per_m_output_tok: serving_figure("cost_per_million_output_tokens", true),
+        cheapest_per_m_output_tok: cheapest,
+        cost_currency,
         out_of_memory: names(|v| v.jobs_oom > 0)
             .iter()
             .map(|v| {
@@ -244,7 +260,14 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
         if v.cheapest_per_m_output_tok.is_some() {
             answers.push((
                 "Cheapest per M output tok".into(),
-                picked(&v.cheapest_per_m_output_tok, "per M output tok", 2),
+                picked(
+                    &v.cheapest_per_m_output_tok,
+                    &format!(
+                        "{} per M output tok",
+                        v.cost_currency.as_deref().unwrap_or_default()
+                    ),
+                    2,
+                ),
             ));
         }
         answers.extend([
