@@ -915,9 +915,10 @@ fn serving_variants_get_their_plots_beside_batch_variants() {
             assert!(svg.contains(variant), "{name} shows {variant}");
         }
         assert!(
-            svg.contains("a100-qwen3: ") && svg.contains("(simulated (sim))"),
+            svg.contains("a100-qwen3: ") && svg.contains("(simulated)"),
             "{name}: titled, and labelled simulated"
         );
+        assert!(!svg.contains("(sim)"), "{name}: says simulated once");
         let png = std::fs::read(plots.join(format!("{name}.png"))).unwrap();
         let info = png::Decoder::new(std::io::Cursor::new(&png))
             .read_info()

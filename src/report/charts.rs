@@ -81,6 +81,16 @@ pub fn charts(
     Ok(charts)
 }
 
+/// `simulated` or `measured`: how a plot's title labels its results, once (the backend's name
+/// beside it, `simulated (sim)`, says the same again).
+fn measured_or_simulated(origin: &Origin) -> &'static str {
+    if origin.simulated {
+        "simulated"
+    } else {
+        "measured"
+    }
+}
+
 /// `s` or `simulated s`: the unit of time on an axis.
 fn seconds(origin: &Origin) -> &'static str {
     if origin.simulated {
@@ -107,7 +117,7 @@ fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
             "{}: time per {} ({})",
             first.scenario,
             first.unit,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         y_label: format!(
@@ -147,7 +157,7 @@ fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
             "{}: {}s per hour by mode, best variant ({})",
             first.scenario,
             first.unit,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "sharing mode".into(),
         y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
@@ -173,7 +183,7 @@ fn output_throughput(rows: &[&ServingSummary]) -> BarChart {
         title: format!(
             "{}: output tokens per second, whole GPU ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         y_label: format!(
@@ -224,7 +234,7 @@ fn latency_percentiles(rows: &[&ServingSummary]) -> PercentileChart {
         title: format!(
             "{}: time to first token and per output token, median and p99 ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         groups: rows
@@ -251,7 +261,7 @@ fn per_user_against_per_gpu(rows: &[&ServingSummary]) -> ScatterChart {
         title: format!(
             "{}: tokens per second per user against per GPU ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: format!("output tokens per {s} per user (1000 ÷ median TPOT in ms)"),
         y_label: format!("output tokens per {s}, whole GPU"),
@@ -418,7 +428,7 @@ fn vram(
             "{} · {}: VRAM per job ({})",
             row.scenario,
             row.variant,
-            row.origin.provenance()
+            measured_or_simulated(&row.origin)
         ),
         mode: row.mode.clone(),
         x_label: format!("time since the variant started, {}", seconds(&row.origin)),

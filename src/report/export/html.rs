@@ -13,15 +13,17 @@ use crate::report::{Report, SIMULATED_NOTE};
 pub struct Html;
 
 const STYLE: &str =
-    "body{font-family:sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:0.5em 0 1em}
-th,td{padding:0.25em 0.6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+    "body{font-family:sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:0.5em 0 1em;font-size:0.85em;max-width:100%}
+th,td{padding:0.2em 0.4em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}
 th{border-bottom:2px solid #555}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .swatch{display:inline-block;width:0.8em;height:0.8em;margin-right:0.4em;border-radius:2px}
 .simulated{background:#fff4e0;border-left:4px solid #e69f00;padding:0.5em 1em}
 .note{color:#555;font-size:0.9em}
 figure{margin:1.5em 0}
+figure{max-width:1000px}
 figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:0.9em}
 details{margin:1em 0;border-top:1px solid #ccc}
