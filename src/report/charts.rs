@@ -160,7 +160,16 @@ fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
             measured_or_simulated(&first.origin)
         ),
         x_label: "sharing mode".into(),
-        y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
+        y_label: format!(
+            "{}s completed per {} of makespan, {}s/h (± sd)",
+            first.unit,
+            if first.origin.simulated {
+                "simulated hour"
+            } else {
+                "hour"
+            },
+            first.unit
+        ),
         bars: best
             .into_iter()
             .map(|r| Bar {
