@@ -307,7 +307,7 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
         rows,
         notes: vec![
             "Fastest: the lowest makespan ÷ units completed, mean over repetitions; most per hour: units completed per hour of makespan on one GPU.".into(),
-            "Most at once without OOM: the most jobs running at the same moment in a repetition in which none ran out of memory (measured, or simulated), beside what `migbench plan` predicts when every job may peak at once (together) or starts are staggered.".into(),
+            "Most at once without OOM: the most jobs running at the same moment in a repetition in which none ran out of memory, beside what `migbench plan` predicts when every job may peak at once (together) or starts are staggered.".into(),
         ],
         terminal: true,
     }
