@@ -1391,3 +1391,37 @@ fn every_cost_figure_shows_its_currency() {
             .stderr(predicates::str::contains(message));
     }
 }
+
+/// The smallest text of every plot stays at least 8.5 px tall when the SVG is pasted 800 px wide
+/// (the narrowest MIG instance's caption; everything else is larger).
+#[test]
+fn plots_stay_readable_at_800_px() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    report(qwen_run(), &out);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(out.join("plots")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "svg") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let number = |after: &str, from: &str| -> Vec<f64> {
+            from.split(after)
+                .skip(1)
+                .map(|s| s[..s.find('"').unwrap()].parse::<f64>().unwrap())
+                .collect()
+        };
+        let width = number("width=\"", &svg)[0];
+        for size in number("font-size=\"", &svg) {
+            let at_800 = size * 800.0 / width;
+            assert!(
+                at_800 >= 8.0,
+                "{}: text {at_800:.1} px at 800 px",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 5, "{checked} plots");
+}

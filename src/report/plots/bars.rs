@@ -91,7 +91,7 @@ impl BarChart {
                     + Text::new(
                         format!("{} OOM", b.oom),
                         (10, -8),
-                        text(14.0).color(&OOM_COLOUR),
+                        text(15.0).color(&OOM_COLOUR),
                     )
             },
         ))?;
@@ -107,7 +107,7 @@ impl BarChart {
             Some(Text::new(
                 words,
                 (i as f64, y),
-                text(13.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                text(15.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
             ))
         }))?;
         legend::draw(&legend_area, &entries, "")

@@ -62,7 +62,7 @@ where
             area.draw(&Text::new(
                 words.clone(),
                 (36, y + line * k as i32),
-                text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
+                text(15.0).pos(Pos::new(HPos::Left, VPos::Center)),
             ))?;
         }
         y += row + line * (lines.len() as i32 - 1);
@@ -72,7 +72,7 @@ where
         area.draw(&Text::new(
             line.to_string(),
             (4, y + 18 * k as i32),
-            text(12.0).color(&FOOTNOTE),
+            text(15.0).color(&FOOTNOTE),
         ))?;
     }
     Ok(())
@@ -82,7 +82,7 @@ where
 /// MIG instances is long), so a legend entry is never cut off at the plot's edge.
 fn wrap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, label: &str, room: u32) -> Vec<String> {
     let fits = |s: &str| {
-        area.estimate_text_size(s, &text(13.0))
+        area.estimate_text_size(s, &text(15.0))
             .is_ok_and(|(w, _)| w <= room)
     };
     let mut lines: Vec<String> = Vec::new();

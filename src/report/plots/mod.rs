@@ -210,7 +210,7 @@ where
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style(text(14.0))
+        .label_style(text(15.0))
         .axis_desc_style(text(15.0))
         .light_line_style(WHITE.mix(0.0));
     if let Some(c) = categories {
@@ -229,7 +229,7 @@ where
 {
     chart
         .configure_series_labels()
-        .label_font(text(14.0))
+        .label_font(text(15.0))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)

@@ -100,7 +100,7 @@ impl VramChart {
             chart.draw_series(ooms.iter().map(|&at| {
                 EmptyElement::at(at)
                     + Cross::new((0, 0), 7, OOM_COLOUR.stroke_width(3))
-                    + Text::new("OOM", (9, -20), text(14.0).color(&OOM_COLOUR))
+                    + Text::new("OOM", (9, -20), text(15.0).color(&OOM_COLOUR))
             }))?;
             legend.push((Mark::Cross(OOM_COLOUR), "out of memory".to_string()));
         }
