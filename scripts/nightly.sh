@@ -11,6 +11,9 @@
 #   NIGHTLY_BACKEND     sim (default: the simulated GPU) or gpu (a real one)
 #   NIGHTLY_THRESHOLD   change that counts as a regression (default: 5%)
 #   NIGHTLY_BASELINE_NIGHTS  the history's baseline is the median of this many nights (default: 5)
+#   NIGHTLY_ALLOW_DIFFERENT  1: compare with the baseline even when a scenario file, the
+#                       backend or the GPU model changed (migbench compare --allow-different);
+#                       otherwise such a night exits 2 and says what differs
 #
 # On the simulator, simulated time advances by events: a night's figures depend only on its
 # scenarios, so two nights of the same migbench agree exactly.
@@ -101,9 +104,10 @@ if [ ! -e "$baseline/report/report.json" ]; then
     exit "$status"
 fi
 
+compare_args=(compare "$baseline/report" "$night/report" --threshold "$threshold" --format md)
+[ "${NIGHTLY_ALLOW_DIFFERENT:-0}" = 1 ] && compare_args+=(--allow-different)
 compared=0
-"$migbench" compare "$baseline/report" "$night/report" --threshold "$threshold" --format md \
-    >"$night/compare.md" || compared=$?
+"$migbench" "${compare_args[@]}" >"$night/compare.md" || compared=$?
 cat "$night/compare.md"
 [ "$compared" -le 1 ] || exit "$compared"
 case "$status" in

@@ -349,6 +349,11 @@ pub struct CompareArgs {
     /// A change beyond this counts as a regression: `5%` or `0.05`.
     #[arg(long, default_value = "5%")]
     pub threshold: String,
+    /// Compare results of different scenario files (sha256), backends or GPU models, which are
+    /// otherwise refused; what differs is printed first. Simulated and measured results are
+    /// never compared.
+    #[arg(long)]
+    pub allow_different: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
 }

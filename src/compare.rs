@@ -6,7 +6,10 @@
 //! when a larger share of its jobs ran out of memory, or when it completed nothing where the
 //! baseline completed something; a variant with model servers also when its output throughput
 //! fell or its median TTFT or median TPOT grew. Simulated results are never compared with measured
-//! ones: the difference would be the simulator's error, not a regression.
+//! ones: the difference would be the simulator's error, not a regression. Nor, unless asked, are
+//! results of different scenario files, backends or GPU models ([`differences`]).
+
+mod differences;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +22,7 @@ use crate::report::serving::ServingSummary;
 use crate::report::stats::Summary;
 use crate::report::summary::VariantSummary;
 use crate::report::table::{Column, Kind, Role, Table, Value};
-use crate::report::{ReportData, REPORT_JSON};
+use crate::report::{ReportData, RunEntry, REPORT_JSON};
 
 /// One metric on both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -88,6 +91,9 @@ pub struct Comparison {
     pub baseline: String,
     pub candidate: String,
     pub threshold: f64,
+    /// What differs between the sides (scenario file, backend, GPU model), when they were
+    /// compared anyway (`--allow-different`); empty for two runs of one experiment.
+    pub differences: Vec<String>,
     /// One for each variant on both sides (`changes` in the JSON output).
     pub changes: Vec<Shift>,
     /// `scenario/variant` found on one side only.
@@ -162,6 +168,8 @@ pub struct Side {
     pub variants: Vec<VariantSummary>,
     /// The serving figures of the variants with model servers.
     pub serving: Vec<ServingSummary>,
+    /// The runs that went in: their scenario files' sha256 tell experiments apart.
+    pub runs: Vec<RunEntry>,
 }
 
 impl Side {
@@ -201,11 +209,18 @@ pub fn read_side(which: &str, path: &Path) -> Result<Side> {
         name: path.display().to_string(),
         variants: data.variants,
         serving: data.serving,
+        runs: data.runs,
     })
 }
 
-/// Compares `candidate` with `baseline`; `threshold` is a fraction (0.05 for 5%).
-pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comparison> {
+/// Compares `candidate` with `baseline`; `threshold` is a fraction (0.05 for 5%). Sides that
+/// differ in scenario file, backend or GPU model are refused unless `allow_different`.
+pub fn compare(
+    baseline: &Side,
+    candidate: &Side,
+    threshold: f64,
+    allow_different: bool,
+) -> Result<Comparison> {
     let key = |v: &VariantSummary| format!("{}/{}", v.scenario, v.variant);
     for side in [baseline, candidate] {
         let rows = &side.variants;
@@ -223,11 +238,13 @@ pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comp
         baseline: baseline.name.clone(),
         candidate: candidate.name.clone(),
         threshold,
+        differences: Vec::new(),
         changes: Vec::new(),
         only_in_baseline: Vec::new(),
         only_in_candidate: Vec::new(),
     };
     let mut mixed = Vec::new();
+    let mut pairs = Vec::new();
     for b in &baseline.variants {
         let Some(c) = candidate.variants.iter().find(|c| key(c) == key(b)) else {
             comparison.only_in_baseline.push(key(b));
@@ -242,6 +259,7 @@ pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comp
             ));
             continue;
         }
+        pairs.push((b, c));
         let serving = (baseline.serving_of(b), candidate.serving_of(c));
         comparison.changes.push(shift(b, c, serving, threshold));
     }
@@ -249,6 +267,13 @@ pub fn compare(baseline: &Side, candidate: &Side, threshold: f64) -> Result<Comp
         return Err(Error::Input(format!(
             "refusing to compare simulated results with measured ones (the difference would be the simulator's error, not a regression):\n  {}",
             mixed.join("\n  ")
+        )));
+    }
+    comparison.differences = differences::differences(&pairs, baseline, candidate);
+    if !comparison.differences.is_empty() && !allow_different {
+        return Err(Error::Input(format!(
+            "refusing to compare different experiments (a change between them would be their difference, not a regression); pass --allow-different to compare them anyway:\n  {}",
+            comparison.differences.join("\n  ")
         )));
     }
     comparison.only_in_candidate = candidate
@@ -438,31 +463,8 @@ mod tests {
 
     fn row(variant: &str, per_unit: Option<f64>, peak: f64, oom: u32) -> VariantSummary {
         VariantSummary {
-            scenario: "s".into(),
-            variant: variant.into(),
-            origin: Origin {
-                gpu_model: "h100-80gb".into(),
-                gpu: "H100".into(),
-                backend: "sim".into(),
-                simulated: true,
-            },
-            mode: "mps".into(),
-            layout: None,
-            isolation: "none".into(),
-            runs: 1,
-            repetitions: 1,
-            unit: "video".into(),
-            jobs: 3,
-            jobs_ok: 3 - oom,
-            jobs_oom: oom,
-            jobs_failed: 0,
-            job_vram_constant_gib: None,
-            job_vram_peak_gib: None,
             gpu_vram_peak_gib: Summary::of(&[peak]),
-            time_per_job_s: None,
-            time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
-            units_per_hour: per_unit.and_then(|t| Summary::of(&[3600.0 / t])),
-            status: "ran".into(),
+            ..crate::report::summary::example(variant, "mps", per_unit, oom)
         }
     }
 
@@ -471,11 +473,12 @@ mod tests {
             name: name.into(),
             variants: variants.to_vec(),
             serving: Vec::new(),
+            runs: Vec::new(),
         }
     }
 
     fn verdicts(base: &[VariantSummary], cand: &[VariantSummary]) -> Vec<Verdict> {
-        compare(&side("b", base), &side("c", cand), 0.05)
+        compare(&side("b", base), &side("c", cand), 0.05, false)
             .unwrap()
             .changes
             .iter()
@@ -519,7 +522,7 @@ mod tests {
         let mut measured = row("a", Some(100.0), 60.0, 0);
         measured.origin.simulated = false;
         measured.origin.backend = "nvml".into();
-        let err = compare(&side("b", &base), &side("c", &[measured]), 0.05).unwrap_err();
+        let err = compare(&side("b", &base), &side("c", &[measured]), 0.05, false).unwrap_err();
         assert!(
             err.to_string().contains("refusing to compare simulated"),
             "{err}"
@@ -533,6 +536,7 @@ mod tests {
             &side("b", &[row("a", Some(1.0), 1.0, 0)]),
             &side("c", &[row("z", Some(1.0), 1.0, 0)]),
             0.05,
+            false,
         )
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
@@ -551,6 +555,7 @@ mod tests {
             name: "s".into(),
             variants: vec![v],
             serving: vec![serving],
+            runs: Vec::new(),
         }
     }
 
@@ -558,7 +563,10 @@ mod tests {
     fn serving_variants_regress_on_throughput_median_ttft_and_median_tpot() {
         let base = served(1000.0, 400.0, 20.0);
         let judge = |cand: Side| {
-            let c = compare(&base, &cand, 0.05).unwrap().changes.remove(0);
+            let c = compare(&base, &cand, 0.05, false)
+                .unwrap()
+                .changes
+                .remove(0);
             (c.verdict, c.reasons.join("; "))
         };
         assert_eq!(
@@ -578,11 +586,11 @@ mod tests {
             judge(served(1100.0, 400.0, 20.0)),
             (Verdict::Improved, "output throughput +10.0%".into())
         );
-        let c = compare(&base, &base, 0.05).unwrap();
+        let c = compare(&base, &base, 0.05, false).unwrap();
         assert_eq!(c.changes[0].serving["median_tpot_ms"].candidate, Some(20.0));
         // A variant that never served has no serving figures to compare.
         let batch = side("b", &[row("a", Some(100.0), 60.0, 0)]);
-        let c = compare(&batch, &batch, 0.05).unwrap();
+        let c = compare(&batch, &batch, 0.05, false).unwrap();
         assert!(c.changes[0].serving.is_empty());
         assert!(!table(&c)
             .columns

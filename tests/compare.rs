@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::edit::{edited_copy, edited_table, scale};
 use common::{compare, migbench, report, run_sim, serving_run, strs, SAMPLE_EVERY_SECOND};
@@ -204,4 +204,77 @@ fn compare_exits_1_when_a_serving_variant_regressed() {
             "improved a100-qwen3/full-1x4b: output throughput +20.0%",
         ));
     compare(&more_tokens, run).code(1);
+}
+
+/// A copy of a run whose manifest `edit` changed.
+fn with_manifest(run: &Path, to: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
+    let copy = edited_copy(run, to, |_| {});
+    let manifest = copy.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    copy
+}
+
+#[test]
+fn compare_refuses_different_experiments_unless_allowed_and_then_says_what_differs_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_sim(
+        "scenarios/h100-3x-ti2v.toml",
+        &dir.path().join("runs"),
+        SAMPLE_EVERY_SECOND,
+    );
+    let edited = with_manifest(&run, &dir.path().join("edited"), |m| {
+        m["scenario_sha256"] = "0123456789abcdef".into();
+    });
+    let b200 = with_manifest(&run, &dir.path().join("b200"), |m| {
+        m["gpu_model"] = "b200".into();
+        m["gpu_name"] = "NVIDIA B200".into();
+    });
+    let sha = serde_json::from_slice::<Value>(&std::fs::read(run.join("manifest.json")).unwrap())
+        .unwrap()["scenario_sha256"]
+        .as_str()
+        .unwrap()[..12]
+        .to_string();
+    compare(&run, &edited)
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains(format!(
+            "h100-3x-ti2v: scenario file sha256 {sha} in the baseline, 0123456789ab in the candidate"
+        )))
+        .stderr(predicates::str::contains("--allow-different"));
+    compare(&run, &b200).code(2).stderr(predicates::str::contains(
+        "h100-3x-ti2v: GPU model h100-80gb (H100 80GB HBM3) in the baseline, b200 (NVIDIA B200) in the candidate",
+    ));
+    // A report directory remembers its runs' scenario files.
+    let report_dir = dir.path().join("report");
+    report(&run, &report_dir);
+    compare(&report_dir, &edited).code(2);
+    for format in ["table", "md"] {
+        let out = migbench()
+            .args(["compare", "--allow-different", "--format", format])
+            .arg(&report_dir)
+            .arg(&edited)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let out = String::from_utf8(out).unwrap();
+        let differs = out
+            .find("scenario file sha256")
+            .expect("the difference is printed");
+        assert!(differs < out.find("unchanged").unwrap(), "{out}");
+    }
+    let json = migbench()
+        .args(["compare", "--allow-different", "--format", "json"])
+        .arg(&run)
+        .arg(&b200)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["differences"].as_array().unwrap().len(), 1, "{json}");
 }

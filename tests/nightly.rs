@@ -92,18 +92,31 @@ fn nights_are_accepted_until_one_regresses() {
     );
     assert!(history.join(&listed[1]).join("compare.md").is_file());
 
-    let third = night(&history, &worse, &[]);
+    // A changed scenario file is a different experiment: refused, saying so, baseline kept.
+    let changed = night(&history, &worse, &[]);
+    assert_eq!(changed.status.code(), Some(2), "{}", text(&changed.stderr));
+    assert!(
+        text(&changed.stderr).contains("nightly: scenario file sha256"),
+        "{}",
+        text(&changed.stderr)
+    );
+    assert_eq!(baseline(&history), listed[1], "the baseline stays");
+    assert_eq!(nights(&history).len(), 3, "the refused night is kept");
+
+    let third = night(&history, &worse, &[("NIGHTLY_ALLOW_DIFFERENT", "1")]);
     assert_eq!(third.status.code(), Some(1), "{}", text(&third.stderr));
     assert!(text(&third.stderr).contains(&format!(
         "regression against the median of the nights before (history.md); the baseline stays at {}",
         listed[1]
     )));
     let listed = nights(&history);
-    assert_eq!(listed.len(), 3, "the regressing night is kept");
+    assert_eq!(listed.len(), 4, "the regressing night is kept");
     assert_eq!(baseline(&history), listed[1], "the baseline stays");
-    let compare = std::fs::read_to_string(history.join(&listed[2]).join("compare.md")).unwrap();
+    let compare = std::fs::read_to_string(history.join(&listed[3]).join("compare.md")).unwrap();
     assert!(
-        compare.contains("regressed") && compare.contains("OOMs 0 → 1"),
+        compare.contains("regressed")
+            && compare.contains("OOMs 0 → 1")
+            && compare.find("scenario file sha256").unwrap() < compare.find("regressed").unwrap(),
         "{compare}"
     );
     let judged = std::fs::read_to_string(history.join(&listed[2]).join("history.md")).unwrap();

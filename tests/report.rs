@@ -303,9 +303,13 @@ fn assert_self_contained(html: &str) -> (usize, usize) {
             "<{name}> may load something from outside"
         );
         for a in element.attributes() {
-            let key = String::from_utf8(a.unwrap().key.as_ref().to_vec()).unwrap();
+            let a = a.unwrap();
+            let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
+            // A link to a place in the page itself (the table of contents) loads nothing.
+            let in_page = key == "href" && a.value.starts_with(b"#") && !a.value.contains(&b'/');
             assert!(
-                !["src", "href", "xlink:href", "srcset", "action"].contains(&key.as_str()),
+                in_page
+                    || !["src", "href", "xlink:href", "srcset", "action"].contains(&key.as_str()),
                 "<{name} {key}=...> references a resource"
             );
         }
@@ -601,9 +605,10 @@ fn serving_variants_get_their_plots_beside_batch_variants() {
             assert!(svg.contains(variant), "{name} shows {variant}");
         }
         assert!(
-            svg.contains("a100-qwen3: ") && svg.contains("(simulated (sim))"),
+            svg.contains("a100-qwen3: ") && svg.contains("(simulated)"),
             "{name}: titled, and labelled simulated"
         );
+        assert!(!svg.contains("(sim)"), "{name}: says simulated once");
         let png = std::fs::read(plots.join(format!("{name}.png"))).unwrap();
         let info = png::Decoder::new(std::io::Cursor::new(&png))
             .read_info()
@@ -647,8 +652,20 @@ fn serving_variants_get_their_plots_beside_batch_variants() {
     assert_eq!(svgs, svg_files(&out), "every plot inline");
     // Variants (two scenarios), serving, how many in parallel, runs.
     assert!(tables >= 5, "{tables} tables");
-    assert!(html.contains("<h2>Serving</h2>"));
-    assert!(html.contains("id=\"latency-a100-qwen3\""));
+    // The serving table and its plots are in the scenario's section, and no other.
+    let section = |scenario: &str| {
+        html.split("<details ")
+            .find(|s| s.contains(&format!("<summary>{scenario} · ")))
+            .and_then(|s| s.split("</details>").next())
+            .unwrap_or_else(|| panic!("no section for {scenario}"))
+            .to_string()
+    };
+    let qwen = section("a100-qwen3");
+    assert!(qwen.contains("<h3>Serving</h3>"));
+    assert!(qwen.contains("id=\"latency-a100-qwen3\""));
+    assert!(!section("h100-3x-ti2v").contains("<h3>Serving</h3>"));
+    // The answer first: the verdict comes before every scenario's section.
+    assert!(html.find("<h2>Verdict</h2>").unwrap() < html.find("<details ").unwrap());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("](plots/per-user-per-gpu-a100-qwen3.svg)"));
 }
@@ -795,4 +812,255 @@ fn a_run_killed_in_its_first_variant_keeps_its_finished_jobs() {
     let said =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!said.contains("stopped before"), "{said}");
+}
+
+#[test]
+fn the_verdict_comes_first_and_agrees_with_the_tables_and_gpus_are_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    run_sim("scenarios/h100-3x-ti2v.toml", &runs, SAMPLE_EVERY_SECOND);
+    run_sim("scenarios/b200-ti2v.toml", &runs, SAMPLE_EVERY_SECOND);
+    let out = dir.path().join("report");
+    let printed = migbench()
+        .arg("report")
+        .arg(&runs)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(printed).unwrap();
+    assert!(printed.starts_with("Verdict\n"), "{printed}");
+    // Tables keep to the terminal's 100 columns (warnings are sentences, and wrap).
+    let wide: Vec<&str> = printed
+        .lines()
+        .filter(|l| !l.starts_with("warning:") && l.chars().count() > 100)
+        .collect();
+    assert!(wide.is_empty(), "{wide:#?}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let verdicts = report["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 2, "one per scenario and GPU");
+    for v in verdicts {
+        let rows: Vec<&Value> = report["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["scenario"] == v["scenario"])
+            .collect();
+        // The fastest is the variant with the lowest mean time per unit in the main table.
+        let fastest = rows
+            .iter()
+            .min_by(|a, b| {
+                let t = |r: &Value| r["time_per_unit_s"]["mean"].as_f64().unwrap();
+                t(a).total_cmp(&t(b))
+            })
+            .unwrap();
+        assert_eq!(v["fastest"]["variant"], fastest["variant"], "{v}");
+        let oom: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["jobs_oom"].as_u64().unwrap() > 0)
+            .map(|r| r["variant"].as_str().unwrap())
+            .collect();
+        let listed = v["out_of_memory"].as_array().unwrap();
+        assert_eq!(listed.len(), oom.len(), "{v}");
+        for name in oom {
+            assert!(listed.iter().any(|l| l.as_str().unwrap().starts_with(name)));
+        }
+    }
+    let h100 = verdicts
+        .iter()
+        .find(|v| v["scenario"] == "h100-3x-ti2v")
+        .unwrap();
+    assert_eq!(h100["fastest"]["variant"], "mps-staggered");
+    assert_eq!(h100["isolated"][0], "mig-2x3g (mig): guaranteed (MIG)");
+    // Three at once under MPS only when staggered; two on 2 × 3g.40gb, as plan says.
+    let at_once = |mode: &str| {
+        h100["at_once"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["mode"] == mode)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(at_once("mps")["most_without_oom"], 3);
+    assert_eq!(at_once("mig")["most_without_oom"], 2);
+    assert_eq!(at_once("mig")["plan_together"], 2);
+
+    // TI2V-5B ran on both GPU models: side by side, one column each.
+    let across = std::fs::read_to_string(out.join("across_gpus.csv")).unwrap();
+    let mut lines = across.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "results,workloads,mode,at_once_b200_180gb,at_once_h100_80gb"
+    );
+    assert!(
+        across.contains("simulated,ti2v-5b,mig,4 (plan 4),2 (plan 2)"),
+        "{across}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let first = |needle: &str| md.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    assert!(first("## Contents") < first("## Verdict"));
+    assert!(first("## Verdict") < first("## Across GPUs"));
+    assert!(first("## Across GPUs") < first("## Scenarios"));
+    assert!(md.contains("- [h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)](#s-"));
+}
+
+#[test]
+fn held_vram_is_per_workload_never_averaged_across_workloads() {
+    let run = serving_run();
+    let dir = tempfile::tempdir().unwrap();
+    let report = report(run, &dir.path().join("report"));
+    let mixed = variant(&report, "mig-14b-2x4b");
+    assert!(mixed["job_vram_constant_gib"].is_null(), "{mixed}");
+    // Each workload's held level is the mean over its own jobs, read apart from migbench.
+    let jobs = LazyFrame::scan_parquet(run.join("jobs.parquet"), Default::default())
+        .unwrap()
+        .filter(col("variant").eq(lit("mig-14b-2x4b")))
+        .collect()
+        .unwrap();
+    let by = mixed["job_vram_by_workload"].as_array().unwrap();
+    let names: Vec<&str> = by.iter().map(|w| w["workload"].as_str().unwrap()).collect();
+    assert_eq!(names, ["qwen3-14b", "qwen3-4b"]);
+    for w in by {
+        let (workloads, held) = (strs(&jobs, "workload"), floats(&jobs, "vram_constant_gib"));
+        let mine: Vec<f64> = (0..jobs.height())
+            .filter(|&i| workloads.get(i) == w["workload"].as_str())
+            .filter_map(|i| held.get(i))
+            .collect();
+        let mean = mine.iter().sum::<f64>() / mine.len() as f64;
+        assert!(
+            close(w["constant_gib"]["mean"].as_f64().unwrap(), mean),
+            "{w}"
+        );
+    }
+    let held: Vec<f64> = by
+        .iter()
+        .map(|w| w["constant_gib"]["mean"].as_f64().unwrap())
+        .collect();
+    assert!(
+        held[0] > 3.0 * held[1],
+        "14B holds far more than 4B: {held:?}"
+    );
+    // One workload: the figure as before.
+    assert!(variant(&report, "mig-4x1g")["job_vram_constant_gib"]["mean"].is_f64());
+}
+
+#[test]
+fn a_mixed_mig_variant_is_counted_in_copies_of_its_mix_like_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report(serving_run(), &dir.path().join("report"));
+    let mixed = report["parallel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workloads"] == "qwen3-14b + qwen3-4b")
+        .unwrap();
+    // One Qwen3-14B and two Qwen3-4B at once: one complete copy of the mix (a third job of one
+    // workload is not a second copy), which is what the plan allows on the A100's MIG.
+    assert_eq!(mixed["counted_in"], "copies of the mix", "{mixed}");
+    assert_eq!(mixed["most_without_oom"], 1, "{mixed}");
+    assert_eq!(mixed["plan_staggered"], 1, "{mixed}");
+    assert_eq!(mixed["verdict"], "as planned", "{mixed}");
+    let single = report["parallel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workloads"] == "qwen3-4b" && r["mode"] == "mig")
+        .unwrap();
+    assert_eq!(single["counted_in"], "jobs");
+    assert_eq!(single["most_without_oom"], 4);
+}
+
+#[test]
+fn every_cost_figure_shows_its_currency() {
+    let run = serving_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let report = report(run, &out);
+    // The shipped scenario's price is "1.89 EUR" (S quotes euros).
+    let serving = std::fs::read_to_string(out.join("serving.csv")).unwrap();
+    // The currency column comes last, after the cost's.
+    assert!(serving.lines().next().unwrap().ends_with(",currency"));
+    for line in serving.lines().skip(1) {
+        assert!(line.ends_with(",EUR"), "{line}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Cost per M output tok, EUR"),
+        "the header names it"
+    );
+    let qwen = &report["verdicts"][0];
+    assert_eq!(qwen["cost_currency"], "EUR", "{qwen}");
+    assert!(
+        md.contains(" EUR per M output tok |"),
+        "the verdict names it"
+    );
+
+    // A bare number is in the `currency` key's currency, or USD.
+    let text = std::fs::read_to_string("scenarios/a100-qwen3.toml").unwrap();
+    for (price, expected) in [
+        ("price_per_hour = 1.89", "USD"),
+        ("price_per_hour = 1.89\ncurrency = \"CHF\"", "CHF"),
+    ] {
+        let file = dir.path().join(format!("{expected}.toml"));
+        std::fs::write(&file, text.replace("price_per_hour = \"1.89 EUR\"", price)).unwrap();
+        migbench().args(["validate"]).arg(&file).assert().success();
+        let scenario = migbench::scenario::Scenario::load(&file).unwrap();
+        assert_eq!(scenario.file.gpu.currency(), expected);
+    }
+    for (bad, message) in [
+        ("price_per_hour = \"1.89 euro\"", "ISO 4217"),
+        (
+            "price_per_hour = \"1.89 EUR\"\ncurrency = \"USD\"",
+            "give the currency once",
+        ),
+        ("price_per_hour = 1.89\ncurrency = \"dollars\"", "ISO 4217"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text.replace("price_per_hour = \"1.89 EUR\"", bad)).unwrap();
+        migbench()
+            .args(["validate"])
+            .arg(&file)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(message));
+    }
+}
+
+/// The smallest text of every plot stays at least 8.5 px tall when the SVG is pasted 800 px wide
+/// (the narrowest MIG instance's caption; everything else is larger).
+#[test]
+fn plots_stay_readable_at_800_px() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    report(serving_run(), &out);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(out.join("plots")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "svg") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let number = |after: &str, from: &str| -> Vec<f64> {
+            from.split(after)
+                .skip(1)
+                .map(|s| s[..s.find('"').unwrap()].parse::<f64>().unwrap())
+                .collect()
+        };
+        let width = number("width=\"", &svg)[0];
+        for size in number("font-size=\"", &svg) {
+            let at_800 = size * 800.0 / width;
+            assert!(
+                at_800 >= 8.0,
+                "{}: text {at_800:.1} px at 800 px",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 5, "{checked} plots");
 }

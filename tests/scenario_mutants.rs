@@ -178,8 +178,12 @@ fn assert_sane(s: &Scenario) {
             s.name()
         )
     };
-    if let Some(p) = s.file.gpu.price_per_hour {
-        assert!(bounds::PRICE.contains(p), "price_per_hour = {p}");
+    if let Some(p) = &s.file.gpu.price_per_hour {
+        assert!(
+            bounds::PRICE.contains(p.amount),
+            "price_per_hour = {}",
+            p.amount
+        );
     }
     for v in &s.file.variants {
         name_ok("variant", v.name.get_ref());

@@ -12,7 +12,7 @@ pub fn run(args: &CompareArgs) -> Result<String> {
     let threshold = parse_fraction("--threshold", &args.threshold)?;
     let baseline = compare::read_side("baseline", &args.baseline)?;
     let candidate = compare::read_side("candidate", &args.candidate)?;
-    let comparison = compare::compare(&baseline, &candidate, threshold)?;
+    let comparison = compare::compare(&baseline, &candidate, threshold, args.allow_different)?;
     let text = render(&comparison, args.format)?;
     let regressed = comparison.regressed();
     if regressed.is_empty() {
@@ -37,10 +37,20 @@ fn render(comparison: &Comparison, format: TextFormat) -> Result<String> {
         return output::json(comparison).map(|j| j + "\n");
     }
     let table = compare::table(comparison);
-    let mut out = match format {
+    // What differs between the sides comes before any figure, so no one reads a change of
+    // experiment as a regression.
+    let mut out = String::new();
+    if !comparison.differences.is_empty() {
+        out.push_str("compared although the sides differ (--allow-different):\n");
+        for d in &comparison.differences {
+            out.push_str(&format!("  {d}\n"));
+        }
+        out.push('\n');
+    }
+    out.push_str(&match format {
         TextFormat::Md => render_markdown(&table),
         _ => render_terminal(&table),
-    };
+    });
     for c in comparison.changes.iter().filter(|c| !c.reasons.is_empty()) {
         out.push_str(&format!(
             "{} {}/{}: {}\n",

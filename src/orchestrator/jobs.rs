@@ -45,7 +45,13 @@ pub fn serving_rows(
         repetition: ctx.repetition,
         mode: ctx.mode(),
         backend: ctx.backend.kind(),
-        price_per_hour: ctx.scenario.file.gpu.price_per_hour,
+        price_per_hour: ctx
+            .scenario
+            .file
+            .gpu
+            .price_per_hour
+            .as_ref()
+            .map(|p| p.amount),
     };
     record::rows(&info, &servers, records, served)
 }

@@ -21,12 +21,13 @@ use crate::results::{Outcome, VariantStatus};
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
 
-/// Every chart of the report, in the order the report shows them.
+/// Every chart of the report, in the order the report shows them, each with the heading of the
+/// section it belongs to (the main table's `scenario · GPU · backend`).
 pub fn charts(
     results: &Results,
     rows: &[VariantSummary],
     serving: &[ServingSummary],
-) -> Result<Vec<Chart>> {
+) -> Result<Vec<(String, Chart)>> {
     let mut charts = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -46,13 +47,16 @@ pub fn charts(
             })
             .collect();
         if !batch.is_empty() {
-            charts.push(Chart::Bars(time_per_unit(&batch)));
-            charts.push(Chart::Bars(units_per_hour(&batch)));
+            charts.push((heading.clone(), Chart::Bars(time_per_unit(&batch))));
+            charts.push((heading.clone(), Chart::Bars(units_per_hour(&batch))));
         }
         if !served.is_empty() {
-            charts.push(Chart::Bars(output_throughput(&served)));
-            charts.push(Chart::Percentiles(latency_percentiles(&served)));
-            charts.push(Chart::Scatter(per_user_against_per_gpu(&served)));
+            let charts_of = [
+                Chart::Bars(output_throughput(&served)),
+                Chart::Percentiles(latency_percentiles(&served)),
+                Chart::Scatter(per_user_against_per_gpu(&served)),
+            ];
+            charts.extend(charts_of.map(|c| (heading.clone(), c)));
         }
         start = end;
     }
@@ -71,12 +75,22 @@ pub fn charts(
             lines = by_pick.remove(&traced).unwrap_or_default();
             traced += 1;
         }
-        charts.push(Chart::Vram(vram(results, row, p, &lines)));
+        charts.push((row.heading(), Chart::Vram(vram(results, row, p, &lines))));
         if let Some(layout) = layout(results, row, p) {
-            charts.push(Chart::Layout(layout));
+            charts.push((row.heading(), Chart::Layout(layout)));
         }
     }
     Ok(charts)
+}
+
+/// `simulated` or `measured`: how a plot's title labels its results, once (the backend's name
+/// beside it, `simulated (sim)`, says the same again).
+fn measured_or_simulated(origin: &Origin) -> &'static str {
+    if origin.simulated {
+        "simulated"
+    } else {
+        "measured"
+    }
 }
 
 /// `s` or `simulated s`: the unit of time on an axis.
@@ -117,7 +131,7 @@ fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
             "{}: time per {} ({})",
             first.scenario,
             first.unit,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         y_label: format!(
@@ -150,10 +164,19 @@ fn units_per_hour(rows: &[&VariantSummary]) -> BarChart {
             "{}: {}s per hour by mode, best variant ({})",
             first.scenario,
             first.unit,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "sharing mode".into(),
-        y_label: format!("{}s completed per hour of makespan (± sd)", first.unit),
+        y_label: format!(
+            "{}s completed per {} of makespan, {}s/h (± sd)",
+            first.unit,
+            if first.origin.simulated {
+                "simulated hour"
+            } else {
+                "hour"
+            },
+            first.unit
+        ),
         bars: best
             .into_iter()
             .map(|r| {
@@ -172,7 +195,7 @@ fn output_throughput(rows: &[&ServingSummary]) -> BarChart {
         title: format!(
             "{}: output tokens per second, whole GPU ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         y_label: format!(
@@ -214,7 +237,7 @@ fn latency_percentiles(rows: &[&ServingSummary]) -> PercentileChart {
         title: format!(
             "{}: time to first token and per output token, median and p99 ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: "variant".into(),
         groups: rows
@@ -241,7 +264,7 @@ fn per_user_against_per_gpu(rows: &[&ServingSummary]) -> ScatterChart {
         title: format!(
             "{}: tokens per second per user against per GPU ({})",
             first.scenario,
-            first.origin.provenance()
+            measured_or_simulated(&first.origin)
         ),
         x_label: format!("output tokens per {s} per user (1000 ÷ median TPOT in ms)"),
         y_label: format!("output tokens per {s}, whole GPU"),
@@ -408,7 +431,7 @@ fn vram(
             "{} · {}: VRAM per job ({})",
             row.scenario,
             row.variant,
-            row.origin.provenance()
+            measured_or_simulated(&row.origin)
         ),
         mode: row.mode.clone(),
         x_label: format!("time since the variant started, {}", seconds(&row.origin)),

@@ -20,11 +20,13 @@ pub mod plots;
 pub mod recover;
 pub mod runs;
 pub mod scan;
+pub mod sections;
 pub mod serving;
 pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod traces;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +60,9 @@ pub struct ReportData {
     /// Each scenario variant on each machine (host and GPU); absent from older reports.
     #[serde(default)]
     pub hosts: Vec<hosts::HostRow>,
+    /// The answer first: per scenario and GPU; absent from reports written before it.
+    #[serde(default)]
+    pub verdicts: Vec<verdict::ScenarioVerdict>,
     pub warnings: Vec<String>,
 }
 
@@ -66,6 +71,9 @@ pub struct ReportData {
 pub struct RunEntry {
     pub dir: String,
     pub scenario: String,
+    /// The scenario file's sha256 (`manifest.json`); empty in reports written before it.
+    #[serde(default)]
+    pub scenario_sha256: String,
     #[serde(flatten)]
     pub origin: load::Origin,
     pub started_at: String,
@@ -107,6 +115,7 @@ impl ReportData {
                 .map(|r| RunEntry {
                     dir: r.dir.display().to_string(),
                     scenario: r.manifest.scenario.clone(),
+                    scenario_sha256: r.manifest.scenario_sha256.clone(),
                     origin: r.manifest.origin(),
                     started_at: r.manifest.started_at.clone(),
                     status: r.manifest.status.clone(),
@@ -117,9 +126,14 @@ impl ReportData {
                 .collect(),
             parallel: parallel::parallel(&results),
             serving: serving::summarize(&results, &variants),
+            verdicts: Vec::new(),
             variants,
             hosts,
             warnings,
+        };
+        let data = ReportData {
+            verdicts: verdict::verdicts(&data.variants, &data.serving, &data.parallel),
+            ..data
         };
         Ok((data, results))
     }
@@ -152,10 +166,19 @@ impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
         let (data, results) = ReportData::from_runs(paths)?;
-        let charts = charts::charts(&results, &data.variants, &data.serving)?;
+        let (sections, charts): (Vec<String>, Vec<_>) =
+            charts::charts(&results, &data.variants, &data.serving)?
+                .into_iter()
+                .unzip();
         let mut plots = plots::render_all(&charts)?;
+        for (plot, section) in plots.iter_mut().zip(sections) {
+            plot.section = section;
+        }
         make_names_unique(&mut plots);
-        let mut tables = vec![summary::table(&data.variants)];
+        // The answer first.
+        let mut tables = vec![verdict::table(&data.verdicts)];
+        tables.extend(verdict::across_gpus(&data.parallel));
+        tables.push(summary::table(&data.variants));
         if !data.serving.is_empty() {
             tables.push(serving::table(&data.serving));
         }

@@ -30,10 +30,28 @@ pub struct ParallelRow {
     /// are staggered so that one peaks at a time. Absent when the workloads are not known.
     pub plan_together: Option<u32>,
     pub plan_staggered: Option<u32>,
+    /// What the four counts count: `jobs`, or for a mix of workloads (beyond `full`, which runs
+    /// one job at a time) `copies of the mix`, one job of each workload, as `plan` counts: a
+    /// mixed variant of one Qwen3-14B and two Qwen3-4B at once is one copy of the mix, not
+    /// three jobs against a plan of two.
+    #[serde(default = "jobs")]
+    pub counted_in: String,
     /// How the runs compare with the plan.
     pub verdict: String,
     /// `scenario/variant` of the runs counted.
     pub variants: Vec<String>,
+}
+
+fn jobs() -> String {
+    JOBS.into()
+}
+
+const JOBS: &str = "jobs";
+const COPIES: &str = "copies of the mix";
+
+/// Whether a mode and mix are counted in copies of the mix rather than in jobs.
+fn in_copies(mode: SharingMode, workloads: &[String]) -> bool {
+    workloads.len() > 1 && mode != SharingMode::Full
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +88,7 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
             mode: v.mode.as_str().to_string(),
             workloads: workloads.clone(),
         };
+        let copies = in_copies(v.mode, &workloads);
         let row = rows.entry(key).or_insert_with(|| {
             let (plan_together, plan_staggered) = planned(run, v.mode, &workloads).unzip();
             ParallelRow {
@@ -80,13 +99,17 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
                 fewest_with_oom: None,
                 plan_together,
                 plan_staggered,
+                counted_in: if copies { COPIES } else { JOBS }.into(),
                 verdict: String::new(),
                 variants: Vec::new(),
             }
         });
-        // Jobs running at the same moment (one ending as another starts does not overlap).
-        let at_once =
-            overlap::most_at_once(jobs.iter().filter_map(|j| Some((j.start_s?, j.end_s?)))) as u32;
+        let at_once = if copies {
+            most_copies_at_once(jobs, &workloads)
+        } else {
+            // Jobs running at the same moment (one ending as another starts does not overlap).
+            overlap::most_at_once(jobs.iter().filter_map(|j| Some((j.start_s?, j.end_s?)))) as u32
+        };
         if at_once == 0 {
             continue;
         }
@@ -111,7 +134,29 @@ pub fn parallel(results: &Results) -> Vec<ParallelRow> {
         .collect()
 }
 
-/// `plan`'s answer for this mode and mix, in jobs at once (together, staggered). A copy of a mix
+/// The most complete copies of a mix (one job of each of `workloads`) running at the same
+/// moment.
+pub fn most_copies_at_once(jobs: &[&JobRow], workloads: &[String]) -> u32 {
+    let mut edges: Vec<(f64, i32, usize)> = jobs
+        .iter()
+        .filter_map(|j| {
+            let w = workloads.iter().position(|w| *w == j.workload)?;
+            Some([(j.start_s?, 1, w), (j.end_s?, -1, w)])
+        })
+        .flatten()
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut running = vec![0i32; workloads.len()];
+    let mut most = 0;
+    for (_, step, w) in edges {
+        running[w] += step;
+        most = most.max(running.iter().copied().min().unwrap_or(0));
+    }
+    most.max(0) as u32
+}
+
+/// `plan`'s answer for this mode and mix, in jobs at once (together, staggered), or for a mix
+/// beyond `full` in copies of the mix ([`in_copies`]). A copy of a mix
 /// is one job of each workload; under `full` jobs run one at a time whatever the mix.
 fn planned(run: &Run, mode: SharingMode, workloads: &[String]) -> Option<(u32, u32)> {
     let gpu = Catalog::builtin().gpu(&run.manifest.gpu_model).ok()?;
@@ -132,6 +177,8 @@ fn planned(run: &Run, mode: SharingMode, workloads: &[String]) -> Option<(u32, u
     let jobs = |copies: usize| -> u32 {
         if mode == SharingMode::Full {
             copies.min(1) as u32
+        } else if in_copies(mode, workloads) {
+            copies as u32
         } else {
             (copies * workloads.len()) as u32
         }
@@ -185,6 +232,7 @@ pub fn table(rows: &[ParallelRow]) -> Table {
             Number { digits: 0 },
             Brief,
         ),
+        Column::new("counted_in", "Counted in", Text, Brief),
         Column::new("verdict", "Runs vs plan", Text, Detail),
         Column::new("variants", "Variants", Text, Detail),
     ];
@@ -201,6 +249,7 @@ pub fn table(rows: &[ParallelRow]) -> Table {
                 count(r.fewest_with_oom),
                 count(r.plan_together),
                 count(r.plan_staggered),
+                Value::Text(r.counted_in.clone()),
                 Value::Text(r.verdict.clone()),
                 Value::Text(r.variants.join(", ")),
             ]
@@ -213,7 +262,8 @@ pub fn table(rows: &[ParallelRow]) -> Table {
         rows,
         notes: vec![
             "Ran at once: the most jobs running at the same moment in a repetition without an out-of-memory error, and the fewest in one with such an error.".into(),
-            "Plan: what `migbench plan` predicts, in jobs at once, when every job may peak at the same moment (together) or starts are spread so one peaks at a time (staggered).".into(),
+            "Counted in: jobs, or for a mix of workloads (beyond full, one job at a time) complete copies of the mix, one job of each workload, as `migbench plan` counts them.".into(),
+            "Plan: what `migbench plan` predicts, in jobs (or copies) at once, when every job may peak at the same moment (together) or starts are spread so one peaks at a time (staggered).".into(),
         ],
         terminal: false,
     }

@@ -34,6 +34,10 @@ pub struct ServingSummary {
     /// Each figure under `vllm bench serve`'s key, over repetitions; `None` when no repetition
     /// has it (`request_goodput` without SLOs, the cost without a price).
     pub figures: BTreeMap<String, Option<Summary>>,
+    /// The currency of `cost_per_million_output_tokens`, from the scenario of its runs
+    /// (`price_per_hour`, `currency`); absent without a price or a readable `scenario.toml`.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 impl ServingSummary {
@@ -92,7 +96,18 @@ pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingS
                     (name.to_string(), Summary::of(&values))
                 })
                 .collect();
+            let mut currencies: Vec<&str> = reps
+                .iter()
+                .filter_map(|r| {
+                    let gpu = &results.runs[r.run].scenario.as_ref()?.file.gpu;
+                    gpu.price_per_hour.as_ref()?;
+                    Some(gpu.currency())
+                })
+                .collect();
+            currencies.sort_unstable();
+            currencies.dedup();
             Some(ServingSummary {
+                currency: (!currencies.is_empty()).then(|| currencies.join("/")),
                 scenario: v.scenario.clone(),
                 variant: v.variant.clone(),
                 origin: v.origin.clone(),
@@ -176,7 +191,7 @@ const FIGURE_COLUMNS: [FigureColumn; 11] = [
     figure("median_e2el_ms", "E2E ms\nmedian", 0, Role::Detail),
     FigureColumn {
         optional: true,
-        note: Some("Cost per M output tok: the scenario's price per GPU-hour over the load's duration, per million output tokens."),
+        note: Some("Cost per M output tok: the scenario's price per GPU-hour over the load's duration, per million output tokens, in the scenario's currency (price_per_hour = \"1.89 EUR\" or currency; USD when it names none)."),
         ..figure(
             "cost_per_million_output_tokens",
             "Cost per M\noutput tok",
@@ -266,6 +281,10 @@ pub fn table(rows: &[ServingSummary]) -> Table {
             shown: Shown::MeanSd,
             digits: f.digits,
         };
+        if f.key == COST {
+            push_cost(&mut columns, &mut cells, rows, f, stat);
+            continue;
+        }
         columns.push(Column::new(f.key, f.header, stat, f.role));
         for (row, r) in cells.iter_mut().zip(rows) {
             row.push(Value::Stat(r.figure(f.key)));
@@ -280,6 +299,48 @@ pub fn table(rows: &[ServingSummary]) -> Table {
         terminal: true,
     }
 }
+
+const COST: &str = "cost_per_million_output_tokens";
+
+/// The cost column, then its currency's: the header names the currency when every row's is the
+/// same, and the currency column (not in the terminal) names each row's.
+fn push_cost(
+    columns: &mut Vec<Column>,
+    cells: &mut [Vec<Value>],
+    rows: &[ServingSummary],
+    f: &FigureColumn,
+    stat: Kind,
+) {
+    let mut currencies: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.figure(COST).is_some())
+        .map(|r| r.currency.as_deref().unwrap_or(UNKNOWN_CURRENCY))
+        .collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let header = match currencies.as_slice() {
+        [one] => format!("{}, {one}", f.header),
+        _ => f.header.to_string(),
+    };
+    columns.push(Column::named(f.key.into(), header, stat, f.role));
+    columns.push(Column::new(
+        "currency",
+        "Currency",
+        Kind::Text,
+        Role::Detail,
+    ));
+    for (row, r) in cells.iter_mut().zip(rows) {
+        row.push(Value::Stat(r.figure(COST)));
+        let currency = match r.figure(COST) {
+            Some(_) => r.currency.as_deref().unwrap_or(UNKNOWN_CURRENCY),
+            None => "-",
+        };
+        row.push(Value::Text(currency.into()));
+    }
+}
+
+/// Said of a cost whose run's scenario can no longer be read.
+pub const UNKNOWN_CURRENCY: &str = "currency unknown";
 
 /// A serving row of one repetition, for tests elsewhere: scenario `s`, mode `mps`, two servers;
 /// every figure of [`SERVING_FIGURES`] 10 but those `figures` sets (`None`: absent).
@@ -309,6 +370,7 @@ pub(crate) fn example(
         completed: 64,
         failed: 1,
         figures: all,
+        currency: Some("EUR".into()),
     }
 }
 
@@ -337,7 +399,7 @@ mod tests {
     }
 
     fn keys(t: &Table) -> Vec<&str> {
-        t.columns.iter().map(|c| c.key).collect()
+        t.columns.iter().map(|c| &*c.key).collect()
     }
 
     #[test]

@@ -30,9 +30,14 @@ pub struct VariantSummary {
     pub jobs_oom: u32,
     /// Failed or timed out.
     pub jobs_failed: u32,
-    /// The level each job held most of its run, over jobs with samples.
+    /// The level each job held most of its run, over jobs with samples; absent when the jobs
+    /// run different workloads, whose levels are never averaged together (see
+    /// `job_vram_by_workload`).
     pub job_vram_constant_gib: Option<Summary>,
     pub job_vram_peak_gib: Option<Summary>,
+    /// The same per workload, in name order; absent from reports written before it.
+    #[serde(default)]
+    pub job_vram_by_workload: Vec<WorkloadVram>,
     /// The whole GPU's peak, one value per repetition.
     pub gpu_vram_peak_gib: Option<Summary>,
     /// Start to end of each job that finished, over jobs and repetitions.
@@ -42,6 +47,14 @@ pub struct VariantSummary {
     pub units_per_hour: Option<Summary>,
     /// `ran`, or what kept repetitions from running (`infeasible: ...`, `interrupted`).
     pub status: String,
+}
+
+/// What the jobs of one workload held and peaked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadVram {
+    pub workload: String,
+    pub constant_gib: Option<Summary>,
+    pub peak_gib: Option<Summary>,
 }
 
 impl VariantSummary {
@@ -131,6 +144,11 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
     units.sort_unstable();
     units.dedup();
     let sum = |f: fn(&VariantRow) -> u32| reps.iter().map(|v| f(v)).sum::<u32>();
+    let by_workload = vram_by_workload(jobs);
+    let one_workload = match by_workload.as_slice() {
+        [one] => Some((one.constant_gib, one.peak_gib)),
+        _ => None,
+    };
     VariantSummary {
         isolation: latest.mode.isolation().to_string(),
         mode: latest.mode.as_str().to_string(),
@@ -146,18 +164,9 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         jobs_ok: sum(|v| v.jobs_ok),
         jobs_oom: sum(|v| v.jobs_oom),
         jobs_failed: sum(|v| v.jobs_failed),
-        job_vram_constant_gib: Summary::of(
-            &jobs
-                .iter()
-                .filter_map(|j| j.vram_constant_gib)
-                .collect::<Vec<_>>(),
-        ),
-        job_vram_peak_gib: Summary::of(
-            &jobs
-                .iter()
-                .filter_map(|j| j.vram_peak_gib)
-                .collect::<Vec<_>>(),
-        ),
+        job_vram_constant_gib: one_workload.and_then(|w| w.0),
+        job_vram_peak_gib: one_workload.and_then(|w| w.1),
+        job_vram_by_workload: by_workload,
         gpu_vram_peak_gib: values(|v| v.gpu_vram_peak_gib),
         time_per_job_s: Summary::of(&durations),
         time_per_unit_s: values(|v| v.time_per_unit_s),
@@ -166,6 +175,56 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         scenario: key.scenario,
         variant: key.variant,
         origin: key.origin,
+    }
+}
+
+/// Held and peak VRAM per workload: a mix's 14 GiB and 4 GiB jobs are two figures, not their
+/// mean.
+fn vram_by_workload(jobs: &[&JobRow]) -> Vec<WorkloadVram> {
+    let mut names: Vec<&str> = jobs.iter().map(|j| j.workload.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let of = |f: fn(&JobRow) -> Option<f64>| {
+                let values: Vec<f64> = jobs
+                    .iter()
+                    .filter(|j| j.workload == name)
+                    .filter_map(|j| f(j))
+                    .collect();
+                Summary::of(&values)
+            };
+            WorkloadVram {
+                workload: name.to_string(),
+                constant_gib: of(|j| j.vram_constant_gib),
+                peak_gib: of(|j| j.vram_peak_gib),
+            }
+        })
+        .collect()
+}
+
+/// `qwen3-14b 35.0/35.3, qwen3-4b 8.5/8.6`: held (mean) and peak (max) per workload; the
+/// workload names are left out when there is one.
+fn held_and_peak(v: &VariantSummary) -> String {
+    let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
+        s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
+    };
+    let figures = |w: &WorkloadVram| {
+        format!(
+            "{}/{}",
+            one(w.constant_gib, |s| s.mean),
+            one(w.peak_gib, |s| s.max)
+        )
+    };
+    match v.job_vram_by_workload.as_slice() {
+        [] => "-/-".into(),
+        [w] => figures(w),
+        all => all
+            .iter()
+            .map(|w| format!("{} {}", w.workload, figures(w)))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -215,11 +274,12 @@ pub fn warnings(rows: &[VariantSummary]) -> Vec<String> {
     for r in rows {
         if let Some(t) = r.time_per_job_s.filter(|t| t.outliers > 0) {
             out.push(format!(
-                "{} · {}: {} of {} job times are statistical outliers (more than 10 standard deviations from the median, by the MAD); the GPU may have been busy with other work",
+                "{} · {}: {} of {} job times are statistical outliers (more than 10 standard deviations from the median, by the MAD, and more than {:.0}% of it); the GPU may have been busy with other work",
                 r.heading(),
                 r.variant,
                 t.outliers,
-                t.n
+                t.n,
+                super::stats::OUTLIER_RELATIVE_FLOOR * 100.0
             ));
         }
     }
@@ -287,6 +347,12 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         ),
         Column::new("job_vram", "Job GiB\nheld/peak", Text, Terminal),
         Column::new(
+            "job_vram_by_workload",
+            "Job GiB held/peak\nby workload",
+            Text,
+            Detail,
+        ),
+        Column::new(
             "gpu_vram_peak_gib",
             "GPU GiB\npeak",
             stat(Shown::Max, 1),
@@ -318,9 +384,6 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         ),
         Column::new("status", "Status", Text, Detail),
     ]);
-    let one = |s: Option<Summary>, f: fn(&Summary) -> f64| {
-        s.map_or("-".into(), |s| format!("{:.1}", f(&s)))
-    };
     let rows = rows
         .iter()
         .map(|r| {
@@ -344,11 +407,8 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 )),
                 Value::Stat(r.job_vram_constant_gib),
                 Value::Stat(r.job_vram_peak_gib),
-                Value::Text(format!(
-                    "{}/{}",
-                    one(r.job_vram_constant_gib, |s| s.mean),
-                    one(r.job_vram_peak_gib, |s| s.max)
-                )),
+                Value::Text(held_and_peak(r)),
+                Value::Text(held_and_peak(r)),
                 Value::Stat(r.gpu_vram_peak_gib),
                 Value::Stat(r.time_per_job_s),
                 Value::Stat(r.time_per_job_s),
@@ -365,10 +425,44 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         columns,
         rows,
         notes: vec![
-            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job. GPU GiB peak: the whole GPU's largest sample.".into(),
+            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
         ],
         terminal: true,
+    }
+}
+
+/// A variant of three jobs on a simulated H100, for other modules' tests: `oom` of them ran out
+/// of memory, the rest took `per_unit` seconds a unit (none completed for `None`).
+#[cfg(test)]
+pub fn example(variant: &str, mode: &str, per_unit: Option<f64>, oom: u32) -> VariantSummary {
+    VariantSummary {
+        scenario: "s".into(),
+        variant: variant.into(),
+        origin: Origin {
+            gpu_model: "h100-80gb".into(),
+            gpu: "H100".into(),
+            backend: "sim".into(),
+            simulated: true,
+        },
+        mode: mode.into(),
+        layout: None,
+        isolation: parse_mode(mode).map_or("none", |m| m.isolation()).into(),
+        runs: 1,
+        repetitions: 1,
+        unit: "video".into(),
+        jobs: 3,
+        jobs_ok: 3 - oom,
+        jobs_oom: oom,
+        jobs_failed: 0,
+        job_vram_constant_gib: None,
+        job_vram_peak_gib: None,
+        job_vram_by_workload: Vec::new(),
+        gpu_vram_peak_gib: None,
+        time_per_job_s: None,
+        time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
+        units_per_hour: per_unit.and_then(|t| Summary::of(&[3600.0 / t])),
+        status: "ran".into(),
     }
 }

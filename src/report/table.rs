@@ -1,6 +1,8 @@
 //! A table as every exporter sees it: typed columns and rows, so that one description serves the
 //! terminal, Markdown, HTML and CSV. Adding a table to the report is building one of these.
 
+use std::borrow::Cow;
+
 use super::stats::Summary;
 
 /// A table of the report.
@@ -20,9 +22,9 @@ pub struct Table {
 #[derive(Debug, Clone)]
 pub struct Column {
     /// Machine name: the CSV header (a statistic adds `_mean`, `_sd`, ...).
-    pub key: &'static str,
+    pub key: Cow<'static, str>,
     /// Name for people; `\n` breaks it in the terminal.
-    pub header: &'static str,
+    pub header: Cow<'static, str>,
     pub kind: Kind,
     pub role: Role,
 }
@@ -79,8 +81,18 @@ pub enum Value {
 impl Column {
     pub const fn new(key: &'static str, header: &'static str, kind: Kind, role: Role) -> Self {
         Column {
-            key,
-            header,
+            key: Cow::Borrowed(key),
+            header: Cow::Borrowed(header),
+            kind,
+            role,
+        }
+    }
+
+    /// A column named by the data (one per GPU model in a table across GPUs).
+    pub fn named(key: String, header: String, kind: Kind, role: Role) -> Self {
+        Column {
+            key: Cow::Owned(key),
+            header: Cow::Owned(header),
             kind,
             role,
         }

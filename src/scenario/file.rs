@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::price;
 use crate::layout::InstanceSpec;
 use crate::loadgen::LoadSpec;
 use crate::mode::SharingMode;
@@ -58,9 +59,25 @@ pub struct GpuSpec {
     pub index: Option<u32>,
     #[serde(default)]
     pub uuid: Option<String>,
-    /// Price per GPU-hour, for cost per unit in reports.
-    #[serde(default, deserialize_with = "checked::price_per_hour")]
-    pub price_per_hour: Option<f64>,
+    /// Price per GPU-hour, for cost per unit in reports: a number, or a number and a currency
+    /// code (`"1.89 EUR"`).
+    #[serde(default)]
+    #[schemars(with = "Option<price::PriceText>")]
+    pub price_per_hour: Option<price::Price>,
+    /// The currency (ISO 4217 code) of a bare `price_per_hour`; default USD.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+impl GpuSpec {
+    /// The currency of `price_per_hour`: its own code, the `currency` key, or USD.
+    pub fn currency(&self) -> &str {
+        self.price_per_hour
+            .as_ref()
+            .and_then(|p| p.currency.as_deref())
+            .or(self.currency.as_deref())
+            .unwrap_or(price::DEFAULT_CURRENCY)
+    }
 }
 
 /// One way of running the jobs: a sharing mode, its setup, and the jobs.
@@ -203,7 +220,6 @@ mod checked {
     use crate::bounds::{self, MAX_JOBS_PER_VARIANT, MAX_REPETITIONS};
 
     crate::integer_in!(opt index, u32, "index", 0, 1023);
-    crate::number_in!(opt price_per_hour, "price_per_hour", bounds::PRICE);
     crate::integer_in!(repetitions, u32, "repetitions", 1, MAX_REPETITIONS);
     crate::integer_in!(opt active_thread_percentage, u8, "active_thread_percentage", 1, 100);
     crate::number_in!(opt pinned_memory_limit_gib, "pinned_memory_limit_gib", bounds::POSITIVE_GIB);

@@ -7,6 +7,7 @@
 
 mod file;
 pub mod load;
+pub mod price;
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +110,24 @@ impl Scenario {
                 return Err(err(
                     t.span(),
                     format!("time_scale must be above 0, found {}", t.get_ref()),
+                ));
+            }
+        }
+        if let Some(code) = &file.gpu.currency {
+            price::check_currency(code).map_err(|m| err(file.gpu.model.span(), m))?;
+            let inline = file
+                .gpu
+                .price_per_hour
+                .as_ref()
+                .and_then(|p| p.currency.as_ref());
+            if inline.is_some_and(|c| c != code) {
+                return Err(err(
+                    file.gpu.model.span(),
+                    format!(
+                        "[gpu] price_per_hour is in {} but currency = {}: give the currency once",
+                        inline.map_or("", |c| c.as_str()),
+                        bounds::quote(code)
+                    ),
                 ));
             }
         }

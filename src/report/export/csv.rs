@@ -40,10 +40,10 @@ fn csv(table: &Table) -> Result<Vec<u8>> {
     let mut written: Vec<&str> = Vec::new();
     for (c, column) in table.columns.iter().enumerate() {
         // Terminal-only columns repeat others; a statistic shown twice is written once.
-        if column.role == Role::Terminal || written.contains(&column.key) {
+        if column.role == Role::Terminal || written.contains(&column.key.as_ref()) {
             continue;
         }
-        written.push(column.key);
+        written.push(&column.key);
         let values = table.rows.iter().map(|r| &r[c]);
         match column.kind {
             Kind::Stat { .. } => {
@@ -65,7 +65,7 @@ fn csv(table: &Table) -> Result<Vec<u8>> {
                         _ => None,
                     })
                     .collect();
-                columns.push(Series::new(column.key.into(), data).into());
+                columns.push(Series::new(column.key.as_ref().into(), data).into());
             }
             Kind::Number { .. } => {
                 let data: Vec<Option<f64>> = values
@@ -74,11 +74,11 @@ fn csv(table: &Table) -> Result<Vec<u8>> {
                         _ => None,
                     })
                     .collect();
-                columns.push(Series::new(column.key.into(), data).into());
+                columns.push(Series::new(column.key.as_ref().into(), data).into());
             }
             Kind::Text | Kind::Mode => {
                 let data: Vec<String> = values.map(|v| table.display(c, v)).collect();
-                columns.push(Series::new(column.key.into(), data).into());
+                columns.push(Series::new(column.key.as_ref().into(), data).into());
             }
         }
     }

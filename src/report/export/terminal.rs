@@ -1,4 +1,4 @@
-//! The terminal: the main table and the serving table, grouped by scenario, in at most 100
+//! The terminal: the verdict, the main table and the serving table, grouped by scenario, in at most 100
 //! columns, with the warnings. Also written to `report.txt`.
 
 use super::{Exporter, Part};
@@ -9,14 +9,15 @@ use crate::report::Report;
 
 pub struct Terminal;
 
+/// The terminal's width, in columns.
+const WIDTH: u16 = 100;
+
 impl Exporter for Terminal {
     fn export(&self, report: &Report) -> Result<Vec<Part>> {
         let mut out = String::new();
-        // The main table goes first, untitled; the others say what they are.
-        for (k, t) in report.tables.iter().filter(|t| t.terminal).enumerate() {
-            if k > 0 {
-                out.push_str(&format!("{}\n", t.title));
-            }
+        // The verdict first; every table says what it is.
+        for t in report.tables.iter().filter(|t| t.terminal) {
+            out.push_str(&format!("{}\n", t.title));
             out.push_str(&render(t));
         }
         for v in report.data.variants.iter().filter(|v| v.status != "ran") {
@@ -37,7 +38,10 @@ pub fn render(table: &Table) -> String {
         if !heading.is_empty() {
             out.push_str(&format!("{heading}\n"));
         }
-        let mut t = output::grid(columns.iter().map(|&c| table.columns[c].header));
+        let mut t = output::grid(columns.iter().map(|&c| &*table.columns[c].header));
+        // Long answers (the verdict's lists) wrap rather than widen the table.
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_width(WIDTH);
         for &r in &rows {
             t.add_row(
                 columns

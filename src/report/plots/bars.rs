@@ -1,12 +1,14 @@
 //! Bar charts: one bar per variant (or per mode), coloured by sharing mode, with ± one standard
-//! deviation as an error bar and out-of-memory errors marked above the bar.
+//! deviation as an error bar and out-of-memory errors marked above the bar. The legend has its
+//! own area right of the plot, so it covers no bar and no note.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::legend::{self, Mark, LEGEND_WIDTH};
 use super::palette::{mode_colour, OOM_COLOUR};
-use super::{axis_top, distinct, draw_axes, draw_series_legend, text, DrawResult};
+use super::{axis_top, distinct, draw_axes, text, DrawResult};
 
 #[derive(Debug, Clone)]
 pub struct Bar {
@@ -46,8 +48,10 @@ impl BarChart {
             .fold(0.0, f64::max);
         let top = axis_top(highest, 1.25);
         let labels: Vec<String> = self.bars.iter().map(|b| b.label.clone()).collect();
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, text(20.0))
+        let area = root.titled(&self.title, text(20.0))?;
+        let (width, _) = area.dim_in_pixel();
+        let (plot_area, legend_area) = area.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let mut chart = ChartBuilder::on(&plot_area)
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -55,6 +59,7 @@ impl BarChart {
         draw_axes(&mut chart, &self.x_label, &self.y_label, Some(&labels))?;
 
         // One series per mode, so the legend names each once.
+        let mut entries = Vec::new();
         for mode in distinct(self.bars.iter().map(|b| b.mode.as_str())) {
             let colour = mode_colour(mode);
             let bars = self.bars.iter().enumerate().filter_map(|(i, b)| {
@@ -64,9 +69,8 @@ impl BarChart {
                     colour.filled(),
                 ))
             });
-            chart.draw_series(bars)?.label(mode).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled())
-            });
+            chart.draw_series(bars)?;
+            entries.push((Mark::Filled(colour), mode.to_string()));
         }
         chart.draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
             let (v, e) = (b.value?, b.error?);
@@ -79,22 +83,20 @@ impl BarChart {
                 14,
             ))
         }))?;
-        let oom =
-            chart.draw_series(self.bars.iter().enumerate().filter(|(_, b)| b.oom > 0).map(
-                |(i, b)| {
-                    let y = b.value.unwrap_or(0.0) + b.error.unwrap_or(0.0) + top * 0.04;
-                    EmptyElement::at((i as f64, y))
-                        + Cross::new((0, 0), 6, OOM_COLOUR.stroke_width(3))
-                        + Text::new(
-                            format!("{} OOM", b.oom),
-                            (10, -8),
-                            text(14.0).color(&OOM_COLOUR),
-                        )
-                },
-            ))?;
+        chart.draw_series(self.bars.iter().enumerate().filter(|(_, b)| b.oom > 0).map(
+            |(i, b)| {
+                let y = b.value.unwrap_or(0.0) + b.error.unwrap_or(0.0) + top * 0.04;
+                EmptyElement::at((i as f64, y))
+                    + Cross::new((0, 0), 6, OOM_COLOUR.stroke_width(3))
+                    + Text::new(
+                        format!("{} OOM", b.oom),
+                        (10, -8),
+                        text(15.0).color(&OOM_COLOUR),
+                    )
+            },
+        ))?;
         if self.bars.iter().any(|b| b.oom > 0) {
-            oom.label("out of memory")
-                .legend(|(x, y)| Cross::new((x + 7, y), 6, OOM_COLOUR.stroke_width(3)));
+            entries.push((Mark::Cross(OOM_COLOUR), "out of memory".into()));
         }
         chart.draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
             let (words, y) = match (&b.note, b.value) {
@@ -105,9 +107,9 @@ impl BarChart {
             Some(Text::new(
                 words,
                 (i as f64, y),
-                text(13.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                text(15.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
             ))
         }))?;
-        draw_series_legend(&mut chart)
+        legend::draw(&legend_area, &entries, "")
     }
 }

@@ -67,7 +67,7 @@ impl LayoutChart {
             area.draw(&Text::new(
                 s.to_string(),
                 ((x0 + x1) / 2, memory_top - 12),
-                centred(13.0),
+                centred(15.0),
             ))?;
             if !held {
                 self.unused(&area, (x0, memory_top), (x1, memory_top + ROW_HEIGHT))?;
@@ -151,8 +151,43 @@ impl LayoutChart {
         ))?;
         let cx = (top_left.0 + bottom_right.0) / 2;
         let cy = (top_left.1 + bottom_right.1) / 2;
-        area.draw(&Text::new(i.label.clone(), (cx, cy - 12), centred(15.0)))?;
-        area.draw(&Text::new(i.detail.clone(), (cx, cy + 12), centred(12.0)))?;
+        // Narrow instances (1g of 7) get the detail's parts on lines of their own, and any
+        // line still wider than the box a smaller font, so no caption runs into its neighbour's.
+        let room = (bottom_right.0 - top_left.0 - 10).max(10) as u32;
+        let fits = |line: &str, size: f64| {
+            area.estimate_text_size(line, &text(size))
+                .is_ok_and(|(w, _)| w <= room)
+        };
+        let mut lines = vec![(i.label.clone(), 16.0)];
+        let mut current = String::new();
+        for part in i.detail.split(" · ") {
+            let joined = if current.is_empty() {
+                part.to_string()
+            } else {
+                format!("{current} · {part}")
+            };
+            if current.is_empty() || fits(&joined, 15.0) {
+                current = joined;
+            } else {
+                lines.push((std::mem::replace(&mut current, part.to_string()), 15.0));
+            }
+        }
+        if !current.is_empty() {
+            lines.push((current, 15.0));
+        }
+        let step = 16;
+        let first = cy - step * (lines.len() as i32 - 1) / 2;
+        for (k, (line, size)) in lines.into_iter().enumerate() {
+            let mut size: f64 = size;
+            while size > 13.0 && !fits(&line, size) {
+                size -= 1.0;
+            }
+            area.draw(&Text::new(
+                line,
+                (cx, first + step * k as i32),
+                centred(size),
+            ))?;
+        }
         Ok(())
     }
 
@@ -176,7 +211,7 @@ impl LayoutChart {
                 (top_left.0 + bottom_right.0) / 2,
                 (top_left.1 + bottom_right.1) / 2,
             ),
-            text(13.0).pos(Pos::new(HPos::Center, VPos::Center)),
+            text(15.0).pos(Pos::new(HPos::Center, VPos::Center)),
         ))?;
         Ok(())
     }

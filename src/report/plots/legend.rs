@@ -32,8 +32,10 @@ where
     DB::ErrorType: 'static,
 {
     let row = 22;
-    for (k, (mark, label)) in entries.iter().enumerate() {
-        let y = 24 + row * k as i32;
+    let line = 16;
+    let (width, _) = area.dim_in_pixel();
+    let mut y = 24;
+    for (mark, label) in entries {
         let the_box = [(8, y - 7), (24, y + 7)];
         match mark {
             Mark::Line(colour, width) => area.draw(&PathElement::new(
@@ -55,19 +57,47 @@ where
                 area.draw(&Rectangle::new(the_box, line.stroke_width(2)))?;
             }
         }
-        area.draw(&Text::new(
-            label.clone(),
-            (36, y),
-            text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))?;
+        let lines = wrap(area, label, width.saturating_sub(40));
+        for (k, words) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                words.clone(),
+                (36, y + line * k as i32),
+                text(15.0).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        y += row + line * (lines.len() as i32 - 1);
     }
-    let y = 24 + row * entries.len() as i32 + 12;
+    let y = y + 12;
     for (k, line) in footnote.lines().enumerate() {
         area.draw(&Text::new(
             line.to_string(),
             (4, y + 18 * k as i32),
-            text(12.0).color(&FOOTNOTE),
+            text(15.0).color(&FOOTNOTE),
         ))?;
     }
     Ok(())
+}
+
+/// `label` in lines no wider than `room` pixels, broken after its commas and spaces (a list of
+/// MIG instances is long), so a legend entry is never cut off at the plot's edge.
+fn wrap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, label: &str, room: u32) -> Vec<String> {
+    let fits = |s: &str| {
+        area.estimate_text_size(s, &text(15.0))
+            .is_ok_and(|(w, _)| w <= room)
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in label.split_inclusive(' ') {
+        let joined = format!("{current}{word}");
+        if current.is_empty() || fits(joined.trim_end()) {
+            current = joined;
+        } else {
+            lines.push(current.trim_end().to_string());
+            current = word.to_string();
+        }
+    }
+    if !current.trim().is_empty() {
+        lines.push(current.trim_end().to_string());
+    }
+    lines
 }

@@ -44,6 +44,9 @@ pub struct Plot {
     /// File stem (`vram-h100-3x-ti2v-mps-together`), unique within a report.
     pub name: String,
     pub title: String,
+    /// The heading of the report section it belongs to (`scenario · GPU · backend`); set by
+    /// the report.
+    pub section: String,
     pub svg: String,
     pub png: Vec<u8>,
 }
@@ -129,6 +132,7 @@ impl Chart {
         Ok(Plot {
             name: self.name().to_string(),
             title: self.title().to_string(),
+            section: String::new(),
             svg,
             png: encode_png(&pixels, width, height).map_err(|e| fail("PNG", e))?,
         })
@@ -212,7 +216,7 @@ where
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style(text(14.0))
+        .label_style(text(15.0))
         .axis_desc_style(text(15.0))
         .light_line_style(WHITE.mix(0.0));
     if let Some(c) = categories {
@@ -231,7 +235,7 @@ where
 {
     chart
         .configure_series_labels()
-        .label_font(text(14.0))
+        .label_font(text(15.0))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)

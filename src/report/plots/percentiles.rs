@@ -133,7 +133,7 @@ impl PercentileChart {
                     Some(Text::new(
                         format!("{v:.*}", panel.digits),
                         (x + (a + b) / 2.0, v + top * 0.01),
-                        text(12.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                        text(15.0).pos(Pos::new(HPos::Center, VPos::Bottom)),
                     ))
                 })
         });

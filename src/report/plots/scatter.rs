@@ -82,7 +82,7 @@ impl ScatterChart {
                         + Text::new(
                             p.label.clone(),
                             (10, 0),
-                            text(13.0).pos(Pos::new(HPos::Left, VPos::Center)),
+                            text(15.0).pos(Pos::new(HPos::Left, VPos::Center)),
                         )
                 }))?
                 .label(mode)

@@ -84,11 +84,14 @@ impl VramChart {
             legend.push((Mark::Line(GPU_TOTAL, 1), "whole GPU in use".to_string()));
         }
         let base = mode_colour(&self.mode);
+        // Jobs at the same level would draw one line: each is drawn narrower than the one before
+        // it, so the first shows as the outer stripe and the last as the inner one.
+        let n = self.lines.len() as u32;
         for (i, line) in self.lines.iter().enumerate() {
             let colour = shade(base, i, self.lines.len());
             chart.draw_series(LineSeries::new(
                 line.points.iter().copied(),
-                colour.stroke_width(2),
+                colour.stroke_width(2 + 3 * (n - 1 - i as u32).min(4)),
             ))?;
             legend.push((Mark::Line(colour, 3), line.label.clone()));
         }
@@ -97,7 +100,7 @@ impl VramChart {
             chart.draw_series(ooms.iter().map(|&at| {
                 EmptyElement::at(at)
                     + Cross::new((0, 0), 7, OOM_COLOUR.stroke_width(3))
-                    + Text::new("OOM", (9, -20), text(14.0).color(&OOM_COLOUR))
+                    + Text::new("OOM", (9, -20), text(15.0).color(&OOM_COLOUR))
             }))?;
             legend.push((Mark::Cross(OOM_COLOUR), "out of memory".to_string()));
         }
