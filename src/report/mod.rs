@@ -178,23 +178,38 @@ impl Report {
         // The answer first.
         let mut tables = vec![verdict::table(&data.verdicts)];
         tables.extend(verdict::across_gpus(&data.parallel));
-        tables.push(summary::table(&data.variants));
-        if !data.serving.is_empty() {
-            tables.push(serving::table(&data.serving));
-        }
-        if hosts::machine_count(&data.hosts) > 1 {
+        let mut main = summary::table(&data.variants);
+        let mut serving_table = (!data.serving.is_empty()).then(|| serving::table(&data.serving));
+        let pooled = hosts::machine_count(&data.hosts) > 1;
+        if pooled {
             let variants = data.variants.iter();
             let keys = variants.map(|v| (v.scenario.as_str(), v.variant.as_str(), &v.origin));
-            hosts::annotate(&mut tables[0], keys, &data.hosts);
-            if !data.serving.is_empty() {
+            hosts::annotate(&mut main, keys, &data.hosts);
+            if let Some(t) = &mut serving_table {
                 let serving = data.serving.iter();
                 let keys = serving.map(|v| (v.scenario.as_str(), v.variant.as_str(), &v.origin));
-                hosts::annotate(&mut tables[1], keys, &data.hosts);
+                hosts::annotate(t, keys, &data.hosts);
             }
+        }
+        tables.push(main);
+        tables.extend(serving_table);
+        if pooled {
             tables.push(hosts::table(&data.hosts));
         }
         tables.push(parallel::table(&data.parallel));
         tables.push(runs_table(&data.runs));
+        // Every exporter indexes a row by its columns: a table built wrong is migbench's fault,
+        // said as such, never an index out of bounds in an exporter.
+        for t in &tables {
+            if let Some(r) = t.rows.iter().position(|r| r.len() != t.columns.len()) {
+                return Err(Error::Harness(format!(
+                    "report table {} has {} cells in row {r} for {} columns",
+                    t.name,
+                    t.rows[r].len(),
+                    t.columns.len()
+                )));
+            }
+        }
         Ok(Report {
             data,
             tables,

@@ -335,7 +335,7 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         Column::new("jobs_summary", "Jobs\nok/OOM/fail", Text, Terminal),
         Column::new(
             "job_vram_constant_gib",
-            "Job GiB held",
+            "Job GiB constant",
             stat(Shown::Mean, 1),
             Detail,
         ),
@@ -345,10 +345,10 @@ pub fn table(rows: &[VariantSummary]) -> Table {
             stat(Shown::Max, 1),
             Detail,
         ),
-        Column::new("job_vram", "Job GiB\nheld/peak", Text, Terminal),
+        Column::new("job_vram", "Job GiB\nconst/peak", Text, Terminal),
         Column::new(
             "job_vram_by_workload",
-            "Job GiB held/peak\nby workload",
+            "Job GiB constant/peak\nby workload",
             Text,
             Detail,
         ),
@@ -425,7 +425,7 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         columns,
         rows,
         notes: vec![
-            "Job GiB held: the level a job held most of its run (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
+            "Job GiB constant: the level a job held most of its run (T's word) (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
         ],
