@@ -27,6 +27,22 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Waits on `cv` (at most `at_most`, when given) with [`lock`]'s tolerance of a panicked holder.
+pub fn wait<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    at_most: Option<Duration>,
+) -> MutexGuard<'a, T> {
+    match at_most {
+        Some(d) => {
+            cv.wait_timeout(guard, d)
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+        }
+        None => cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
 /// When an actor wants its next turn. Every wait also ends early when the actor is poked.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Wake {
@@ -309,12 +325,9 @@ impl Slot {
             state = match state.deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    self.granted
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    wait(&self.granted, state, Some(left))
                 }
-                None => self.granted.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => wait(&self.granted, state, None),
             };
         }
     }

@@ -270,7 +270,7 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
             let mut gis: Vec<_> = l.instances.iter().collect();
             gis.sort_by_key(|g| g.start);
             gis.iter()
-                .map(|g| format!("{}@{}", g.profile.name, g.start))
+                .map(|g| crate::layout::placed_name(&g.profile.name, g.start))
                 .collect()
         }),
         thread_percentage: config.thread_percentage,

@@ -194,7 +194,7 @@ fn mig_configurations(req: &Request, profiles: &[&SimServer], load: &LoadSpec) -
             mode: SharingMode::Mig,
             layout: used
                 .iter()
-                .map(|(_, g)| format!("{}@{}", g.profile.name, g.start))
+                .map(|(_, g)| crate::layout::placed_name(&g.profile.name, g.start))
                 .collect(),
             memory_fraction: vec![None; req.mix.len()],
             starts: vec![(0.0, 0.0); req.mix.len()],

@@ -262,10 +262,7 @@ impl SimWorld {
         world: MutexGuard<'a, World>,
         at_most: Duration,
     ) -> MutexGuard<'a, World> {
-        self.changed
-            .wait_timeout(world, at_most)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        crate::clock::wait(&self.changed, world, Some(at_most))
     }
 
     /// Runs one observer's tick outside the lock (it samples the GPU, which takes the lock).
@@ -519,7 +516,7 @@ impl TimeKeeper for SimWorld {
             .get(&id)
             .is_some_and(|o| o.tick.is_none())
         {
-            world = self.observed.wait(world).unwrap_or_else(|e| e.into_inner());
+            world = crate::clock::wait(&self.observed, world, None);
         }
         world.sched.observers.remove(&id);
         self.changed(world);
