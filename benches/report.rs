@@ -154,12 +154,17 @@ fn write_run(root: &Path, index: usize, samples: usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    let data = tempfile::tempdir().unwrap();
+    // `MIGBENCH_REPORT_DATA=DIR` keeps the synthetic runs in DIR, for measuring `migbench report`
+    // itself on them (its peak memory with `/usr/bin/time -v`).
+    let temp = tempfile::tempdir().unwrap();
+    let data = std::env::var_os("MIGBENCH_REPORT_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
     for i in 0..SCENARIOS {
-        write_run(data.path(), i, SAMPLES / SCENARIOS);
+        write_run(&data, i, SAMPLES / SCENARIOS);
     }
     let out = tempfile::tempdir().unwrap();
-    let paths = vec![data.path().to_path_buf()];
+    let paths = vec![data.clone()];
     let mut group = c.benchmark_group("report");
     // Each iteration takes about a second: ten of them, and no long warm-up, are plenty.
     group
