@@ -49,20 +49,17 @@ impl Origin {
         };
         format!("{how} ({})", self.backend)
     }
-
-    pub fn of(manifest: &Manifest) -> Origin {
-        Origin {
-            gpu_model: manifest.gpu_model.clone(),
-            gpu: manifest.gpu_name.clone(),
-            backend: manifest.backend.as_str().to_string(),
-            simulated: manifest.simulated,
-        }
-    }
 }
 
 impl Manifest {
+    /// Where this run's results come from.
     pub fn origin(&self) -> Origin {
-        Origin::of(self)
+        Origin {
+            gpu_model: self.gpu_model.clone(),
+            gpu: self.gpu_name.clone(),
+            backend: self.backend.as_str().to_string(),
+            simulated: self.simulated,
+        }
     }
 }
 
