@@ -5,7 +5,9 @@
 //! `fake_cuda_job --gib 4 --peak-gib 6 --seconds 1 [--child] [--exceed]`: hold 4 GiB, rise to 6
 //! GiB in the middle fifth of the run; `--child` holds the memory in a child process (as vLLM's
 //! engine core does); `--exceed` asks for more than the device has at the peak.
-//! Under MPS (`CUDA_MPS_PIPE_DIRECTORY` set) it first connects to the control daemon.
+//! Under MPS (`CUDA_MPS_PIPE_DIRECTORY` set) it first connects to the control daemon's socket,
+//! `control` in that directory, as a CUDA client does: NVIDIA's nvidia-cuda-mps-control must be
+//! listening there, or the job fails as CUDA does.
 //!
 //! It also takes `scripts/gpu_workload.py`'s arguments, so that the validation scenarios run on
 //! the stand-in with only the program swapped: `--constant-gib` is `--gib`, `--peak-at` and
@@ -18,7 +20,6 @@
 #[path = "fake_driver/state.rs"]
 mod state;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use state::{FakeProc, Target};
@@ -34,6 +35,36 @@ fn arg(args: &[String], name: &str) -> Option<f64> {
 fn fail(text: &str) -> ! {
     eprintln!("{text}");
     std::process::exit(1);
+}
+
+/// Connects to the MPS control daemon's socket as a CUDA client does (a UNIX seqpacket socket,
+/// which std's UnixStream cannot open); true when the daemon accepted the connection.
+fn connect_seqpacket(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un with the path copied in within its size, and a socket this
+    // function opens and closes.
+    unsafe {
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        if bytes.len() >= addr.sun_path.len() {
+            return false;
+        }
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (i, b) in bytes.iter().enumerate() {
+            addr.sun_path[i] = *b as libc::c_char;
+        }
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::connect(
+            fd,
+            std::ptr::addr_of!(addr).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        ) == 0;
+        libc::close(fd);
+        ok
+    }
 }
 
 fn main() {
@@ -59,30 +90,24 @@ fn main() {
     });
     let exceed = args.iter().any(|a| a == "--exceed");
 
-    let Some(gpu) = state::load() else {
+    let Some(node) = state::load() else {
         fail("RuntimeError: Found no NVIDIA driver on your system.");
     };
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
-    let target = match gpu.target(&visible) {
+    let found = node.target(visible.trim()).filter(|(g, t)| {
         // With MIG on, CUDA cannot use the GPU itself, only its MIG devices.
-        Some(Target::Gpu) if gpu.mig_current => None,
-        t => t,
-    };
-    let Some(target) = target else {
+        !(*t == Target::Gpu && node.gpus[*g as usize].mig_current)
+    });
+    let Some((index, target)) = found else {
         fail("RuntimeError: No CUDA GPUs are available");
     };
+    let gpu = &node.gpus[index as usize];
     let mps = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY");
     if let Some(pipe) = &mps {
-        let pipe = std::path::PathBuf::from(pipe);
-        if !pipe.join("control").exists() {
+        let control = std::path::Path::new(pipe).join("control");
+        if !connect_seqpacket(&control) {
             fail("RuntimeError: CUDA error: MPS client failed to connect to the MPS control daemon or the MPS server");
         }
-        let mut commands = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(pipe.join("commands"))
-            .unwrap();
-        writeln!(commands, "client {}", std::process::id()).unwrap();
     }
 
     let pid = std::process::id();
@@ -92,7 +117,7 @@ fn main() {
     };
     let capacity = gpu.capacity_mib(target);
     let hold = |mib: u64| {
-        let others = gpu.used_mib(target, Some(pid));
+        let others = gpu.used_mib(index, target, Some(pid));
         if others + mib > capacity {
             state::remove_proc(pid);
             fail(&format!(
@@ -104,6 +129,7 @@ fn main() {
         }
         state::set_proc(&FakeProc {
             pid,
+            gpu: index,
             used_mib: mib,
             gi,
             ci,

@@ -1,20 +1,20 @@
-//! The stand-in NVIDIA driver's state, shared by its four programs: the NVML library
-//! (`fake_nvml`), `nvidia-smi` (`fake_nvidia_smi`), `nvidia-cuda-mps-control`
-//! (`fake_mps_control`) and a CUDA job (`fake_cuda_job`).
+//! The stand-in NVIDIA driver's state, shared by its programs: the NVML library (`fake_nvml`,
+//! which NVIDIA's own `nvidia-smi` loads), the node's setup (`stand_in_gpu`) and a CUDA job
+//! (`fake_cuda_job`).
 //!
-//! Together they let the NVML backend run end to end on a machine with no GPU, in tests: MIG
-//! changes go through nvidia-smi's command language and come back through NVML's MIG device
-//! handles, jobs hold "device memory" that NVML reports per process with its GPU and compute
-//! instance IDs, and MPS daemons are real processes with private pipe directories. It follows the
-//! driver's documented behaviour (docs/nvidia-smi.md, docs/mig.md), not its timing, and
-//! it numbers instances its own way, so migbench passes only if it reads IDs back.
+//! Together with NVIDIA's `nvidia-smi` and `nvidia-cuda-mps-control` they let the NVML backend
+//! run end to end on a machine with no GPU: MIG changes go through the real nvidia-smi, which
+//! makes them through this library's NVML calls, and come back through NVML's MIG device handles;
+//! jobs hold "device memory" that NVML reports per process with its GPU and compute instance
+//! IDs. It follows the driver's documented behaviour (docs/nvidia-smi.md, docs/mig.md), not its
+//! timing, and numbers instances its own way, so migbench passes only if it reads IDs back.
 //!
-//! `$MIGBENCH_FAKE_GPU` is a directory: `gpu.json` holds the GPU and its MIG configuration,
-//! `procs/PID.json` what each live process holds.
+//! `$MIGBENCH_FAKE_GPU` is a directory: `node.json` holds the node's GPUs (each with its MIG
+//! profile table, as a driver knows its GPU) and their MIG configuration, `procs/PID.json` what
+//! each live process holds, `lock` serializes changes between processes.
 
 #![allow(dead_code)] // each program uses part of it
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -24,56 +24,86 @@ pub const MIB: u64 = 1024 * 1024;
 /// Memory the driver keeps on a GPU with no process (NVML's `used` never reads 0).
 pub const RESERVED_MIB: u64 = 512;
 
+/// The node: its driver and GPUs, in NVML's index order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FakeNode {
+    /// The driver's version, which NVIDIA's nvidia-smi compares with its own.
+    pub driver: String,
+    /// As NVML gives it: 12020 is CUDA 12.2.
+    pub cuda: i32,
+    pub gpus: Vec<FakeGpu>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FakeGpu {
-    /// The NVML device name, which picks the catalog model (its MIG profiles and placements).
+    /// The NVML device name, as the driver reports it.
     pub name: String,
     pub uuid: String,
     pub memory_mib: u64,
-    pub driver: String,
-    /// As NVML gives it: 12040 is CUDA 12.4.
-    pub cuda: i32,
+    /// The PCI device ID (0x2330 for an H100 SXM5) and bus ID, as NVML's PCI info gives them.
+    pub pci_device_id: u32,
+    pub bus_id: String,
+    pub sm_count: u32,
     #[serde(default)]
     pub mig_current: bool,
     #[serde(default)]
     pub mig_pending: bool,
-    /// Changing MIG mode needs a GPU reset here (as in a VM): the change stays pending.
+    /// Changing MIG mode needs a GPU reset (Ampere, or a VM): the change stays pending.
     #[serde(default)]
     pub mig_needs_reset: bool,
     /// Refuse every change as the driver refuses an ordinary user: "Insufficient Permissions".
     #[serde(default)]
     pub not_root: bool,
+    /// The driver's GPU instance profiles (`nvidia-smi mig -lgip`); empty: no MIG support.
+    #[serde(default)]
+    pub profiles: Vec<DriverProfile>,
     #[serde(default)]
     pub gis: Vec<FakeGi>,
     /// Instances created so far: the next GPU instance ID and a part of fresh MIG UUIDs.
     #[serde(default)]
     pub created: u32,
-    /// Where this driver's profile tables (`nvidia-smi mig -lgip`, `-lgipp`) differ from the
-    /// catalog's, by profile ID: names and GiB change between drivers (docs/mig.md).
-    #[serde(default)]
-    pub driver_profiles: BTreeMap<u32, DriverProfile>,
 }
 
-/// A catalog profile as another driver lists it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A GPU instance profile as the driver knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriverProfile {
-    pub name: Option<String>,
-    pub memory_gib: Option<f64>,
-    pub placements: Option<Vec<u8>>,
-    /// Not listed at all.
-    #[serde(default)]
-    pub absent: bool,
+    /// NVML's profile enum (NVML_GPU_INSTANCE_PROFILE_*), the index callers ask by.
+    pub nvml_profile: u32,
+    /// The profile ID nvidia-smi prints and `-cgi` takes.
+    pub id: u32,
+    pub name: String,
+    pub instances: u32,
+    pub memory_mib: u64,
+    pub sm: u32,
+    pub compute_slices: u32,
+    pub ce: u32,
+    pub dec: u32,
+    pub enc: u32,
+    pub jpg: u32,
+    pub ofa: u32,
+    /// Placement starts, each `size` memory slices long.
+    pub placements: Vec<u32>,
+    pub size: u32,
+    pub compute_profiles: Vec<DriverCiProfile>,
+}
+
+/// A compute instance profile of a GPU instance profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriverCiProfile {
+    /// NVML's compute instance profile enum, which is also the ID `-cci` takes.
+    pub id: u32,
+    pub name: String,
+    pub compute_slices: u32,
+    pub instances: u32,
+    pub sm: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FakeGi {
     pub id: u32,
     pub profile_id: u32,
-    pub name: String,
-    pub start: u8,
-    pub size: u8,
-    pub memory_mib: u64,
+    pub start: u32,
+    pub size: u32,
     pub cis: Vec<FakeCi>,
 }
 
@@ -81,15 +111,19 @@ pub struct FakeGi {
 pub struct FakeCi {
     pub id: u32,
     pub profile_id: u32,
-    pub name: String,
-    pub slices: u8,
+    /// Its first compute slice in the GPU instance.
+    pub start: u32,
+    pub slices: u32,
     pub uuid: String,
 }
 
-/// What a process holds on the GPU; its GPU and compute instance when MIG is on.
+/// What a process holds on a GPU; its GPU and compute instance when MIG is on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FakeProc {
     pub pid: u32,
+    /// The GPU's index on the node.
+    #[serde(default)]
+    pub gpu: u32,
     pub used_mib: u64,
     pub gi: Option<u32>,
     pub ci: Option<u32>,
@@ -98,7 +132,7 @@ pub struct FakeProc {
     pub mps: bool,
 }
 
-/// Where a CUDA device UUID points.
+/// Where a CUDA device UUID points on one GPU.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
     Gpu,
@@ -109,27 +143,46 @@ pub fn dir() -> Option<PathBuf> {
     std::env::var_os("MIGBENCH_FAKE_GPU").map(PathBuf::from)
 }
 
-/// The GPU, or None when there is no driver (no state directory or no gpu.json).
-pub fn load() -> Option<FakeGpu> {
-    let text = std::fs::read_to_string(dir()?.join("gpu.json")).ok()?;
+/// The node, or None when there is no driver (no state directory or no node.json).
+pub fn load() -> Option<FakeNode> {
+    let text = std::fs::read_to_string(dir()?.join("node.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// Writes the GPU atomically: NVML readers never see half a file.
-pub fn save(gpu: &FakeGpu) {
-    let dir = dir().expect("MIGBENCH_FAKE_GPU is set");
-    let tmp = dir.join(format!("gpu.json.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_string_pretty(gpu).unwrap()).unwrap();
-    std::fs::rename(tmp, dir.join("gpu.json")).unwrap();
+/// Writes the node atomically: readers never see half a file.
+pub fn save(node: &FakeNode) -> std::io::Result<()> {
+    let dir = dir().ok_or_else(|| std::io::Error::other("MIGBENCH_FAKE_GPU is not set"))?;
+    let tmp = dir.join(format!("node.json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(node)?)?;
+    std::fs::rename(tmp, dir.join("node.json"))
 }
 
-fn procs_dir() -> PathBuf {
-    dir().expect("MIGBENCH_FAKE_GPU is set").join("procs")
+/// Runs `change` on the node under the driver's lock, saving it when `change` succeeds: two
+/// processes changing MIG at once (nvidia-smi and a restore, say) never lose each other's work.
+pub fn change<T, E>(change: impl FnOnce(&mut FakeNode) -> Result<T, E>) -> Option<Result<T, E>> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir()?.join("lock"))
+        .ok()?;
+    // SAFETY: flock(2) on a file this function holds open; released when it is closed.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    let mut node = load()?;
+    let result = change(&mut node);
+    if result.is_ok() {
+        save(&node).ok()?;
+    }
+    Some(result)
+}
+
+fn procs_dir() -> Option<PathBuf> {
+    Some(dir()?.join("procs"))
 }
 
 /// Processes alive now that hold GPU memory.
 pub fn procs() -> Vec<FakeProc> {
-    let Ok(entries) = std::fs::read_dir(procs_dir()) else {
+    let Some(Ok(entries)) = procs_dir().map(std::fs::read_dir) else {
         return Vec::new();
     };
     let mut procs: Vec<FakeProc> = entries
@@ -154,7 +207,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 pub fn set_proc(p: &FakeProc) {
-    let dir = procs_dir();
+    let dir = procs_dir().expect("MIGBENCH_FAKE_GPU is set");
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!("{}.tmp", p.pid));
     std::fs::write(&tmp, serde_json::to_string(p).unwrap()).unwrap();
@@ -162,7 +215,26 @@ pub fn set_proc(p: &FakeProc) {
 }
 
 pub fn remove_proc(pid: u32) {
-    let _ = std::fs::remove_file(procs_dir().join(format!("{pid}.json")));
+    if let Some(dir) = procs_dir() {
+        let _ = std::fs::remove_file(dir.join(format!("{pid}.json")));
+    }
+}
+
+impl FakeNode {
+    /// The GPU and what on it a CUDA device UUID names.
+    pub fn target(&self, uuid: &str) -> Option<(u32, Target)> {
+        self.gpus.iter().enumerate().find_map(|(i, g)| {
+            let t = if uuid == g.uuid {
+                Some(Target::Gpu)
+            } else {
+                g.mig_devices()
+                    .into_iter()
+                    .find(|(_, c)| c.uuid == uuid)
+                    .map(|(g, c)| Target::Mig { gi: g.id, ci: c.id })
+            };
+            t.map(|t| (i as u32, t))
+        })
+    }
 }
 
 impl FakeGpu {
@@ -171,38 +243,54 @@ impl FakeGpu {
         let mut gis: Vec<&FakeGi> = self.gis.iter().collect();
         gis.sort_by_key(|g| g.id);
         gis.into_iter()
-            .flat_map(|g| g.cis.iter().map(move |c| (g, c)))
+            .flat_map(|g| {
+                let mut cis: Vec<&FakeCi> = g.cis.iter().collect();
+                cis.sort_by_key(|c| c.id);
+                cis.into_iter().map(move |c| (g, c))
+            })
             .collect()
-    }
-
-    pub fn target(&self, uuid: &str) -> Option<Target> {
-        if uuid == self.uuid {
-            return Some(Target::Gpu);
-        }
-        self.mig_devices()
-            .into_iter()
-            .find(|(_, c)| c.uuid == uuid)
-            .map(|(g, c)| Target::Mig { gi: g.id, ci: c.id })
     }
 
     pub fn gi(&self, id: u32) -> Option<&FakeGi> {
         self.gis.iter().find(|g| g.id == id)
     }
 
+    pub fn profile(&self, id: u32) -> Option<&DriverProfile> {
+        self.profiles.iter().find(|p| p.id == id)
+    }
+
     /// Memory (MiB) of the pool `target` allocates from: the GPU, or its GPU instance.
     pub fn capacity_mib(&self, target: Target) -> u64 {
         match target {
             Target::Gpu => self.memory_mib,
-            Target::Mig { gi, .. } => self.gi(gi).map_or(0, |g| g.memory_mib),
+            Target::Mig { gi, .. } => self
+                .gi(gi)
+                .and_then(|g| self.profile(g.profile_id))
+                .map_or(0, |p| p.memory_mib),
         }
     }
 
-    /// Memory (MiB) in use in that pool, leaving out process `except`.
-    pub fn used_mib(&self, target: Target, except: Option<u32>) -> u64 {
-        let pool = procs().into_iter().filter(|p| Some(p.pid) != except);
+    /// Memory (MiB) in use in that pool of GPU `index`, leaving out process `except`.
+    pub fn used_mib(&self, index: u32, target: Target, except: Option<u32>) -> u64 {
+        let pool = procs()
+            .into_iter()
+            .filter(|p| p.gpu == index && Some(p.pid) != except);
         match target {
             Target::Gpu => RESERVED_MIB + pool.map(|p| p.used_mib).sum::<u64>(),
             Target::Mig { gi, .. } => pool.filter(|p| p.gi == Some(gi)).map(|p| p.used_mib).sum(),
         }
     }
+
+    /// The memory slices the GPU instances hold, as a mask.
+    pub fn taken_slices(&self) -> u64 {
+        self.gis
+            .iter()
+            .map(|g| mask(g.start, g.size))
+            .fold(0, |a, b| a | b)
+    }
+}
+
+/// The memory slices from `start`, `size` of them, as a mask.
+pub fn mask(start: u32, size: u32) -> u64 {
+    ((1u64 << size) - 1) << start
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::backend::nvml::mps;
 use crate::backend::{Backend, Change};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
@@ -66,14 +67,13 @@ pub fn set_up(
             .unwrap_or_default();
         // One daemon per device: the GPU, or each MIG device under mig+mps.
         for (n, device) in backend.devices().iter().enumerate() {
-            let dir = mps_root.join(format!("d{n}"));
             apply(
                 backend,
                 journal,
                 Change::StartMps {
                     device: device.uuid.clone(),
-                    pipe_dir: dir.join("pipe"),
-                    log_dir: dir.join("log"),
+                    pipe_dir: mps::pipe_dir(mps_root, n),
+                    log_dir: mps_root.join(format!("d{n}")).join("log"),
                     active_thread_percentage: settings.active_thread_percentage,
                     pinned_memory_limit_gib: settings.pinned_memory_limit_gib,
                 },

@@ -9,6 +9,60 @@ use crate::procfs;
 /// Where MPS puts its pipes when `CUDA_MPS_PIPE_DIRECTORY` is not set (MPS documentation).
 const DEFAULT_PIPE_DIR: &str = "/tmp/nvidia-mps";
 
+/// Where the MPS daemon of device `n` keeps its pipes: a private directory under /tmp named by a
+/// hash of the run's MPS directory, `/tmp/mb-<12 hex>/dN`. Not in the run directory: the
+/// daemon's `control` and `control_privileged` are UNIX sockets, whose paths may not exceed 107
+/// bytes, and NVIDIA's daemon does not start under a deep results folder (docs/mps.md). Its
+/// logs stay in the run directory, beside the other results.
+pub fn pipe_dir(mps_root: &Path, n: usize) -> PathBuf {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(mps_root.as_os_str().as_encoded_bytes());
+    let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from("/tmp")
+        .join(format!("{PIPE_PREFIX}{hex}"))
+        .join(format!("d{n}"))
+}
+
+/// The name every MPS pipe directory's parent begins with, so that `restore` and a teardown
+/// remove only directories migbench made.
+pub const PIPE_PREFIX: &str = "mb-";
+
+/// The longest name the daemon gives a socket in its pipe directory.
+const LONGEST_SOCKET: &str = "control_privileged";
+
+/// The most bytes a UNIX socket's path may have (`sun_path` is 108 bytes with its NUL).
+pub const SOCKET_PATH_MAX: usize = 107;
+
+/// Why NVIDIA's daemon cannot make its sockets in `pipe_dir`, if it cannot: the path of its
+/// longest socket is past [`SOCKET_PATH_MAX`].
+pub fn socket_path_problem(pipe_dir: &Path) -> Option<String> {
+    let socket = pipe_dir.join(LONGEST_SOCKET);
+    let len = socket.as_os_str().len();
+    (len > SOCKET_PATH_MAX).then(|| {
+        format!(
+            "its socket {} would be {len} bytes long, and a UNIX socket's path may have at most {SOCKET_PATH_MAX}",
+            socket.display()
+        )
+    })
+}
+
+/// Removes a pipe directory migbench made (`/tmp/mb-…/dN`) once its daemon is gone, and its
+/// parent when that is empty; any other directory is left alone.
+pub fn remove_pipe_dir(pipe_dir: &Path) {
+    let Some(parent) = pipe_dir.parent() else {
+        return;
+    };
+    let ours = parent
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(PIPE_PREFIX));
+    if ours {
+        let _ = std::fs::remove_dir_all(pipe_dir);
+        // Fails, as it should, while another device's pipe directory is still there.
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
 /// An MPS process seen in /proc.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MpsProcess {
@@ -19,6 +73,9 @@ pub struct MpsProcess {
     pub pipe_dir: Option<PathBuf>,
     /// Its `CUDA_VISIBLE_DEVICES`: None when unset (it serves every GPU) or unreadable.
     pub visible_devices: Option<String>,
+    /// Its `CUDA_MPS_LOG_DIRECTORY`, when set and readable: migbench's daemons log in the run
+    /// directory, while their pipes are under /tmp.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// Every MPS control daemon and server running now.
@@ -36,11 +93,15 @@ pub fn processes() -> Vec<MpsProcess> {
             let visible_devices = procfs::env_var(pid, "CUDA_VISIBLE_DEVICES")
                 .flatten()
                 .map(|v| v.to_string_lossy().into_owned());
+            let log_dir = procfs::env_var(pid, "CUDA_MPS_LOG_DIRECTORY")
+                .flatten()
+                .map(PathBuf::from);
             Some(MpsProcess {
                 pid,
                 program,
                 pipe_dir,
                 visible_devices,
+                log_dir,
             })
         })
         .collect()

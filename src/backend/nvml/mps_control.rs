@@ -37,15 +37,30 @@ impl NvmlBackend {
         pipe_dir: &Path,
         log_dir: &Path,
     ) -> Result<()> {
+        if let Some(problem) = mps::socket_path_problem(pipe_dir) {
+            return Err(Error::Harness(format!(
+                "cannot start an MPS control daemon for {device} with its pipes in {}: {problem}",
+                pipe_dir.display()
+            )));
+        }
         for dir in [pipe_dir, log_dir] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Harness(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // Only this run's jobs may connect to its daemon.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(pipe_dir, std::fs::Permissions::from_mode(0o700));
         let lines = command_lines(change, self.index, &MigIds::default())?;
         let (daemon, settings) = lines
             .split_first()
             .expect("starting MPS is at least one line");
-        exec::run(daemon)?;
+        if let Err(e) = exec::run(daemon) {
+            mps::remove_pipe_dir(pipe_dir);
+            return Err(Error::Harness(format!(
+                "{e}; the daemon's log: {}",
+                log_tail(log_dir)
+            )));
+        }
         // The daemon forks and returns at once; its control pipe appears when it is ready.
         let ready = wait_until(|| pipe_dir.join("control").exists());
         if !ready {
@@ -57,10 +72,11 @@ impl NvmlBackend {
                 // SAFETY: kill(2) on an MPS daemon this call started, found by its pipe directory.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             }
+            mps::remove_pipe_dir(pipe_dir);
             return Err(Error::Harness(format!(
-                "the MPS control daemon for {device} did not come up within {} s (log in {})",
+                "the MPS control daemon for {device} did not come up within {} s; its log: {}",
                 MPS_WAIT.as_secs(),
-                log_dir.display()
+                log_tail(log_dir)
             )));
         }
         lock(&self.mps).insert(device.to_string(), pipe_dir.to_path_buf());
@@ -88,7 +104,20 @@ impl NvmlBackend {
                 left.join(", ")
             )));
         }
+        mps::remove_pipe_dir(pipe_dir);
         lock(&self.mps).remove(device);
         Ok(())
     }
+}
+
+/// The last lines of a daemon's `control.log`, to say why it failed, or that it logged nothing.
+fn log_tail(log_dir: &Path) -> String {
+    let log = log_dir.join("control.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return format!("nothing in {}", log.display());
+    }
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    format!("{} ({})", tail, log.display())
 }
