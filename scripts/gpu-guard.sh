@@ -10,10 +10,11 @@
 #     persistence, reset — is refused with exit status 4, without reaching the driver.
 #   nvidia-cuda-mps-control: only with private CUDA_MPS_PIPE_DIRECTORY and
 #     CUDA_MPS_LOG_DIRECTORY (set, not the system defaults, under $GPU_GUARD_PRIVATE_ROOT when
-#     that is set); `-d` to start a daemon, or control commands on stdin.
+#     that is set, or for the pipes migbench's own /tmp/mb-<hash>/dN); `-d` to start a daemon,
+#     or control commands on stdin.
 #
 # Environment: GPU_GUARD_LOG (the log, required), GPU_GUARD_SMI and GPU_GUARD_MPS_CONTROL (the
-# tools guarded: the stand-in driver's in tests, else those on PATH), GPU_GUARD_PRIVATE_ROOT.
+# tools guarded, by default those on PATH), GPU_GUARD_PRIVATE_ROOT.
 #
 # Log lines, tab-separated: <unix time, s> <tool> <event> <details>; events are `call` (the
 # arguments), `env` (MPS directories), `stdin` (an MPS command), `refused` (why) and `exit`
@@ -92,6 +93,11 @@ case "$tool" in
                     ;;
             esac
             root="${GPU_GUARD_PRIVATE_ROOT:-}"
+            # migbench's own pipe directories, /tmp/mb-<hash>/dN, are private too: they are
+            # outside the run directory only because a UNIX socket's path is short.
+            if [ "$dir" = "$pipe" ] && [[ "$dir" =~ ^/tmp/mb-[0-9a-f]{12}/d[0-9]+$ ]]; then
+                continue
+            fi
             if [ -n "$root" ] && [ "${dir#"$root"/}" = "$dir" ]; then
                 refuse "$dir is not under the kit's private directory $root"
             fi

@@ -28,6 +28,19 @@ fn dry_run_lines(scenario: &Path) -> Vec<String> {
     .collect()
 }
 
+/// The pipe directory of daemon `d` of variant `v`: short, under /tmp, one per variant and
+/// device (NVIDIA's daemon makes UNIX sockets there, whose paths are short).
+fn pipe_dir(v: &str, d: usize) -> String {
+    let dir =
+        migbench::backend::nvml::mps::pipe_dir(&Path::new("$RUN_DIR/mps").join(v).join("r1"), d);
+    let text = dir.display().to_string();
+    assert!(
+        text.starts_with("/tmp/mb-") && text.ends_with(&format!("/d{d}")) && text.len() < 30,
+        "{text}"
+    );
+    text
+}
+
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -38,14 +51,15 @@ fn write_scenario(dir: &Path, text: &str) -> PathBuf {
 fn dry_run_prints_the_h100_experiment_as_nvidia_smi_and_mps_lines() {
     let lines = dry_run_lines(Path::new("scenarios/h100-3x-ti2v.toml"));
     let mps = |v: &str| {
+        let pipe = pipe_dir(v, 0);
         (
             format!(
                 "CUDA_VISIBLE_DEVICES='<UUID of GPU 0>' \
-                 CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/pipe \
+                 CUDA_MPS_PIPE_DIRECTORY={pipe} \
                  CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/log nvidia-cuda-mps-control -d"
             ),
             format!(
-                "echo quit | CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/pipe \
+                "echo quit | CUDA_MPS_PIPE_DIRECTORY={pipe} \
                  CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d0/log nvidia-cuda-mps-control"
             ),
         )
@@ -130,8 +144,9 @@ jobs = [{ workload = "s2v-14b" }]
     let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
     let pipe = |v: &str, d: u32| {
         format!(
-            "CUDA_MPS_PIPE_DIRECTORY=$RUN_DIR/mps/{v}/r1/d{d}/pipe \
-             CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d{d}/log"
+            "CUDA_MPS_PIPE_DIRECTORY={} \
+             CUDA_MPS_LOG_DIRECTORY=$RUN_DIR/mps/{v}/r1/d{d}/log",
+            pipe_dir(v, d as usize)
         )
     };
     let m = pipe("mps", 0);

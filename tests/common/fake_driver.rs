@@ -38,6 +38,17 @@ pub fn nvidia_tools() -> bool {
     )
 }
 
+/// Where NVIDIA's `tool` is on the PATH.
+pub fn nvidia_tool(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(tool))
+                .find(|f| f.is_file())
+        })
+        .unwrap_or_else(|| panic!("{tool} is not on the PATH"))
+}
+
 impl FakeDriver {
     /// An H100 80GB, or None (the test is skipped) without NVIDIA's programs.
     pub fn h100() -> Option<FakeDriver> {
@@ -73,16 +84,23 @@ impl FakeDriver {
             .arg(&gpu_dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        // nvidia-smi as migbench runs it, each call logged first: what migbench asked of it.
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // nvidia-smi as migbench runs it, each call logged first: what migbench asked of it. By
+        // its full path: a PATH may lead to a wrapper (the validation kit's guard) that leads
+        // back here.
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let logger = bin.join("nvidia-smi");
         std::fs::write(
             &logger,
             format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec nvidia-smi \"$@\"\n",
-                gpu_dir.join("calls.log").display()
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                gpu_dir.join("calls.log").display(),
+                nvidia_tool("nvidia-smi").display()
             ),
         )
         .unwrap();
@@ -145,15 +163,24 @@ impl FakeDriver {
 
     /// The stand-in CUDA job, as scenarios run it.
     pub fn job(&self) -> String {
-        self.gpu_dir().join("bin/stand-in-cuda-job").display().to_string()
+        self.gpu_dir()
+            .join("bin/stand-in-cuda-job")
+            .display()
+            .to_string()
     }
 
     /// The environment that points migbench, and NVIDIA's programs it runs, at the stand-in.
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
-            ("MIGBENCH_NVML_LIB", self.gpu_dir().join("lib/libnvidia-ml.so.1")),
+            (
+                "MIGBENCH_NVML_LIB",
+                self.gpu_dir().join("lib/libnvidia-ml.so.1"),
+            ),
             ("LD_LIBRARY_PATH", self.gpu_dir().join("lib")),
-            ("MIGBENCH_NVIDIA_SMI", self.dir.path().join("bin/nvidia-smi")),
+            (
+                "MIGBENCH_NVIDIA_SMI",
+                self.dir.path().join("bin/nvidia-smi"),
+            ),
             ("MIGBENCH_FAKE_GPU", self.gpu_dir()),
             ("MIGBENCH_STATE_DIR", self.dir.path().join("state")),
         ]

@@ -93,9 +93,7 @@ pub fn processes() -> Vec<MpsProcess> {
             let visible_devices = procfs::env_var(pid, "CUDA_VISIBLE_DEVICES")
                 .flatten()
                 .map(|v| v.to_string_lossy().into_owned());
-            let log_dir = procfs::env_var(pid, "CUDA_MPS_LOG_DIRECTORY")
-                .flatten()
-                .map(PathBuf::from);
+            let log_dir = procfs::env_var(pid, "CUDA_MPS_LOG_DIRECTORY").flatten();
             Some(MpsProcess {
                 pid,
                 program,
@@ -140,6 +138,58 @@ fn serves(visible: Option<&str>, devices: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn pipe_directories_are_short_private_and_one_per_run_variant_and_device() {
+        let deep = Path::new("/a/results/folder/deep/enough/that/a/socket/could/not/live/there/scenario-20261206T000000Z/mps/mps-together/r1");
+        let d0 = super::pipe_dir(deep, 0);
+        let text = d0.display().to_string();
+        assert!(
+            text.starts_with("/tmp/mb-") && text.ends_with("/d0"),
+            "{text}"
+        );
+        assert_eq!(text.len(), "/tmp/mb-".len() + 12 + "/d0".len());
+        assert_eq!(super::pipe_dir(deep, 0), d0, "the same run finds it again");
+        assert_eq!(super::pipe_dir(deep, 1).parent(), d0.parent());
+        assert_ne!(
+            super::pipe_dir(&deep.with_file_name("r2"), 0).parent(),
+            d0.parent(),
+            "another repetition, another directory"
+        );
+        assert_eq!(super::socket_path_problem(&d0), None);
+    }
+
+    #[test]
+    fn a_pipe_directory_too_long_for_a_unix_socket_is_named_with_the_length() {
+        // 95 characters: NVIDIA's daemon exits 1 with such a directory (issue 22).
+        let long = format!("/tmp/{}", "x".repeat(90));
+        let problem = super::socket_path_problem(Path::new(&long)).unwrap();
+        assert!(
+            problem.contains("control_privileged would be 114 bytes long"),
+            "{problem}"
+        );
+        assert!(problem.contains("at most 107"), "{problem}");
+        // 88 characters and the longest socket name fit exactly.
+        let fits = format!("/tmp/{}", "x".repeat(83));
+        assert_eq!(super::socket_path_problem(Path::new(&fits)), None);
+    }
+
+    #[test]
+    fn only_pipe_directories_migbench_made_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let ours = root.path().join("mb-0123456789ab/d0");
+        let theirs = root.path().join("someone/d0");
+        for d in [&ours, &theirs] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("control_lock"), "").unwrap();
+        }
+        super::remove_pipe_dir(&ours);
+        super::remove_pipe_dir(&theirs);
+        assert!(!ours.parent().unwrap().exists());
+        assert!(theirs.join("control_lock").exists());
+    }
+
     #[test]
     fn a_daemon_serves_the_gpus_its_visible_devices_name_or_all_when_unset() {
         let ours = ["0".to_string(), "GPU-aa".to_string(), "MIG-bb".to_string()];
