@@ -5,9 +5,10 @@
 //! `fake_cuda_job --gib 4 --peak-gib 6 --seconds 1 [--child] [--exceed]`: hold 4 GiB, rise to 6
 //! GiB in the middle fifth of the run; `--child` holds the memory in a child process (as vLLM's
 //! engine core does); `--exceed` asks for more than the device has at the peak.
-//! Under MPS (`CUDA_MPS_PIPE_DIRECTORY` set) it first connects to the control daemon's socket,
-//! `control` in that directory, as a CUDA client does: NVIDIA's nvidia-cuda-mps-control must be
-//! listening there, or the job fails as CUDA does.
+//! Like a CUDA program it first connects to the MPS control daemon's socket, `control` in
+//! `CUDA_MPS_PIPE_DIRECTORY` (or in the default /tmp/nvidia-mps when that is unset): where
+//! NVIDIA's nvidia-cuda-mps-control listens, the job is an MPS client, which NVML lists apart;
+//! where none does, it runs on its own, silently, as CUDA does.
 //!
 //! It also takes `scripts/gpu_workload.py`'s arguments, so that the validation scenarios run on
 //! the stand-in with only the program swapped: `--constant-gib` is `--gib`, `--peak-at` and
@@ -102,13 +103,17 @@ fn main() {
         fail("RuntimeError: No CUDA GPUs are available");
     };
     let gpu = &node.gpus[index as usize];
-    let mps = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY");
-    if let Some(pipe) = &mps {
-        let control = std::path::Path::new(pipe).join("control");
-        if !connect_seqpacket(&control) {
-            fail("RuntimeError: CUDA error: MPS client failed to connect to the MPS control daemon or the MPS server");
-        }
-    }
+    // As CUDA does: join the MPS daemon of CUDA_MPS_PIPE_DIRECTORY, or of the default pipe
+    // directory when it is unset, if one listens there; else run alone, without a word.
+    let pipe = std::env::var_os("CUDA_MPS_PIPE_DIRECTORY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            node.default_mps_pipe
+                .clone()
+                .unwrap_or_else(|| "/tmp/nvidia-mps".into())
+                .into()
+        });
+    let mps = connect_seqpacket(&pipe.join("control"));
 
     let pid = std::process::id();
     let (gi, ci) = match target {
@@ -133,7 +138,7 @@ fn main() {
             used_mib: mib,
             gi,
             ci,
-            mps: mps.is_some(),
+            mps,
         });
     };
     let mib = |g: f64| (g * 1024.0).round() as u64;

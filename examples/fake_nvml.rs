@@ -22,12 +22,11 @@ mod state;
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
 
 use nvml_wrapper_sys::bindings::{
-    nvmlComputeInstanceInfo_t, nvmlComputeInstancePlacement_t,
-    nvmlComputeInstanceProfileInfo_t, nvmlComputeInstanceProfileInfo_v2_t, nvmlComputeInstance_t,
-    nvmlDevice_t, nvmlGpuInstanceInfo_t, nvmlGpuInstancePlacement_t,
-    nvmlGpuInstanceProfileInfo_t, nvmlGpuInstanceProfileInfo_v2_t, nvmlGpuInstance_t,
-    nvmlMemory_t, nvmlMemory_v2_t, nvmlPciInfo_t, nvmlProcessInfo_t, nvmlReturn_t,
-    nvmlUtilization_t,
+    nvmlComputeInstanceInfo_t, nvmlComputeInstancePlacement_t, nvmlComputeInstanceProfileInfo_t,
+    nvmlComputeInstanceProfileInfo_v2_t, nvmlComputeInstance_t, nvmlDevice_t,
+    nvmlGpuInstanceInfo_t, nvmlGpuInstancePlacement_t, nvmlGpuInstanceProfileInfo_t,
+    nvmlGpuInstanceProfileInfo_v2_t, nvmlGpuInstance_t, nvmlMemory_t, nvmlMemory_v2_t,
+    nvmlPciInfo_t, nvmlProcessInfo_t, nvmlReturn_t, nvmlUtilization_t,
 };
 use state::{DriverProfile, FakeGpu, FakeNode, Target, MIB};
 
@@ -162,10 +161,7 @@ fn mig_gpu(d: nvmlDevice_t) -> Answer<(FakeGpu, u32)> {
 /// Changes GPU `index` under the driver's lock.
 fn change_gpu<T>(index: u32, f: impl FnOnce(&mut FakeGpu) -> Answer<T>) -> Answer<T> {
     state::change(|node: &mut FakeNode| {
-        let gpu = node
-            .gpus
-            .get_mut(index as usize)
-            .ok_or(INVALID_ARGUMENT)?;
+        let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
         if gpu.not_root {
             return Err(NO_PERMISSION);
         }
@@ -370,10 +366,12 @@ pub extern "C" fn nvmlDeviceGetHandleByUUID(
         return INVALID_ARGUMENT;
     }
     let uuid = unsafe { CStr::from_ptr(uuid) }.to_string_lossy();
-    answer(node().and_then(|n| match n.target(&uuid).ok_or(NOT_FOUND)? {
-        (g, Target::Gpu) => set(device, ptr(Handle::Gpu(g))),
-        (g, Target::Mig { gi, ci }) => set(device, ptr(Handle::Mig(g, gi, ci))),
-    }))
+    answer(
+        node().and_then(|n| match n.target(&uuid).ok_or(NOT_FOUND)? {
+            (g, Target::Gpu) => set(device, ptr(Handle::Gpu(g))),
+            (g, Target::Mig { gi, ci }) => set(device, ptr(Handle::Mig(g, gi, ci))),
+        }),
+    )
 }
 
 #[no_mangle]
@@ -384,7 +382,9 @@ pub extern "C" fn nvmlDeviceGetHandleByPciBusId_v2(
     if bus_id.is_null() {
         return INVALID_ARGUMENT;
     }
-    let wanted = unsafe { CStr::from_ptr(bus_id) }.to_string_lossy().to_lowercase();
+    let wanted = unsafe { CStr::from_ptr(bus_id) }
+        .to_string_lossy()
+        .to_lowercase();
     answer(node().and_then(|n| {
         let index = n
             .gpus
@@ -410,7 +410,11 @@ pub extern "C" fn nvmlDeviceGetMinorNumber(d: nvmlDevice_t, minor: *mut c_uint) 
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetName(d: nvmlDevice_t, buf: *mut c_char, len: c_uint) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetName(
+    d: nvmlDevice_t,
+    buf: *mut c_char,
+    len: c_uint,
+) -> nvmlReturn_t {
     answer(device(d).and_then(|(gpu, _, t)| match t {
         Target::Gpu => write_str(&gpu.name, buf, len),
         Target::Mig { gi, .. } => {
@@ -424,7 +428,11 @@ pub extern "C" fn nvmlDeviceGetName(d: nvmlDevice_t, buf: *mut c_char, len: c_ui
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetUUID(d: nvmlDevice_t, buf: *mut c_char, len: c_uint) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetUUID(
+    d: nvmlDevice_t,
+    buf: *mut c_char,
+    len: c_uint,
+) -> nvmlReturn_t {
     answer(device(d).and_then(|(gpu, _, t)| match t {
         Target::Gpu => write_str(&gpu.uuid, buf, len),
         Target::Mig { gi, ci } => {
@@ -451,22 +459,34 @@ fn pci_info(gpu: &FakeGpu) -> nvmlPciInfo_t {
     info.pciDeviceId = (gpu.pci_device_id << 16) | 0x10de;
     info.pciSubSystemId = (0x16c1 << 16) | 0x10de;
     write_name(&gpu.bus_id, &mut info.busId);
-    write_name(&gpu.bus_id[gpu.bus_id.len().saturating_sub(12)..], &mut info.busIdLegacy);
+    write_name(
+        &gpu.bus_id[gpu.bus_id.len().saturating_sub(12)..],
+        &mut info.busIdLegacy,
+    );
     info
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetPciInfo_v3(d: nvmlDevice_t, pci: *mut nvmlPciInfo_t) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetPciInfo_v3(
+    d: nvmlDevice_t,
+    pci: *mut nvmlPciInfo_t,
+) -> nvmlReturn_t {
     answer(device(d).and_then(|(gpu, ..)| set(pci, pci_info(&gpu))))
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetPciInfo_v2(d: nvmlDevice_t, pci: *mut nvmlPciInfo_t) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetPciInfo_v2(
+    d: nvmlDevice_t,
+    pci: *mut nvmlPciInfo_t,
+) -> nvmlReturn_t {
     nvmlDeviceGetPciInfo_v3(d, pci)
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetMemoryInfo(d: nvmlDevice_t, memory: *mut nvmlMemory_t) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetMemoryInfo(
+    d: nvmlDevice_t,
+    memory: *mut nvmlMemory_t,
+) -> nvmlReturn_t {
     answer(device(d).and_then(|(gpu, index, t)| {
         let total = gpu.capacity_mib(t) * MIB;
         let used = gpu.used_mib(index, t, None) * MIB;
@@ -489,7 +509,11 @@ pub extern "C" fn nvmlDeviceGetMemoryInfo_v2(
     answer(device(d).and_then(|(gpu, index, t)| {
         let total = gpu.capacity_mib(t) * MIB;
         let used = gpu.used_mib(index, t, None) * MIB;
-        let version = if memory.is_null() { 0 } else { unsafe { (*memory).version } };
+        let version = if memory.is_null() {
+            0
+        } else {
+            unsafe { (*memory).version }
+        };
         set(
             memory,
             nvmlMemory_v2_t {
@@ -584,6 +608,11 @@ pub extern "C" fn nvmlDeviceGetGraphicsRunningProcesses_v3(
     answer(device(d).and_then(|_| set(count, 0)))
 }
 
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetComputeMode(d: nvmlDevice_t, mode: *mut c_uint) -> nvmlReturn_t {
+    answer(device(d).and_then(|(gpu, ..)| set(mode, gpu.compute_mode)))
+}
+
 // ---- MIG mode and MIG devices -----------------------------------------------------------------
 
 #[no_mangle]
@@ -636,12 +665,18 @@ pub extern "C" fn nvmlDeviceSetMigMode(
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceIsMigDeviceHandle(d: nvmlDevice_t, is_mig: *mut c_uint) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceIsMigDeviceHandle(
+    d: nvmlDevice_t,
+    is_mig: *mut c_uint,
+) -> nvmlReturn_t {
     answer(device(d).and_then(|(_, _, t)| set(is_mig, c_uint::from(t != Target::Gpu))))
 }
 
 #[no_mangle]
-pub extern "C" fn nvmlDeviceGetMaxMigDeviceCount(d: nvmlDevice_t, count: *mut c_uint) -> nvmlReturn_t {
+pub extern "C" fn nvmlDeviceGetMaxMigDeviceCount(
+    d: nvmlDevice_t,
+    count: *mut c_uint,
+) -> nvmlReturn_t {
     answer(whole_gpu(d).and_then(|(gpu, _)| {
         let most = gpu.profiles.iter().map(|p| p.instances).max().unwrap_or(0);
         set(count, most)
@@ -655,7 +690,10 @@ pub extern "C" fn nvmlDeviceGetMigDeviceHandleByIndex(
     mig: *mut nvmlDevice_t,
 ) -> nvmlReturn_t {
     answer(mig_gpu(d).and_then(|(gpu, g)| {
-        let (gi, ci) = *gpu.mig_devices().get(index as usize).ok_or(NOT_FOUND)?;
+        let (gi, ci) = *gpu
+            .nvml_mig_devices()
+            .get(index as usize)
+            .ok_or(NOT_FOUND)?;
         set(mig, ptr(Handle::Mig(g, gi.id, ci.id)))
     }))
 }
@@ -726,7 +764,10 @@ pub extern "C" fn nvmlDeviceGetGpuInstanceProfileInfo(
     profile: c_uint,
     info: *mut nvmlGpuInstanceProfileInfo_t,
 ) -> nvmlReturn_t {
-    answer(whole_gpu(d).and_then(|(gpu, _)| set(info, gi_profile_info(&profile_by_enum(&gpu, profile)?))))
+    answer(
+        whole_gpu(d)
+            .and_then(|(gpu, _)| set(info, gi_profile_info(&profile_by_enum(&gpu, profile)?))),
+    )
 }
 
 #[no_mangle]
@@ -812,7 +853,12 @@ pub extern "C" fn nvmlDeviceGetGpuInstanceRemainingCapacity(
     }))
 }
 
-fn create_gi(d: nvmlDevice_t, profile_id: c_uint, start: Option<u32>, out: *mut nvmlGpuInstance_t) -> nvmlReturn_t {
+fn create_gi(
+    d: nvmlDevice_t,
+    profile_id: c_uint,
+    start: Option<u32>,
+    out: *mut nvmlGpuInstance_t,
+) -> nvmlReturn_t {
     let result = mig_gpu(d).and_then(|(_, index)| {
         change_gpu(index, |gpu| {
             let p = profile_by_id(gpu, profile_id)?;
@@ -958,7 +1004,11 @@ fn ci_placement_size(slices: u32) -> u32 {
 }
 
 /// The compute instance profile `id` of GPU instance `gi`.
-fn ci_profile(gpu: &FakeGpu, gi: u32, id: c_uint) -> Answer<(DriverProfile, state::DriverCiProfile)> {
+fn ci_profile(
+    gpu: &FakeGpu,
+    gi: u32,
+    id: c_uint,
+) -> Answer<(DriverProfile, state::DriverCiProfile)> {
     let g = gpu.gi(gi).ok_or(INVALID_ARGUMENT)?;
     let p = gpu.profile(g.profile_id).cloned().ok_or(INVALID_ARGUMENT)?;
     let c = p
@@ -970,7 +1020,10 @@ fn ci_profile(gpu: &FakeGpu, gi: u32, id: c_uint) -> Answer<(DriverProfile, stat
     Ok((p, c))
 }
 
-fn ci_profile_info(p: &DriverProfile, c: &state::DriverCiProfile) -> nvmlComputeInstanceProfileInfo_t {
+fn ci_profile_info(
+    p: &DriverProfile,
+    c: &state::DriverCiProfile,
+) -> nvmlComputeInstanceProfileInfo_t {
     nvmlComputeInstanceProfileInfo_t {
         id: c.id,
         sliceCount: c.compute_slices,
@@ -1084,26 +1137,41 @@ pub extern "C" fn nvmlGpuInstanceGetComputeInstanceRemainingCapacity(
     }))
 }
 
-fn create_ci(gi: nvmlGpuInstance_t, profile_id: c_uint, start: Option<u32>, out: *mut nvmlComputeInstance_t) -> nvmlReturn_t {
+fn create_ci(
+    gi: nvmlGpuInstance_t,
+    profile_id: c_uint,
+    start: Option<u32>,
+    out: *mut nvmlComputeInstance_t,
+) -> nvmlReturn_t {
     let result = gpu_instance(gi).and_then(|(_, index, gi_id)| {
         change_gpu(index, |gpu| {
             let (p, c) = ci_profile(gpu, gi_id, profile_id)?;
             gpu.created += 1;
             let serial = gpu.created;
             let uuid_base = gpu.uuid.clone();
-            let g = gpu.gis.iter_mut().find(|g| g.id == gi_id).ok_or(INVALID_ARGUMENT)?;
+            let g = gpu
+                .gis
+                .iter_mut()
+                .find(|g| g.id == gi_id)
+                .ok_or(INVALID_ARGUMENT)?;
             let taken = ci_taken(g);
             let places = ci_placements(&c, p.compute_slices);
             let free = |s: &u32| state::mask(*s, c.compute_slices) & taken == 0;
             // Without a placement, the last free one: small compute instances fill the GPU
             // instance from the top, leaving room for a bigger one at 0 (1c and 2c in a 3g).
             let start = match start {
-                None => places.iter().copied().rfind(free).ok_or(INSUFFICIENT_RESOURCES)?,
+                None => places
+                    .iter()
+                    .copied()
+                    .rfind(free)
+                    .ok_or(INSUFFICIENT_RESOURCES)?,
                 Some(s) if !places.contains(&s) => return Err(INVALID_ARGUMENT),
                 Some(s) if !free(&s) => return Err(INSUFFICIENT_RESOURCES),
                 Some(s) => s,
             };
-            let id = (0..).find(|i| g.cis.iter().all(|c| c.id != *i)).unwrap_or(0);
+            let id = (0..)
+                .find(|i| g.cis.iter().all(|c| c.id != *i))
+                .unwrap_or(0);
             // A fresh UUID for every instance created, as the driver gives.
             let uuid = format!(
                 "MIG-{}-{serial:04x}-5{gi_id:03x}-8{id:03x}-{:012x}",
@@ -1116,6 +1184,7 @@ fn create_ci(gi: nvmlGpuInstance_t, profile_id: c_uint, start: Option<u32>, out:
                 start,
                 slices: c.compute_slices,
                 uuid,
+                serial,
             });
             Ok(Handle::ComputeInstance(index, gi_id, id))
         })
@@ -1164,7 +1233,11 @@ pub extern "C" fn nvmlComputeInstanceDestroy(ci: nvmlComputeInstance_t) -> nvmlR
             if busy {
                 return Err(IN_USE);
             }
-            let g = gpu.gis.iter_mut().find(|g| g.id == gi).ok_or(INVALID_ARGUMENT)?;
+            let g = gpu
+                .gis
+                .iter_mut()
+                .find(|g| g.id == gi)
+                .ok_or(INVALID_ARGUMENT)?;
             g.cis.retain(|c| c.id != ci);
             Ok(())
         })
@@ -1247,7 +1320,11 @@ pub extern "C" fn nvmlComputeInstanceGetInfo(
 /// `$MIGBENCH_FAKE_NVML_TRACE`, when set: how to find what a new nvidia-smi command needs.
 fn trace(name: &str) {
     if let Some(path) = std::env::var_os("MIGBENCH_FAKE_NVML_TRACE") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = std::io::Write::write_all(&mut f, format!("{name}\n").as_bytes());
         }
     }

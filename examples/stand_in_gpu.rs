@@ -40,7 +40,12 @@ fn main() {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--driver" => driver = it.next().cloned().unwrap_or_else(|| fail("--driver needs a version")),
+            "--driver" => {
+                driver = it
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| fail("--driver needs a version"))
+            }
             "-h" | "--help" => {
                 println!("usage: stand_in_gpu MODEL DIR [--driver VERSION]\n  MODEL: a catalog GPU (h100-80gb), N of them (8xh100-80gb), or several (2xh100-80gb,a100-40gb)");
                 return;
@@ -54,8 +59,11 @@ fn main() {
     let catalog = Catalog::builtin();
     let models = parse_models(catalog, spec).unwrap_or_else(|e| fail(&e));
     let dir = PathBuf::from(dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
-    let dir = dir.canonicalize().unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+    let dir = dir
+        .canonicalize()
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
     let node = FakeNode {
         driver,
         cuda: CUDA,
@@ -64,8 +72,10 @@ fn main() {
             .enumerate()
             .map(|(i, m)| gpu(m, i, &dir))
             .collect(),
+        default_mps_pipe: None,
     };
-    install(&dir, &node).unwrap_or_else(|e| fail(&format!("cannot prepare {}: {e}", dir.display())));
+    install(&dir, &node)
+        .unwrap_or_else(|e| fail(&format!("cannot prepare {}: {e}", dir.display())));
     let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     println!("export MIGBENCH_FAKE_GPU={}", quoted(&dir));
     println!(
@@ -98,9 +108,20 @@ fn gpu(model: &GpuModel, index: usize, dir: &Path) -> FakeGpu {
     // A UUID of its own for every stand-in GPU, as tests run side by side and migbench locks a
     // GPU by UUID.
     use sha2::Digest;
-    let seed = format!("{}|{index}|{:?}", dir.display(), std::time::SystemTime::now());
+    let seed = format!(
+        "{}|{index}|{:?}",
+        dir.display(),
+        std::time::SystemTime::now()
+    );
     let h = hex(&sha2::Sha256::digest(seed.as_bytes())[..16]);
-    let uuid = format!("GPU-{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+    let uuid = format!(
+        "GPU-{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
     let min_1g_memory = model
         .profiles
         .iter()
@@ -109,7 +130,11 @@ fn gpu(model: &GpuModel, index: usize, dir: &Path) -> FakeGpu {
         .min()
         .unwrap_or(1);
     FakeGpu {
-        name: model.nvml_names.first().cloned().unwrap_or_else(|| format!("NVIDIA {}", model.name)),
+        name: model
+            .nvml_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("NVIDIA {}", model.name)),
         uuid,
         memory_mib: model.memory_mib,
         pci_device_id: model
@@ -156,13 +181,17 @@ fn gpu(model: &GpuModel, index: usize, dir: &Path) -> FakeGpu {
             .collect(),
         gis: Vec::new(),
         created: 0,
+        compute_mode: 0,
+        nvml_lag: 0,
     }
 }
 
 /// On Ampere (A100, A30, A800) a MIG mode change takes effect only after a GPU reset; Hopper
 /// and later change at once (NVIDIA MIG User Guide, "Enable MIG Mode"; docs/mig.md).
 fn needs_reset(model: &GpuModel) -> bool {
-    ["a100", "a30", "a800"].iter().any(|p| model.key.starts_with(p))
+    ["a100", "a30", "a800"]
+        .iter()
+        .any(|p| model.key.starts_with(p))
 }
 
 /// NVML's profile enum (NVML_GPU_INSTANCE_PROFILE_* in nvml.h) for a catalog profile: by its

@@ -8,7 +8,7 @@
 //! to jobs, memory sampled through NVML per process and instance, MPS daemons with private
 //! directories, pending MIG modes, and the GPU left as found.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use polars::prelude::*;
@@ -16,80 +16,6 @@ use serde_json::{json, Value};
 
 mod common;
 use common::fake_driver::{mps_daemon_pipes_under, mps_processes_under, FakeDriver};
-
-impl FakeDriver {
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("results")
-    }
-
-    fn write_scenario(&self, variants: &str) -> PathBuf {
-        let job = self.job();
-        let text = format!(
-            r#"
-[scenario]
-name = "fake-driver"
-description = "the NVML backend against the stand-in driver"
-source = "tests/nvml_backend.rs"
-
-[gpu]
-model = "h100-80gb"
-
-[workloads.probe]
-name = "probe"
-title = "holds 4 GiB, 6 GiB at its peak"
-kind = "batch"
-unit = "job"
-command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1"]
-timeout_s = 60
-memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
-sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
-
-[workloads.engine]
-name = "engine"
-title = "as probe, with the memory held by a child process"
-kind = "batch"
-unit = "job"
-command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1", "--child"]
-timeout_s = 60
-memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
-sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
-
-[workloads.greedy]
-name = "greedy"
-title = "asks for more than the device has at its peak"
-kind = "batch"
-unit = "job"
-command = ["{job}", "--gib", "4", "--seconds", "1", "--exceed"]
-timeout_s = 60
-memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
-sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "its arguments" }}
-{variants}"#
-        );
-        let path = self.dir.path().join("scenario.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn run(&self, scenario: &Path, extra: &[&str]) -> Output {
-        self.migbench()
-            .args(["run", "--quiet", "--sample-ms", "10", "--out"])
-            .arg(self.out())
-            .args(extra)
-            .arg(scenario)
-            .output()
-            .unwrap()
-    }
-
-    /// The one run directory under the results.
-    fn run_dir(&self) -> PathBuf {
-        std::fs::read_dir(self.out())
-            .unwrap()
-            .next()
-            .expect("a run directory")
-            .unwrap()
-            .path()
-    }
-}
 
 struct Job {
     variant: String,
@@ -277,11 +203,12 @@ fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
         .expect(&log);
     // NVIDIA's daemon logs each connection; a stand-in job's (which sends no CUDA handshake)
     // ends "User did not send valid credentials".
-    let client = log
-        .find("User did not send valid credentials")
-        .expect(&log);
+    let client = log.find("User did not send valid credentials").expect(&log);
     assert!(limit < client, "{log}");
-    assert!(log.contains("Cmd:quit") && log.contains("Exit with status 0"), "{log}");
+    assert!(
+        log.contains("Cmd:quit") && log.contains("Exit with status 0"),
+        "{log}"
+    );
     assert!(run.join("mps/mig-mps/r1/d1/log/control.log").exists());
     assert_eq!(mps_processes_under(gpu.dir.path()), Vec::<String>::new());
 

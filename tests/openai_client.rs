@@ -84,7 +84,7 @@ fn the_openai_python_client_reads_the_simulated_server() {
     let gpu = Catalog::builtin().gpu("a100-80gb").unwrap();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_migbench"));
     let backend = SimBackend::start(gpu, None, exe).unwrap();
-    let devices = backend.devices();
+    let devices = backend.devices().unwrap();
     let launch = backend
         .launch(&JobRequest {
             id: 1,

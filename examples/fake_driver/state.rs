@@ -32,6 +32,10 @@ pub struct FakeNode {
     /// As NVML gives it: 12020 is CUDA 12.2.
     pub cuda: i32,
     pub gpus: Vec<FakeGpu>,
+    /// Where CUDA looks for an MPS daemon when `CUDA_MPS_PIPE_DIRECTORY` is unset: the
+    /// driver's /tmp/nvidia-mps, or a test's own directory.
+    #[serde(default)]
+    pub default_mps_pipe: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +55,9 @@ pub struct FakeGpu {
     /// Changing MIG mode needs a GPU reset (Ampere, or a VM): the change stays pending.
     #[serde(default)]
     pub mig_needs_reset: bool,
+    /// NVML's compute mode: 0 DEFAULT, 2 PROHIBITED, 3 EXCLUSIVE_PROCESS (nvidia-smi -c).
+    #[serde(default)]
+    pub compute_mode: u32,
     /// Refuse every change as the driver refuses an ordinary user: "Insufficient Permissions".
     #[serde(default)]
     pub not_root: bool,
@@ -62,6 +69,10 @@ pub struct FakeGpu {
     /// Instances created so far: the next GPU instance ID and a part of fresh MIG UUIDs.
     #[serde(default)]
     pub created: u32,
+    /// How many of the newest compute instances NVML's MIG device handles do not show yet: a
+    /// view that lags behind instances another process made (libcudacxx#224).
+    #[serde(default)]
+    pub nvml_lag: u32,
 }
 
 /// A GPU instance profile as the driver knows it.
@@ -115,6 +126,9 @@ pub struct FakeCi {
     pub start: u32,
     pub slices: u32,
     pub uuid: String,
+    /// When it was made, in the GPU's count of instances created.
+    #[serde(default)]
+    pub serial: u32,
 }
 
 /// What a process holds on a GPU; its GPU and compute instance when MIG is on.
@@ -248,6 +262,17 @@ impl FakeGpu {
                 cis.sort_by_key(|c| c.id);
                 cis.into_iter().map(move |c| (g, c))
             })
+            .collect()
+    }
+
+    /// The MIG devices NVML's handles show: all but the `nvml_lag` newest.
+    pub fn nvml_mig_devices(&self) -> Vec<(&FakeGi, &FakeCi)> {
+        let mut serials: Vec<u32> = self.mig_devices().iter().map(|(_, c)| c.serial).collect();
+        serials.sort_unstable();
+        let hidden = &serials[serials.len().saturating_sub(self.nvml_lag as usize)..];
+        self.mig_devices()
+            .into_iter()
+            .filter(|(_, c)| !hidden.contains(&c.serial))
             .collect()
     }
 

@@ -21,7 +21,6 @@ not_supported! {
     nvmlDeviceGetBridgeChipInfo,
     nvmlDeviceGetClock,
     nvmlDeviceGetClockInfo,
-    nvmlDeviceGetComputeMode,
     nvmlDeviceGetConfComputeMemSizeInfo,
     nvmlDeviceGetConfComputeProtectedMemoryUsage,
     nvmlDeviceGetCpuAffinity,

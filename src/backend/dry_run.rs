@@ -123,7 +123,7 @@ impl Backend for DryRunBackend {
         Ok(())
     }
 
-    fn devices(&self) -> Vec<Device> {
+    fn devices(&self) -> Result<Vec<Device>> {
         let gpu = self.gpu();
         let ids = lock(&self.ids);
         let mut devices = gpu.devices();
@@ -141,7 +141,7 @@ impl Backend for DryRunBackend {
                 None => self.gpu_uuid.clone(),
             };
         }
-        devices
+        Ok(devices)
     }
 
     fn launch(&self, _job: &JobRequest) -> Result<JobLaunch> {

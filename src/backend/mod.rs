@@ -229,15 +229,25 @@ impl Device {
         }
     }
 
-    /// The environment that pins a job to this device (and to its MPS daemon, if one runs).
+    /// The environment that pins a job to this device and to its MPS daemon, if one runs. A job
+    /// outside MPS gets a pipe directory where no daemon can be: CUDA joins a daemon at the
+    /// default /tmp/nvidia-mps whenever one runs there, and would make a full or time-slicing
+    /// job an MPS client without a word (issue 23; docs/nvidia-smi.md).
     pub fn job_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![("CUDA_VISIBLE_DEVICES".to_string(), self.uuid.clone())];
-        if let Some(dir) = &self.mps_pipe_dir {
-            env.push(("CUDA_MPS_PIPE_DIRECTORY".into(), dir.display().to_string()));
-        }
-        env
+        let pipe = self
+            .mps_pipe_dir
+            .as_ref()
+            .map_or_else(|| NO_MPS_PIPE_DIR.to_string(), |d| d.display().to_string());
+        vec![
+            ("CUDA_VISIBLE_DEVICES".to_string(), self.uuid.clone()),
+            ("CUDA_MPS_PIPE_DIRECTORY".to_string(), pipe),
+        ]
     }
 }
+
+/// The MPS pipe directory of jobs that must not be MPS clients: nothing can ever exist under
+/// /dev/null, so no daemon's socket can be found there and CUDA runs the job on its own.
+pub const NO_MPS_PIPE_DIR: &str = "/dev/null/migbench-no-mps";
 
 /// A job to start on a device.
 #[derive(Debug, Clone)]
@@ -347,14 +357,21 @@ pub trait Backend: Send + Sync {
     /// Whether `change` is in effect now: a GPU instance it creates exists, MIG mode is as it
     /// sets it... Restoring uses it to skip changes a crash cut short or a restore undid.
     fn in_effect(&self, change: &Change) -> Result<bool>;
+    /// Why the GPU's compute mode rules out sharing mode `mode`, if it does: under
+    /// EXCLUSIVE_PROCESS a device takes one process at a time, so time-slicing cannot run;
+    /// under PROHIBITED nothing can.
+    fn mode_refusal(&self, _mode: crate::mode::SharingMode) -> Option<String> {
+        None
+    }
     /// Compute processes on the GPU that this run did not start.
     fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
         Ok(Vec::new())
     }
     /// Applies one change; an error leaves the GPU as it was before the change.
     fn apply(&self, change: &Change) -> Result<()>;
-    /// Where jobs can run now: the GPU, or each MIG compute instance.
-    fn devices(&self) -> Vec<Device>;
+    /// Where jobs can run now: the GPU, or each MIG compute instance. An error when they cannot
+    /// be listed, never an empty list in its place: a variant with nowhere to run fails.
+    fn devices(&self) -> Result<Vec<Device>>;
     /// How to start `job` on its device.
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch>;
     /// Memory in use now, per GPU, instance and process.

@@ -96,7 +96,10 @@ impl<'a, 'v> Runner<'a, 'v> {
         planned: &[PlannedJob],
         sampler: &Sampler,
     ) -> (Vec<JobRecord>, ServingRun, Result<()>) {
-        let devices = self.ctx.backend.devices();
+        let devices = match self.ctx.backend.devices() {
+            Ok(devices) => devices,
+            Err(e) => return (Vec::new(), ServingRun::default(), Err(e)),
+        };
         let mode = self.ctx.mode();
         // One job per device at a time for the whole GPU and for MIG; any number under
         // time-slicing and MPS.

@@ -59,6 +59,9 @@ pub fn set_up(
             }
         }
     }
+    // Where jobs will run, read back now: a GPU whose devices cannot be listed (NVML's view of
+    // MIG stale, a listing that fails) fails the setup, which is undone, and the run goes on.
+    let devices = backend.devices()?;
     if matches!(mode, SharingMode::Mps | SharingMode::MigMps) {
         let settings: MpsSettings = variant
             .mps
@@ -66,7 +69,7 @@ pub fn set_up(
             .map(|m| m.get_ref().clone())
             .unwrap_or_default();
         // One daemon per device: the GPU, or each MIG device under mig+mps.
-        for (n, device) in backend.devices().iter().enumerate() {
+        for (n, device) in devices.iter().enumerate() {
             apply(
                 backend,
                 journal,

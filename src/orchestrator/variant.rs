@@ -69,6 +69,7 @@ impl VariantRun<'_> {
 
         if let Some(reason) =
             planned::infeasible(self.scenario, self.variant, layout.as_ref(), &planned)
+                .or_else(|| backend.mode_refusal(self.mode()))
         {
             run.event(
                 backend.now() - self.t0,

@@ -14,6 +14,15 @@ pub const DEFAULT_OOM_PATTERNS: &[&str] = &[
     "CUDA error: out of memory",
     // The driver API's error name.
     "CUDA_ERROR_OUT_OF_MEMORY",
+    // PyTorch relaying the driver API: `RuntimeError: CUDA driver error: out of memory`.
+    "CUDA driver error: out of memory",
+    // cuBLAS could not allocate its workspace: `CUBLAS_STATUS_ALLOC_FAILED when calling
+    // cublasCreate(handle)`, PyTorch's usual message when another process holds the memory.
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    // vLLM V1 refuses to start when the GPU holds less free memory than its share asks: `Free
+    // memory on device (12.1/79.1 GiB) on startup is less than desired GPU memory utilization
+    // (0.9, 71.2 GiB)` — the usual case when the GPU is shared (issue 23).
+    "on startup is less than desired GPU memory utilization",
     // vLLM: the weights left no room for a single KV-cache block.
     "No available memory for the cache blocks",
     // vLLM logs a negative KV budget just before that error.
@@ -74,6 +83,9 @@ Command exited with non-zero status 1
             "INFO 05-01 12:00:00 worker.py:123] Available KV cache memory: -0.3 GiB",
             "ValueError: The model's max seq len (30000) is larger than the maximum number of tokens that can be stored in KV cache (19632).",
             "ValueError: To serve at least one request with the models's max seq len (32768), (4.50 GiB KV cache is needed, which is larger than the available KV cache memory (4.47 GiB).",
+            "RuntimeError: CUDA driver error: out of memory",
+            "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+            "ValueError: Free memory on device (12.1/79.1 GiB) on startup is less than desired GPU memory utilization (0.9, 71.2 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.",
         ];
         for line in lines {
             assert!(

@@ -9,6 +9,7 @@
 //! and the test returns, unless `MIGBENCH_REQUIRE_NVIDIA_TOOLS` is set, as `.ci/run` sets it.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
@@ -212,6 +213,83 @@ impl FakeDriver {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// Scenarios run on the stand-in GPU.
+impl FakeDriver {
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    /// A scenario of the stand-in job's workloads (probe, engine, greedy) and `variants`.
+    pub fn write_scenario(&self, variants: &str) -> PathBuf {
+        let job = self.job();
+        let text = format!(
+            r#"
+[scenario]
+name = "fake-driver"
+description = "the NVML backend against the stand-in driver"
+source = "tests/nvml_backend.rs"
+
+[gpu]
+model = "h100-80gb"
+
+[workloads.probe]
+name = "probe"
+title = "holds 4 GiB, 6 GiB at its peak"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
+
+[workloads.engine]
+name = "engine"
+title = "as probe, with the memory held by a child process"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--peak-gib", "6", "--seconds", "1", "--child"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
+
+[workloads.greedy]
+name = "greedy"
+title = "asks for more than the device has at its peak"
+kind = "batch"
+unit = "job"
+command = ["{job}", "--gib", "4", "--seconds", "1", "--exceed"]
+timeout_s = 60
+memory = {{ constant_gib = 4, peak_gib = 6, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "its arguments" }}
+{variants}"#
+        );
+        let path = self.dir.path().join("scenario.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `migbench run` of `scenario` on the stand-in GPU, sampling every 10 ms.
+    pub fn run(&self, scenario: &Path, extra: &[&str]) -> Output {
+        self.migbench()
+            .args(["run", "--quiet", "--sample-ms", "10", "--out"])
+            .arg(self.out())
+            .args(extra)
+            .arg(scenario)
+            .output()
+            .unwrap()
+    }
+
+    /// The one run directory under the results.
+    pub fn run_dir(&self) -> PathBuf {
+        std::fs::read_dir(self.out())
+            .unwrap()
+            .next()
+            .expect("a run directory")
+            .unwrap()
+            .path()
     }
 }
 

@@ -78,6 +78,14 @@ impl MigIds {
         self.ci.remove(&(gi_start, index));
     }
 
+    /// Every compute instance listed, as (GPU instance ID, compute instance ID).
+    pub fn compute_instance_ids(&self) -> std::collections::BTreeSet<(u32, u32)> {
+        self.ci
+            .iter()
+            .filter_map(|((start, _), ci)| Some((*self.gi.get(start)?, *ci)))
+            .collect()
+    }
+
     pub fn gi(&self, start: u8) -> Result<u32> {
         self.gi.get(&start).copied().ok_or_else(|| {
             Error::Harness(format!(

@@ -30,6 +30,23 @@ pub(super) fn nvml() -> Result<&'static Nvml> {
     .map_err(|e| Error::Input(e.clone()))
 }
 
+/// Refuses a driver whose NVML corrupts process lists: from 535.43 to 535.86 the `_v3` process
+/// queries fill 32-byte entries through a call whose callers (nvml-wrapper among them) read
+/// 24-byte ones, so PIDs and memory come out wrong and a buffer sized by count overflows
+/// (nvitop PRs #79 and #89, go-nvml#75, pynvml PR #48; docs/nvidia-smi.md).
+pub(super) fn check_driver(version: &str) -> Result<()> {
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    if major == 535 && (43..=86).contains(&minor) {
+        return Err(Error::Input(format!(
+            "NVIDIA driver {version} is in the range 535.43–535.86, whose NVML returns process              lists in entries of the wrong size: migbench would record wrong PIDs and memory.              Update the driver (535.104.05 or later)"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn nvml_error(what: &str) -> impl Fn(NvmlError) -> Error + '_ {
     move |e| Error::Harness(format!("NVML: cannot read {what}: {e}"))
 }
@@ -75,4 +92,25 @@ pub(super) fn device_processes(device: &nvml_wrapper::Device) -> Result<Vec<Proc
         Err(e) => return Err(nvml_error("the MPS processes")(e)),
     }
     Ok(procs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn drivers_whose_process_lists_are_corrupt_are_refused_and_others_pass() {
+        for bad in ["535.43.02", "535.54.03", "535.86.10"] {
+            let e = super::check_driver(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("535.43–535.86"), "{e}");
+        }
+        for good in [
+            "535.42.01",
+            "535.104.05",
+            "535.261.03",
+            "550.54.15",
+            "R570",
+            "",
+        ] {
+            assert!(super::check_driver(good).is_ok(), "{good}");
+        }
+    }
 }

@@ -89,13 +89,17 @@ impl NvmlBackend {
             )));
         }
         let cuda = cuda_version(nvml);
+        let driver = nvml.sys_driver_version().ok();
+        if let Some(version) = &driver {
+            library::check_driver(version)?;
+        }
         Ok(NvmlBackend {
             nvml,
             model,
             index: device.index().unwrap_or(index),
             uuid: device.uuid().map_err(nvml_error("the GPU UUID"))?,
             name,
-            driver: nvml.sys_driver_version().ok(),
+            driver,
             cuda,
             clock: Clock::wall(),
             mps: Mutex::new(BTreeMap::new()),
@@ -190,6 +194,24 @@ impl Backend for NvmlBackend {
         })
     }
 
+    fn mode_refusal(&self, mode: crate::mode::SharingMode) -> Option<String> {
+        use crate::mode::SharingMode;
+        use nvml_wrapper::enum_wrappers::device::ComputeMode;
+        let compute = self.device().ok()?.compute_mode().ok()?;
+        match (compute, mode) {
+            (ComputeMode::Prohibited, _) => Some(format!(
+                "GPU {}'s compute mode is PROHIBITED: no job can run on it (nvidia-smi -c)",
+                self.index
+            )),
+            (ComputeMode::ExclusiveProcess, SharingMode::Timeslice) => Some(format!(
+                "GPU {}'s compute mode is EXCLUSIVE_PROCESS, which lets one process at a time \
+                 use a device: time-slicing cannot run (nvidia-smi -c DEFAULT allows it)",
+                self.index
+            )),
+            _ => None,
+        }
+    }
+
     fn foreign_processes(&self) -> Result<Vec<ForeignProcess>> {
         let placed = self.placed()?;
         Ok(self
@@ -216,15 +238,21 @@ impl Backend for NvmlBackend {
         result
     }
 
-    fn devices(&self) -> Vec<Device> {
-        self.placed()
-            .unwrap_or_default()
+    fn devices(&self) -> Result<Vec<Device>> {
+        let placed = self.placed()?;
+        if placed.is_empty() {
+            return Err(Error::Harness(format!(
+                "GPU {} has MIG mode on but NVML lists no MIG device to run jobs on",
+                self.index
+            )));
+        }
+        Ok(placed
             .into_iter()
             .map(|p| Device {
                 mps_pipe_dir: self.mps_dir(&p.device.uuid),
                 ..p.device
             })
-            .collect()
+            .collect())
     }
 
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {

@@ -109,6 +109,28 @@ impl NvmlBackend {
     pub(super) fn placed_mig_devices(&self) -> Result<Vec<Placed>> {
         let listed = self.listed_gpu_instances()?;
         let migs = self.mig_devices()?;
+        // NVML's MIG device handles can lag behind instances another process made or destroyed
+        // (libcudacxx#224): jobs would then go to too few devices, or to ones that are gone.
+        let from_nvml: std::collections::BTreeSet<(u32, u32)> =
+            migs.iter().map(|m| (m.gi_id, m.ci_id)).collect();
+        let from_smi = self.listed_instances()?.compute_instance_ids();
+        if from_nvml != from_smi {
+            let show = |s: &std::collections::BTreeSet<(u32, u32)>| {
+                let ids: Vec<String> = s.iter().map(|(g, c)| format!("GI {g} CI {c}")).collect();
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
+            };
+            return Err(Error::Harness(format!(
+                "NVML's MIG devices on GPU {} ({}) are not the compute instances `nvidia-smi mig \
+                 -lci` lists ({}): NVML's view of MIG is stale, so jobs cannot be placed",
+                self.index,
+                show(&from_nvml),
+                show(&from_smi)
+            )));
+        }
         let mut placed: Vec<(u8, Placed)> = Vec::new();
         for m in &migs {
             let Some(gi) = listed.iter().find(|g| g.instance_id == m.gi_id) else {

@@ -349,8 +349,8 @@ impl Backend for SimBackend {
         self.save()
     }
 
-    fn devices(&self) -> Vec<Device> {
-        self.world.lock().gpu.devices()
+    fn devices(&self) -> Result<Vec<Device>> {
+        Ok(self.world.lock().gpu.devices())
     }
 
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {

@@ -1,0 +1,215 @@
+//! What a real driver does that a driver written from the documentation does not (issue 23),
+//! each produced on request by the stand-in GPU (tests/common/fake_driver.rs) that NVIDIA's own
+//! nvidia-smi and MPS control daemon drive, and what migbench does about it.
+
+mod common;
+
+use common::fake_driver::FakeDriver;
+use serde_json::json;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// variants.csv's rows as (name, status, reason).
+fn variants(gpu: &FakeDriver) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(gpu.run_dir().join("variants.csv")).unwrap();
+    let mut rows = csv_rows(&text);
+    let header = rows.remove(0);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (n, s, r) = (col("variant"), col("status"), col("reason"));
+    rows.into_iter()
+        .map(|row| (row[n].clone(), row[s].clone(), row[r].clone()))
+        .collect()
+}
+
+/// A small CSV reader: fields with quotes and commas, as the results writer quotes them.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    rows
+}
+
+fn assert_as_found(gpu: &FakeDriver) {
+    let state = gpu.state();
+    assert_eq!(state["mig_current"], json!(false), "{state}");
+    assert_eq!(state["gis"], json!([]), "{state}");
+}
+
+const MIG_THEN_FULL: &str = r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 2 }]
+
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#;
+
+/// Items 1 and 6: NVML's MIG device handles lag behind the instances nvidia-smi made. Before,
+/// a listing that failed became "no devices" and the variant waited for a slot forever; now
+/// the variant fails naming both views, the GPU is put back, and the next variant runs.
+#[test]
+fn a_stale_nvml_view_of_mig_fails_the_variant_clearly_and_the_next_one_runs() {
+    for lag in [1, 8] {
+        let Some(gpu) = FakeDriver::with(json!({ "nvml_lag": lag })) else {
+            return;
+        };
+        let scenario = gpu.write_scenario(MIG_THEN_FULL);
+        let out = gpu.run(&scenario, &[]);
+        let found = variants(&gpu);
+        let (_, status, reason) = &found[0];
+        assert_eq!(
+            status,
+            "setup_failed",
+            "lag {lag}: {found:?} {}",
+            stderr(&out)
+        );
+        assert!(
+            reason.contains("are not the compute instances `nvidia-smi mig -lci` lists")
+                && reason.contains("stale"),
+            "lag {lag}: {reason}"
+        );
+        assert_eq!(
+            found.get(1).map(|f| f.1.as_str()),
+            Some("ran"),
+            "lag {lag}: {found:?} {}",
+            stderr(&out)
+        );
+        assert_as_found(&gpu);
+    }
+}
+
+/// Item 3: CUDA joins an MPS daemon at the default pipe directory whenever one runs there.
+/// Full and time-slicing jobs get a pipe directory where no daemon can be, so a daemon someone
+/// left at the default never takes them as clients.
+#[test]
+fn full_and_time_slicing_jobs_never_join_a_daemon_at_the_default_pipe_directory() {
+    let Some(gpu) = FakeDriver::h100() else {
+        return;
+    };
+    let default = gpu.dir.path().join("default-mps");
+    let (pipe, log) = (default.join("pipe"), default.join("log"));
+    for d in [&pipe, &log] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut node = gpu.node_state();
+    node["default_mps_pipe"] = json!(pipe);
+    gpu.write_node(&node);
+    let mps = |input: Option<&str>| {
+        let mut cmd = std::process::Command::new("nvidia-cuda-mps-control");
+        cmd.env("CUDA_MPS_PIPE_DIRECTORY", &pipe)
+            .env("CUDA_MPS_LOG_DIRECTORY", &log);
+        match input {
+            None => {
+                assert!(cmd.arg("-d").status().unwrap().success());
+            }
+            Some(text) => {
+                use std::io::Write;
+                let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait().unwrap();
+            }
+        }
+    };
+    mps(None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pipe.join("control").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+
+[[variants]]
+name = "timeslice"
+mode = "timeslice"
+jobs = [{ workload = "probe", count = 2 }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    mps(Some("quit\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let control = std::fs::read_to_string(log.join("control.log")).unwrap();
+    assert!(control.contains("Starting control daemon"), "{control}");
+    assert!(
+        !control.contains("User did not send valid credentials"),
+        "a job connected to the default daemon: {control}"
+    );
+    assert!(variants(&gpu).iter().all(|(_, status, _)| status == "ran"));
+}
+
+/// Item 3: under EXCLUSIVE_PROCESS a device takes one process at a time, so time-slicing is
+/// refused with the reason; the modes that keep one process per device run.
+#[test]
+fn an_exclusive_process_gpu_refuses_time_slicing_and_runs_the_other_modes() {
+    let Some(gpu) = FakeDriver::with(json!({ "compute_mode": 3 })) else {
+        return;
+    };
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "timeslice"
+mode = "timeslice"
+jobs = [{ workload = "probe", count = 2 }]
+
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    gpu.run(&scenario, &[]);
+    let found = variants(&gpu);
+    assert_eq!(found[0].1, "infeasible", "{found:?}");
+    assert!(found[0].2.contains("EXCLUSIVE_PROCESS"), "{found:?}");
+    assert_eq!(found[1].1, "ran", "{found:?}");
+}
+
+/// Item 8: NVML from drivers 535.43 to 535.86 returns process lists in entries of the wrong
+/// size. migbench refuses such a driver before it changes anything.
+#[test]
+fn a_driver_whose_process_lists_are_corrupt_is_refused_before_anything_changes() {
+    let Some(gpu) = FakeDriver::h100() else {
+        return;
+    };
+    let mut node = gpu.node_state();
+    node["driver"] = json!("535.54.03");
+    gpu.write_node(&node);
+    let scenario = gpu.write_scenario(MIG_THEN_FULL);
+    let out = gpu.run(&scenario, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("535.54.03") && text.contains("535.43–535.86"),
+        "{text}"
+    );
+    assert!(gpu.calls().is_empty(), "{:?}", gpu.calls());
+}
