@@ -113,7 +113,7 @@ fn main() {
                 .unwrap_or_else(|| "/tmp/nvidia-mps".into())
                 .into()
         });
-    let mps = connect_seqpacket(&pipe.join("control"));
+    let mps = !gpu.mps_unreachable && connect_seqpacket(&pipe.join("control"));
 
     let pid = std::process::id();
     let (gi, ci) = match target {
@@ -121,10 +121,19 @@ fn main() {
         Target::Mig { gi, ci } => (Some(gi), Some(ci)),
     };
     let capacity = gpu.capacity_mib(target);
+    let me = FakeProc {
+        pid,
+        gpu: index,
+        used_mib: 0,
+        gi,
+        ci,
+        mps,
+        ended_ms: None,
+    };
     let hold = |mib: u64| {
         let others = gpu.used_mib(index, target, Some(pid));
         if others + mib > capacity {
-            state::remove_proc(pid);
+            state::end_proc(&me);
             fail(&format!(
                 "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {:.2} GiB. GPU 0 has a total capacity of {:.2} GiB of which {:.2} GiB is free.",
                 mib as f64 / 1024.0,
@@ -133,12 +142,8 @@ fn main() {
             ));
         }
         state::set_proc(&FakeProc {
-            pid,
-            gpu: index,
             used_mib: mib,
-            gi,
-            ci,
-            mps,
+            ..me.clone()
         });
     };
     let mib = |g: f64| (g * 1024.0).round() as u64;
@@ -150,7 +155,7 @@ fn main() {
     std::thread::sleep(at(peak_end).saturating_sub(started.elapsed()));
     hold(mib(gib));
     std::thread::sleep(at(1.0).saturating_sub(started.elapsed()));
-    state::remove_proc(pid);
+    state::end_proc(&me);
     let elapsed = started.elapsed().as_secs_f64();
     println!("fake-cuda-job: done in {elapsed:.2} s");
     let reserved = (peak.max(gib) - CONTEXT_GIB).max(0.0);

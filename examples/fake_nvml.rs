@@ -236,7 +236,11 @@ fn set<T>(out: *mut T, value: T) -> Answer {
 
 #[no_mangle]
 pub extern "C" fn nvmlInit_v2() -> nvmlReturn_t {
-    answer(node().map(drop))
+    let result = node().map(drop);
+    if result.is_ok() {
+        state::hold_nvml(1);
+    }
+    answer(result)
 }
 
 #[no_mangle]
@@ -251,6 +255,7 @@ pub extern "C" fn nvmlInitWithFlags(_flags: c_uint) -> nvmlReturn_t {
 
 #[no_mangle]
 pub extern "C" fn nvmlShutdown() -> nvmlReturn_t {
+    state::hold_nvml(-1);
     SUCCESS
 }
 
@@ -570,7 +575,7 @@ fn list_processes(
                 Target::Mig { gi, ci } => p.gi == Some(gi) && p.ci == Some(ci),
             })
             .map(|p| nvmlProcessInfo_t {
-                pid: p.pid,
+                pid: p.pid + gpu.pid_offset,
                 usedGpuMemory: p.used_mib * MIB,
                 gpuInstanceId: p.gi.unwrap_or(NO_VALUE),
                 computeInstanceId: p.ci.unwrap_or(NO_VALUE),
@@ -651,6 +656,11 @@ pub extern "C" fn nvmlDeviceSetMigMode(
         change_gpu(index, |gpu| {
             let busy = state::procs().iter().any(|p| p.gpu == index);
             if !gpu.gis.is_empty() || busy {
+                return Err(IN_USE);
+            }
+            // Where the change waits for a reset (Ampere), NVML held open by another process
+            // keeps it from being made at all (mig-parted shuts NVML down before it asks).
+            if gpu.mig_needs_reset && !state::other_nvml_holders().is_empty() {
                 return Err(IN_USE);
             }
             gpu.mig_pending = on;
@@ -925,10 +935,7 @@ pub extern "C" fn nvmlGpuInstanceDestroy(gi: nvmlGpuInstance_t) -> nvmlReturn_t 
     answer(gpu_instance(gi).and_then(|(_, index, id)| {
         change_gpu(index, |gpu| {
             let g = gpu.gi(id).ok_or(INVALID_ARGUMENT)?;
-            let busy = state::procs()
-                .iter()
-                .any(|p| p.gpu == index && p.gi == Some(id));
-            if !g.cis.is_empty() || busy {
+            if !g.cis.is_empty() || state::instance_busy(index, id, None, gpu.linger_ms) {
                 return Err(IN_USE);
             }
             gpu.gis.retain(|g| g.id != id);
@@ -1227,10 +1234,7 @@ fn compute_instance(ci: nvmlComputeInstance_t) -> Answer<(FakeGpu, u32, u32, u32
 pub extern "C" fn nvmlComputeInstanceDestroy(ci: nvmlComputeInstance_t) -> nvmlReturn_t {
     answer(compute_instance(ci).and_then(|(_, index, gi, ci)| {
         change_gpu(index, |gpu| {
-            let busy = state::procs()
-                .iter()
-                .any(|p| p.gpu == index && p.gi == Some(gi) && p.ci == Some(ci));
-            if busy {
+            if state::instance_busy(index, gi, Some(ci), gpu.linger_ms) {
                 return Err(IN_USE);
             }
             let g = gpu

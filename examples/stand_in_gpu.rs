@@ -182,6 +182,9 @@ fn gpu(model: &GpuModel, index: usize, dir: &Path) -> FakeGpu {
         gis: Vec::new(),
         created: 0,
         compute_mode: 0,
+        linger_ms: 0,
+        pid_offset: 0,
+        mps_unreachable: false,
         nvml_lag: 0,
     }
 }

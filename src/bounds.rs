@@ -23,7 +23,8 @@ pub const MAX_REPETITIONS: u32 = 100;
 /// Model servers of one variant (each gets a port and its own load).
 pub const MAX_SERVERS_PER_VARIANT: usize = 64;
 /// Clients of one MPS server on Volta and later GPUs (NVIDIA's MPS documentation: 48 client
-/// CUDA contexts per device; under MIG the limit is lowered in proportion to the compute
+/// CUDA contexts per device in the versions migbench was written from, 60 in current ones; 48
+/// holds on every driver; under MIG the limit is lowered in proportion to the compute
 /// instance's share of the GPU).
 pub const MPS_MAX_CLIENTS: u32 = 48;
 /// Characters of a scenario, variant or workload name.

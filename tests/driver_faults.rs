@@ -213,3 +213,159 @@ fn a_driver_whose_process_lists_are_corrupt_is_refused_before_anything_changes()
     );
     assert!(gpu.calls().is_empty(), "{:?}", gpu.calls());
 }
+
+const ONE_MIG_VARIANT: &str = r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", { profile = "3g.40gb", compute = ["1c.3g.40gb", "2c.3g.40gb"] }]
+jobs = [{ workload = "probe", count = 3 }]
+"#;
+
+/// Item 5: for a moment after the last job ends the driver still holds its instance ("In use
+/// by another client", no process listed). The teardown tries again, then puts the GPU back.
+#[test]
+fn a_teardown_refused_while_handles_close_is_tried_again_and_the_gpu_put_back() {
+    let Some(gpu) = FakeDriver::with(json!({ "linger_ms": 700 })) else {
+        return;
+    };
+    let scenario = gpu.write_scenario(ONE_MIG_VARIANT);
+    let out = gpu.run(&scenario, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(variants(&gpu)[0].1, "ran");
+    assert_as_found(&gpu);
+    // The driver refused, and the same step went through later.
+    let calls = gpu.calls();
+    let dci: Vec<&String> = calls.iter().filter(|c| c.ends_with("-dci")).collect();
+    assert!(
+        dci.len() > 3,
+        "three compute instances, some tried more than once: {calls:#?}"
+    );
+}
+
+/// Item 5: an instance that never frees is not left silently: the run fails naming the step,
+/// how long it tried and who holds the NVIDIA device files, and `restore` puts it back later.
+#[test]
+fn an_instance_that_never_frees_is_reported_and_restore_puts_it_back_later() {
+    let Some(gpu) = FakeDriver::with(json!({ "linger_ms": 600_000 })) else {
+        return;
+    };
+    let scenario = gpu.write_scenario(ONE_MIG_VARIANT);
+    let out = gpu.run(&scenario, &[]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("In use by another client")
+            && text.contains("still in use after 6.3 s of tries")
+            && text.contains("/dev/nvidia*"),
+        "{text}"
+    );
+    assert_eq!(
+        gpu.state()["mig_current"],
+        json!(true),
+        "left changed, and said so"
+    );
+    let mut node = gpu.node_state();
+    node["gpus"][0]["linger_ms"] = json!(0);
+    gpu.write_node(&node);
+    let restored = gpu
+        .migbench()
+        .arg("restore")
+        .arg(gpu.run_dir())
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    assert_as_found(&gpu);
+}
+
+/// Item 4: on an A100 a MIG mode change waits for a reset, and while another process holds
+/// NVML open the driver refuses it outright ("In use by another client") — migbench itself
+/// did. migbench lets NVML go around the change, reports the pending mode in nvidia-smi's own
+/// words, takes it back and says what the GPU shows then.
+#[test]
+fn on_an_a100_the_mode_change_is_not_blocked_by_migbenchs_own_nvml_and_is_taken_back() {
+    let Some(gpu) = FakeDriver::node("a100-40gb", json!({})) else {
+        return;
+    };
+    let scenario = gpu.dir.path().join("a100.toml");
+    let text = std::fs::read_to_string(gpu.write_scenario(
+        r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.20gb", "3g.20gb"]
+jobs = [{ workload = "probe", count = 2 }]
+"#,
+    ))
+    .unwrap()
+    .replace("h100-80gb", "a100-40gb");
+    std::fs::write(&scenario, text).unwrap();
+    let out = gpu.run(&scenario, &[]);
+    let found = variants(&gpu);
+    assert_eq!(found[0].1, "setup_failed", "{found:?} {}", stderr(&out));
+    let reason = &found[0].2;
+    assert!(!reason.contains("In use by another client"), "{reason}");
+    assert!(
+        reason.contains("needs a GPU reset")
+            && reason.contains("nvidia-smi said: Warning: MIG mode is in pending enable state")
+            && reason
+                .contains("the pending change was taken back, now disabled with disable pending"),
+        "{reason}"
+    );
+    let state = gpu.state();
+    assert_eq!(
+        (&state["mig_current"], &state["mig_pending"]),
+        (&json!(false), &json!(false))
+    );
+}
+
+/// Item 9: NVML in a container may report the host's PIDs, so no job's process is ever found
+/// in its lists. The run says so, on stderr and in events.jsonl, naming `--pid=host`.
+#[test]
+fn pids_from_another_namespace_are_warned_about_naming_pid_host() {
+    let Some(gpu) = FakeDriver::with(json!({ "pid_offset": 100_000 })) else {
+        return;
+    };
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("variant full: NVML never listed the PID") && text.contains("--pid=host"),
+        "{text}"
+    );
+    let events = std::fs::read_to_string(gpu.run_dir().join("events.jsonl")).unwrap();
+    assert!(events.contains("\"attribution_warning\""), "{events}");
+}
+
+/// Item 3: a CUDA client that cannot reach its MPS daemon runs without MPS, silently. migbench
+/// checks NVML's MPS process list and says which jobs of an MPS variant were never in it.
+#[test]
+fn jobs_that_ran_without_mps_in_an_mps_variant_are_named() {
+    let Some(gpu) = FakeDriver::with(json!({ "mps_unreachable": true })) else {
+        return;
+    };
+    let scenario = gpu.write_scenario(
+        r#"
+[[variants]]
+name = "mps"
+mode = "mps"
+jobs = [{ workload = "probe", count = 2 }]
+"#,
+    );
+    let out = gpu.run(&scenario, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("variant mps: job(s) 0, 1 ran without MPS")
+            && text.contains("never as MPS clients"),
+        "{text}"
+    );
+}

@@ -69,6 +69,18 @@ pub struct FakeGpu {
     /// Instances created so far: the next GPU instance ID and a part of fresh MIG UUIDs.
     #[serde(default)]
     pub created: u32,
+    /// How long (ms) a compute instance stays "In use by another client" after its last
+    /// process ended, as the driver keeps it while handles close (DCGM#95, #276).
+    #[serde(default)]
+    pub linger_ms: u64,
+    /// CUDA clients cannot reach the MPS daemons of this GPU (a daemon of another user, a
+    /// broken pipe directory): jobs run without MPS, silently, as CUDA does.
+    #[serde(default)]
+    pub mps_unreachable: bool,
+    /// Added to every PID NVML reports: a process seen from another PID namespace (NVML in a
+    /// container reports the host's PIDs, nvidia-docker#1483).
+    #[serde(default)]
+    pub pid_offset: u32,
     /// How many of the newest compute instances NVML's MIG device handles do not show yet: a
     /// view that lags behind instances another process made (libcudacxx#224).
     #[serde(default)]
@@ -144,6 +156,9 @@ pub struct FakeProc {
     /// A client of an MPS server: NVML lists it among the MPS processes.
     #[serde(default)]
     pub mps: bool,
+    /// When it ended (ms since the epoch), once it has: its instance may stay busy a while.
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
 }
 
 /// Where a CUDA device UUID points on one GPU.
@@ -204,7 +219,7 @@ pub fn procs() -> Vec<FakeProc> {
         // Not the `.tmp` files being written, or a process would count twice.
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
-        .filter(|p: &FakeProc| alive(p.pid))
+        .filter(|p: &FakeProc| p.ended_ms.is_none() && alive(p.pid))
         .collect();
     procs.sort_by_key(|p| p.pid);
     procs
@@ -232,6 +247,41 @@ pub fn remove_proc(pid: u32) {
     if let Some(dir) = procs_dir() {
         let _ = std::fs::remove_file(dir.join(format!("{pid}.json")));
     }
+}
+
+/// Marks process `p` ended now: it holds nothing, but its instance may linger in use.
+pub fn end_proc(p: &FakeProc) {
+    set_proc(&FakeProc {
+        used_mib: 0,
+        ended_ms: Some(now_ms()),
+        ..p.clone()
+    });
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether compute instance `ci` of GPU instance `gi` on GPU `index` is still held: a process
+/// on it runs, or ended less than `linger_ms` ago.
+pub fn instance_busy(index: u32, gi: u32, ci: Option<u32>, linger_ms: u64) -> bool {
+    let Some(Ok(entries)) = procs_dir().map(std::fs::read_dir) else {
+        return false;
+    };
+    let now = now_ms();
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            serde_json::from_str::<FakeProc>(&std::fs::read_to_string(e.path()).ok()?).ok()
+        })
+        .filter(|p| p.gpu == index && p.gi == Some(gi) && ci.is_none_or(|c| p.ci == Some(c)))
+        .any(|p| match p.ended_ms {
+            Some(ended) => now < ended + linger_ms,
+            None => alive(p.pid),
+        })
 }
 
 impl FakeNode {
@@ -318,4 +368,39 @@ impl FakeGpu {
 /// The memory slices from `start`, `size` of them, as a mask.
 pub fn mask(start: u32, size: u32) -> u64 {
     ((1u64 << size) - 1) << start
+}
+
+/// NVML opened (nvmlInit) and not yet shut down, by process: `nvml-holders/PID` holds the count.
+fn holder_file(pid: u32) -> Option<PathBuf> {
+    Some(dir()?.join("nvml-holders").join(pid.to_string()))
+}
+
+/// Counts one more nvmlInit (`by` = 1) or nvmlShutdown (`by` = -1) of this process.
+pub fn hold_nvml(by: i64) {
+    let Some(file) = holder_file(std::process::id()) else {
+        return;
+    };
+    let count: i64 = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let count = (count + by).max(0);
+    if count == 0 {
+        let _ = std::fs::remove_file(&file);
+    } else if let Some(parent) = file.parent() {
+        let _ = std::fs::create_dir_all(parent);
+        let _ = std::fs::write(&file, count.to_string());
+    }
+}
+
+/// Other live processes that hold NVML open.
+pub fn other_nvml_holders() -> Vec<u32> {
+    let Some(Ok(entries)) = dir().map(|d| std::fs::read_dir(d.join("nvml-holders"))) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id() && alive(*pid))
+        .collect()
 }

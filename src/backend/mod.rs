@@ -303,6 +303,9 @@ pub struct SampleRow {
     /// its own group, so processes it starts (vLLM's engine core, a launcher's child) are counted
     /// as the job's.
     pub group: Option<u32>,
+    /// For a process, whether NVML listed it among MPS clients (true) or as a plain compute
+    /// process (false); None where the backend cannot tell (the simulator).
+    pub mps_client: Option<bool>,
 }
 
 impl SampleRow {
@@ -316,6 +319,7 @@ impl SampleRow {
             capacity_gib: None,
             utilization_pct: None,
             group: None,
+            mps_client: None,
         }
     }
 }

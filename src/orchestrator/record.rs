@@ -147,3 +147,66 @@ pub(super) fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
         }
     }
 }
+
+/// Why none of a variant's jobs got a VRAM figure although samples were taken while they ran,
+/// if so: NVML listed none of their PIDs. In a container NVML may report the host's PIDs
+/// (nvidia-docker#1483): run migbench with `--pid=host`. Under MPS the memory may be booked to
+/// the MPS server rather than to its clients (docs/nvidia-smi.md).
+pub(super) fn unattributed_vram(
+    jobs: &[JobRecord],
+    samples: &[sampler::Sample],
+    mps: bool,
+) -> Option<String> {
+    let ran: Vec<&JobRecord> = jobs
+        .iter()
+        .filter(|j| j.pid.is_some())
+        .filter(|j| {
+            let (Some(start), Some(end)) = (j.start_s, j.end_s) else {
+                return false;
+            };
+            samples.iter().any(|s| s.t >= start && s.t <= end)
+        })
+        .collect();
+    if ran.is_empty() || ran.iter().any(|j| j.vram_peak_gib.is_some()) {
+        return None;
+    }
+    let process_rows = samples
+        .iter()
+        .flat_map(|s| &s.rows)
+        .any(|r| r.scope == Scope::Process);
+    Some(if mps && !process_rows {
+        format!(
+            "NVML listed no client process of the MPS server while {} job(s) ran: their memory \
+             is booked to the server, so the jobs have no VRAM figures of their own",
+            ran.len()
+        )
+    } else {
+        format!(
+            "NVML never listed the PID of any of the {} job(s) that ran, so they have no VRAM \
+             figures: if migbench runs in a container, NVML reports the host's PIDs; run it \
+             with --pid=host",
+            ran.len()
+        )
+    })
+}
+
+/// The jobs (by number) of an MPS variant that NVML listed only as plain compute processes,
+/// never as MPS clients: CUDA ran them without MPS, as it does, silently, when a client cannot
+/// reach its daemon (`nvidia-cuda-mps-control(1)`).
+pub(super) fn jobs_outside_mps(jobs: &[JobRecord], samples: &[sampler::Sample]) -> Vec<u32> {
+    jobs.iter()
+        .filter(|job| {
+            let Some(pid) = job.pid else {
+                return false;
+            };
+            let key = pid.to_string();
+            let mut rows = samples
+                .iter()
+                .flat_map(|s| &s.rows)
+                .filter(|r| r.scope == Scope::Process && r.job_key() == key)
+                .peekable();
+            rows.peek().is_some() && rows.all(|r| r.mps_client == Some(false))
+        })
+        .map(|job| job.job)
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::panics::panicked_error;
-use super::record::attach_vram;
+use super::record::{attach_vram, jobs_outside_mps, unattributed_vram};
 use super::{jobs, planned, setup, RunOptions};
 use crate::backend::Backend;
 use crate::clock::Actor;
@@ -143,6 +143,34 @@ impl VariantRun<'_> {
 
         // What ran is recorded whatever failed since.
         attach_vram(&mut finished, &samples);
+        let mps = matches!(self.mode(), SharingMode::Mps | SharingMode::MigMps);
+        let outside: Vec<String> = if mps {
+            jobs_outside_mps(&finished, &samples)
+                .iter()
+                .map(u32::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let outside = (!outside.is_empty()).then(|| {
+            format!(
+                "job(s) {} ran without MPS: NVML listed them as plain compute processes, never \
+                 as MPS clients (a CUDA client that cannot reach its MPS daemon runs on its own)",
+                outside.join(", ")
+            )
+        });
+        for warning in unattributed_vram(&finished, &samples, mps)
+            .into_iter()
+            .chain(outside)
+        {
+            eprintln!("migbench: warning: variant {}: {warning}", self.name());
+            // A failed write shows again at the variant's end event, which is not ignored.
+            let _ = run.event(
+                backend.now() - self.t0,
+                "attribution_warning",
+                serde_json::json!({ "variant": self.name(), "repetition": self.repetition, "warning": warning }),
+            );
+        }
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
         records.jobs.extend(finished);

@@ -36,6 +36,59 @@ pub fn run(line: &CommandLine) -> Result<String> {
     run_as(line, &program, replaced || is_root(), false)
 }
 
+/// What nvidia-smi says when the driver still holds an instance (NVML_ERROR_IN_USE).
+const IN_USE: &str = "In use by another client";
+
+/// The waits between tries of a teardown step the driver refuses as in use: 0.1 s doubling,
+/// 6.3 s in all.
+const IN_USE_BACKOFF_MS: [u64; 6] = [100, 200, 400, 800, 1600, 3200];
+
+/// Runs a teardown step (`-dci`, `-dgi`), trying again while the driver answers "In use by
+/// another client": for a moment after the last job ends the driver still holds the instance
+/// while handles close (DCGM#95, #276: with no process listed). If it never frees, the error
+/// names the processes that hold an NVIDIA device file, or says that none does.
+pub fn run_while_in_use(line: &CommandLine) -> Result<String> {
+    let mut waits = IN_USE_BACKOFF_MS.iter();
+    loop {
+        match run(line) {
+            Err(e) if e.to_string().contains(IN_USE) => match waits.next() {
+                Some(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+                None => {
+                    let total: u64 = IN_USE_BACKOFF_MS.iter().sum();
+                    return Err(Error::Harness(format!(
+                        "{e} (still in use after {:.1} s of tries; {})",
+                        total as f64 / 1000.0,
+                        holders_of_nvidia_devices()
+                    )));
+                }
+            },
+            other => return other,
+        }
+    }
+}
+
+/// The processes with an NVIDIA device file (/dev/nvidia*) open, as "pid N (name)", or that no
+/// readable process has one.
+fn holders_of_nvidia_devices() -> String {
+    let holders: Vec<String> = crate::procfs::pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.starts_with("/dev/nvidia"))
+                })
+            })
+        })
+        .map(|pid| format!("pid {pid} ({})", crate::procfs::name(pid)))
+        .collect();
+    if holders.is_empty() {
+        "no process this user can see holds /dev/nvidia*".to_string()
+    } else {
+        format!("/dev/nvidia* held by {}", holders.join(", "))
+    }
+}
+
 /// Runs a listing such as `nvidia-smi mig -lgi`. nvidia-smi exits non-zero when there is nothing
 /// to list (`No GPU instances found: Not Found`, NVML's NOT_FOUND): that is an empty list, which
 /// the parsers read as such, not a failure.

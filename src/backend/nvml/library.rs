@@ -47,6 +47,25 @@ pub(super) fn check_driver(version: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` with this process's hold on NVML let go: on Ampere a MIG mode change is refused
+/// ("In use by another client") while any other process has NVML open, migbench included, so
+/// mig-parted shuts NVML down before it asks, and so does migbench (issue 23). Handles are
+/// looked up again by UUID after, as the backend always does; a sample taken meanwhile fails
+/// and is skipped.
+pub(super) fn without_nvml<T>(nvml: &Nvml, f: impl FnOnce() -> T) -> T {
+    let lib = nvml.lib();
+    // SAFETY: NVML counts initializations; this gives back the one nvml-wrapper took and takes
+    // it again before returning, so the library is initialized whenever nvml-wrapper uses it
+    // outside this window.
+    let shut = unsafe { lib.nvmlShutdown() } == 0;
+    let out = f();
+    if shut {
+        // SAFETY: as above; an init that fails leaves NVML calls answering "uninitialized".
+        unsafe { lib.nvmlInit_v2() };
+    }
+    out
+}
+
 pub(super) fn nvml_error(what: &str) -> impl Fn(NvmlError) -> Error + '_ {
     move |e| Error::Harness(format!("NVML: cannot read {what}: {e}"))
 }
@@ -79,14 +98,17 @@ pub(super) fn raw_id<E>(
     (rc == 0).then_some(v)
 }
 
-/// The processes with a CUDA context on `device`: plain ones, and MPS clients, which NVML lists
-/// apart (nvmlDeviceGetMPSComputeRunningProcesses_v3).
-pub(super) fn device_processes(device: &nvml_wrapper::Device) -> Result<Vec<ProcessInfo>> {
-    let mut procs = device
+/// The processes with a CUDA context on `device`, each with whether it is an MPS client: plain
+/// ones, and MPS clients, which NVML lists apart (nvmlDeviceGetMPSComputeRunningProcesses_v3).
+pub(super) fn device_processes(device: &nvml_wrapper::Device) -> Result<Vec<(ProcessInfo, bool)>> {
+    let mut procs: Vec<(ProcessInfo, bool)> = device
         .running_compute_processes()
-        .map_err(nvml_error("the processes"))?;
+        .map_err(nvml_error("the processes"))?
+        .into_iter()
+        .map(|p| (p, false))
+        .collect();
     match device.mps_running_compute_processes() {
-        Ok(mps) => procs.extend(mps),
+        Ok(mps) => procs.extend(mps.into_iter().map(|p| (p, true))),
         // Before Volta, or a driver without it: no MPS clients to list apart.
         Err(NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_)) => {}
         Err(e) => return Err(nvml_error("the MPS processes")(e)),

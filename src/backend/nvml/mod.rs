@@ -127,6 +127,13 @@ impl NvmlBackend {
             Change::StopMps {
                 device, pipe_dir, ..
             } => self.stop_mps(change, device, pipe_dir),
+            Change::DestroyComputeInstance { .. } | Change::DestroyGpuInstance { .. } => {
+                let ids = self.listed_instances()?;
+                for line in command_lines(change, self.index, &ids)? {
+                    exec::run_while_in_use(&line)?;
+                }
+                Ok(())
+            }
             _ => {
                 // Instances are named by the IDs the driver gave them, read back each time.
                 let ids = self.listed_instances()?;
@@ -217,7 +224,7 @@ impl Backend for NvmlBackend {
         Ok(self
             .processes(&placed)?
             .into_iter()
-            .map(|(p, _)| ForeignProcess {
+            .map(|(p, ..)| ForeignProcess {
                 pid: p.pid,
                 name: crate::procfs::name(p.pid),
                 used_gib: match p.used_gpu_memory {
@@ -282,6 +289,7 @@ impl Backend for NvmlBackend {
             // Not supported with MIG on (docs/mig.md): then None.
             utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
             group: None,
+            mps_client: None,
         }];
         let placed = self.placed()?;
         // One row per memory pool: the compute instances of a GPU instance share its memory.
@@ -304,11 +312,15 @@ impl Backend for NvmlBackend {
                 capacity_gib: Some(mem.total as f64 / GIB),
                 utilization_pct: None,
                 group: None,
+                mps_client: None,
             });
         }
-        for (proc, device) in self.processes(&placed)? {
+        for (proc, device, mps) in self.processes(&placed)? {
             if let UsedGpuMemory::Used(bytes) = proc.used_gpu_memory {
-                rows.push(SampleRow::process(proc.pid, device, bytes as f64 / GIB));
+                rows.push(SampleRow {
+                    mps_client: Some(mps),
+                    ..SampleRow::process(proc.pid, device, bytes as f64 / GIB)
+                });
             }
         }
         Ok(rows)

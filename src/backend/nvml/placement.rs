@@ -180,7 +180,8 @@ impl NvmlBackend {
     /// on, each MIG device is asked for its own: NVML gives the whole GPU's list in MIG mode only
     /// to privileged callers (nvmlDeviceGetComputeRunningProcesses_v3), and a MIG device's list
     /// needs no matching of GPU and compute instance IDs.
-    pub(super) fn processes(&self, placed: &[Placed]) -> Result<Vec<(ProcessInfo, String)>> {
+    /// Each with whether NVML listed it as an MPS client.
+    pub(super) fn processes(&self, placed: &[Placed]) -> Result<Vec<(ProcessInfo, String, bool)>> {
         let mut devices: Vec<(nvml_wrapper::Device, &str)> = Vec::new();
         for m in placed.iter().filter(|p| p.mig) {
             let device = self
@@ -192,11 +193,11 @@ impl NvmlBackend {
         if devices.is_empty() {
             devices.push((self.device()?, &self.uuid));
         }
-        let mut out: Vec<(ProcessInfo, String)> = Vec::new();
+        let mut out: Vec<(ProcessInfo, String, bool)> = Vec::new();
         for (device, uuid) in devices {
-            for p in device_processes(&device)? {
-                if !out.iter().any(|(q, _)| q.pid == p.pid) {
-                    out.push((p, uuid.to_string()));
+            for (p, mps) in device_processes(&device)? {
+                if !out.iter().any(|(q, ..)| q.pid == p.pid) {
+                    out.push((p, uuid.to_string(), mps));
                 }
             }
         }

@@ -433,6 +433,7 @@ impl Backend for SimBackend {
             capacity_gib: Some(gpu.model.memory_gib()),
             utilization_pct: None,
             group: None,
+            mps_client: None,
         }];
         for gi in &gpu.gis {
             let pool = gi.pool();
@@ -444,6 +445,7 @@ impl Backend for SimBackend {
                 capacity_gib: Some(gi.profile.memory_gib),
                 utilization_pct: None,
                 group: None,
+                mps_client: None,
             });
         }
         for job in gpu.jobs.values() {
