@@ -30,13 +30,18 @@ impl ScenarioError {
         }
     }
 
-    pub fn io(file: &Path, e: &std::io::Error) -> Self {
+    /// `what`: `the scenario`, `the mig-parted file`.
+    pub fn unreadable(file: &Path, what: &str, e: &std::io::Error) -> Self {
         ScenarioError {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
-            message: format!("cannot read the scenario: {e}"),
+            message: format!("cannot read {what}: {e}"),
         }
+    }
+
+    pub fn io(file: &Path, e: &std::io::Error) -> Self {
+        ScenarioError::unreadable(file, "the scenario", e)
     }
 }
 
@@ -109,6 +114,18 @@ pub fn key_span_of(text: &str, path: &[Step]) -> Option<Range<usize>> {
         _ => None,
     };
     key_span.or_else(|| span_of(text, path))
+}
+
+/// A TOML parse error of `text`, by line and column with the parser's message alone: its
+/// `Display` quotes the line it stopped at, which for a file that is not TOML at all
+/// (`/etc/shadow` named as a workload) would print the file.
+pub fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ScenarioError {
+    let message = match e.message().trim() {
+        // The TOML parser says nothing about some bytes (a NUL in a comment).
+        "" => unexpected(text, e.span()),
+        m => m.to_string(),
+    };
+    ScenarioError::at(file, text, e.span(), message)
 }
 
 /// An error at the first byte of `bytes` that is not UTF-8, by line and column.

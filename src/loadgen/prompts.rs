@@ -37,7 +37,7 @@ pub struct PromptFile {
 impl PromptFile {
     /// Reads and checks `path`; a bad line is reported as `FILE:LINE: what is wrong`.
     pub fn load(path: &Path) -> Result<PromptFile, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_to_string(path, crate::input::PROMPTS)
             .map_err(|e| format!("cannot read the prompts file {}: {e}", path.display()))?;
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {

@@ -141,7 +141,7 @@ impl ReportData {
     /// Reads `report.json` from a report directory.
     pub fn read(dir: &Path) -> Result<ReportData> {
         let path = dir.join(REPORT_JSON);
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_to_string(&path, crate::input::RECORDS)
             .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Input(format!(
