@@ -28,7 +28,7 @@ use crate::layout::{enumerate, EnumerateOptions, PlacedInstance};
 use crate::loadgen::LoadSpec;
 use crate::mode::SharingMode;
 use crate::orchestrator::{self, RunOptions};
-use crate::report::load::Results;
+use crate::report::load::{Damaged, Results};
 use crate::results::{ServingScope, VariantStatus};
 use crate::scenario::Scenario;
 use crate::workload::{SimServer, Workload};
@@ -263,7 +263,7 @@ pub fn measure(req: &Request, candidates: &mut [Candidate], keep: Option<&Path>)
     };
     let stop = AtomicBool::new(false);
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
-    let results = Results::load(std::slice::from_ref(&report.dir))?;
+    let results = Results::load(std::slice::from_ref(&report.dir), Damaged::Refuse)?;
     let capacity = req.gpu.memory_gib();
     for c in candidates.iter_mut() {
         fill(c, &report, &results, capacity, req.headroom);

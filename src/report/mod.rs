@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use load::Results;
+use load::{Damaged, Results};
 use parallel::ParallelRow;
 use plots::Plot;
 use serving::ServingSummary;
@@ -97,9 +97,10 @@ pub struct Report {
 }
 
 impl ReportData {
-    /// Reads and summarises every run below `paths`, without plots.
-    pub fn from_runs(paths: &[PathBuf]) -> Result<(ReportData, Results)> {
-        let results = Results::load(paths)?;
+    /// Reads and summarises every run below `paths`, without plots; `damaged` says what becomes
+    /// of a run that cannot be read.
+    pub fn from_runs(paths: &[PathBuf], damaged: Damaged) -> Result<(ReportData, Results)> {
+        let results = Results::load(paths, damaged)?;
         let variants = summary::summarize(&results);
         let mut warnings = results.warnings.clone();
         warnings.extend(summary::warnings(&variants));
@@ -165,7 +166,7 @@ impl ReportData {
 impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
-        let (data, results) = ReportData::from_runs(paths)?;
+        let (data, results) = ReportData::from_runs(paths, Damaged::Skip)?;
         let (sections, charts): (Vec<String>, Vec<_>) =
             charts::charts(&results, &data.variants, &data.serving)?
                 .into_iter()
