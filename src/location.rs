@@ -165,7 +165,7 @@ pub fn unexpected(text: &str, span: Option<Range<usize>>) -> String {
 
 /// `message` with every value quoted in it (`"..."` or `` `...` ``, as serde and the TOML parser
 /// quote what they found) cut short when long: a megabyte-long value stays one readable line.
-fn shorten_quoted(message: &str) -> String {
+pub fn shorten_quoted(message: &str) -> String {
     const LONG: usize = 80;
     let mut out = String::with_capacity(message.len().min(1024));
     let mut rest = message;

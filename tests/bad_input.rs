@@ -13,6 +13,7 @@ use proptest::prelude::*;
 
 use common::migbench;
 use migbench::layout::mig_parted::MigPartedFile;
+use migbench::loadgen::prompts::PromptFile;
 use migbench::report::load::Damaged;
 use migbench::report::ReportData;
 
@@ -173,8 +174,35 @@ fn yaml_line() -> impl Strategy<Value = String> {
     })
 }
 
+/// A prompts-file line with a secret-looking word that is no JSON object: plain text, a line of
+/// /etc/shadow, a JSON string, list or number, cut JSON.
+fn prompts_line() -> impl Strategy<Value = String> {
+    (0..6usize, "S3CRET[a-z]{0,6}").prop_map(|(shape, s)| match shape {
+        0 => s,
+        1 => format!("{s}:*:19000:0:99999:7:::"),
+        2 => format!("\"{s}\""),
+        3 => format!("[\"{s}\", 1]"),
+        4 => format!("{{\"prompt\": \"{s}"),
+        _ => format!("{{{s}: 1}}"),
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A line of a prompts file that is not a JSON object is placed, never quoted.
+    #[test]
+    fn no_message_quotes_a_prompts_line_that_is_not_an_object(
+        good in 0..3usize,
+        bad in prompts_line(),
+    ) {
+        let mut text = "{\"prompt\": \"hello\"}\n".repeat(good);
+        text.push_str(&bad);
+        let e = PromptFile::parse(Path::new("p.jsonl"), &text).unwrap_err();
+        let at = format!("p.jsonl:{}", good + 1);
+        prop_assert!(e.starts_with(&at), "{}", e);
+        prop_assert!(!e.contains("S3CRET") && !e.contains("99999"), "{}", e);
+    }
 
     /// Until a file says `version: v1` it is no mig-parted file, and no message quotes it.
     #[test]

@@ -39,24 +39,48 @@ impl PromptFile {
     pub fn load(path: &Path) -> Result<PromptFile, String> {
         let text = crate::input::read_to_string(path, crate::input::PROMPTS)
             .map_err(|e| format!("cannot read the prompts file {}: {e}", path.display()))?;
+        PromptFile::parse(path, &text)
+    }
+
+    /// Checks the lines of a prompts file; `path` is used in messages. A line that is not a JSON
+    /// object is not quoted (the file may be anything named by mistake), only placed.
+    pub fn parse(path: &Path, text: &str) -> Result<PromptFile, String> {
+        const EACH: &str = "each line must be {\"prompt\": \"...\", \"output_tokens\": N} \
+                            (output_tokens optional)";
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: FileEntry = serde_json::from_str(line).map_err(|e| {
-                format!(
-                    "{}:{}: {e}; each line must be {{\"prompt\": \"...\", \"output_tokens\": N}} (output_tokens optional)",
-                    path.display(),
-                    n + 1
-                )
-            })?;
+            let at = format!("{}:{}", path.display(), n + 1);
+            let entry: FileEntry = match serde_json::from_str::<serde_json::Value>(line) {
+                // serde_json's syntax messages say what was expected, never what was found.
+                Err(e) => {
+                    return Err(format!(
+                        "{at}:{}: not JSON: {}; {EACH}",
+                        e.column(),
+                        e.to_string().split(" at line ").next().unwrap_or_default()
+                    ))
+                }
+                Ok(v) if !v.is_object() => {
+                    let found = match v {
+                        serde_json::Value::Null => "null",
+                        serde_json::Value::Bool(_) => "a boolean",
+                        serde_json::Value::Number(_) => "a number",
+                        serde_json::Value::String(_) => "a string",
+                        _ => "a list",
+                    };
+                    return Err(format!("{at}: found {found}, not an object; {EACH}"));
+                }
+                Ok(v) => serde_json::from_value(v).map_err(|e| {
+                    format!(
+                        "{at}: {}; {EACH}",
+                        crate::location::shorten_quoted(&e.to_string())
+                    )
+                })?,
+            };
             if entry.output_tokens == Some(0) {
-                return Err(format!(
-                    "{}:{}: output_tokens must be at least 1",
-                    path.display(),
-                    n + 1
-                ));
+                return Err(format!("{at}: output_tokens must be at least 1"));
             }
             entries.push(entry);
         }
