@@ -324,9 +324,11 @@ impl JournalFile {
                 Ok(r) => records.push(r),
                 Err(e) => {
                     return Err(Error::Input(format!(
-                        "{}:{}: not a journal record: {e}",
+                        "{}:{}:{}: not a journal record: {}",
                         path.display(),
-                        n + 1
+                        n + 1,
+                        e.column(),
+                        crate::location::json_error(line, &e)
                     )))
                 }
             }

@@ -128,6 +128,28 @@ pub fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ScenarioError
     ScenarioError::at(file, text, e.span(), message)
 }
 
+/// What is wrong with JSON `text` (a whole file, or a line of a JSONL file), quoting nothing of a
+/// text that is not even a JSON object: serde_json's message for a string where an object
+/// belongs quotes the string, which for a file named by mistake is its first line. Where it is
+/// wrong is `e.line()` and `e.column()`.
+pub fn json_error(text: &str, e: &serde_json::Error) -> String {
+    // serde_json's syntax messages say what was expected, never what was found.
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    if !e.is_data() {
+        return format!("not JSON: {message}");
+    }
+    let found = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) | Err(_) => return shorten_quoted(message),
+        Ok(serde_json::Value::Null) => "null",
+        Ok(serde_json::Value::Bool(_)) => "a boolean",
+        Ok(serde_json::Value::Number(_)) => "a number",
+        Ok(serde_json::Value::String(_)) => "a string",
+        Ok(serde_json::Value::Array(_)) => "a list",
+    };
+    format!("found {found}, not an object")
+}
+
 /// An error at the first byte of `bytes` that is not UTF-8, by line and column.
 pub fn not_utf8(file: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ScenarioError {
     let valid = &bytes[..e.valid_up_to()];
@@ -165,7 +187,7 @@ pub fn unexpected(text: &str, span: Option<Range<usize>>) -> String {
 
 /// `message` with every value quoted in it (`"..."` or `` `...` ``, as serde and the TOML parser
 /// quote what they found) cut short when long: a megabyte-long value stays one readable line.
-pub fn shorten_quoted(message: &str) -> String {
+fn shorten_quoted(message: &str) -> String {
     const LONG: usize = 80;
     let mut out = String::with_capacity(message.len().min(1024));
     let mut rest = message;

@@ -181,7 +181,7 @@ fn prompts_line() -> impl Strategy<Value = String> {
         0 => s,
         1 => format!("{s}:*:19000:0:99999:7:::"),
         2 => format!("\"{s}\""),
-        3 => format!("[\"{s}\", 1]"),
+        3 => format!("[\"{s}\", 1, 2]"),
         4 => format!("{{\"prompt\": \"{s}"),
         _ => format!("{{{s}: 1}}"),
     })
@@ -217,6 +217,9 @@ proptest! {
 }
 
 // --- damaged run directories --------------------------------------------------------------------
+
+/// A JSON string holding a line of /etc/shadow.
+const SHADOW_JSON: &[u8] = b"\"root:*:19000:0:99999:7:::\"";
 
 /// One short simulated run, made once for every test of this file.
 fn good_run() -> &'static Path {
@@ -280,6 +283,8 @@ fn a_damaged_run_is_named_left_out_of_a_report_and_refused_by_compare_and_calibr
         (damaged(&runs.join("e-cut"), "samples.parquet", &samples[..samples.len() / 2]), "e-cut/samples.parquet: not a readable Parquet file"),
         (damaged(&runs.join("f-empty"), "variants.parquet", b""), "f-empty/variants.parquet: not a readable Parquet file"),
         (damaged(&runs.join("g-pages"), "jobs.parquet", &pages), "g-pages: its tables cannot be read"),
+        // Of a file that is not even a JSON object, nothing is quoted.
+        (damaged(&runs.join("h-string"), "manifest.json", SHADOW_JSON), "h-string/manifest.json: not a migbench manifest (line 1 column 27: found a string, not an object)"),
     ];
     // The report goes on without them, naming each.
     let out = dir.path().join("report");
@@ -312,7 +317,8 @@ fn a_damaged_run_is_named_left_out_of_a_report_and_refused_by_compare_and_calibr
             .code(2)
             .stderr(contains("no runs found below"))
             .stderr(contains(*said))
-            .stderr(contains("panicked").not());
+            .stderr(contains("panicked").not())
+            .stderr(contains("19000").not());
         // A damaged side is bad input, not a regression.
         migbench()
             .arg("compare")

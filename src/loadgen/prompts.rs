@@ -43,7 +43,8 @@ impl PromptFile {
     }
 
     /// Checks the lines of a prompts file; `path` is used in messages. A line that is not a JSON
-    /// object is not quoted (the file may be anything named by mistake), only placed.
+    /// object is not quoted (the file may be anything named by mistake), only placed
+    /// ([`crate::location::json_error`]).
     pub fn parse(path: &Path, text: &str) -> Result<PromptFile, String> {
         const EACH: &str = "each line must be {\"prompt\": \"...\", \"output_tokens\": N} \
                             (output_tokens optional)";
@@ -53,32 +54,10 @@ impl PromptFile {
                 continue;
             }
             let at = format!("{}:{}", path.display(), n + 1);
-            let entry: FileEntry = match serde_json::from_str::<serde_json::Value>(line) {
-                // serde_json's syntax messages say what was expected, never what was found.
-                Err(e) => {
-                    return Err(format!(
-                        "{at}:{}: not JSON: {}; {EACH}",
-                        e.column(),
-                        e.to_string().split(" at line ").next().unwrap_or_default()
-                    ))
-                }
-                Ok(v) if !v.is_object() => {
-                    let found = match v {
-                        serde_json::Value::Null => "null",
-                        serde_json::Value::Bool(_) => "a boolean",
-                        serde_json::Value::Number(_) => "a number",
-                        serde_json::Value::String(_) => "a string",
-                        _ => "a list",
-                    };
-                    return Err(format!("{at}: found {found}, not an object; {EACH}"));
-                }
-                Ok(v) => serde_json::from_value(v).map_err(|e| {
-                    format!(
-                        "{at}: {}; {EACH}",
-                        crate::location::shorten_quoted(&e.to_string())
-                    )
-                })?,
-            };
+            let entry: FileEntry = serde_json::from_str(line).map_err(|e| {
+                let why = crate::location::json_error(line, &e);
+                format!("{at}:{}: {why}; {EACH}", e.column())
+            })?;
             if entry.output_tokens == Some(0) {
                 return Err(format!("{at}: output_tokens must be at least 1"));
             }
@@ -230,6 +209,6 @@ mod tests {
         );
         std::fs::write(&path, "{\"prompt\": \"ok\"}\n{\"text\": \"x\"}\n").unwrap();
         let err = PromptFile::load(&path).unwrap_err();
-        assert!(err.contains("p.jsonl:2: unknown field `text`"), "{err}");
+        assert!(err.contains("p.jsonl:2:7: unknown field `text`"), "{err}");
     }
 }

@@ -146,8 +146,11 @@ impl ReportData {
             .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Input(format!(
-                "{}: not a migbench report ({e}); write one with `migbench report`",
-                path.display()
+                "{}: not a migbench report (line {} column {}: {}); write one with `migbench report`",
+                path.display(),
+                e.line(),
+                e.column(),
+                crate::location::json_error(&text, &e)
             ))
         })
     }

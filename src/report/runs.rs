@@ -118,8 +118,11 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
         .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
         Error::Input(format!(
-            "{}: not a migbench manifest ({e}); expected scenario, backend, simulated, gpu_model, gpu_name and started_at",
-            path.display()
+            "{}: not a migbench manifest (line {} column {}: {}); expected scenario, backend, simulated, gpu_model, gpu_name and started_at",
+            path.display(),
+            e.line(),
+            e.column(),
+            crate::location::json_error(&text, &e)
         ))
     })?;
     check_schema_version(&path, manifest.schema_version)?;

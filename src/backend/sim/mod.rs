@@ -73,8 +73,11 @@ impl SimBackend {
             Ok(text) => {
                 let saved: SavedGpu = serde_json::from_str(&text).map_err(|e| {
                     Error::Input(format!(
-                        "{}: not a simulated GPU state: {e}",
-                        state_file.display()
+                        "{}:{}:{}: not a simulated GPU state: {}",
+                        state_file.display(),
+                        e.line(),
+                        e.column(),
+                        crate::location::json_error(&text, &e)
                     ))
                 })?;
                 if saved.model != model.key {
