@@ -268,14 +268,8 @@ fn a_damaged_run_is_named_left_out_of_a_report_and_refused_by_compare_and_calibr
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     let good = copy(&runs.join("a-good"));
-    let jobs = std::fs::read(good_run().join("jobs.parquet")).unwrap();
     let samples = std::fs::read(good_run().join("samples.parquet")).unwrap();
-    // Every byte of the data pages flipped, the footer kept: its schema reads, its rows do not.
-    let mut pages = jobs.clone();
-    let footer = u32::from_le_bytes(pages[pages.len() - 8..pages.len() - 4].try_into().unwrap());
-    for b in &mut pages[4..jobs.len() - 8 - footer as usize] {
-        *b = !*b;
-    }
+    let pages = pages_flipped(&good_run().join("jobs.parquet"));
     let cases: Vec<(PathBuf, &str)> = vec![
         (damaged(&runs.join("b-old"), "manifest.json", &manifest_with_version(0)), "schema_version 0; this migbench (0.1.0) reads run directories of schema versions 1 to 2"),
         (damaged(&runs.join("c-new"), "manifest.json", &manifest_with_version(99999)), "schema_version 99999; this migbench (0.1.0) reads run directories of schema versions 1 to 2 (a newer migbench wrote it"),
@@ -335,6 +329,47 @@ fn a_damaged_run_is_named_left_out_of_a_report_and_refused_by_compare_and_calibr
             .code(2)
             .stderr(contains(*said));
     }
+}
+
+/// Every byte of a Parquet file's data pages flipped, its footer kept: the schema reads, the
+/// rows do not.
+fn pages_flipped(file: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(file).unwrap();
+    let n = bytes.len();
+    let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    for b in &mut bytes[4..n - 8 - footer] {
+        *b = !*b;
+    }
+    bytes
+}
+
+/// Samples whose pages cannot be read failed the whole report at its plots (exit 1, no file
+/// named): the run keeps its tables, loses its VRAM plots, and a warning names the file.
+#[test]
+fn a_run_whose_samples_cannot_be_read_loses_only_its_vram_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = pages_flipped(&good_run().join("samples.parquet"));
+    let bad = damaged(&dir.path().join("bad"), "samples.parquet", &samples);
+    let out = dir.path().join("report");
+    migbench()
+        .arg("report")
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains(
+            "bad/samples.parquet: its VRAM samples cannot be read",
+        ))
+        .stdout(contains("its VRAM plots are left out"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json["variants"].as_array().unwrap().len(),
+        1,
+        "its tables are read"
+    );
 }
 
 proptest! {

@@ -410,7 +410,7 @@ fn memory_trace(
             t1: j.end,
         })
         .collect();
-    let traces = results.vram_traces(&picks, TRACE_BUCKETS)?;
+    let (traces, _) = results.vram_traces(&picks, TRACE_BUCKETS, Damaged::Refuse)?;
     let mut levels = vec![f64::NAN; TRACE_BUCKETS as usize];
     for t in traces.iter().filter(|t| t.scope == "process") {
         let job = alone[t.pick];

@@ -169,11 +169,10 @@ impl ReportData {
 impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
-        let (data, results) = ReportData::from_runs(paths, Damaged::Skip)?;
-        let (sections, charts): (Vec<String>, Vec<_>) =
-            charts::charts(&results, &data.variants, &data.serving)?
-                .into_iter()
-                .unzip();
+        let (mut data, results) = ReportData::from_runs(paths, Damaged::Skip)?;
+        let (charts, warnings) = charts::charts(&results, &data.variants, &data.serving)?;
+        data.warnings.extend(warnings);
+        let (sections, charts): (Vec<String>, Vec<_>) = charts.into_iter().unzip();
         let mut plots = plots::render_all(&charts)?;
         for (plot, section) in plots.iter_mut().zip(sections) {
             plot.section = section;
