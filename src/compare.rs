@@ -17,7 +17,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::report::load::Origin;
+use crate::report::load::{Damaged, Origin};
 use crate::report::serving::ServingSummary;
 use crate::report::stats::Summary;
 use crate::report::summary::VariantSummary;
@@ -192,7 +192,7 @@ pub fn read_side(which: &str, path: &Path) -> Result<Side> {
     let data = if path.join(REPORT_JSON).is_file() {
         ReportData::read(path)?
     } else {
-        ReportData::from_runs(&[path.to_path_buf()])
+        ReportData::from_runs(&[path.to_path_buf()], Damaged::Refuse)
             .map_err(|e| match e {
                 Error::Input(m) => Error::Input(format!("{which}: {m}")),
                 other => other,

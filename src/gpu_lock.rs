@@ -140,13 +140,27 @@ impl GpuLock {
     /// run holds it, or while an earlier run's journal says the GPU was not put back.
     pub fn acquire(dir: &Path, gpu_uuid: &str, journal: &Path) -> Result<GpuLock> {
         let (mut lock, holder) = GpuLock::take(dir, gpu_uuid)?;
-        if let Some(h) = holder {
-            if JournalFile::read(&h.journal).is_ok_and(|j| !j.is_closed()) {
-                return Err(Error::Input(format!(
-                    "a previous migbench run{} did not put GPU {gpu_uuid} back as found; \
-                     run `migbench restore` first",
-                    describe(Some(&h))
-                )));
+        if let Some(h) = holder.filter(|h| !JournalFile::is_blank(&h.journal)) {
+            match JournalFile::read(&h.journal) {
+                Ok(j) if j.is_closed() => {}
+                Ok(_) => {
+                    return Err(Error::Input(format!(
+                        "a previous migbench run{} did not put GPU {gpu_uuid} back as found; \
+                         run `migbench restore` first",
+                        describe(Some(&h))
+                    )))
+                }
+                // What it changed is unknown: the GPU may still be split into MIG instances.
+                Err(e) => {
+                    return Err(Error::Input(format!(
+                        "a previous migbench run{} left GPU {gpu_uuid} with a journal that cannot \
+                         be read ({e}), so whether it put the GPU back is unknown; check the GPU \
+                         (nvidia-smi mig -lgi, nvidia-smi -q), put it back as it should be, then \
+                         remove {}",
+                        describe(Some(&h)),
+                        lock.path.display()
+                    )))
+                }
             }
         }
         // Absolute, so that `migbench restore` finds it from any directory.

@@ -301,14 +301,14 @@ impl JournalFile {
     /// stopped after it locked the GPU and before it recorded the GPU's state, so it changed
     /// nothing.
     pub fn is_blank(path: &Path) -> bool {
-        match std::fs::read(path) {
+        match crate::input::read(path, crate::input::JOURNAL) {
             Ok(bytes) => !bytes.contains(&b'\n'),
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         }
     }
 
     pub fn read(path: &Path) -> Result<JournalFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::input::read_to_string(path, crate::input::JOURNAL).map_err(|e| {
             Error::Input(format!("cannot read the journal {}: {e}", path.display()))
         })?;
         // Every record ends with a newline, written with it in one call: bytes after the last
@@ -324,9 +324,11 @@ impl JournalFile {
                 Ok(r) => records.push(r),
                 Err(e) => {
                     return Err(Error::Input(format!(
-                        "{}:{}: not a journal record: {e}",
+                        "{}:{}:{}: not a journal record: {}",
                         path.display(),
-                        n + 1
+                        n + 1,
+                        e.column(),
+                        crate::location::json_error(line, &e)
                     )))
                 }
             }

@@ -61,6 +61,7 @@ pub mod fault;
 pub mod fleet;
 pub mod gpu_lock;
 pub mod http;
+pub mod input;
 pub mod journal;
 pub mod layout;
 pub mod loadgen;

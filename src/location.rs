@@ -30,13 +30,18 @@ impl ScenarioError {
         }
     }
 
-    pub fn io(file: &Path, e: &std::io::Error) -> Self {
+    /// `what`: `the scenario`, `the mig-parted file`.
+    pub fn unreadable(file: &Path, what: &str, e: &std::io::Error) -> Self {
         ScenarioError {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
-            message: format!("cannot read the scenario: {e}"),
+            message: format!("cannot read {what}: {e}"),
         }
+    }
+
+    pub fn io(file: &Path, e: &std::io::Error) -> Self {
+        ScenarioError::unreadable(file, "the scenario", e)
     }
 }
 
@@ -109,6 +114,40 @@ pub fn key_span_of(text: &str, path: &[Step]) -> Option<Range<usize>> {
         _ => None,
     };
     key_span.or_else(|| span_of(text, path))
+}
+
+/// A TOML parse error of `text`, by line and column with the parser's message alone: its
+/// `Display` quotes the line it stopped at, which for a file that is not TOML at all
+/// (`/etc/shadow` named as a workload) would print the file.
+pub fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ScenarioError {
+    let message = match e.message().trim() {
+        // The TOML parser says nothing about some bytes (a NUL in a comment).
+        "" => unexpected(text, e.span()),
+        m => m.to_string(),
+    };
+    ScenarioError::at(file, text, e.span(), message)
+}
+
+/// What is wrong with JSON `text` (a whole file, or a line of a JSONL file), quoting nothing of a
+/// text that is not even a JSON object: serde_json's message for a string where an object
+/// belongs quotes the string, which for a file named by mistake is its first line. Where it is
+/// wrong is `e.line()` and `e.column()`.
+pub fn json_error(text: &str, e: &serde_json::Error) -> String {
+    // serde_json's syntax messages say what was expected, never what was found.
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    if !e.is_data() {
+        return format!("not JSON: {message}");
+    }
+    let found = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) | Err(_) => return shorten_quoted(message),
+        Ok(serde_json::Value::Null) => "null",
+        Ok(serde_json::Value::Bool(_)) => "a boolean",
+        Ok(serde_json::Value::Number(_)) => "a number",
+        Ok(serde_json::Value::String(_)) => "a string",
+        Ok(serde_json::Value::Array(_)) => "a list",
+    };
+    format!("found {found}, not an object")
 }
 
 /// An error at the first byte of `bytes` that is not UTF-8, by line and column.

@@ -276,8 +276,8 @@ fn the_spec_rules_are_checked_where_they_are_broken() {
     let entry = "version: v1\nmig-configs:\n  a:\n    - ";
     let cases: &[(&str, &str)] = &[
         ("", "mp.yaml:1:1: the file is empty"),
-        ("- 1\n", "mp.yaml:1:1: the file: expected a mapping"),
-        ("mig-configs: {}\n", "mp.yaml:1:1: missing 'version' field"),
+        ("- 1\n", "mp.yaml:1:1: not a mig-parted file: expected a mapping with version and mig-configs, found a list"),
+        ("mig-configs: {}\n", "mp.yaml:1:1: not a mig-parted file: no 'version' field"),
         ("version: v2\n", "mp.yaml:1:10: unknown version the string \"v2\"; allowed: v1"),
         ("version: v1\nlabels: {}\n", "mp.yaml:2:9: unexpected field 'labels'"),
         ("version: v1\nmig-configs: {}\n", "mp.yaml:2:14: at least one entry in 'mig-configs' is required"),
@@ -365,8 +365,8 @@ fn a_scenario_layout_can_name_a_mig_parted_label() {
         .as_str()
         .unwrap()
         .contains("3g.40gb"));
-    // The run keeps a copy of the mig-parted file beside its copy of the scenario, so that the
-    // report reads the scenario (and draws its layout) from the run alone.
+    // The run keeps a copy of the mig-parted file in a folder of its own (scenario-files/), so
+    // that the report reads the scenario (and draws its layout) from the run alone.
     let run = std::fs::read_dir(dir.path().join("results"))
         .unwrap()
         .next()
@@ -374,10 +374,16 @@ fn a_scenario_layout_can_name_a_mig_parted_label() {
         .unwrap()
         .path();
     assert_eq!(
-        std::fs::read(run.join("mig-parted.yaml")).unwrap(),
+        std::fs::read(run.join("scenario-files/mig-parted.yaml")).unwrap(),
         std::fs::read(dir.path().join("mig-parted.yaml")).unwrap()
     );
-    assert!(Scenario::load(&run.join("scenario.toml")).is_ok());
+    let text = std::fs::read_to_string(run.join("scenario.toml")).unwrap();
+    assert!(Scenario::parse_in(
+        &run.join("scenario.toml"),
+        text,
+        &run.join("scenario-files")
+    )
+    .is_ok());
 }
 
 #[test]

@@ -130,12 +130,7 @@ fn prometheus_scrapes_a_simulated_run() {
     stderr.read_line(&mut line).unwrap();
     // The rest of its stderr is read on, so that the run never writes to a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let endpoint = line
-        .trim()
-        .strip_prefix("metrics: http://")
-        .and_then(|l| l.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("no metrics address on stderr: {line:?}"))
-        .to_string();
+    let endpoint = common::metrics_endpoint(&line);
 
     // The endpoint itself, in the Prometheus text format promtool reads.
     let deadline = Instant::now() + Duration::from_secs(120);

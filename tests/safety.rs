@@ -708,3 +708,114 @@ fn a_journal_cut_inside_its_last_record_still_restores() {
     let again = stdout_of(migbench_in(&state_dir).arg("restore").arg(&journal_path));
     assert!(again.contains("already put back"), "{again}");
 }
+
+/// A mig-parted file of the same name as one of a run's own files (a valid one, beside the
+/// scenario). Its copy used to be written over the run's file: with `journal.jsonl`, a kill then
+/// left a GPU in MIG mode that `restore` could not read back and the next run did not refuse.
+#[test]
+fn a_file_the_scenario_names_never_replaces_one_of_the_runs_own() {
+    const LAB: &str = "version: v1\nmig-configs:\n  lab:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n        \"3g.40gb\": 2\n";
+    let names = [
+        "journal.jsonl",
+        "events.jsonl",
+        "scenario.toml",
+        "manifest.json",
+        "logs",
+        "mps",
+        "jobs.csv",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = String::from("[scenario]\nname = \"names\"\n[gpu]\nmodel = \"h100-80gb\"\n");
+    for (i, name) in names.iter().enumerate() {
+        std::fs::write(dir.path().join(name), LAB).unwrap();
+        scenario.push_str(&format!(
+            "\n[[variants]]\nname = \"v{i}\"\nmode = \"mig\"\nlayout = {{ mig_parted = \"{name}\", config = \"lab\" }}\njobs = [{{ workload = \"ti2v-5b\" }}]\n"
+        ));
+    }
+    let scenario_path = dir.path().join("s.toml");
+    std::fs::write(&scenario_path, &scenario).unwrap();
+    let (state_dir, state, out) = (
+        dir.path().join("state"),
+        dir.path().join("gpu.json"),
+        dir.path().join("out"),
+    );
+    // The simulator's socket goes in the temp directory: this one, to see it left and removed.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let sockets = || std::fs::read_dir(&tmp).unwrap().count();
+    // Killed after MIG mode is on and the instances are made (journal record 6).
+    let killed = migbench_in(&state_dir)
+        .env("TMPDIR", &tmp)
+        .env("MIGBENCH_FAULT", "abort:journal:6")
+        .args(["run", "--sim", "--quiet", "--sim-state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&out)
+        .arg(&scenario_path)
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed: {killed:?}");
+    assert!(!is_as_found(&state), "{}", saved(&state));
+    assert_eq!(sockets(), 1, "a killed run cannot remove its socket");
+    let run = common::run_dir(&out);
+    for name in names {
+        assert_eq!(
+            std::fs::read_to_string(run.join("scenario-files").join(name)).unwrap(),
+            LAB,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("scenario.toml")).unwrap(),
+        scenario
+    );
+    assert!(run.join("logs").is_dir());
+    for line in std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    let journal_path = run.join("journal.jsonl");
+    let records = std::fs::read(&journal_path).unwrap();
+    assert!(!JournalFile::read(&journal_path).unwrap().is_closed());
+
+    // A journal that cannot be read (as the copy made it) keeps the GPU refused, and so does
+    // restore, until the journal is back.
+    std::fs::write(&journal_path, LAB).unwrap();
+    let refused = run_saved(
+        &state_dir,
+        &state,
+        &dir.path().join("refused"),
+        &scenario_path,
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("a journal that cannot be read"), "{said}");
+    assert!(!said.contains("mig-configs"), "no contents quoted: {said}");
+    migbench_in(&state_dir).arg("restore").assert().code(2);
+    let refused = run_saved(
+        &state_dir,
+        &state,
+        &dir.path().join("refused"),
+        &scenario_path,
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "still refused after a failed restore"
+    );
+
+    std::fs::write(&journal_path, records).unwrap();
+    let restored = stdout_of(migbench_in(&state_dir).env("TMPDIR", &tmp).arg("restore"));
+    assert!(
+        restored.contains("the GPU is as the run found it"),
+        "{restored}"
+    );
+    assert!(is_as_found(&state), "{}", saved(&state));
+    assert!(
+        restored.contains("the socket of a simulated GPU whose process is gone"),
+        "{restored}"
+    );
+    assert_eq!(sockets(), 0, "restore removes the socket");
+}

@@ -28,7 +28,7 @@ use crate::layout::{enumerate, EnumerateOptions, PlacedInstance};
 use crate::loadgen::LoadSpec;
 use crate::mode::SharingMode;
 use crate::orchestrator::{self, RunOptions};
-use crate::report::load::Results;
+use crate::report::load::{Damaged, Results};
 use crate::results::{ServingScope, VariantStatus};
 use crate::scenario::Scenario;
 use crate::workload::{SimServer, Workload};
@@ -61,10 +61,13 @@ pub fn profile(w: &Workload) -> Result<&SimServer> {
 
 /// The `[load]` table of a TOML file (a scenario's), its prompts file made absolute.
 pub fn read_load(path: &Path) -> Result<LoadSpec> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path, crate::input::SCENARIO)
         .map_err(|e| Error::Input(format!("--load {}: cannot read it: {e}", path.display())))?;
     let bad = |why: String| Error::Input(format!("--load {}: {why}", path.display()));
-    let value: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let value: toml::Table = toml::from_str(&text).map_err(|e| {
+        let e = crate::location::toml_error(path, &text, &e);
+        Error::Input(format!("--load {e}"))
+    })?;
     let table = value.get("load").ok_or_else(|| {
         bad("no [load] table (a scenario's [load], as in docs/scenario.md)".into())
     })?;
@@ -260,7 +263,7 @@ pub fn measure(req: &Request, candidates: &mut [Candidate], keep: Option<&Path>)
     };
     let stop = AtomicBool::new(false);
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;
-    let results = Results::load(std::slice::from_ref(&report.dir))?;
+    let results = Results::load(std::slice::from_ref(&report.dir), Damaged::Refuse)?;
     let capacity = req.gpu.memory_gib();
     for c in candidates.iter_mut() {
         fill(c, &report, &results, capacity, req.headroom);

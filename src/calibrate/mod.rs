@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use crate::backend::sim::sharing::Sharing;
 use crate::error::{Error, Result};
-use crate::report::load::{Results, TracePick};
+use crate::report::load::{Damaged, Results, TracePick};
 use crate::workload::{Calibration, Fitted, Timing, Workload};
 use observe::Observed;
 
@@ -41,7 +41,7 @@ pub struct Calibrated {
 
 /// Fits workload `name` on the runs below `dirs`.
 pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
-    let results = Results::load(dirs)?;
+    let results = Results::load(dirs, Damaged::Refuse)?;
     let jobs = observe::jobs(&results, name)?;
     let base = base_workload(&results, name)?;
 
@@ -410,7 +410,7 @@ fn memory_trace(
             t1: j.end,
         })
         .collect();
-    let traces = results.vram_traces(&picks, TRACE_BUCKETS)?;
+    let (traces, _) = results.vram_traces(&picks, TRACE_BUCKETS, Damaged::Refuse)?;
     let mut levels = vec![f64::NAN; TRACE_BUCKETS as usize];
     for t in traces.iter().filter(|t| t.scope == "process") {
         let job = alone[t.pick];

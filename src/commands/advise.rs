@@ -266,8 +266,5 @@ fn load_workload(arg: &str) -> Result<Workload> {
     if !arg.ends_with(".toml") && !arg.contains('/') {
         return workload::find(arg).cloned();
     }
-    let path = Path::new(arg);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(format!("--workload {arg}: cannot read it: {e}")))?;
-    Workload::from_toml(&text).map_err(|e| Error::Input(format!("--workload {arg}: {e}")))
+    Workload::load(Path::new(arg)).map_err(|e| Error::Input(format!("--workload: {e}")))
 }

@@ -31,6 +31,8 @@ pub struct Outcome {
 }
 
 pub fn run(args: &RestoreArgs) -> Result<String> {
+    // Whatever else restore finds: nothing is left to undo for a socket.
+    let sockets = crate::backend::sim::SimBackend::remove_stale_sockets();
     let dir = gpu_lock::state_dir();
     let mut outcomes = Vec::new();
     let mut nothing = None;
@@ -82,6 +84,12 @@ pub fn run(args: &RestoreArgs) -> Result<String> {
     }
     let mut out: String = outcomes.iter().map(|o| o.message.as_str()).collect();
     out.push_str(nothing.as_deref().unwrap_or_default());
+    for socket in sockets {
+        out.push_str(&format!(
+            "removed {}, the socket of a simulated GPU whose process is gone\n",
+            socket.display()
+        ));
+    }
     Ok(out)
 }
 

@@ -39,6 +39,7 @@ pub fn submit(args: &SlurmSubmitArgs) -> Result<String> {
         sim: args.sim,
         migbench,
     };
+    submission.check().map_err(Error::Input)?;
     let (arrays, report) = submission.scripts();
     let dir = night.join("slurm");
     if args.print {
@@ -49,7 +50,7 @@ pub fn submit(args: &SlurmSubmitArgs) -> Result<String> {
                 "# {}\n{}\n# sbatch --parsable {}\n\n",
                 path.display(),
                 script.text,
-                path.display()
+                slurm::quote(&path.display().to_string())
             ));
         }
         return Ok(out);

@@ -202,26 +202,43 @@ pub fn read_nights(dir: &Path) -> Result<(Vec<Night>, Vec<String>)> {
     }
     paths.sort();
     let (mut nights, mut warnings) = (Vec::new(), Vec::new());
+    // Why the newest night could not be read, if it could not: the gate judges the last night,
+    // and judging the one before in its place would pass a night nobody looked at.
+    let mut last_unread = None;
     for path in paths {
         let report = path.join("report");
         if !report.join(crate::report::REPORT_JSON).is_file() {
             if path.join("runs").is_dir() {
-                warnings.push(format!(
-                    "{}: no report/report.json (the night did not finish its report); left out",
+                let why = format!(
+                    "{}: no report/report.json (the night did not finish its report)",
                     path.display()
-                ));
+                );
+                warnings.push(format!("{why}; left out"));
+                last_unread = Some(why);
             }
             continue;
         }
         match ReportData::read(&report) {
-            Ok(data) => nights.push(Night {
-                name: path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                data,
-            }),
-            Err(e) => warnings.push(format!("{e}; left out")),
+            Ok(data) => {
+                nights.push(Night {
+                    name: path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                    data,
+                });
+                last_unread = None;
+            }
+            Err(e) => {
+                warnings.push(format!("{e}; left out"));
+                last_unread = Some(e.to_string());
+            }
         }
+    }
+    if let Some(why) = last_unread {
+        return Err(Error::Input(format!(
+            "the last night cannot be judged: {why}; the gate fails rather than judge an \
+             earlier night in its place"
+        )));
     }
     if nights.is_empty() {
         return Err(Error::Input(format!(

@@ -282,6 +282,14 @@ impl Live {
     }
 }
 
+/// What the `/metrics` endpoint keeps open (docs/fleet.md): a few scrapers at once, each with
+/// time to spare at a scrape interval of seconds; a connection past these is closed.
+pub const LIMITS: crate::http::Limits = crate::http::Limits {
+    connections: 32,
+    header_timeout: std::time::Duration::from_secs(5),
+    lifetime: std::time::Duration::from_secs(60),
+};
+
 /// The `/metrics` server of one run: serves from its own thread until dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -307,18 +315,23 @@ impl Server {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::Harness(format!("--metrics-listen {addr}: {e}")))?;
-        let serve = crate::http::serve(listener, move |request| {
-            let live = Arc::clone(&live);
-            let openmetrics = request
-                .headers()
-                .get_all(hyper::header::ACCEPT)
-                .iter()
-                .any(|v| {
-                    v.to_str()
-                        .is_ok_and(|v| v.contains("application/openmetrics-text"))
-                });
-            async move { respond(&live, request.uri().path(), openmetrics) }
-        });
+        let serve = crate::http::serve_within(
+            listener,
+            move |request| {
+                let live = Arc::clone(&live);
+                let openmetrics =
+                    request
+                        .headers()
+                        .get_all(hyper::header::ACCEPT)
+                        .iter()
+                        .any(|v| {
+                            v.to_str()
+                                .is_ok_and(|v| v.contains("application/openmetrics-text"))
+                        });
+                async move { respond(&live, request.uri().path(), openmetrics) }
+            },
+            Some(LIMITS),
+        );
         let (serve, stop) = futures_util::future::abortable(serve);
         let thread = std::thread::spawn(move || {
             let _ = runtime.block_on(serve);

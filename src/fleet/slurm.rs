@@ -80,6 +80,38 @@ pub struct Script {
 }
 
 impl Submission {
+    /// Refuses a value with a control character: every value goes into a batch script, an
+    /// `#SBATCH` line unquoted (sbatch reads those itself), so a newline in `--partition` would
+    /// start a line of its own that bash runs.
+    pub fn check(&self) -> Result<(), String> {
+        let paths = self
+            .scenarios
+            .iter()
+            .map(|(f, _)| ("a scenario path", f.display().to_string()))
+            .chain([
+                ("--results", self.night.display().to_string()),
+                ("--migbench", self.migbench.display().to_string()),
+            ]);
+        let options = [
+            ("--partition", &self.partition),
+            ("--constraint", &self.constraint),
+            ("--gres", &self.gres),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_ref().map(|v| (name, v.clone())));
+        for (name, value) in options.chain(paths) {
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                return Err(format!(
+                    "{name} {}: holds the control character U+{:04X}; values that go into a \
+                     batch script may hold none (no newline, tab or escape)",
+                    crate::bounds::quote(&value),
+                    c as u32
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The run arrays, one per distinct node request, then the report job's script, whose
     /// `--dependency` names `DEPENDENCY` until the arrays' IDs are known.
     pub fn scripts(&self) -> (Vec<Script>, Script) {
@@ -262,6 +294,36 @@ mod tests {
             report.text
         );
         assert_eq!(dependency(&["12".into(), "13".into()]), "afterany:12:13");
+    }
+
+    proptest::proptest! {
+        /// Whatever the options hold, either they are refused or each is a value inside its
+        /// own `#SBATCH` line: the scripts have the lines they always have, no more.
+        #[test]
+        fn no_option_adds_a_line_to_a_script(
+            partition in "(?s).{0,12}",
+            constraint in "(?s).{0,12}",
+            gres in "[a-z:\n\r\t\u{0}\u{1b}'\"$;` ]{0,12}",
+        ) {
+            let plain = submission(&["h100-80gb"]);
+            let given = Submission {
+                partition: Some(partition.clone()),
+                constraint: Some(constraint.clone()),
+                gres: Some(gres.clone()),
+                ..plain.clone()
+            };
+            let control = [&partition, &constraint, &gres]
+                .iter()
+                .any(|v| v.chars().any(char::is_control));
+            proptest::prop_assert_eq!(given.check().is_err(), control);
+            if !control {
+                let lines = |s: &Submission| {
+                    let (arrays, report) = s.scripts();
+                    arrays.iter().chain([&report]).map(|s| s.text.lines().count()).collect::<Vec<_>>()
+                };
+                proptest::prop_assert_eq!(lines(&given), lines(&plain));
+            }
+        }
     }
 
     #[test]

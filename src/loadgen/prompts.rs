@@ -37,26 +37,29 @@ pub struct PromptFile {
 impl PromptFile {
     /// Reads and checks `path`; a bad line is reported as `FILE:LINE: what is wrong`.
     pub fn load(path: &Path) -> Result<PromptFile, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_to_string(path, crate::input::PROMPTS)
             .map_err(|e| format!("cannot read the prompts file {}: {e}", path.display()))?;
+        PromptFile::parse(path, &text)
+    }
+
+    /// Checks the lines of a prompts file; `path` is used in messages. A line that is not a JSON
+    /// object is not quoted (the file may be anything named by mistake), only placed
+    /// ([`crate::location::json_error`]).
+    pub fn parse(path: &Path, text: &str) -> Result<PromptFile, String> {
+        const EACH: &str = "each line must be {\"prompt\": \"...\", \"output_tokens\": N} \
+                            (output_tokens optional)";
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
+            let at = format!("{}:{}", path.display(), n + 1);
             let entry: FileEntry = serde_json::from_str(line).map_err(|e| {
-                format!(
-                    "{}:{}: {e}; each line must be {{\"prompt\": \"...\", \"output_tokens\": N}} (output_tokens optional)",
-                    path.display(),
-                    n + 1
-                )
+                let why = crate::location::json_error(line, &e);
+                format!("{at}:{}: {why}; {EACH}", e.column())
             })?;
             if entry.output_tokens == Some(0) {
-                return Err(format!(
-                    "{}:{}: output_tokens must be at least 1",
-                    path.display(),
-                    n + 1
-                ));
+                return Err(format!("{at}: output_tokens must be at least 1"));
             }
             entries.push(entry);
         }
@@ -206,6 +209,6 @@ mod tests {
         );
         std::fs::write(&path, "{\"prompt\": \"ok\"}\n{\"text\": \"x\"}\n").unwrap();
         let err = PromptFile::load(&path).unwrap_err();
-        assert!(err.contains("p.jsonl:2: unknown field `text`"), "{err}");
+        assert!(err.contains("p.jsonl:2:7: unknown field `text`"), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu_lock::GpuLock;
 use crate::journal::Journal;
 use crate::results::{self, Manifest, RunDir};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SIDE_DIR};
 
 /// A run's books, open.
 pub(super) struct Books {
@@ -93,13 +93,17 @@ impl Books {
         run.write_manifest(&manifest)?;
         run.write_file("scenario.toml", scenario.text.as_bytes())?;
         for side in scenario.side_files() {
-            let text = std::fs::read(scenario_dir(scenario).join(&side))
-                .map_err(|e| Error::Input(format!("cannot read {side}: {e}")))?;
-            if let Some(parent) = Path::new(&side).parent() {
+            let text = crate::input::read(
+                &scenario_dir(scenario).join(&side),
+                crate::input::MIG_PARTED,
+            )
+            .map_err(|e| Error::Input(format!("cannot read {side}: {e}")))?;
+            let copy = Path::new(SIDE_DIR).join(&side);
+            if let Some(parent) = copy.parent() {
                 std::fs::create_dir_all(run.path.join(parent))
                     .map_err(|e| Error::Harness(format!("cannot copy {side} into the run: {e}")))?;
             }
-            run.write_file(&side, &text)?;
+            run.write_new_file(&copy, &text)?;
         }
         let t0 = backend.now();
         run.event(

@@ -20,7 +20,8 @@ pub struct Leftover {
 /// The run's jobs that are still running. A PID counts only while it still leads its own process
 /// group and runs the program the run started, so a PID reused since is never touched.
 pub fn find(run_dir: &Path) -> Vec<Leftover> {
-    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap_or_default();
+    let events = crate::input::read_to_string(&run_dir.join("events.jsonl"), crate::input::RECORDS)
+        .unwrap_or_default();
     let mut started: Vec<Leftover> = Vec::new();
     for event in events
         .lines()

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::load::{InstanceRow, JobRow, Origin, Results, TracePick, VariantRow};
+use super::load::{Damaged, InstanceRow, JobRow, Origin, Results, TracePick, VariantRow};
 use super::plots::{
     slug, Bar, BarChart, Chart, Group, JobLine, LayoutChart, PercentileChart, PercentilePanel,
     Point, ScatterChart, SliceBox, VramChart,
@@ -21,13 +21,17 @@ use crate::results::{Outcome, VariantStatus};
 /// Points per line in the VRAM plots: enough for a 960-pixel-wide chart.
 pub const TRACE_BUCKETS: u32 = 480;
 
+/// A chart and the heading of the section it goes in.
+pub type Sectioned = (String, Chart);
+
 /// Every chart of the report, in the order the report shows them, each with the heading of the
-/// section it belongs to (the main table's `scenario · GPU · backend`).
+/// section it belongs to (the main table's `scenario · GPU · backend`); and the warnings about
+/// runs whose VRAM samples could not be read (their plots are left out).
 pub fn charts(
     results: &Results,
     rows: &[VariantSummary],
     serving: &[ServingSummary],
-) -> Result<Vec<(String, Chart)>> {
+) -> Result<(Vec<Sectioned>, Vec<String>)> {
     let mut charts = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -62,7 +66,7 @@ pub fn charts(
     }
     let picks: Vec<Pick> = rows.iter().map(|r| pick(results, r)).collect();
     let wanted: Vec<TracePick> = picks.iter().filter_map(|p| p.trace.clone()).collect();
-    let traces = results.vram_traces(&wanted, TRACE_BUCKETS)?;
+    let (traces, warnings) = results.vram_traces(&wanted, TRACE_BUCKETS, Damaged::Skip)?;
     let mut by_pick: HashMap<usize, Vec<&super::load::Trace>> = HashMap::new();
     for t in &traces {
         by_pick.entry(t.pick).or_default().push(t);
@@ -80,7 +84,7 @@ pub fn charts(
             charts.push((row.heading(), Chart::Layout(layout)));
         }
     }
-    Ok(charts)
+    Ok((charts, warnings))
 }
 
 /// `simulated` or `measured`: how a plot's title labels its results, once (the backend's name

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use load::Results;
+use load::{Damaged, Results};
 use parallel::ParallelRow;
 use plots::Plot;
 use serving::ServingSummary;
@@ -97,9 +97,10 @@ pub struct Report {
 }
 
 impl ReportData {
-    /// Reads and summarises every run below `paths`, without plots.
-    pub fn from_runs(paths: &[PathBuf]) -> Result<(ReportData, Results)> {
-        let results = Results::load(paths)?;
+    /// Reads and summarises every run below `paths`, without plots; `damaged` says what becomes
+    /// of a run that cannot be read.
+    pub fn from_runs(paths: &[PathBuf], damaged: Damaged) -> Result<(ReportData, Results)> {
+        let results = Results::load(paths, damaged)?;
         let variants = summary::summarize(&results);
         let mut warnings = results.warnings.clone();
         warnings.extend(summary::warnings(&variants));
@@ -141,12 +142,15 @@ impl ReportData {
     /// Reads `report.json` from a report directory.
     pub fn read(dir: &Path) -> Result<ReportData> {
         let path = dir.join(REPORT_JSON);
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_to_string(&path, crate::input::RECORDS)
             .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Input(format!(
-                "{}: not a migbench report ({e}); write one with `migbench report`",
-                path.display()
+                "{}: not a migbench report (line {} column {}: {}); write one with `migbench report`",
+                path.display(),
+                e.line(),
+                e.column(),
+                crate::location::json_error(&text, &e)
             ))
         })
     }
@@ -165,11 +169,10 @@ impl ReportData {
 impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
-        let (data, results) = ReportData::from_runs(paths)?;
-        let (sections, charts): (Vec<String>, Vec<_>) =
-            charts::charts(&results, &data.variants, &data.serving)?
-                .into_iter()
-                .unzip();
+        let (mut data, results) = ReportData::from_runs(paths, Damaged::Skip)?;
+        let (charts, warnings) = charts::charts(&results, &data.variants, &data.serving)?;
+        data.warnings.extend(warnings);
+        let (sections, charts): (Vec<String>, Vec<_>) = charts.into_iter().unzip();
         let mut plots = plots::render_all(&charts)?;
         for (plot, section) in plots.iter_mut().zip(sections) {
             plot.section = section;

@@ -156,7 +156,7 @@ pub fn recover(
 
 /// The events of a run that can be read; a line cut short by a crash is skipped.
 fn events(dir: &Path) -> Vec<Event> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
+    crate::input::read_to_string(&dir.join("events.jsonl"), crate::input::RECORDS)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

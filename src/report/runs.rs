@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::results::Manifest;
-use crate::scenario::Scenario;
+use crate::results::{Manifest, SCHEMA_VERSION};
+use crate::scenario::{Scenario, SIDE_DIR};
 
 /// One run directory.
 #[derive(Debug, Clone)]
@@ -114,14 +114,37 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
+    let text = crate::input::read_to_string(&path, crate::input::SMALL_JSON)
         .map_err(|e| Error::Input(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
         Error::Input(format!(
-            "{}: not a migbench manifest ({e}); expected scenario, backend, simulated, gpu_model, gpu_name and started_at",
-            path.display()
+            "{}: not a migbench manifest (line {} column {}: {}); expected scenario, backend, simulated, gpu_model, gpu_name and started_at",
+            path.display(),
+            e.line(),
+            e.column(),
+            crate::location::json_error(&text, &e)
         ))
-    })
+    })?;
+    check_schema_version(&path, manifest.schema_version)?;
+    Ok(manifest)
+}
+
+/// Tables of a version this build does not know would be read under the wrong column names
+/// (a version 0 made polars fail deep inside a query), or silently misread (a future one).
+fn check_schema_version(path: &Path, version: u32) -> Result<()> {
+    if (1..=SCHEMA_VERSION).contains(&version) {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "{}: schema_version {version}; this migbench ({}) reads run directories of schema versions 1 to {SCHEMA_VERSION}{}",
+        path.display(),
+        env!("CARGO_PKG_VERSION"),
+        if version > SCHEMA_VERSION {
+            " (a newer migbench wrote it: read it with that one)"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// Each distinct `scenario.toml` text, parsed once.
@@ -131,10 +154,17 @@ pub struct ScenarioCache(HashMap<String, Option<Arc<Scenario>>>);
 impl ScenarioCache {
     fn read(&mut self, dir: &Path) -> Option<Arc<Scenario>> {
         let path = dir.join("scenario.toml");
-        let text = std::fs::read_to_string(&path).ok()?;
+        let text = crate::input::read_to_string(&path, crate::input::SCENARIO).ok()?;
+        // Runs before the copies had a folder of their own kept them beside scenario.toml.
+        let side = dir.join(SIDE_DIR);
+        let base = if side.is_dir() {
+            side
+        } else {
+            dir.to_path_buf()
+        };
         self.0
             .entry(text.clone())
-            .or_insert_with(|| Scenario::parse(&path, text).ok().map(Arc::new))
+            .or_insert_with(|| Scenario::parse_in(&path, text, &base).ok().map(Arc::new))
             .clone()
     }
 }

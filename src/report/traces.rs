@@ -4,10 +4,10 @@
 
 use polars::prelude::*;
 
-use super::load::Results;
+use super::load::{Damaged, Results};
 use super::scan::{current_names, polars_error};
 use crate::backend::Scope;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::results::schema::{Cells, Table};
 use crate::results::SampleRecord;
 
@@ -36,18 +36,62 @@ pub struct Trace {
 }
 
 impl Results {
-    /// Job and GPU memory over time for each pick, `buckets` points per line at most.
-    pub fn vram_traces(&self, picks: &[TracePick], buckets: u32) -> Result<Vec<Trace>> {
+    /// Job and GPU memory over time for each pick, `buckets` points per line at most. A run
+    /// whose samples cannot be read (a file whose footer reads but whose pages do not) is an
+    /// error naming its file under `Damaged::Refuse`; under `Damaged::Skip` its picks get no
+    /// trace, and the warnings returned say why.
+    pub fn vram_traces(
+        &self,
+        picks: &[TracePick],
+        buckets: u32,
+        damaged: Damaged,
+    ) -> Result<(Vec<Trace>, Vec<String>)> {
+        let mut runs: Vec<usize> = picks.iter().map(|p| p.run).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        let e = match self.reduced_traces(picks, buckets, &runs) {
+            Ok(traces) => return Ok((traces, Vec::new())),
+            Err(e) => e,
+        };
+        // Find whose samples fail: each run alone.
+        let (mut good, mut warnings) = (Vec::new(), Vec::new());
+        for run in runs {
+            match self.reduced_traces(picks, buckets, &[run]) {
+                Ok(_) => good.push(run),
+                Err(e) => {
+                    let message = format!(
+                        "{}: its VRAM samples cannot be read ({})",
+                        self.runs[run].dir.join("samples.parquet").display(),
+                        crate::bounds::short(e.to_string().lines().next().unwrap_or_default())
+                    );
+                    if damaged == Damaged::Refuse {
+                        return Err(Error::Input(message));
+                    }
+                    warnings.push(format!("{message}; its VRAM plots are left out"));
+                }
+            }
+        }
+        if warnings.is_empty() {
+            return Err(e);
+        }
+        let traces = self.reduced_traces(picks, buckets, &good)?;
+        Ok((traces, warnings))
+    }
+
+    /// [`Results::vram_traces`] of the picks of `runs`.
+    fn reduced_traces(
+        &self,
+        picks: &[TracePick],
+        buckets: u32,
+        runs: &[usize],
+    ) -> Result<Vec<Trace>> {
         if picks.is_empty() {
             return Ok(Vec::new());
         }
         // One scan per run file (polars reads them in parallel), each row tagged with its pick
         // by a chain of conditions: far cheaper than joining ten million rows on strings.
-        let mut runs: Vec<usize> = picks.iter().map(|p| p.run).collect();
-        runs.sort_unstable();
-        runs.dedup();
         let mut scans = Vec::new();
-        for run in runs {
+        for &run in runs {
             let file = self.runs[run].dir.join("samples.parquet");
             if !file.is_file() {
                 continue;

@@ -207,6 +207,18 @@ impl RunDir {
         std::fs::write(&p, contents).map_err(|e| io_error(&p, e))
     }
 
+    /// Writes a file that must not exist yet: a copy of an input never replaces anything the
+    /// run wrote.
+    pub fn write_new_file(&self, name: &Path, contents: &[u8]) -> Result<()> {
+        let p = self.path.join(name);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(contents))
+            .map_err(|e| io_error(&p, e))
+    }
+
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let text =
             serde_json::to_vec_pretty(manifest).map_err(|e| Error::Harness(e.to_string()))?;

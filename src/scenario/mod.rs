@@ -24,6 +24,11 @@ use crate::loadgen::LoadSpec;
 use crate::mode::SharingMode;
 use crate::workload::{self, Workload, WorkloadKind};
 
+/// Where a run directory keeps its copies of the files its scenario names ([`Scenario::side_files`]):
+/// a folder of their own, so that no name a scenario gives (`journal.jsonl`, `events.jsonl`,
+/// `logs`) can land on one of the run's own files.
+pub const SIDE_DIR: &str = "scenario-files";
+
 /// A checked scenario, ready for the orchestrator.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -37,7 +42,7 @@ pub struct Scenario {
 impl Scenario {
     /// The files beside the scenario that it names by a relative path inside its directory (the
     /// mig-parted files of its layouts), as written: a run keeps a copy of each at the same
-    /// place, so that its `scenario.toml` still reads.
+    /// place below its [`SIDE_DIR`], so that its `scenario.toml` still reads.
     pub fn side_files(&self) -> Vec<String> {
         let mut files: Vec<String> = self
             .file
@@ -60,22 +65,25 @@ impl Scenario {
 
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let bytes = std::fs::read(path).map_err(|e| ScenarioError::io(path, &e))?;
+        let bytes = crate::input::read(path, crate::input::SCENARIO)
+            .map_err(|e| ScenarioError::io(path, &e))?;
         let text = String::from_utf8(bytes)
             .map_err(|e| location::not_utf8(path, e.as_bytes(), &e.utf8_error()))?;
         Scenario::parse(path, text)
     }
 
-    /// Parses and checks scenario text; `path` is used in messages.
+    /// Parses and checks scenario text; `path` is used in messages, and the files it names are
+    /// read beside it.
     pub fn parse(path: &Path, text: String) -> Result<Scenario, ScenarioError> {
-        let file: ScenarioFile = toml::from_str(&text).map_err(|e| {
-            let message = match e.message().trim() {
-                // The TOML parser says nothing about some bytes (a NUL in a comment).
-                "" => location::unexpected(&text, e.span()),
-                m => m.to_string(),
-            };
-            ScenarioError::at(path, &text, e.span(), message)
-        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Scenario::parse_in(path, text, base)
+    }
+
+    /// [`Scenario::parse`], reading the files it names below `base` (a run keeps its copies of
+    /// them apart: [`SIDE_DIR`]).
+    pub fn parse_in(path: &Path, text: String, base: &Path) -> Result<Scenario, ScenarioError> {
+        let file: ScenarioFile =
+            toml::from_str(&text).map_err(|e| location::toml_error(path, &text, &e))?;
         let err = |span: std::ops::Range<usize>, message: String| {
             ScenarioError::at(path, &text, Some(span), message)
         };
@@ -137,7 +145,6 @@ impl Scenario {
                 "[gpu] takes index or uuid, not both".into(),
             ));
         }
-        let base = path.parent().unwrap_or(Path::new("."));
         let loads = file
             .load
             .iter()

@@ -337,6 +337,24 @@ impl Invalid {
 }
 
 impl Workload {
+    /// Reads and checks a workload file; errors are located in it and quote none of it but
+    /// the values the parser names (it quotes none of a file that is not TOML).
+    pub fn load(path: &std::path::Path) -> Result<Workload, crate::location::ScenarioError> {
+        use crate::location::{self, ScenarioError, Step};
+        let bytes = crate::input::read(path, crate::input::SCENARIO)
+            .map_err(|e| ScenarioError::unreadable(path, "the workload file", &e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| location::not_utf8(path, e.as_bytes(), &e.utf8_error()))?;
+        let w: Workload =
+            toml::from_str(&text).map_err(|e| location::toml_error(path, &text, &e))?;
+        w.check().map_err(|e| {
+            let steps: Vec<Step> = e.key.split('.').map(Step::Key).collect();
+            let span = location::span_of(&text, &steps);
+            ScenarioError::at(path, &text, span, e.message)
+        })?;
+        Ok(w)
+    }
+
     /// Parses and checks one workload definition.
     pub fn from_toml(text: &str) -> Result<Workload, String> {
         let w: Workload = toml::from_str(text).map_err(|e| e.to_string())?;

@@ -23,6 +23,17 @@ use polars::prelude::*;
 /// Options that keep a simulated run quick: one VRAM sample every simulated second.
 pub const SAMPLE_EVERY_SECOND: &[&str] = &["--sample-ms", "1000"];
 
+/// `IP:PORT` of the `/metrics` endpoint a `run --metrics-listen` names in its first line of
+/// standard error.
+pub fn metrics_endpoint(first_line: &str) -> String {
+    first_line
+        .trim()
+        .strip_prefix("metrics: http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address on stderr: {first_line:?}"))
+        .to_string()
+}
+
 /// The `migbench` binary under test.
 pub fn migbench() -> Command {
     Command::cargo_bin("migbench").unwrap()

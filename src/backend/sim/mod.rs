@@ -45,6 +45,9 @@ pub struct SimBackend {
     state_file: Option<PathBuf>,
 }
 
+/// `migbench-sim-<PID>-<N>.sock`: the socket of the Nth simulated GPU of process PID.
+const SOCKET_PREFIX: &str = "migbench-sim-";
+
 impl SimBackend {
     /// Starts a simulated `model`, its time moving at most `pace` simulated seconds per real
     /// second (as fast as events allow when `None`). Jobs run as `synth_exe synth ...` (the
@@ -66,12 +69,15 @@ impl SimBackend {
         synth_exe: PathBuf,
         state_file: &Path,
     ) -> Result<SimBackend> {
-        let gpu = match std::fs::read_to_string(state_file) {
+        let gpu = match crate::input::read_to_string(state_file, crate::input::SMALL_JSON) {
             Ok(text) => {
                 let saved: SavedGpu = serde_json::from_str(&text).map_err(|e| {
                     Error::Input(format!(
-                        "{}: not a simulated GPU state: {e}",
-                        state_file.display()
+                        "{}:{}:{}: not a simulated GPU state: {}",
+                        state_file.display(),
+                        e.line(),
+                        e.column(),
+                        crate::location::json_error(&text, &e)
                     ))
                 })?;
                 if saved.model != model.key {
@@ -110,6 +116,33 @@ impl SimBackend {
             .map_err(|e| Error::Harness(format!("cannot save {}: {e}", path.display())))
     }
 
+    /// Removes the sockets in the temp directory of simulated GPUs whose process is gone: a run
+    /// killed with `kill -9` cannot remove its own (`migbench restore` calls this). The paths
+    /// removed.
+    pub fn remove_stale_sockets() -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(SOCKET_PREFIX)?.strip_suffix(".sock"))
+                .and_then(|rest| rest.split_once('-')?.0.parse::<u32>().ok());
+            let is_socket = entry.file_type().is_ok_and(|t| {
+                use std::os::unix::fs::FileTypeExt;
+                t.is_socket()
+            });
+            if pid.is_some_and(|pid| is_socket && !crate::procfs::is_running(pid))
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed.push(entry.path());
+            }
+        }
+        removed
+    }
+
     fn start_on(
         gpu: SimGpu,
         pace: Option<f64>,
@@ -120,7 +153,7 @@ impl SimBackend {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Unix socket paths are limited to ~100 bytes, so the socket lives in the temp directory.
         let socket =
-            std::env::temp_dir().join(format!("migbench-sim-{}-{n}.sock", std::process::id()));
+            std::env::temp_dir().join(format!("{SOCKET_PREFIX}{}-{n}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).map_err(|e| {
             Error::Harness(format!(

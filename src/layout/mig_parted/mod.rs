@@ -24,7 +24,7 @@
 mod write;
 mod yaml;
 pub use write::{is_label_value, label, mig_devices, write};
-use yaml::{describe, mapping, pos, string};
+use yaml::{describe, kind, mapping, pos, string, version_shown};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,12 +95,8 @@ fn same_device_id(filter: &str, catalog: &str) -> bool {
 impl MigPartedFile {
     /// Reads and checks a file.
     pub fn load(path: &Path) -> Result<MigPartedFile, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the mig-parted file: {e}"),
-        })?;
+        let text = crate::input::read_to_string(path, crate::input::MIG_PARTED)
+            .map_err(|e| ScenarioError::unreadable(path, "the mig-parted file", &e))?;
         MigPartedFile::parse(path, &text)
     }
 
@@ -129,36 +125,62 @@ impl MigPartedFile {
                 "a mig-parted file holds one YAML document, found a second".into(),
             ));
         }
-        let top = mapping(doc, "the file", "a mapping with version and mig-configs")
-            .map_err(|(at, m)| err(at, m))?;
-        let mut version = None;
-        let mut configs = None;
-        for (key, value) in &top {
-            match key.as_str() {
-                "version" => version = Some(value),
-                "mig-configs" => configs = Some(value),
-                other => {
-                    return Err(err(
-                        pos(value),
-                        format!("unexpected field '{other}'; allowed: version, mig-configs"),
-                    ))
-                }
+        // Until the file says `version: v1` it may be any file that happens to be YAML (a
+        // scenario naming /etc/shadow): messages say where and what kind of thing is wrong, and
+        // quote nothing of it.
+        let top = match &doc.data {
+            YamlData::Mapping(map) => map,
+            _ => {
+                return Err(err(
+                    pos(doc),
+                    format!(
+                        "not a mig-parted file: expected a mapping with version and mig-configs, \
+                         found {}",
+                        kind(doc)
+                    ),
+                ))
             }
-        }
-        match version {
+        };
+        let field = |name: &str| {
+            top.iter()
+                .find(|(k, _)| string(k).as_deref() == Some(name))
+                .map(|(_, v)| v)
+        };
+        match field("version") {
             None if !top.is_empty() => {
                 return Err(err(
                     pos(doc),
-                    format!("missing 'version' field: the file must say `version: {VERSION}`"),
+                    format!(
+                        "not a mig-parted file: no 'version' field; the file must say \
+                         `version: {VERSION}`"
+                    ),
                 ))
             }
             Some(v) if string(v).as_deref() != Some(VERSION) => {
                 return Err(err(
                     pos(v),
-                    format!("unknown version {}; allowed: {VERSION}", describe(v)),
+                    format!("unknown version {}; allowed: {VERSION}", version_shown(v)),
                 ))
             }
             _ => {}
+        }
+        let top = mapping(doc, "the file", "a mapping with version and mig-configs")
+            .map_err(|(at, m)| err(at, m))?;
+        let mut configs = None;
+        for (key, value) in &top {
+            match key.as_str() {
+                "version" => {}
+                "mig-configs" => configs = Some(value),
+                other => {
+                    return Err(err(
+                        pos(value),
+                        format!(
+                            "unexpected field '{}'; allowed: version, mig-configs",
+                            crate::bounds::short(other)
+                        ),
+                    ))
+                }
+            }
         }
         let mut out = Vec::new();
         if let Some(configs) = configs {
@@ -484,7 +506,8 @@ fn entry(node: &MarkedYaml) -> Result<ConfigEntry, Failure> {
                 return Err((
                     pos(value),
                     format!(
-                        "unexpected field '{other}'; allowed: device-filter, devices, mig-enabled, mig-devices"
+                        "unexpected field '{}'; allowed: device-filter, devices, mig-enabled, mig-devices",
+                        crate::bounds::short(other)
                     ),
                 ))
             }

@@ -28,6 +28,35 @@ pub(super) fn describe(node: &MarkedYaml) -> String {
     }
 }
 
+/// What a node is, without what it holds: `a string`, `a list`.
+pub(super) fn kind(node: &MarkedYaml) -> &'static str {
+    match &node.data {
+        YamlData::Value(Scalar::String(_)) | YamlData::Representation(..) => "a string",
+        YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_)) => "a number",
+        YamlData::Value(Scalar::Boolean(_)) => "a boolean",
+        YamlData::Value(Scalar::Null) => "nothing (null)",
+        YamlData::Sequence(_) => "a list",
+        YamlData::Mapping(_) => "a mapping",
+        YamlData::Tagged(..) => "a tagged value",
+        YamlData::Alias(_) => "an alias",
+        YamlData::BadValue => "a bad value",
+    }
+}
+
+/// A `version` value that is not v1, shown only when it looks like a version (`v2`, `1`): in a
+/// file that is not a mig-parted file it could be anything.
+pub(super) fn version_shown(node: &MarkedYaml) -> String {
+    let looks_like_one = |s: &str| {
+        let digits = s.strip_prefix(['v', 'V']).unwrap_or(s);
+        !digits.is_empty() && digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    match &node.data {
+        YamlData::Value(Scalar::Integer(_) | Scalar::FloatingPoint(_)) => describe(node),
+        _ if string(node).as_deref().is_some_and(looks_like_one) => describe(node),
+        _ => kind(node).into(),
+    }
+}
+
 pub(super) fn string(node: &MarkedYaml) -> Option<String> {
     match &node.data {
         YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
