@@ -94,8 +94,11 @@ fn verdict(
         .filter(|s| s.scenario == first.scenario && s.origin == first.origin)
         .map(|s| (s.variant.as_str(), s.mode.as_str(), s))
         .collect();
+    // Only a variant that completed every job can be the fastest or do the most per hour: one
+    // whose jobs ran out of memory or failed finished less work, often sooner.
     let batch: Vec<(&str, &str, &VariantSummary)> = rows
         .iter()
+        .filter(|v| v.jobs > 0 && v.jobs_ok == v.jobs)
         .map(|v| (v.variant.as_str(), v.mode.as_str(), *v))
         .collect();
     let cheapest = best(
@@ -139,8 +142,11 @@ fn verdict(
                 )
             })
             .collect(),
+        // Isolation a variant guarantees only if it ran: an infeasible layout guarantees nothing.
         isolated: names(|v| {
             crate::report::summary::parse_mode(&v.mode).is_some_and(|m| m.uses_mig())
+                && v.status != "infeasible"
+                && v.jobs_ok > 0
         })
         .iter()
         .map(|v| format!("{} ({}): {}", v.variant, v.mode, v.isolation))
@@ -208,9 +214,10 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
     for v in verdicts {
         let unit = &v.unit;
         let picked = |p: &Option<Pick>, what: &str, digits: usize| {
-            p.as_ref().map_or("nothing completed".into(), |p| {
-                format!("{} ({}): {:.digits$} {what}", p.variant, p.mode, p.value)
-            })
+            p.as_ref()
+                .map_or("no variant completed every job".into(), |p| {
+                    format!("{} ({}): {:.digits$} {what}", p.variant, p.mode, p.value)
+                })
         };
         let list = |items: &[String], none: &str| {
             if items.is_empty() {
@@ -465,6 +472,33 @@ mod tests {
             answer("Most at once without OOM"),
             "mps: 3 (plan 2 together, 3 staggered); mig: 2 (plan 2)"
         );
+    }
+
+    #[test]
+    fn a_variant_whose_jobs_ran_out_of_memory_is_never_the_fastest_nor_an_infeasible_one_isolated()
+    {
+        // h100-2x-s2v: mps-together finished its one surviving job soonest.
+        let mut infeasible = variant("mig-7x1g", "mig", None, 0);
+        infeasible.status = "infeasible".into();
+        infeasible.jobs_ok = 0;
+        let rows = [
+            variant("full-sequential", "full", Some(490.0), 0),
+            variant("mps-together", "mps", Some(245.0), 1),
+            variant("mig-2x3g", "mig", Some(300.0), 0),
+            infeasible,
+        ];
+        let v = &verdicts(&rows, &[], &[])[0];
+        assert_eq!(v.fastest.as_ref().unwrap().variant, "mig-2x3g");
+        assert_eq!(v.most_per_hour.as_ref().unwrap().variant, "mig-2x3g");
+        assert_eq!(v.isolated, ["mig-2x3g (mig): guaranteed (MIG)"]);
+        // Nothing completed every job: the verdict says so.
+        let v = &verdicts(&rows[1..2], &[], &[])[0];
+        assert!(v.fastest.is_none());
+        let t = table(&verdicts(&rows[1..2], &[], &[]));
+        assert!(t
+            .rows
+            .iter()
+            .any(|r| r[4] == Value::Text("no variant completed every job".into())));
     }
 
     #[test]
