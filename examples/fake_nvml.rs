@@ -1318,6 +1318,19 @@ pub extern "C" fn nvmlComputeInstanceGetInfo(
     nvmlComputeInstanceGetInfo_v2(ci, info)
 }
 
+// ---- Events: nvidia-smi's plain table makes a set and frees it ---------------------------------
+
+/// An event set that never fires: the stand-in has no XID errors or clock changes to report.
+#[no_mangle]
+pub extern "C" fn nvmlEventSetCreate(event_set: *mut *mut c_void) -> nvmlReturn_t {
+    answer(node().and_then(|_| set(event_set, ptr(Handle::Gpu(0xFF)))))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlEventSetFree(_set: *mut c_void) -> nvmlReturn_t {
+    SUCCESS
+}
+
 // ---- Everything else nvidia-smi resolves -------------------------------------------------------
 
 /// Appends the name of an NVML call the stand-in has no answer for to the file

@@ -132,8 +132,6 @@ not_supported! {
     nvmlDeviceSetVgpuSchedulerState,
     nvmlDeviceSetVirtualizationMode,
     nvmlDeviceValidateInforom,
-    nvmlEventSetCreate,
-    nvmlEventSetFree,
     nvmlEventSetWait_v2,
     nvmlGetExcludedDeviceCount,
     nvmlGetExcludedDeviceInfoByIndex,
