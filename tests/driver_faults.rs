@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fake_driver::FakeDriver;
+use common::fake_driver::{FakeDriver, ONE_FULL_JOB};
 use serde_json::json;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -203,8 +203,7 @@ fn a_driver_whose_process_lists_are_corrupt_is_refused_before_anything_changes()
     let mut node = gpu.node_state();
     node["driver"] = json!("535.54.03");
     gpu.write_node(&node);
-    let scenario = gpu.write_scenario(MIG_THEN_FULL);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(MIG_THEN_FULL);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(
@@ -229,8 +228,7 @@ fn a_teardown_refused_while_handles_close_is_tried_again_and_the_gpu_put_back() 
     let Some(gpu) = FakeDriver::with(json!({ "linger_ms": 700 })) else {
         return;
     };
-    let scenario = gpu.write_scenario(ONE_MIG_VARIANT);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(ONE_MIG_VARIANT);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(variants(&gpu)[0].1, "ran");
     assert_as_found(&gpu);
@@ -250,8 +248,7 @@ fn an_instance_that_never_frees_is_reported_and_restore_puts_it_back_later() {
     let Some(gpu) = FakeDriver::with(json!({ "linger_ms": 600_000 })) else {
         return;
     };
-    let scenario = gpu.write_scenario(ONE_MIG_VARIANT);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(ONE_MIG_VARIANT);
     assert!(!out.status.success());
     let text = stderr(&out);
     assert!(
@@ -326,15 +323,7 @@ fn pids_from_another_namespace_are_warned_about_naming_pid_host() {
     let Some(gpu) = FakeDriver::with(json!({ "pid_offset": 100_000 })) else {
         return;
     };
-    let scenario = gpu.write_scenario(
-        r#"
-[[variants]]
-name = "full"
-mode = "full"
-jobs = [{ workload = "probe" }]
-"#,
-    );
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(ONE_FULL_JOB);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(

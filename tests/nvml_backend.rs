@@ -15,7 +15,7 @@ use polars::prelude::*;
 use serde_json::{json, Value};
 
 mod common;
-use common::fake_driver::{mps_daemon_pipes_under, mps_processes_under, FakeDriver};
+use common::fake_driver::{mps_daemon_pipes_under, mps_processes_under, FakeDriver, ONE_FULL_JOB};
 
 struct Job {
     variant: String,
@@ -89,8 +89,7 @@ fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
     let Some(gpu) = FakeDriver::h100() else {
         return;
     };
-    let scenario = gpu.write_scenario(ALL_MODES);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(ALL_MODES);
     assert!(out.status.success(), "{}", stderr(&out));
     let run = gpu.run_dir();
     let jobs = jobs(&run);
@@ -284,8 +283,7 @@ fn a_mig_mode_change_left_pending_is_reported_and_taken_back() {
     let Some(gpu) = FakeDriver::with(json!({ "mig_needs_reset": true })) else {
         return;
     };
-    let scenario = gpu.write_scenario(MIG_THEN_MPS);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(MIG_THEN_MPS);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("needs a GPU reset"), "{said}");
@@ -346,8 +344,7 @@ fn without_root_a_mig_variant_fails_naming_the_step_and_the_others_run() {
     let Some(gpu) = FakeDriver::with(json!({ "not_root": true })) else {
         return;
     };
-    let scenario = gpu.write_scenario(MIG_THEN_MPS);
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(MIG_THEN_MPS);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("enable MIG mode needs root"), "{said}");
@@ -519,15 +516,7 @@ fn a_gpu_the_catalog_does_not_know_is_an_error_naming_the_known_ones() {
     let Some(gpu) = FakeDriver::with(json!({ "name": "NVIDIA GeForce RTX 4090" })) else {
         return;
     };
-    let scenario = gpu.write_scenario(
-        r#"
-[[variants]]
-name = "full"
-mode = "full"
-jobs = [{ workload = "probe" }]
-"#,
-    );
-    let out = gpu.run(&scenario, &[]);
+    let out = gpu.run_variants(ONE_FULL_JOB);
     assert_eq!(out.status.code(), Some(2));
     let said = stderr(&out);
     assert!(said.contains("NVIDIA GeForce RTX 4090"), "{said}");

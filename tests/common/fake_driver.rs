@@ -283,6 +283,12 @@ sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "it
     }
 
     /// The one run directory under the results.
+    /// Writes a scenario of `variants` ([`FakeDriver::write_scenario`]) and runs it.
+    pub fn run_variants(&self, variants: &str) -> Output {
+        let scenario = self.write_scenario(variants);
+        self.run(&scenario, &[])
+    }
+
     pub fn run_dir(&self) -> PathBuf {
         std::fs::read_dir(self.out())
             .unwrap()
@@ -292,6 +298,14 @@ sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "it
             .path()
     }
 }
+
+/// One variant: one probe job on the whole GPU.
+pub const ONE_FULL_JOB: &str = r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+"#;
 
 /// Changes profile `id` of a GPU's driver table as another driver lists it.
 fn edit_profile(gpu: &mut Value, id: u64, change: &Value) {
