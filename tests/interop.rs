@@ -30,30 +30,44 @@ fn counts(gpu: &str, specs: &[migbench::layout::InstanceSpec]) -> BTreeMap<Strin
 
 // --- mig-parted: out ---------------------------------------------------------------------------
 
+/// `migbench layouts ARGS` (`--gpu` first) as mig-parted and as JSON: the file holds one label
+/// per layout, each reading back as the same instances. Returns the file.
+fn layouts_read_back(args: &[&str]) -> String {
+    let gpu = args[2];
+    let text = stdout(&[args, &["--format", "mig-parted"]].concat());
+    let rows: Value =
+        serde_json::from_str(&stdout(&[args, &["--format", "json"]].concat())).unwrap();
+    let rows = rows.as_array().unwrap();
+    let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{gpu}: {e}\n{text}"));
+    assert_eq!(
+        file.configs.len(),
+        rows.len(),
+        "{gpu}: one label per layout"
+    );
+    let model = Catalog::builtin().gpu(gpu).unwrap();
+    for ((label, entries), row) in file.configs.iter().zip(rows) {
+        assert!(mig_parted::is_label_value(label), "{label}");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].devices, None, "devices: all");
+        assert!(entries[0].mig_enabled);
+        let written: Vec<migbench::layout::InstanceSpec> =
+            serde_json::from_value(row["layout"].clone()).unwrap();
+        let read = file.specs(label, model, 0).unwrap();
+        assert_eq!(counts(gpu, &read), counts(gpu, &written), "{gpu} {label}");
+    }
+    text
+}
+
 #[test]
 fn layouts_as_mig_parted_read_back_as_the_same_layouts() {
-    for gpu in ["h100-80gb", "a100-40gb", "b200-180gb"] {
-        let text = stdout(&["layouts", "--gpu", gpu, "--format", "mig-parted"]);
-        let rows: Value =
-            serde_json::from_str(&stdout(&["layouts", "--gpu", gpu, "--format", "json"])).unwrap();
-        let rows = rows.as_array().unwrap();
-        let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{gpu}: {e}\n{text}"));
-        assert_eq!(
-            file.configs.len(),
-            rows.len(),
-            "{gpu}: one label per layout"
-        );
-        let model = Catalog::builtin().gpu(gpu).unwrap();
-        for ((label, entries), row) in file.configs.iter().zip(rows) {
-            assert!(mig_parted::is_label_value(label), "{label}");
-            assert_eq!(entries.len(), 1);
-            assert_eq!(entries[0].devices, None, "devices: all");
-            assert!(entries[0].mig_enabled);
-            let written: Vec<migbench::layout::InstanceSpec> =
-                serde_json::from_value(row["layout"].clone()).unwrap();
-            let read = file.specs(label, model, 0).unwrap();
-            assert_eq!(counts(gpu, &read), counts(gpu, &written), "{gpu} {label}");
-        }
+    for gpu in [
+        "h100-80gb",
+        "a100-40gb",
+        "b200-180gb",
+        "gb200-186gb",
+        "rtx-pro-6000-96gb",
+    ] {
+        layouts_read_back(&["layouts", "--gpu", gpu]);
     }
 }
 
@@ -745,28 +759,16 @@ fn the_operators_variant_labels_name_their_profile_and_fit_the_rtx_pro_6000() {
 
 #[test]
 fn variant_layouts_as_mig_parted_read_back_as_the_same_layouts() {
-    let gpu = "rtx-pro-6000-96gb";
     let args = [
         "layouts",
         "--gpu",
-        gpu,
+        "rtx-pro-6000-96gb",
         "--profiles",
         "1g.24gb+me.all,1g.24gb-me,2g.48gb-me,2g.48gb+gfx",
     ];
-    let text = stdout(&[&args[..], &["--format", "mig-parted"]].concat());
-    let rows: Value =
-        serde_json::from_str(&stdout(&[&args[..], &["--format", "json"]].concat())).unwrap();
-    let rows = rows.as_array().unwrap();
-    let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(file.configs.len(), rows.len());
+    let text = layouts_read_back(&args);
     assert!(text.contains("\"1g.24gb+me.all\": 1"), "{text}");
-    let model = Catalog::builtin().gpu(gpu).unwrap();
-    for ((label, _), row) in file.configs.iter().zip(rows) {
-        let written: Vec<migbench::layout::InstanceSpec> =
-            serde_json::from_value(row["layout"].clone()).unwrap();
-        let read = file.specs(label, model, 0).unwrap();
-        assert_eq!(counts(gpu, &read), counts(gpu, &written), "{label}");
-    }
+    assert!(text.contains("\"2g.48gb-me\": 1"), "{text}");
 }
 
 #[test]
