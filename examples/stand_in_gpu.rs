@@ -17,7 +17,7 @@ mod state;
 
 use std::path::{Path, PathBuf};
 
-use migbench::catalog::{Catalog, GiProfile, GpuModel};
+use migbench::catalog::{Catalog, GiProfile, GpuModel, Variant};
 use state::{DriverCiProfile, DriverProfile, FakeGpu, FakeNode};
 
 /// The driver of Debian's nvidia-smi and nvidia-cuda-mps packages (bookworm non-free).
@@ -206,17 +206,12 @@ fn nvml_profile(p: &GiProfile, min_1g_memory: u8) -> u32 {
         2 => two,
         _ => four,
     };
-    if p.name.ends_with("+me.all") {
-        return by_slices(15, 16, 16);
-    }
-    if p.name.ends_with("-me") {
-        return by_slices(13, 14, 14);
-    }
-    if p.name.ends_with("+gfx") {
-        return by_slices(10, 11, 12);
-    }
-    if p.media_extensions || p.name.ends_with("+me") {
-        return by_slices(7, 8, 8);
+    match p.variant {
+        Variant::AllMedia => return by_slices(15, 16, 16),
+        Variant::NoMedia => return by_slices(13, 14, 14),
+        Variant::Graphics => return by_slices(10, 11, 12),
+        Variant::MediaExtensions => return by_slices(7, 8, 8),
+        Variant::Plain => {}
     }
     match p.compute_slices {
         1 if p.memory_slices > min_1g_memory => 9,

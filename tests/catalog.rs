@@ -249,3 +249,294 @@ fn compute_profiles_follow_the_user_guide() {
     assert_eq!(ids("1g.20gb"), [(7, 1)]);
     assert_eq!(g.profile("3g.40gb").unwrap().default_compute().id, 2);
 }
+
+// --- every MIG-capable GPU of 2026 (issue 25) -------------------------------------------------
+
+/// Every model the MIG User Guide's "Supported GPUs" and mig-parted's default config name
+/// (docs/mig.md), by key.
+const MODELS_2026: &[&str] = &[
+    "a100-40gb",
+    "a100-80gb",
+    "a800-40gb",
+    "a800-80gb",
+    "a30-24gb",
+    "h100-80gb",
+    "h100-pcie-80gb",
+    "h800-80gb",
+    "h800-pcie-80gb",
+    "h100-94gb",
+    "h800-nvl-94gb",
+    "h100-96gb",
+    "gh200-96gb",
+    "h20-96gb",
+    "h200-141gb",
+    "h200-nvl-141gb",
+    "gh200-144gb",
+    "b200-180gb",
+    "gb200-186gb",
+    "b300-288gb",
+    "gb300-288gb",
+    "rtx-pro-6000-96gb",
+    "rtx-pro-5000-48gb",
+    "rtx-pro-4500-32gb",
+];
+
+#[test]
+fn every_model_is_found_by_key_nvml_name_with_or_without_nvidia_and_pci_device_id() {
+    let c = Catalog::builtin();
+    assert_eq!(c.keys(), MODELS_2026);
+    for g in c.gpus() {
+        assert!(!g.source.is_empty(), "{}: no source", g.key);
+        for name in &g.nvml_names {
+            let short = name
+                .strip_prefix("NVIDIA ")
+                .expect("NVML names start with NVIDIA");
+            for asked in [name.as_str(), short, &short.to_ascii_uppercase()] {
+                assert_eq!(c.gpu(asked).unwrap().key, g.key, "{asked}");
+            }
+        }
+        for id in &g.pci_device_ids {
+            // As the catalog writes it, and as mig-parted's device-filter does (device, vendor).
+            let filter = format!("{id}10DE");
+            for asked in [id.as_str(), &id.to_ascii_lowercase(), &filter] {
+                assert_eq!(c.gpu(asked).unwrap().key, g.key, "{asked}");
+            }
+        }
+    }
+    // The H100 PCIe is its own model: its 114 SMs split otherwise than the SXM's 132.
+    assert_eq!(c.gpu("H100 PCIe").unwrap().sm_count, 114);
+    assert_eq!(c.gpu("0x2331").unwrap().key, "h100-pcie-80gb");
+    assert_eq!(c.gpu("0x233010DE").unwrap().key, "h100-80gb");
+    // Another vendor's ID is not NVIDIA's device.
+    assert!(c.by_pci_device_id("0x23301002").is_none());
+}
+
+#[test]
+fn a_model_that_shares_a_table_has_its_profiles_and_caveats_and_its_own_figures() {
+    let (h800, h100) = (gpu("h800-80gb"), gpu("h100-80gb"));
+    assert_eq!(h800.profiles_from.as_deref(), Some("h100-80gb"));
+    assert_eq!(h800.profile_names(), h100.profile_names());
+    // Its own caveats say its figures are the H100's, not measured on an H800.
+    let sm = h800.caveat(Some("3g.40gb"), "sm").unwrap();
+    assert_eq!(sm.kind, CaveatKind::Assumed);
+    assert!(sm.note.contains("H100 80GB"), "{}", sm.note);
+    // The table's own caveats come along, marked as the other model's.
+    let ci = h800.caveat(None, "compute_profiles.sm").unwrap();
+    assert!(ci.note.starts_with("as on h100-80gb: "), "{}", ci.note);
+    // The H200 NVL shares the H200's real rows (MP #120).
+    assert_eq!(
+        gpu("h200-nvl-141gb").profile("1g.18gb").unwrap().memory_gib,
+        16.00
+    );
+}
+
+#[test]
+fn the_new_tables_match_the_reference_rows() {
+    assert_rows(
+        "rtx-pro-6000-96gb",
+        &[
+            ("1g.24gb", 14, 4, 23.62, 46, 1, 1, 1, 1, 0),
+            ("1g.24gb+me", 21, 1, 23.62, 46, 1, 1, 1, 1, 1),
+            ("1g.24gb+gfx", 47, 4, 23.62, 46, 1, 1, 1, 1, 0),
+            ("1g.24gb+me.all", 65, 1, 23.62, 46, 1, 4, 4, 4, 1),
+            ("1g.24gb-me", 67, 4, 23.62, 46, 1, 0, 0, 0, 0),
+            ("2g.48gb", 5, 2, 47.38, 94, 2, 2, 2, 2, 0),
+            ("2g.48gb+gfx", 35, 2, 47.38, 94, 2, 2, 2, 2, 0),
+            ("2g.48gb+me.all", 64, 1, 47.38, 94, 2, 4, 4, 4, 1),
+            ("2g.48gb-me", 66, 2, 47.38, 94, 2, 0, 0, 0, 0),
+            ("4g.96gb", 0, 1, 95.12, 188, 4, 4, 4, 4, 1),
+            ("4g.96gb+gfx", 32, 1, 95.12, 188, 4, 4, 4, 4, 1),
+        ],
+    );
+    let rtx = gpu("rtx-pro-6000-96gb");
+    assert_eq!((rtx.compute_slices, rtx.memory_slices), (4, 12));
+    for (name, starts, size) in [
+        ("1g.24gb", &[0, 3, 6, 9][..], 3),
+        ("2g.48gb", &[0, 6][..], 6),
+        ("4g.96gb", &[0][..], 12),
+    ] {
+        let p = rtx.profile(name).unwrap();
+        assert_eq!((p.placements.as_slice(), p.memory_slices), (starts, size));
+    }
+    assert_memory_and_sms(
+        "gb200-186gb",
+        &[
+            ("1g.23gb", 19, 7, 22.00, 18),
+            ("1g.47gb", 15, 4, 45.50, 32),
+            ("2g.47gb", 14, 3, 45.50, 38),
+        ],
+    );
+    assert_memory_and_sms(
+        "gh200-144gb",
+        &[
+            ("1g.18gb", 19, 7, 17.50, 16),
+            ("1g.36gb", 15, 4, 35.25, 26),
+            ("2g.36gb", 14, 3, 35.25, 32),
+        ],
+    );
+    // Names drivers have used for one profile: GB200's earlier boards, B300's drivers.
+    let gb200 = gpu("gb200-186gb");
+    for (old, now) in [
+        ("1g.24gb", "1g.23gb"),
+        ("3g.95gb", "3g.93gb"),
+        ("7g.189gb", "7g.186gb"),
+    ] {
+        assert_eq!(gb200.profile(old).unwrap().name, now);
+    }
+    assert_eq!(
+        gpu("b300-288gb").profile("1g.35gb").unwrap().name,
+        "1g.34gb"
+    );
+    // Where no real output exists the figures are marked, not passed off as measured.
+    for key in [
+        "b300-288gb",
+        "h20-96gb",
+        "rtx-pro-5000-48gb",
+        "rtx-pro-4500-32gb",
+    ] {
+        let g = gpu(key);
+        for field in ["memory_gib", "sm"] {
+            let c = g.caveat(Some(&g.profiles[0].name), field);
+            assert_eq!(
+                c.map(|c| c.kind),
+                Some(CaveatKind::Assumed),
+                "{key} {field}"
+            );
+        }
+    }
+}
+
+/// A GPU table of a few lines, for the rules of reading one.
+fn table(extra: &str, profile: &str) -> String {
+    format!(
+        "key = \"x\"\nname = \"X\"\nnvml_names = [\"NVIDIA X\"]\nmemory_mib = 1024\nsm_count = 8\n\
+         compute_slices = 1\nmemory_slices = 1\nsource = \"test\"\n{extra}\n{profile}"
+    )
+}
+
+const ONE_PROFILE: &str =
+    "[[profiles]]\nid = 0\nname = \"1g.1gb\"\ninstances = 1\nmemory_gib = 1.0\n\
+    sm = 8\ncompute_slices = 1\nmemory_slices = 1\nplacements = [0]\n\
+    engines = { ce = 1, dec = 0, enc = 0, jpg = 0, ofa = 0 }\n\
+    compute_profiles = [{ id = 0, name = \"1g.1gb\", compute_slices = 1, instances = 1 }]\n";
+
+#[test]
+fn bad_tables_are_refused_saying_what_is_wrong() {
+    let from = |files: &[(&str, &str)]| Catalog::from_files(files).map(|_| ()).unwrap_err();
+    let good = table("", ONE_PROFILE);
+    assert!(Catalog::from_files(&[("x.toml", &good)]).is_ok());
+    // A suffix the variant does not say.
+    let me = table(
+        "",
+        &ONE_PROFILE.replace(
+            "name = \"1g.1gb\"\ninstances",
+            "name = \"1g.1gb+me\"\ninstances",
+        ),
+    );
+    assert!(from(&[("x.toml", &me)])
+        .contains("x.toml: profile 1g.1gb+me (ID 0): its name must end in ''"));
+    // profiles_from naming nothing, or given beside profiles of its own.
+    let orphan = table("profiles_from = \"nope\"", "");
+    assert!(from(&[("y.toml", &orphan)]).contains("y.toml: profiles_from = \"nope\" names no GPU"));
+    let both = table("profiles_from = \"x\"", ONE_PROFILE).replace("key = \"x\"", "key = \"z\"");
+    assert!(from(&[("x.toml", &good), ("z.toml", &both)]).contains("give one or the other"));
+    // One PCI ID, or one NVML name, for two models.
+    let a = table("pci_device_ids = [\"0x2330\"]", ONE_PROFILE);
+    let b = a
+        .replace("key = \"x\"", "key = \"y\"")
+        .replace("NVIDIA X", "NVIDIA Y");
+    let err = from(&[
+        ("a.toml", &a),
+        ("b.toml", &b.replace("0x2330", "0x233010DE")),
+    ]);
+    assert_eq!(err, "PCI device ID 0x2330 is given by both x and y");
+    let err = from(&[
+        ("a.toml", &a),
+        (
+            "b.toml",
+            &b.replace("0x2330", "0x2331").replace("NVIDIA Y", "X"),
+        ),
+    ]);
+    assert_eq!(err, "name x is given by both x and y");
+    assert!(from(&[("a.toml", &a.replace("0x2330", "0xZZ"))])
+        .contains("'0xZZ' is not a hexadecimal ID"));
+    // No table at all.
+    assert!(from(&[("e.toml", &table("", ""))]).contains("e.toml: no MIG profiles"));
+}
+
+#[derive(serde::Deserialize)]
+struct Recorded {
+    output: Vec<RecordedOutput>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordedOutput {
+    gpu: String,
+    source: String,
+    lgip: String,
+    #[serde(default)]
+    lgipp: String,
+    not_shown: Vec<u32>,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    expected: Vec<Expected>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Expected {
+    id: u32,
+    field: String,
+    catalog: String,
+    driver: String,
+}
+
+#[test]
+fn every_recorded_real_output_matches_its_catalog_entry() {
+    use migbench::backend::nvml::{catalog_check, smi_parse};
+    let text = include_str!("data/nvidia-smi-outputs.toml");
+    let recorded: Recorded = toml::from_str(text).unwrap();
+    assert!(recorded.output.len() >= 7);
+    for out in &recorded.output {
+        let g = gpu(&out.gpu);
+        let why = format!("{} from {}", out.gpu, out.source);
+        let listed = smi_parse::parse_gpu_instance_profiles(&out.lgip).unwrap();
+        let placed = smi_parse::parse_placements(&out.lgipp).unwrap();
+        assert!(!listed.is_empty(), "{why}");
+        let found = catalog_check::compare(g, &listed, &placed);
+        let id_of = |profile: &str| {
+            g.profiles
+                .iter()
+                .find(|p| profile.starts_with(&format!("{} (ID", p.name)))
+                .unwrap()
+                .id
+        };
+        let mut missing = Vec::new();
+        let mut other = Vec::new();
+        for d in &found.differences {
+            let id = id_of(&d.profile);
+            match (d.field.as_str(), d.driver.as_str()) {
+                ("profile", "not listed by -lgip") => missing.push(id),
+                // -lgipp recorded for some profiles only (or none): the rest are not compared.
+                ("placements", "not listed by -lgipp") => {}
+                _ => other.push(Expected {
+                    id,
+                    field: d.field.clone(),
+                    catalog: d.catalog.clone(),
+                    driver: d.driver.clone(),
+                }),
+            }
+            // Every difference the source shows is one the catalog already calls uncertain.
+            if d.field != "profile" && d.field != "placements" {
+                assert!(
+                    d.caveat.as_deref().is_some_and(|c| c.contains("uncertain")),
+                    "{why}: {d:?}"
+                );
+            }
+        }
+        assert_eq!(missing, out.not_shown, "{why}");
+        assert_eq!(other, out.expected, "{why}");
+        let names: Vec<&str> = found.names.iter().map(|n| n.driver.as_str()).collect();
+        assert_eq!(names, out.names, "{why}");
+    }
+}

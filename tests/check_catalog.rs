@@ -56,10 +56,12 @@ fn a_driver_that_lists_the_catalogs_tables_matches_and_both_tables_are_read() {
 
 #[test]
 fn each_difference_is_named_and_the_status_is_1() {
-    // 3g renamed and resized as drivers 535/545 print it on the A100 (docs/mig.md), a 4g
-    // placement the catalog does not have, and the +me profile not listed at all.
+    // 3g renamed and resized as drivers 535/545 print it on the A100 (docs/mig.md): the name is
+    // accepted (same ID, slices and size) and said, the GiB differ; 2g named as no driver would
+    // (twice its memory); a 4g placement the catalog does not have; the +me profile not listed.
     let Some(gpu) = mig_on(json!({
         "9": { "name": "3g.39gb", "memory_gib": 39.25 },
+        "14": { "name": "2g.40gb" },
         "5": { "placements": [0, 4] },
         "20": { "absent": true },
     })) else {
@@ -95,18 +97,28 @@ fn each_difference_is_named_and_the_status_is_1() {
                 "listed",
                 "not listed by -lgip"
             ),
-            row("3g.40gb (ID 9)", "name", "3g.40gb", "3g.39gb"),
+            row("2g.20gb (ID 14)", "name", "2g.20gb", "2g.40gb"),
             row("3g.40gb (ID 9)", "memory_gib", "39.50", "39.25"),
             row("4g.40gb (ID 5)", "placements", "{0}:4", "{0,4}:4"),
         ]
     );
+    assert_eq!(
+        checks[0]["driver_names"],
+        json!([{ "profile": "3g.40gb (ID 9)", "driver": "3g.39gb", "accepted_as": "same ID, slices and size" }])
+    );
 
-    // The table names the same rows.
+    // The table names the same rows, and the name the driver used.
     let out = check_catalog(&gpu, &[]);
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("3g.39gb") && table.contains("{0,4}:4"),
+        table.contains("2g.40gb") && table.contains("{0,4}:4"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "3g.40gb (ID 9): the driver calls it 3g.39gb (accepted: same ID, slices and size)"
+        ),
         "{table}"
     );
     assert!(
@@ -131,5 +143,48 @@ fn with_mig_mode_off_nothing_can_be_checked_and_the_status_is_2() {
         gpu.calls().iter().all(|c| !c.contains("-lgip")),
         "{:?}",
         gpu.calls()
+    );
+}
+
+#[test]
+fn the_new_gpus_tables_read_back_through_nvidia_smi() {
+    // The GB200 (a 7-slice GPU with aliases) matches whole; on the RTX PRO 6000 the 12-unit grid
+    // reads back as the catalog has it ({0,3,6,9}:3, {0,6}:6, {0}:12).
+    let Some(gpu) = FakeDriver::node("gb200-186gb", json!({ "mig_current": true })) else {
+        return;
+    };
+    let out = check_catalog(&gpu, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let Some(gpu) = FakeDriver::node("rtx-pro-6000-96gb", json!({ "mig_current": true })) else {
+        return;
+    };
+    let out = check_catalog(&gpu, &["--format", "json"]);
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let differences = checks[0]["differences"].as_array().unwrap();
+    // NVIDIA's nvidia-smi 535 asks NVML only for the profiles its version knows: the +gfx, -me
+    // and +me.all variants (NVML's newer profile enums) are not listed, and nothing else differs.
+    let unlisted: Vec<&str> = differences
+        .iter()
+        .map(|d| {
+            assert_eq!(d["driver"], "not listed by -lgip", "{d}");
+            d["profile"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        unlisted,
+        [
+            "1g.24gb+gfx (ID 47)",
+            "1g.24gb+me.all (ID 65)",
+            "1g.24gb-me (ID 67)",
+            "2g.48gb+gfx (ID 35)",
+            "2g.48gb+me.all (ID 64)",
+            "2g.48gb-me (ID 66)",
+            "4g.96gb+gfx (ID 32)"
+        ]
     );
 }

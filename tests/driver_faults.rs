@@ -358,3 +358,16 @@ jobs = [{ workload = "probe", count = 2 }]
         "{text}"
     );
 }
+
+/// Item 7: drivers R450 and R470 name GPUs without "NVIDIA " (`A100-SXM4-40GB`,
+/// k8s-device-plugin#343): the catalog model is found anyway, and a scenario for it runs.
+#[test]
+fn a_gpu_named_without_nvidia_is_still_its_catalog_model() {
+    let Some(gpu) = FakeDriver::node("a100-40gb", json!({ "name": "A100-SXM4-40GB" })) else {
+        return;
+    };
+    let out = common::succeeds(gpu.migbench().args(["discover", "--format", "json"]));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found[0]["name"], json!("A100-SXM4-40GB"));
+    assert_eq!(found[0]["model"], json!({ "Ok": "a100-40gb" }));
+}

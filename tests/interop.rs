@@ -30,30 +30,44 @@ fn counts(gpu: &str, specs: &[migbench::layout::InstanceSpec]) -> BTreeMap<Strin
 
 // --- mig-parted: out ---------------------------------------------------------------------------
 
+/// `migbench layouts ARGS` (`--gpu` first) as mig-parted and as JSON: the file holds one label
+/// per layout, each reading back as the same instances. Returns the file.
+fn layouts_read_back(args: &[&str]) -> String {
+    let gpu = args[2];
+    let text = stdout(&[args, &["--format", "mig-parted"]].concat());
+    let rows: Value =
+        serde_json::from_str(&stdout(&[args, &["--format", "json"]].concat())).unwrap();
+    let rows = rows.as_array().unwrap();
+    let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{gpu}: {e}\n{text}"));
+    assert_eq!(
+        file.configs.len(),
+        rows.len(),
+        "{gpu}: one label per layout"
+    );
+    let model = Catalog::builtin().gpu(gpu).unwrap();
+    for ((label, entries), row) in file.configs.iter().zip(rows) {
+        assert!(mig_parted::is_label_value(label), "{label}");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].devices, None, "devices: all");
+        assert!(entries[0].mig_enabled);
+        let written: Vec<migbench::layout::InstanceSpec> =
+            serde_json::from_value(row["layout"].clone()).unwrap();
+        let read = file.specs(label, model, 0).unwrap();
+        assert_eq!(counts(gpu, &read), counts(gpu, &written), "{gpu} {label}");
+    }
+    text
+}
+
 #[test]
 fn layouts_as_mig_parted_read_back_as_the_same_layouts() {
-    for gpu in ["h100-80gb", "a100-40gb", "b200-180gb"] {
-        let text = stdout(&["layouts", "--gpu", gpu, "--format", "mig-parted"]);
-        let rows: Value =
-            serde_json::from_str(&stdout(&["layouts", "--gpu", gpu, "--format", "json"])).unwrap();
-        let rows = rows.as_array().unwrap();
-        let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{gpu}: {e}\n{text}"));
-        assert_eq!(
-            file.configs.len(),
-            rows.len(),
-            "{gpu}: one label per layout"
-        );
-        let model = Catalog::builtin().gpu(gpu).unwrap();
-        for ((label, entries), row) in file.configs.iter().zip(rows) {
-            assert!(mig_parted::is_label_value(label), "{label}");
-            assert_eq!(entries.len(), 1);
-            assert_eq!(entries[0].devices, None, "devices: all");
-            assert!(entries[0].mig_enabled);
-            let written: Vec<migbench::layout::InstanceSpec> =
-                serde_json::from_value(row["layout"].clone()).unwrap();
-            let read = file.specs(label, model, 0).unwrap();
-            assert_eq!(counts(gpu, &read), counts(gpu, &written), "{gpu} {label}");
-        }
+    for gpu in [
+        "h100-80gb",
+        "a100-40gb",
+        "b200-180gb",
+        "gb200-186gb",
+        "rtx-pro-6000-96gb",
+    ] {
+        layouts_read_back(&["layouts", "--gpu", gpu]);
     }
 }
 
@@ -680,4 +694,117 @@ fn run_and_restore_json_carry_the_key_facts() {
         .unwrap()
         .iter()
         .any(|l| l.as_str().unwrap().contains("-cgi")));
+}
+
+// --- mig-parted's default labels on every catalog GPU (issue 25) -------------------------------
+
+fn default_config() -> MigPartedFile {
+    MigPartedFile::load(Path::new("tests/data/mig-parted-default.yaml")).unwrap()
+}
+
+#[test]
+fn all_balanced_of_every_gpu_is_a_valid_layout() {
+    let file = default_config();
+    for gpu in Catalog::builtin().gpus() {
+        let found = file.specs("all-balanced", gpu, 0);
+        if gpu.pci_device_ids.is_empty() {
+            // Known by name only (RTX PRO 5000, 4500): no device-filter can pick them.
+            assert!(
+                matches!(&found, Err(mig_parted::Located::Unplaced(m)) if m.contains("has no entry for GPU 0")),
+                "{}: {found:?}",
+                gpu.key
+            );
+            continue;
+        }
+        let specs = found.unwrap_or_else(|e| panic!("{}: {e:?}", gpu.key));
+        let layout = Layout::build(gpu, &specs).unwrap();
+        // 2 × 1g + 2g + 3g (A30 and RTX PRO: 2 × 1g + 2g): every compute slice in use.
+        assert_eq!(
+            layout.figures().compute_slices_unused,
+            0,
+            "{}: {layout}",
+            gpu.key
+        );
+        let total: u32 = mig_parted::mig_devices(&layout).values().sum();
+        assert_eq!(
+            total,
+            if gpu.compute_slices == 4 { 3 } else { 4 },
+            "{}",
+            gpu.key
+        );
+    }
+}
+
+#[test]
+fn the_operators_variant_labels_name_their_profile_and_fit_the_rtx_pro_6000() {
+    let file = default_config();
+    let rtx = Catalog::builtin().gpu("rtx-pro-6000-96gb").unwrap();
+    let mut checked = 0;
+    for (label, entries) in &file.configs {
+        if label == "all-balanced" {
+            continue;
+        }
+        let [(profile, ..)] = entries[0].mig_devices.as_slice() else {
+            panic!("{label}: one profile");
+        };
+        assert_eq!(&mig_parted::operator_label(profile), label);
+        assert!(mig_parted::is_label_value(label), "{label}");
+        let specs = file
+            .specs(label, rtx, 0)
+            .unwrap_or_else(|e| panic!("{label}: {e:?}"));
+        assert_eq!(specs[0].profile, *profile, "{label}");
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
+    // `+me` and `-me` would both become `-me` under the Kubernetes character rule alone.
+    assert_ne!(
+        mig_parted::operator_label("1g.24gb+me"),
+        mig_parted::operator_label("1g.24gb-me")
+    );
+}
+
+#[test]
+fn variant_layouts_as_mig_parted_read_back_as_the_same_layouts() {
+    let args = [
+        "layouts",
+        "--gpu",
+        "rtx-pro-6000-96gb",
+        "--profiles",
+        "1g.24gb+me.all,1g.24gb-me,2g.48gb-me,2g.48gb+gfx",
+    ];
+    let text = layouts_read_back(&args);
+    assert!(text.contains("\"1g.24gb+me.all\": 1"), "{text}");
+    assert!(text.contains("\"2g.48gb-me\": 1"), "{text}");
+}
+
+#[test]
+fn gpus_lists_every_model_with_its_source() {
+    let table = stdout(&["gpus"]);
+    let json: Value = serde_json::from_str(&stdout(&["gpus", "--format", "json"])).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), Catalog::builtin().gpus().len());
+    for g in Catalog::builtin().gpus() {
+        let row = rows.iter().find(|r| r["key"] == g.key.as_str()).unwrap();
+        assert_eq!(row["source"], g.source.as_str());
+        assert!(
+            table.contains(&format!("\n{}: {}", g.key, g.source)),
+            "{}: {table}",
+            g.key
+        );
+    }
+    // A shared table says whose it is; the 12-unit grid shows as such.
+    let h800 = rows.iter().find(|r| r["key"] == "h800-80gb").unwrap();
+    assert_eq!(h800["profiles_from"], "h100-80gb");
+    assert!(table.contains("7 (as h100-80gb)"), "{table}");
+    let rtx = rows
+        .iter()
+        .find(|r| r["key"] == "rtx-pro-6000-96gb")
+        .unwrap();
+    assert_eq!(
+        (
+            rtx["compute_slices"].as_u64(),
+            rtx["memory_slices"].as_u64()
+        ),
+        (Some(4), Some(12))
+    );
 }

@@ -121,7 +121,7 @@ fn media_extensions_at_most_once() {
     assert!(
         matches!(
             err,
-            LayoutError::MediaExtensionsTwice {
+            LayoutError::MediaEngines {
                 first: 1,
                 second: 2,
                 ..
@@ -289,10 +289,9 @@ fn h100_has_the_19_configurations_nvidia_documents() {
         let names: Vec<&str> = [(1, 1), (2, 2), (3, 4), (4, 4), (7, 8)]
             .iter()
             .map(|&(c, m)| {
-                let p = gpu(key)
-                    .profiles
-                    .iter()
-                    .find(|p| (p.compute_slices, p.memory_slices) == (c, m) && !p.media_extensions);
+                let p = gpu(key).profiles.iter().find(|p| {
+                    (p.compute_slices, p.memory_slices) == (c, m) && p.variant.is_plain()
+                });
                 p.unwrap().name.as_str()
             })
             .collect();
@@ -402,10 +401,124 @@ proptest! {
         let rebuilt = Layout::build(gpu, &unplaced).unwrap();
         prop_assert_eq!(rebuilt.figures(), layout.figures());
         // Maximal: adding any non-+me profile breaks it.
-        for p in gpu.profiles.iter().filter(|p| !p.media_extensions) {
+        for p in gpu.profiles.iter().filter(|p| p.variant.is_plain()) {
             let mut more = layout.specs();
             more.push(InstanceSpec { profile: p.name.clone(), start: None, compute: vec![] });
             prop_assert!(Layout::build(gpu, &more).is_err(), "{} + {} should not fit", layout, p.name);
         }
+    }
+}
+
+// --- a 12-unit grid and profile variants (RTX PRO 6000 Blackwell; docs/mig.md) -----------------
+
+#[test]
+fn rtx_pro_instances_are_placed_on_its_12_unit_grid() {
+    let l = build("rtx-pro-6000-96gb", "1g.24gb,2g.48gb,1g.24gb").unwrap();
+    assert_eq!(
+        placed(&l),
+        [
+            ("2g.48gb".into(), 0),
+            ("1g.24gb".into(), 6),
+            ("1g.24gb".into(), 9)
+        ]
+    );
+    let f = l.figures();
+    assert_eq!((f.compute_slices_unused, f.memory_slices_unused), (0, 0));
+    assert_eq!(f.sm_available, 46 + 94 + 46);
+    // Starts are units of the grid: a 1g starts at 0, 3, 6 or 9 only.
+    assert_eq!(
+        build("rtx-pro-6000-96gb", "1g.24gb@1").unwrap_err().to_string(),
+        "instance 1 (1g.24gb@1): 1g.24gb cannot start at memory slice 1; allowed placements: {0,3,6,9}:3"
+    );
+    let err = build("rtx-pro-6000-96gb", "4g.96gb,1g.24gb").unwrap_err();
+    assert!(
+        matches!(err, LayoutError::NoRoom { index: 2, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn variants_keep_the_media_engine_rules() {
+    let key = "rtx-pro-6000-96gb";
+    // +me.all holds every media engine: only -me instances beside it.
+    assert!(build(key, "1g.24gb+me.all,1g.24gb-me,2g.48gb-me").is_ok());
+    for other in ["1g.24gb", "1g.24gb+gfx", "2g.48gb"] {
+        let err = build(key, &format!("1g.24gb+me.all,{other}")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "instances 1 (1g.24gb+me.all) and 2 ({other}) cannot be together: a +me.all \
+                 instance holds every media engine, so only -me instances fit beside it"
+            )
+        );
+    }
+    // One set of media extensions: +me and +me.all exclude each other too.
+    let err = build(key, "2g.48gb+me.all,1g.24gb+me").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LayoutError::MediaEngines {
+                first: 1,
+                second: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // +gfx and -me mix freely with plain instances.
+    assert!(build(key, "1g.24gb+gfx,1g.24gb-me,2g.48gb").is_ok());
+    // Enumeration keeps the same rules: no listed layout breaks them.
+    let all: Vec<_> = gpu(key).profiles.iter().collect();
+    let layouts = enumerate(
+        gpu(key),
+        &EnumerateOptions {
+            profiles: Some(all),
+            full_only: false,
+        },
+    );
+    assert!(layouts.iter().any(|l| l.to_string().contains("+me.all")));
+    for l in &layouts {
+        assert!(Layout::build(gpu(key), &l.specs()).is_ok(), "{l}");
+    }
+}
+
+#[test]
+fn rtx_pro_layouts_by_default_are_its_plain_profiles() {
+    let names: Vec<String> = enumerate(gpu("rtx-pro-6000-96gb"), &EnumerateOptions::default())
+        .iter()
+        .map(|l| l.summary())
+        .collect();
+    // 4g; 2g + 2g; 2g + 1g + 1g with the 1g pair after or before the 2g; 4 × 1g.
+    assert_eq!(
+        names,
+        [
+            "4g.96gb",
+            "2g.48gb + 2g.48gb",
+            "2g.48gb + 1g.24gb + 1g.24gb",
+            "2g.48gb + 1g.24gb + 1g.24gb",
+            "1g.24gb + 1g.24gb + 1g.24gb + 1g.24gb"
+        ]
+    );
+    // Where a variant allows more of a shape than the plain profile (RTX PRO 5000: one 1g.12gb,
+    // three 1g.12gb-me; 2g only as -me), it is used by default.
+    let defaults: Vec<&str> = gpu("rtx-pro-5000-48gb")
+        .default_profiles()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(defaults, ["1g.12gb", "1g.12gb-me", "2g.24gb-me", "4g.48gb"]);
+}
+
+#[test]
+fn every_catalog_gpu_has_a_layout_using_it_whole() {
+    for g in Catalog::builtin().gpus() {
+        let full = enumerate(
+            g,
+            &EnumerateOptions {
+                profiles: None,
+                full_only: true,
+            },
+        );
+        assert!(!full.is_empty(), "{}", g.key);
     }
 }

@@ -12,11 +12,49 @@ use serde::{Deserialize, Serialize};
 const GPU_FILES: &[(&str, &str)] = &[
     ("a100-40gb.toml", include_str!("gpus/a100-40gb.toml")),
     ("a100-80gb.toml", include_str!("gpus/a100-80gb.toml")),
+    ("a800-40gb.toml", include_str!("gpus/a800-40gb.toml")),
+    ("a800-80gb.toml", include_str!("gpus/a800-80gb.toml")),
     ("a30-24gb.toml", include_str!("gpus/a30-24gb.toml")),
     ("h100-80gb.toml", include_str!("gpus/h100-80gb.toml")),
+    (
+        "h100-pcie-80gb.toml",
+        include_str!("gpus/h100-pcie-80gb.toml"),
+    ),
+    ("h800-80gb.toml", include_str!("gpus/h800-80gb.toml")),
+    (
+        "h800-pcie-80gb.toml",
+        include_str!("gpus/h800-pcie-80gb.toml"),
+    ),
     ("h100-94gb.toml", include_str!("gpus/h100-94gb.toml")),
+    (
+        "h800-nvl-94gb.toml",
+        include_str!("gpus/h800-nvl-94gb.toml"),
+    ),
+    ("h100-96gb.toml", include_str!("gpus/h100-96gb.toml")),
+    ("gh200-96gb.toml", include_str!("gpus/gh200-96gb.toml")),
+    ("h20-96gb.toml", include_str!("gpus/h20-96gb.toml")),
     ("h200-141gb.toml", include_str!("gpus/h200-141gb.toml")),
+    (
+        "h200-nvl-141gb.toml",
+        include_str!("gpus/h200-nvl-141gb.toml"),
+    ),
+    ("gh200-144gb.toml", include_str!("gpus/gh200-144gb.toml")),
     ("b200-180gb.toml", include_str!("gpus/b200-180gb.toml")),
+    ("gb200-186gb.toml", include_str!("gpus/gb200-186gb.toml")),
+    ("b300-288gb.toml", include_str!("gpus/b300-288gb.toml")),
+    ("gb300-288gb.toml", include_str!("gpus/gb300-288gb.toml")),
+    (
+        "rtx-pro-6000-96gb.toml",
+        include_str!("gpus/rtx-pro-6000-96gb.toml"),
+    ),
+    (
+        "rtx-pro-5000-48gb.toml",
+        include_str!("gpus/rtx-pro-5000-48gb.toml"),
+    ),
+    (
+        "rtx-pro-4500-32gb.toml",
+        include_str!("gpus/rtx-pro-4500-32gb.toml"),
+    ),
 ];
 
 /// One GPU model and the MIG geometry it offers.
@@ -33,6 +71,10 @@ pub struct GpuModel {
     /// (`0x233010DE`: device, then NVIDIA's vendor ID 10DE).
     #[serde(default)]
     pub pci_device_ids: Vec<String>,
+    /// The key of a model whose profile table this one shares (an H800 has the H100's): its
+    /// profiles and their caveats are taken from there, so one table is kept once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles_from: Option<String>,
     /// Total device memory in MiB, as nvidia-smi reports it.
     pub memory_mib: u64,
     /// Streaming multiprocessors of the whole GPU with MIG disabled.
@@ -43,6 +85,8 @@ pub struct GpuModel {
     pub source: String,
     #[serde(default)]
     pub caveats: Vec<Caveat>,
+    /// Empty in a file that names `profiles_from`; filled from that model on load.
+    #[serde(default)]
     pub profiles: Vec<GiProfile>,
 }
 
@@ -56,9 +100,10 @@ pub struct GiProfile {
     /// Other names drivers print for the same profile (names change between drivers).
     #[serde(default)]
     pub aliases: Vec<String>,
-    /// `+me`: the profile carries the GPU's one set of media extensions.
-    #[serde(default)]
-    pub media_extensions: bool,
+    /// A variant of a plain profile (`+me`, `+gfx`, `+me.all`, `-me`): the same slices with other
+    /// engines; the suffix every name of the profile ends with.
+    #[serde(default, skip_serializing_if = "Variant::is_plain")]
+    pub variant: Variant,
     /// How many instances of this profile fit on an empty GPU.
     pub instances: u8,
     /// Memory as nvidia-smi prints it, in GiB.
@@ -70,6 +115,57 @@ pub struct GiProfile {
     pub placements: Vec<u8>,
     pub engines: Engines,
     pub compute_profiles: Vec<CiProfile>,
+}
+
+/// What sets a profile apart from the plain one of the same slices. Drivers name it by a suffix;
+/// the rules it brings to a layout are in [`GiProfile::media_conflict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Variant {
+    /// The plain profile (no suffix).
+    #[default]
+    #[serde(rename = "")]
+    Plain,
+    /// `+me`: carries the GPU's one set of media extensions.
+    #[serde(rename = "+me")]
+    MediaExtensions,
+    /// `+me.all`: holds every media engine of the GPU.
+    #[serde(rename = "+me.all")]
+    AllMedia,
+    /// `-me`: holds no media engine.
+    #[serde(rename = "-me")]
+    NoMedia,
+    /// `+gfx`: can run graphics (RTX PRO).
+    #[serde(rename = "+gfx")]
+    Graphics,
+}
+
+impl Variant {
+    pub fn is_plain(&self) -> bool {
+        *self == Variant::Plain
+    }
+
+    /// The suffix drivers and mig-parted put after the profile name (`""` for the plain one).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Variant::Plain => "",
+            Variant::MediaExtensions => "+me",
+            Variant::AllMedia => "+me.all",
+            Variant::NoMedia => "-me",
+            Variant::Graphics => "+gfx",
+        }
+    }
+
+    /// The variant a profile name's suffix says (`1g.24gb+me.all`), `Plain` without one.
+    pub fn of_name(name: &str) -> Option<Variant> {
+        match name.find(['+', '-']).map(|i| &name[i..]) {
+            None => Some(Variant::Plain),
+            Some("+me") => Some(Variant::MediaExtensions),
+            Some("+me.all") => Some(Variant::AllMedia),
+            Some("-me") => Some(Variant::NoMedia),
+            Some("+gfx") => Some(Variant::Graphics),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Copy and media engines of a GPU instance.
@@ -164,39 +260,113 @@ impl Catalog {
     pub fn builtin() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
         CATALOG.get_or_init(|| {
-            let gpus = GPU_FILES
-                .iter()
-                .map(|(file, text)| {
-                    GpuModel::from_toml(text)
-                        .unwrap_or_else(|e| panic!("built-in GPU table {file} is invalid: {e}"))
-                })
-                .collect();
-            Catalog { gpus }
+            Catalog::from_files(GPU_FILES)
+                .unwrap_or_else(|e| panic!("the built-in GPU tables are invalid: {e}"))
         })
+    }
+
+    /// Reads GPU tables given as `(file name, contents)`: each parsed, `profiles_from` filled
+    /// in, each checked, and the catalog checked as a whole (no key, name or PCI ID twice).
+    pub fn from_files(files: &[(&str, &str)]) -> Result<Catalog, String> {
+        let mut gpus = Vec::with_capacity(files.len());
+        for (file, text) in files {
+            let gpu: GpuModel = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+            gpus.push(gpu);
+        }
+        for i in 0..gpus.len() {
+            let Some(from) = gpus[i].profiles_from.clone() else {
+                continue;
+            };
+            let at = |e: String| format!("{}: {e}", files[i].0);
+            if !gpus[i].profiles.is_empty() {
+                return Err(at(format!(
+                    "profiles_from = \"{from}\" and profiles of its own: give one or the other"
+                )));
+            }
+            let source = gpus
+                .iter()
+                .find(|g| g.key == from && g.profiles_from.is_none())
+                .ok_or_else(|| {
+                    at(format!(
+                        "profiles_from = \"{from}\" names no GPU with a profile table of its own"
+                    ))
+                })?;
+            let (profiles, inherited) = source.profile_table();
+            gpus[i].profiles = profiles;
+            gpus[i].caveats.extend(inherited);
+        }
+        for (gpu, (file, _)) in gpus.iter().zip(files) {
+            gpu.check().map_err(|e| format!("{file}: {e}"))?;
+        }
+        let catalog = Catalog { gpus };
+        catalog.check()?;
+        Ok(catalog)
+    }
+
+    /// No two models share a key, an NVML name or a PCI device ID: each identifies one model.
+    fn check(&self) -> Result<(), String> {
+        let mut seen: std::collections::HashMap<String, &str> = Default::default();
+        for g in &self.gpus {
+            let names = g
+                .nvml_names
+                .iter()
+                .map(|n| format!("name {}", short_name(n)));
+            let ids = g.pci_device_ids.iter().map(|id| match pci_device(id) {
+                Some(d) => Ok(format!("PCI device ID {d:#06x}")),
+                None => Err(format!(
+                    "{}: PCI device ID '{id}' is not a hexadecimal ID such as 0x2330",
+                    g.key
+                )),
+            });
+            let mut all = vec![Ok(format!("key {}", g.key.to_ascii_lowercase()))];
+            all.extend(names.map(Ok));
+            all.extend(ids);
+            for what in all {
+                let what = what?;
+                if let Some(other) = seen.insert(what.clone(), &g.key) {
+                    return Err(format!("{what} is given by both {other} and {}", g.key));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn gpus(&self) -> &[GpuModel] {
         &self.gpus
     }
 
-    /// Looks a GPU up by key (`h100-80gb`, case-insensitive) or by its NVML device name.
+    /// Looks a GPU up by key (`h100-80gb`, case-insensitive), by its NVML device name (with or
+    /// without "NVIDIA ") or by its PCI device ID (`0x2330`, or `0x233010DE` as mig-parted
+    /// writes it).
     pub fn gpu(&self, key_or_name: &str) -> Result<&GpuModel, CatalogError> {
         self.gpus
             .iter()
-            .find(|g| g.key.eq_ignore_ascii_case(key_or_name))
+            .find(|g| g.key.eq_ignore_ascii_case(key_or_name.trim()))
             .or_else(|| self.by_nvml_name(key_or_name))
+            .or_else(|| self.by_pci_device_id(key_or_name))
             .ok_or_else(|| CatalogError::UnknownGpu {
                 found: key_or_name.to_string(),
                 known: self.keys().join(", "),
             })
     }
 
-    /// The model whose NVML device name matches (as `nvmlDeviceGetName` returns it).
+    /// The model whose NVML device name matches (as `nvmlDeviceGetName` returns it, or without
+    /// its "NVIDIA " prefix, as data sheets and `lspci` write it).
     pub fn by_nvml_name(&self, name: &str) -> Option<&GpuModel> {
-        let name = name.trim();
+        let name = short_name(name);
         self.gpus
             .iter()
-            .find(|g| g.nvml_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .find(|g| g.nvml_names.iter().any(|n| short_name(n) == name))
+    }
+
+    /// The model with this PCI device ID.
+    pub fn by_pci_device_id(&self, id: &str) -> Option<&GpuModel> {
+        let wanted = pci_device(id)?;
+        self.gpus.iter().find(|g| {
+            g.pci_device_ids
+                .iter()
+                .any(|own| pci_device(own) == Some(wanted))
+        })
     }
 
     pub fn keys(&self) -> Vec<&str> {
@@ -204,20 +374,86 @@ impl Catalog {
     }
 }
 
+/// A device name compared without case, surrounding space or NVIDIA's prefix.
+fn short_name(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    name.strip_prefix("nvidia ")
+        .unwrap_or(&name)
+        .trim()
+        .to_string()
+}
+
+/// The 16-bit device ID of `0x2330`, `2330` or `0x233010DE` (device then NVIDIA's vendor ID
+/// 10DE, as mig-parted's `device-filter` writes it); `None` for anything else.
+pub fn pci_device(id: &str) -> Option<u16> {
+    let id = id.trim();
+    let hex = id
+        .strip_prefix("0x")
+        .or_else(|| id.strip_prefix("0X"))
+        .unwrap_or(id);
+    let device = match hex.len() {
+        1..=4 => hex,
+        8 if hex[4..].eq_ignore_ascii_case("10de") => &hex[..4],
+        _ => return None,
+    };
+    u16::from_str_radix(device, 16).ok()
+}
+
 impl GpuModel {
-    /// Parses and checks one GPU table.
+    /// Parses and checks one GPU table that has a profile table of its own.
     pub fn from_toml(text: &str) -> Result<GpuModel, String> {
         let gpu: GpuModel = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(from) = &gpu.profiles_from {
+            return Err(format!(
+                "profiles_from = \"{from}\" needs the catalog: read it with Catalog::from_files"
+            ));
+        }
         gpu.check()?;
         Ok(gpu)
     }
 
+    /// The profiles, and the caveats on them, for a model that shares this table: caveats on
+    /// the whole GPU (its names, memory, SMs) stay here.
+    fn profile_table(&self) -> (Vec<GiProfile>, Vec<Caveat>) {
+        const OWN: [&str; 4] = ["nvml_names", "pci_device_ids", "memory_mib", "sm_count"];
+        let caveats = self
+            .caveats
+            .iter()
+            .filter(|c| !OWN.contains(&c.field.as_str()))
+            .map(|c| Caveat {
+                note: format!("as on {}: {}", self.key, c.note),
+                ..c.clone()
+            })
+            .collect();
+        (self.profiles.clone(), caveats)
+    }
+
     /// Internal consistency of a table: the rules the layout engine relies on.
     fn check(&self) -> Result<(), String> {
+        if self.profiles.is_empty() {
+            return Err("no MIG profiles: give [[profiles]] or profiles_from".into());
+        }
+        if !(1..=16).contains(&self.memory_slices) {
+            return Err(format!(
+                "memory_slices = {}: the placement grid must have 1 to 16 units",
+                self.memory_slices
+            ));
+        }
         let mut ids = std::collections::HashSet::new();
         for p in &self.profiles {
             if !ids.insert(p.id) {
                 return Err(format!("profile ID {} appears twice", p.id));
+            }
+            for name in std::iter::once(&p.name).chain(&p.aliases) {
+                if Variant::of_name(name) != Some(p.variant) {
+                    return Err(format!(
+                        "profile {name} (ID {}): its name must end in '{}' (variant = \"{}\"), \
+                         or the variant must say what its suffix means",
+                        p.id,
+                        p.variant.suffix(),
+                        p.variant.suffix()
+                    ));
+                }
             }
             if p.placements.is_empty() {
                 return Err(format!("profile {} has no placements", p.name));
@@ -282,6 +518,27 @@ impl GpuModel {
             })
     }
 
+    /// The profiles layouts are made of unless others are named: the plain ones, and a variant
+    /// only where it allows more instances of its shape than the plain profiles do (the RTX PRO
+    /// 5000's three 1g.12gb-me beside one 1g.12gb), as otherwise it would only repeat layouts.
+    pub fn default_profiles(&self) -> Vec<&GiProfile> {
+        let plain_most = |p: &GiProfile| {
+            self.profiles
+                .iter()
+                .filter(|q| q.variant.is_plain())
+                .filter(|q| {
+                    (q.compute_slices, q.memory_slices) == (p.compute_slices, p.memory_slices)
+                })
+                .map(|q| q.instances)
+                .max()
+                .unwrap_or(0)
+        };
+        self.profiles
+            .iter()
+            .filter(|p| p.variant.is_plain() || p.instances > plain_most(p))
+            .collect()
+    }
+
     pub fn profile_names(&self) -> Vec<&str> {
         self.profiles.iter().map(|p| p.name.as_str()).collect()
     }
@@ -307,6 +564,29 @@ impl GpuModel {
 }
 
 impl GiProfile {
+    /// `+me` or `+me.all`: the instance carries the GPU's media extensions, of which there is one
+    /// set.
+    pub fn media_extensions(&self) -> bool {
+        matches!(self.variant, Variant::MediaExtensions | Variant::AllMedia)
+    }
+
+    /// Why this instance and `other` cannot be on one GPU together for their media engines, if
+    /// they cannot: a GPU has one set of media extensions (UG: one `+me` instance), and a
+    /// `+me.all` instance holds every media engine, so beside it only `-me` instances fit (the
+    /// instance counts of `nvidia-smi mig -lgip` on an RTX PRO 6000; docs/mig.md).
+    pub fn media_conflict(&self, other: &GiProfile) -> Option<&'static str> {
+        let all_media = |a: &GiProfile, b: &GiProfile| {
+            a.variant == Variant::AllMedia && b.variant != Variant::NoMedia
+        };
+        if self.media_extensions() && other.media_extensions() {
+            Some("both carry media extensions; a GPU has one set, so at most one +me or +me.all instance is allowed")
+        } else if all_media(self, other) || all_media(other, self) {
+            Some("a +me.all instance holds every media engine, so only -me instances fit beside it")
+        } else {
+            None
+        }
+    }
+
     /// The compute profile that fills the whole GI (what `-cgi ... -C` creates).
     pub fn default_compute(&self) -> &CiProfile {
         self.compute_profiles

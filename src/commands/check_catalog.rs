@@ -23,6 +23,9 @@ struct Checked {
     #[serde(skip_serializing_if = "Option::is_none")]
     not_checked: Option<String>,
     differences: Vec<catalog_check::Difference>,
+    /// Profiles the driver names otherwise, accepted as the catalog's (same ID, slices, size).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    driver_names: Vec<catalog_check::DriverName>,
 }
 
 pub fn run(gpus: &[FoundGpu], format: Format) -> Result<String> {
@@ -68,6 +71,7 @@ fn check(gpu: &FoundGpu) -> Result<Checked> {
         model: gpu.model.as_ref().ok().cloned(),
         not_checked: None,
         differences: Vec::new(),
+        driver_names: Vec::new(),
     };
     match (&gpu.model, gpu.mig_current) {
         (Err(why), _) => {
@@ -90,7 +94,9 @@ fn check(gpu: &FoundGpu) -> Result<Checked> {
         }
         (Ok(key), Some(true)) => {
             let model = Catalog::builtin().gpu(key)?;
-            checked.differences = catalog_check::check_gpu(gpu.index, model)?;
+            let found = catalog_check::check_gpu(gpu.index, model)?;
+            checked.differences = found.differences;
+            checked.driver_names = found.names;
         }
     }
     Ok(checked)
@@ -129,6 +135,12 @@ fn render(checks: &[Checked]) -> String {
             (None, n) => format!("{n} difference(s) from the catalog"),
         };
         out.push_str(&format!("GPU {} {} ({model}): {verdict}\n", c.gpu, c.name));
+        for n in &c.driver_names {
+            out.push_str(&format!(
+                "  {}: the driver calls it {} (accepted: {})\n",
+                n.profile, n.driver, n.accepted_as
+            ));
+        }
     }
     out
 }

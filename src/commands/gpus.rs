@@ -19,6 +19,9 @@ struct GpuRow<'a> {
     compute_slices: u8,
     memory_slices: u8,
     profiles: usize,
+    /// The model whose profile table this one shares, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profiles_from: Option<&'a str>,
     source: &'a str,
 }
 
@@ -36,6 +39,7 @@ pub fn run(args: &FormatArg) -> Result<String> {
             compute_slices: g.compute_slices,
             memory_slices: g.memory_slices,
             profiles: g.profiles.len(),
+            profiles_from: g.profiles_from.as_deref(),
             source: &g.source,
         })
         .collect();
@@ -45,6 +49,7 @@ pub fn run(args: &FormatArg) -> Result<String> {
     let mut table = output::grid([
         "Key",
         "GPU",
+        "PCI IDs",
         "Memory MiB",
         "SMs",
         "Slices (compute/memory)",
@@ -54,12 +59,24 @@ pub fn run(args: &FormatArg) -> Result<String> {
         table.add_row(vec![
             r.key.to_string(),
             r.name.to_string(),
+            r.pci_device_ids.join(" "),
             r.memory_mib.to_string(),
             r.sm_count.to_string(),
             format!("{}/{}", r.compute_slices, r.memory_slices),
-            r.profiles.to_string(),
+            match r.profiles_from {
+                Some(from) => format!("{} (as {from})", r.profiles),
+                None => r.profiles.to_string(),
+            },
         ]);
     }
-    output::align_right(&mut table, &[2, 3, 5]);
-    Ok(format!("{table}\n"))
+    output::align_right(&mut table, &[3, 4, 5]);
+    // Every model with where its table comes from (the files say so value by value).
+    let sources: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.key, r.source))
+        .collect();
+    Ok(format!(
+        "{table}\nSources (values not in a public source are marked in `migbench profiles`):\n{}\n",
+        sources.join("\n")
+    ))
 }

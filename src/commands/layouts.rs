@@ -97,7 +97,17 @@ pub fn run(args: &LayoutsArgs) -> Result<String> {
     output::align_right(&mut table, &[0, 2, 3, 4, 5]);
     let scope = match &args.profiles {
         Some(p) => format!("profiles {}", p.join(",")),
-        None => "every profile but +me (name one with --profiles to include it)".to_string(),
+        None => {
+            let names: Vec<&str> = gpu
+                .default_profiles()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
+            format!(
+                "profiles {} (name a variant such as +me with --profiles to include it)",
+                names.join(",")
+            )
+        }
     };
     let mut out = format!(
         "{} ({}): {} maximal layouts{} from {scope}; best first (least unused compute, then memory, then most SMs)\n{table}\n",

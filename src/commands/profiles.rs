@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Caveat, CiProfile, Engines, GiProfile, GpuModel};
+use crate::catalog::{Catalog, Caveat, CiProfile, Engines, GiProfile, GpuModel, Variant};
 use crate::cli::{Format, ProfilesArgs};
 use crate::error::Result;
 use crate::output;
@@ -16,6 +16,9 @@ struct ProfileRow<'a> {
     name: &'a str,
     aliases: &'a [String],
     media_extensions: bool,
+    /// `+me`, `+gfx`, `+me.all`, `-me`; absent for a plain profile.
+    #[serde(skip_serializing_if = "Variant::is_plain")]
+    variant: Variant,
     instances: u8,
     memory_gib: f64,
     sm: u32,
@@ -54,7 +57,8 @@ fn row<'a>(gpu: &'a GpuModel, p: &'a GiProfile) -> ProfileRow<'a> {
         id: p.id,
         name: &p.name,
         aliases: &p.aliases,
-        media_extensions: p.media_extensions,
+        media_extensions: p.media_extensions(),
+        variant: p.variant,
         instances: p.instances,
         memory_gib: p.memory_gib,
         sm: p.sm,

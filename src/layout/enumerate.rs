@@ -6,9 +6,9 @@ use crate::catalog::{GiProfile, GpuModel};
 /// Which layouts [`enumerate`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct EnumerateOptions<'g> {
-    /// Profiles that may be used; all but the `+me` ones when `None`. A `+me` profile is the same
-    /// instance as its plain twin with the media engines attached, so listing it by default would
-    /// only repeat every layout that holds the twin; name it to include it.
+    /// Profiles that may be used; [`GpuModel::default_profiles`] when `None`. A variant (`+me`, `+gfx`, `-me`,
+    /// `+me.all`) is the same slices as its plain twin with other engines, so listing it by
+    /// default would only repeat every layout that holds the twin; name it to include it.
     pub profiles: Option<Vec<&'g GiProfile>>,
     /// Keep only layouts that leave no compute and no memory slice unused.
     pub full_only: bool,
@@ -22,11 +22,7 @@ pub struct EnumerateOptions<'g> {
 pub fn enumerate<'g>(gpu: &'g GpuModel, options: &EnumerateOptions<'g>) -> Vec<Layout<'g>> {
     let allowed: Vec<&GiProfile> = match &options.profiles {
         Some(list) => list.clone(),
-        None => gpu
-            .profiles
-            .iter()
-            .filter(|p| !p.media_extensions)
-            .collect(),
+        None => gpu.default_profiles(),
     };
     let mut search = Search {
         gpu,
@@ -106,12 +102,14 @@ impl<'g> Search<'_, 'g> {
             .iter()
             .filter(|i| i.profile.id == profile.id)
             .count();
-        let me_taken =
-            profile.media_extensions && self.chosen.iter().any(|i| i.profile.media_extensions);
+        let media_conflict = self
+            .chosen
+            .iter()
+            .any(|i| i.profile.media_conflict(profile).is_some());
         used & profile.mask_at(start) == 0
             && count < usize::from(profile.instances)
             && compute + profile.compute_slices <= self.gpu.compute_slices
-            && !me_taken
+            && !media_conflict
     }
 
     fn is_maximal(&self, used: u16, compute: u8) -> bool {

@@ -31,15 +31,16 @@ pub enum LayoutError {
         gpu: String,
     },
 
+    /// Two instances that cannot share the GPU's media engines ([`GiProfile::media_conflict`]).
     #[error(
-        "instances {first} ({first_spec}) and {second} ({second_spec}) both carry media extensions; \
-         a GPU has one set, so at most one +me instance is allowed"
+        "instances {first} ({first_spec}) and {second} ({second_spec}) cannot be together: {why}"
     )]
-    MediaExtensionsTwice {
+    MediaEngines {
         first: usize,
         first_spec: String,
         second: usize,
         second_spec: String,
+        why: String,
     },
 
     #[error("instance {index} ({spec}): {profile} cannot start at memory slice {start}; allowed placements: {allowed}")]
@@ -198,17 +199,18 @@ fn check_counts(
             });
         }
     }
-    let mut with_me = profiles
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.media_extensions);
-    if let (Some((first, _)), Some((second, _))) = (with_me.next(), with_me.next()) {
-        return Err(LayoutError::MediaExtensionsTwice {
-            first: first + 1,
-            first_spec: specs[first].to_string(),
-            second: second + 1,
-            second_spec: specs[second].to_string(),
-        });
+    for (second, b) in profiles.iter().enumerate() {
+        for (first, a) in profiles[..second].iter().enumerate() {
+            if let Some(why) = a.media_conflict(b) {
+                return Err(LayoutError::MediaEngines {
+                    first: first + 1,
+                    first_spec: specs[first].to_string(),
+                    second: second + 1,
+                    second_spec: specs[second].to_string(),
+                    why: why.to_string(),
+                });
+            }
+        }
     }
     Ok(())
 }

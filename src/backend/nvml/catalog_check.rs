@@ -4,7 +4,8 @@
 //! before a run relies on it.
 //!
 //! Profiles are matched by ID, never by name. Compared: the name (a catalog alias counts as the
-//! name), how many instances an empty GPU holds (`-lgip`'s Total, not its Free, which depends on
+//! name, and so does another name for the same profile, [`same_profile_name`]; either is
+//! reported as a [`DriverName`], not a difference), how many instances an empty GPU holds (`-lgip`'s Total, not its Free, which depends on
 //! what exists now), memory in GiB as printed, SMs, the five engine counts, and the placements
 //! (start slices and size, from `-lgipp`).
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 use super::commands;
 use super::exec;
 use super::smi_parse::{self, ListedGiProfile, ListedPlacements};
-use crate::catalog::{GiProfile, GpuModel};
+use crate::catalog::{GiProfile, GpuModel, Variant};
 use crate::error::{Error, Result};
 
 /// One way the driver's tables differ from the catalog's.
@@ -33,9 +34,54 @@ pub struct Difference {
     pub caveat: Option<String>,
 }
 
+/// A profile the driver names otherwise than the catalog, and why that name is accepted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriverName {
+    /// The profile as the catalog names it, with its ID: `3g.40gb (ID 9)`.
+    pub profile: String,
+    /// The name the driver used.
+    pub driver: String,
+    /// `alias` (a name the catalog records) or `same ID, slices and size`.
+    pub accepted_as: String,
+}
+
+/// What the driver's tables say against the catalog's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Comparison {
+    pub differences: Vec<Difference>,
+    /// Profiles the driver names otherwise, each accepted as the catalog's.
+    pub names: Vec<DriverName>,
+}
+
+/// Whether a driver's `name` for profile `p` (same ID) is another name for it: drivers and board
+/// revisions rename profiles (`1g.24gb` became `1g.23gb` on the GB200, `3g.40gb` prints as
+/// `3g.39gb` on drivers 535/545; docs/mig.md). It is when it has the same compute slices and
+/// variant suffix, the memory slices `-lgipp` gives (`size`, when listed) are the catalog's, and
+/// its GB differ from the catalog name's by rounding only: 1 GB, or 3 % of the larger (the
+/// GB200's `7g.189gb` for `7g.186gb`).
+pub fn same_profile_name(p: &GiProfile, name: &str, size: Option<u8>) -> bool {
+    let shape = |n: &str| -> Option<(u32, u32, Variant)> {
+        let variant = Variant::of_name(n)?;
+        let base = &n[..n.len() - variant.suffix().len()];
+        let (g, gb) = base.split_once('.')?;
+        let g = g.strip_suffix('g')?.parse().ok()?;
+        let gb = gb.strip_suffix("gb")?.parse().ok()?;
+        Some((g, gb, variant))
+    };
+    let (Some((g, gb, variant)), Some((cg, cgb, cvariant))) = (shape(name), shape(&p.name)) else {
+        return false;
+    };
+    let rounding = 1.max(gb.max(cgb) * 3 / 100);
+    g == cg
+        && g == u32::from(p.compute_slices)
+        && variant == cvariant
+        && size.is_none_or(|s| s == p.memory_slices)
+        && gb.abs_diff(cgb) <= rounding
+}
+
 /// Reads GPU `index`'s profile tables from `nvidia-smi` (or `$MIGBENCH_NVIDIA_SMI`) and compares
 /// them with `model`. MIG mode must be on: nvidia-smi lists profiles only then.
-pub fn check_gpu(index: u32, model: &GpuModel) -> Result<Vec<Difference>> {
+pub fn check_gpu(index: u32, model: &GpuModel) -> Result<Comparison> {
     let list = |flag: &str| {
         let args = ["mig".to_string(), flag.to_string()];
         let text = exec::list(&commands::smi(
@@ -61,14 +107,16 @@ pub fn check_gpu(index: u32, model: &GpuModel) -> Result<Vec<Difference>> {
 }
 
 /// What differs between `model`'s profiles and those the driver listed, in catalog order (then
-/// the driver's profiles the catalog lacks).
+/// the driver's profiles the catalog lacks), and the other names the driver used.
 pub fn compare(
     model: &GpuModel,
     listed: &[ListedGiProfile],
     placements: &[ListedPlacements],
-) -> Vec<Difference> {
+) -> Comparison {
     let mut out = Vec::new();
+    let mut names = Vec::new();
     for p in &model.profiles {
+        let placed = placements.iter().find(|pl| pl.profile_id == p.id);
         let mut differ = |field: &str, catalog: String, driver: String| {
             if catalog != driver {
                 out.push(Difference {
@@ -84,12 +132,23 @@ pub fn compare(
             differ("profile", "listed".into(), "not listed by -lgip".into());
             continue;
         };
-        let name = if p.aliases.contains(&l.name) {
-            p.name.clone()
+        let accepted_as = if l.name == p.name {
+            None
+        } else if p.aliases.contains(&l.name) {
+            Some("alias")
+        } else if same_profile_name(p, &l.name, placed.map(|pl| pl.size)) {
+            Some("same ID, slices and size")
         } else {
-            l.name.clone()
+            differ("name", p.name.clone(), l.name.clone());
+            None
         };
-        differ("name", p.name.clone(), name);
+        if let Some(why) = accepted_as {
+            names.push(DriverName {
+                profile: format!("{} (ID {})", p.name, p.id),
+                driver: l.name.clone(),
+                accepted_as: why.to_string(),
+            });
+        }
         differ("instances", p.instances.to_string(), l.total.to_string());
         differ(
             "memory_gib",
@@ -111,12 +170,9 @@ pub fn compare(
             let starts: Vec<String> = starts.iter().map(u8::to_string).collect();
             format!("{{{}}}:{size}", starts.join(","))
         };
-        let driver = placements
-            .iter()
-            .find(|pl| pl.profile_id == p.id)
-            .map_or("not listed by -lgipp".into(), |pl| {
-                slices(&pl.starts, pl.size)
-            });
+        let driver = placed.map_or("not listed by -lgipp".into(), |pl| {
+            slices(&pl.starts, pl.size)
+        });
         differ("placements", slices(&p.placements, p.memory_slices), driver);
     }
     for l in listed {
@@ -130,7 +186,10 @@ pub fn compare(
             });
         }
     }
-    out
+    Comparison {
+        differences: out,
+        names,
+    }
 }
 
 /// The catalog's caveats on `field` of profile `p` (those on all its rows, and those on a whole
@@ -163,6 +222,10 @@ mod tests {
     }
 
     fn check(model: &GpuModel, lgip: &str, lgipp: &str) -> Vec<Difference> {
+        compared(model, lgip, lgipp).differences
+    }
+
+    fn compared(model: &GpuModel, lgip: &str, lgipp: &str) -> Comparison {
         compare(
             model,
             &smi_parse::parse_gpu_instance_profiles(lgip).unwrap(),
@@ -197,20 +260,23 @@ mod tests {
             "ID 19 Placements: {0,1,2,3,4,5,6}:1",
             "ID 19 Placements: {0,1,2,3,4,5,6,7}:1",
         );
-        let diffs = check(h100(), &lgip, &lgipp);
+        let found = compared(h100(), &lgip, &lgipp);
+        let diffs = &found.differences;
         let about = |field: &str| {
             diffs
                 .iter()
                 .find(|d| d.field == field)
                 .unwrap_or_else(|| panic!("no {field} difference in {diffs:#?}"))
         };
-        assert_eq!(about("name").profile, "3g.40gb (ID 9)");
+        // The name agrees on ID, slices and size (39 against 40 GB): accepted, and said.
+        assert!(diffs.iter().all(|d| d.field != "name"), "{diffs:#?}");
         assert_eq!(
-            (
-                about("name").catalog.as_str(),
-                about("name").driver.as_str()
-            ),
-            ("3g.40gb", "3g.39gb")
+            found.names,
+            [DriverName {
+                profile: "3g.40gb (ID 9)".into(),
+                driver: "3g.39gb".into(),
+                accepted_as: "same ID, slices and size".into(),
+            }]
         );
         assert_eq!(
             (
@@ -223,7 +289,35 @@ mod tests {
         assert_eq!(about("placements").catalog, "{0,1,2,3,4,5,6}:1");
         assert_eq!(about("placements").driver, "{0,1,2,3,4,5,6,7}:1");
         // Besides those: only the three rows T's table leaves out.
-        assert_eq!(diffs.len(), 3 + 3, "{diffs:#?}");
+        assert_eq!(diffs.len(), 2 + 3, "{diffs:#?}");
+    }
+
+    #[test]
+    fn a_name_of_another_shape_is_a_difference() {
+        // Same ID, but other compute slices, another size, or another variant: not a renaming.
+        for other in ["2g.40gb", "3g.80gb", "3g.40gb-me"] {
+            let lgip = T_H100_LGIP.replace(
+                "MIG 3g.40gb        9     2/2",
+                &format!("MIG {other:<11}9     2/2"),
+            );
+            let found = compared(h100(), &lgip, S_LGIPP);
+            let name = found.differences.iter().find(|d| d.field == "name");
+            assert_eq!(
+                name.map(|d| (d.catalog.as_str(), d.driver.as_str())),
+                Some(("3g.40gb", other)),
+                "{found:#?}"
+            );
+            assert!(found.names.is_empty(), "{found:#?}");
+        }
+        // A -lgipp size other than the catalog's refuses the name too.
+        let p = h100().profile("9").unwrap();
+        assert!(same_profile_name(p, "3g.39gb", Some(4)));
+        assert!(!same_profile_name(p, "3g.39gb", Some(3)));
+        // Rounding: the GB200's names of earlier boards (docs/mig.md).
+        let gb200 = Catalog::builtin().gpu("gb200-186gb").unwrap();
+        let p = gb200.profile("0").unwrap();
+        assert!(same_profile_name(p, "7g.189gb", None));
+        assert!(!same_profile_name(p, "7g.200gb", None));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 
 mod write;
 mod yaml;
-pub use write::{is_label_value, label, mig_devices, write};
+pub use write::{is_label_value, label, mig_devices, operator_label, write};
 use yaml::{describe, kind, mapping, pos, string, version_shown};
 
 use std::collections::BTreeMap;
@@ -72,24 +72,25 @@ impl ConfigEntry {
     /// Whether mig-parted applies this entry to GPU `index` of model `gpu`.
     fn applies_to(&self, gpu: &GpuModel, index: u32) -> bool {
         let device = self.devices.as_ref().is_none_or(|d| d.contains(&index));
-        let filter = self.device_filter.as_ref().is_none_or(|ids| {
-            ids.iter()
-                .any(|id| gpu.pci_device_ids.iter().any(|p| same_device_id(id, p)))
-        });
+        let filter = self
+            .device_filter
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| same_device_id(id, &gpu.pci_device_ids)));
         device && filter
     }
 }
 
-/// `0x233010DE` (mig-parted: device and vendor) names the same GPU as the catalog's `0x2330`.
-fn same_device_id(filter: &str, catalog: &str) -> bool {
-    let digits = |s: &str| {
-        s.trim()
-            .trim_start_matches("0x")
-            .trim_start_matches("0X")
-            .to_ascii_lowercase()
-    };
-    let (f, c) = (digits(filter), digits(catalog));
-    f == c || f == format!("{c}10de")
+/// Whether filter `0x233010DE` (mig-parted: device and vendor, optionally `:0xSSSSVVVV` with a
+/// subsystem, which the catalog does not tell apart) names one of a model's device IDs.
+fn same_device_id(filter: &str, catalog: &[String]) -> bool {
+    let device = filter
+        .split(':')
+        .next()
+        .and_then(crate::catalog::pci_device);
+    device.is_some()
+        && catalog
+            .iter()
+            .any(|c| crate::catalog::pci_device(c) == device)
 }
 
 impl MigPartedFile {

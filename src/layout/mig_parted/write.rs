@@ -36,6 +36,13 @@ pub fn label(parts: &[&str]) -> String {
         .to_string()
 }
 
+/// The GPU operator's label for one profile on every GPU, as its default ConfigMap names them:
+/// `+` becomes `.` and `-me` is kept (`1g.24gb+me.all` → `all-1g.24gb.me.all`, `1g.24gb-me` →
+/// `all-1g.24gb-me`), so a `+me` and a `-me` profile never share a label.
+pub fn operator_label(profile: &str) -> String {
+    format!("all-{}", profile.replace('+', "."))
+}
+
 /// The `mig-devices` of a layout: each GPU instance by its profile, or its compute instances by
 /// theirs when it is split, as mig-parted names MIG devices.
 pub fn mig_devices(layout: &Layout) -> BTreeMap<String, u32> {
