@@ -9,6 +9,13 @@
 //!   `LD_LIBRARY_PATH`;
 //! - `bin/stand-in-cuda-job`: the stand-in CUDA job (`fake_cuda_job`), for scenarios' commands.
 //!
+//! `stand_in_gpu --cdi DIR SPEC` writes, as NVIDIA's `nvidia-ctk cdi generate` does for a real
+//! GPU, a CDI spec (`nvidia.com/gpu`) naming each GPU and MIG device of the node in DIR by its
+//! UUID; a container given one (`podman run --device nvidia.com/gpu=UUID`) sees that device alone
+//! (`CUDA_VISIBLE_DEVICES` set to it inside, as the stand-in job finds its device by it) and the
+//! node's state, mounted at the same path. Run again after each MIG change (tests/containers.rs
+//! runs it after every nvidia-smi call), as NVIDIA's toolkit regenerates its spec.
+//!
 //! The driver version defaults to the one NVIDIA's nvidia-smi 535.261.03 insists on: nvidia-smi
 //! refuses an NVML of another version.
 
@@ -33,8 +40,53 @@ fn fail(text: &str) -> ! {
     std::process::exit(2);
 }
 
+/// Writes the CDI spec of the node in `dir` to `spec`, replacing it at once (a rename).
+fn write_cdi(dir: &Path, spec: &Path) {
+    let text = std::fs::read_to_string(dir.join("node.json"))
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
+    let node: FakeNode = serde_json::from_str(&text).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut uuids = Vec::new();
+    for gpu in &node.gpus {
+        uuids.push(gpu.uuid.clone());
+        for gi in &gpu.gis {
+            uuids.extend(gi.cis.iter().map(|c| c.uuid.clone()));
+        }
+    }
+    let state = dir.display().to_string();
+    let devices: Vec<serde_json::Value> = uuids
+        .iter()
+        .map(|uuid| {
+            serde_json::json!({
+                "name": uuid,
+                "containerEdits": {
+                    "env": [format!("CUDA_VISIBLE_DEVICES={uuid}"), format!("MIGBENCH_FAKE_GPU={state}")],
+                    "mounts": [{ "hostPath": state, "containerPath": state, "options": ["rbind", "rw"] }],
+                },
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "cdiVersion": "0.5.0",
+        "kind": "nvidia.com/gpu",
+        "devices": devices,
+        "containerEdits": {},
+    });
+    // Its own temporary file: two nvidia-smi calls may write the spec at once.
+    let tmp = spec.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).unwrap())
+        .and_then(|()| std::fs::rename(&tmp, spec))
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", spec.display())));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--cdi") {
+        let [_, dir, spec] = args.as_slice() else {
+            fail("usage: stand_in_gpu --cdi DIR SPEC");
+        };
+        write_cdi(Path::new(dir), Path::new(spec));
+        return;
+    }
     let mut driver = DRIVER.to_string();
     let mut positional = Vec::new();
     let mut it = args.iter();

@@ -287,9 +287,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Print the nvidia-smi and nvidia-cuda-mps-control command lines of every setup and
-    /// teardown step, in order, and change nothing. Needs no GPU.
+    /// teardown step, in order, and the engine command line of every container job; change
+    /// nothing. Needs no GPU.
     #[arg(long, conflicts_with = "sim")]
     pub dry_run: bool,
+    /// The container engine of container workloads that name none of their own; replaces the
+    /// scenario's `engine` (default: podman).
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::container::Engine>,
     /// Run even when other programs' compute processes use the GPU.
     #[arg(long)]
     pub force: bool,

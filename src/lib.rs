@@ -56,6 +56,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod compare;
+pub mod container;
 pub mod error;
 pub mod fault;
 pub mod fleet;

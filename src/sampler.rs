@@ -89,6 +89,17 @@ impl Sampler {
         lock(&self.state).live = Some(live);
     }
 
+    /// The processes of the container whose ID the engine writes to `cidfile` count towards the
+    /// job started as `pid` (its engine's client): NVML lists them by host PID, and they are
+    /// not in the client's process group.
+    pub fn container_job(&self, cidfile: std::path::PathBuf, pid: u32) {
+        lock(&self.state).groups.containers.push(ContainerJob {
+            cidfile,
+            id: None,
+            pid,
+        });
+    }
+
     /// The most recent memory of a job (by the PID it was started as), for progress display.
     pub fn latest(&self, pid: u32) -> Option<f64> {
         lock(&self.state).latest.get(&pid.to_string()).copied()
@@ -115,18 +126,60 @@ impl SampleRow {
     }
 }
 
-/// Process groups by PID, read once per process from /proc.
+/// Process groups by PID, read once per process from /proc; a process in a job's container
+/// counts towards the job.
 #[derive(Default)]
-struct ProcessGroups(HashMap<String, Option<u32>>);
+struct ProcessGroups {
+    groups: HashMap<String, Option<u32>>,
+    containers: Vec<ContainerJob>,
+}
+
+/// A job's container: its ID once the engine has written it.
+struct ContainerJob {
+    cidfile: std::path::PathBuf,
+    id: Option<String>,
+    pid: u32,
+}
 
 impl ProcessGroups {
     fn fill(&mut self, rows: &mut [SampleRow]) {
         for r in rows.iter_mut().filter(|r| r.scope == Scope::Process) {
-            r.group = *self
-                .0
-                .entry(r.id.clone())
-                .or_insert_with(|| r.id.parse().ok().and_then(procfs::process_group));
+            if let Some(known) = self.groups.get(&r.id) {
+                r.group = *known;
+                continue;
+            }
+            let pid: Option<u32> = r.id.parse().ok();
+            let in_container = pid.and_then(crate::container::container_of);
+            let group = match in_container {
+                // Not known until the container's job is: asked again at the next sample.
+                Some(id) => match self.container_job(&id) {
+                    Some(job) => Some(job),
+                    None => {
+                        r.group = None;
+                        continue;
+                    }
+                },
+                None => pid.and_then(procfs::process_group),
+            };
+            self.groups.insert(r.id.clone(), group);
+            r.group = group;
         }
+    }
+
+    /// The job (the PID it was started as) whose container has ID `id`.
+    fn container_job(&mut self, id: &str) -> Option<u32> {
+        for c in &mut self.containers {
+            if c.id.is_none() {
+                c.id = std::fs::read_to_string(&c.cidfile)
+                    .ok()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty());
+            }
+            if c.id.as_deref() == Some(id) {
+                return Some(c.pid);
+            }
+        }
+        None
     }
 }
 

@@ -443,13 +443,6 @@ fn start_long_run(gpu: &FakeDriver) -> std::process::Child {
     child
 }
 
-fn assert_as_found(gpu: &FakeDriver) {
-    let state = gpu.state();
-    assert_eq!(state["mig_current"], json!(false), "{state}");
-    assert_eq!(state["gis"], json!([]), "{state}");
-    assert_eq!(mps_processes_under(gpu.dir.path()), Vec::<String>::new());
-}
-
 #[test]
 fn after_a_crash_restore_stops_the_runs_jobs_and_puts_the_gpu_back() {
     let Some(gpu) = FakeDriver::h100() else {
@@ -473,7 +466,7 @@ fn after_a_crash_restore_stops_the_runs_jobs_and_puts_the_gpu_back() {
         "{said}"
     );
     assert!(said.contains("the GPU is as the run found it"), "{said}");
-    assert_as_found(&gpu);
+    gpu.assert_as_found();
     let journal = std::fs::read_to_string(gpu.run_dir().join("journal.jsonl")).unwrap();
     assert!(
         journal.lines().last().unwrap().contains("closed"),
@@ -501,7 +494,7 @@ fn sigterm_stops_the_jobs_and_tears_down() {
     unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert_as_found(&gpu);
+    gpu.assert_as_found();
     let jobs = jobs(&gpu.run_dir());
     assert_eq!(jobs.len(), 2);
     assert!(

@@ -19,13 +19,13 @@ fn error(body: &str) -> String {
 
 #[test]
 fn every_shipped_scenario_validates() {
-    let files: Vec<_> = ["scenarios", "scenarios/validation"]
+    let files: Vec<_> = ["scenarios", "scenarios/validation", "scenarios/stand-in"]
         .iter()
         .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    assert_eq!(files.len(), 10, "{files:?}");
+    assert_eq!(files.len(), 12, "{files:?}");
     common::migbench()
         .arg("validate")
         .args(&files)

@@ -46,6 +46,11 @@ impl DryRunBackend {
         self.lines().push(format!("# {text}"));
     }
 
+    /// Adds a command line to the output.
+    pub fn line(&self, text: &str) {
+        self.lines().push(text.to_string());
+    }
+
     /// Everything printed so far.
     pub fn take_lines(&self) -> Vec<String> {
         std::mem::take(&mut *self.lines())
@@ -140,6 +145,12 @@ impl Backend for DryRunBackend {
                 ),
                 None => self.gpu_uuid.clone(),
             };
+            // The MPS daemons were started on the names printed.
+            d.mps_pipe_dir = gpu
+                .mps
+                .iter()
+                .find(|m| m.device == d.uuid)
+                .map(|m| m.pipe_dir.clone());
         }
         Ok(devices)
     }

@@ -378,6 +378,12 @@ pub trait Backend: Send + Sync {
     fn devices(&self) -> Result<Vec<Device>>;
     /// How to start `job` on its device.
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch>;
+    /// Whether a container workload's job runs in its container (through its engine): on a
+    /// real GPU. The simulator runs the simulated job itself, and records the engine's command
+    /// line it stands for.
+    fn runs_containers(&self) -> bool {
+        true
+    }
     /// Memory in use now, per GPU, instance and process.
     fn sample(&self) -> Result<Vec<SampleRow>>;
     /// The process of job `job` (a [`JobRequest::id`]) has ended; the orchestrator has yet to

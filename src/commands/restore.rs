@@ -134,7 +134,40 @@ fn journal_path(given: &Path) -> PathBuf {
     }
 }
 
+/// Stops and removes the containers a crashed run left (whatever its journal says: a container
+/// can outlive a run that changed nothing on the GPU), and says which.
+fn remove_leftover_containers(journal: &Path) -> Result<(Vec<String>, String)> {
+    let Some(run_dir) = journal.parent() else {
+        return Ok(Default::default());
+    };
+    let removed = leftovers::remove_containers(run_dir).map_err(|e| {
+        Error::Harness(format!(
+            "cannot remove the containers of the crashed run in {}: {e}",
+            run_dir.display()
+        ))
+    })?;
+    if removed.is_empty() {
+        return Ok(Default::default());
+    }
+    let note = format!(
+        "{}: stopped and removed {} container(s) the crashed run left: {}\n",
+        run_dir.display(),
+        removed.len(),
+        removed.join(", ")
+    );
+    Ok((removed, note))
+}
+
 fn restore_one(path: &Path) -> Result<Outcome> {
+    // Containers first: their processes are not the jobs' children and hold the GPU too.
+    let (containers, note) = remove_leftover_containers(path)?;
+    let mut outcome = restore_gpu(path)?;
+    outcome.stopped_jobs.splice(0..0, containers);
+    outcome.message.insert_str(0, &note);
+    Ok(outcome)
+}
+
+fn restore_gpu(path: &Path) -> Result<Outcome> {
     if JournalFile::is_blank(path) {
         return Ok(Outcome {
             path: path.display().to_string(),

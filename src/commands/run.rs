@@ -21,7 +21,10 @@ use crate::scenario::Scenario;
 const MAX_SAMPLE_MS: u64 = 3_600_000;
 
 pub fn run(args: &RunArgs) -> Result<String> {
-    let scenario = Scenario::load(&args.file).map_err(|e| Error::Input(e.to_string()))?;
+    let mut scenario = Scenario::load(&args.file).map_err(|e| Error::Input(e.to_string()))?;
+    if let Some(engine) = args.engine {
+        scenario.file.scenario.engine = Some(engine);
+    }
     if let Some(pace) = args.pace {
         if !(pace.is_finite() && pace > 0.0) {
             return Err(Error::Input(format!(
@@ -36,6 +39,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
             args.sample_ms
         )));
     }
+    let needs = scenario.container_needs()?;
     let gpu = &scenario.file.gpu;
     if args.dry_run {
         let backend = DryRunBackend::new(scenario.gpu, gpu.index.unwrap_or(0), gpu.uuid.clone());
@@ -56,6 +60,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
             uuid: gpu.uuid.clone(),
         }
     };
+    if !args.sim {
+        // An engine missing or a port taken is bad input, found before the GPU is touched.
+        crate::container::preflight(&needs)?;
+    }
     let backend = backend::open(scenario.gpu, &target)?;
 
     // Ctrl-C and SIGTERM raise the flag; the orchestrator stops the jobs and tears down.

@@ -2,13 +2,17 @@
 
 use std::path::Path;
 
+use super::jobs::container_launch;
+use super::planned::{allowed_slots, PlannedJob};
 use super::variant::mps_root;
 use super::{planned, setup};
 use crate::backend::dry_run::DryRunBackend;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::journal::Journal;
+use crate::mode::SharingMode;
 use crate::scenario::Scenario;
+use crate::scenario::Variant;
 
 /// What `migbench run --dry-run` prints: the setup and teardown of every repetition of every
 /// variant, made on `backend` (which prints instead of changing anything) by the same code a
@@ -49,8 +53,68 @@ pub fn dry_run(scenario: &Scenario, backend: &DryRunBackend) -> Result<Vec<Strin
                 "variant {name}, repetition {repetition}: {} job(s) run, then tear down",
                 planned.len()
             ));
+            container_lines(scenario, backend, name, variant, repetition, &planned)?;
             setup::tear_down(backend, &mut journal)?;
         }
     }
     Ok(backend.take_lines())
+}
+
+/// The engine command line of each container job of a variant repetition, on the device it
+/// would be given first (jobs of a variant with more jobs than devices wait for a free one;
+/// `{port}` is the free port a run picks for each server). `<run>` stands for the run
+/// directory's name, which a real run's containers carry.
+fn container_lines(
+    scenario: &Scenario,
+    backend: &DryRunBackend,
+    name: &str,
+    variant: &Variant,
+    repetition: u32,
+    planned: &[PlannedJob],
+) -> Result<()> {
+    if planned.iter().all(|j| j.workload.image.is_none()) {
+        return Ok(());
+    }
+    let devices = backend.devices()?;
+    let mig_mps = *variant.mode.get_ref() == SharingMode::MigMps;
+    for (k, job) in planned.iter().enumerate() {
+        let allowed = allowed_slots(job, devices.len());
+        let Some(&slot) = allowed.get(if mig_mps { k } else { job.index } % allowed.len().max(1))
+        else {
+            continue;
+        };
+        let device = &devices[slot];
+        let mut env = device.job_env();
+        env.extend(job.workload.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(c) =
+            container_launch(scenario, name, repetition, "<run>", None, job, device, &env)?
+        {
+            backend.comment(&format!(
+                "job {} ({}) on {}:",
+                job.index, job.workload.name, device.label
+            ));
+            backend.line(
+                &c.argv
+                    .iter()
+                    .map(|a| quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An argument as one word for a POSIX shell: as it is when it holds nothing a shell would
+/// read, else in single quotes.
+fn quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%{}".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }

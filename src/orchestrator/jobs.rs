@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use super::planned::{allowed_slots, PlannedJob};
 use super::process::{kill_group, watch_exit, Running};
 use super::VariantRun;
-use crate::backend::{Device, JobRequest};
+use crate::backend::{Device, JobLaunch, JobRequest};
 use crate::clock::Wake;
+use crate::container::{self, Container, ContainerSpec, Owner};
 use crate::error::Result;
 use crate::mode::SharingMode;
 use crate::results::{JobRecord, Outcome, RunDir};
@@ -21,7 +22,7 @@ use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
 use crate::serving::record::{self, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
-use crate::workload::reports_oom;
+use crate::workload::{reports_oom, Workload};
 
 /// On the wall clock, the longest the orchestrator waits before it looks again (a Ctrl-C is
 /// noticed within it); the progress lines are redrawn as often.
@@ -186,7 +187,14 @@ impl<'a, 'v> Runner<'a, 'v> {
                         .find(|&s| !exclusive || !running.iter().any(|r| r.slot == s))
                 };
                 match slot.map(|s| self.launch(k, job, s, &devices[s])) {
-                    Some(Ok(Some(r))) => running.push(r),
+                    Some(Ok(Some(r))) => {
+                        // Its processes are the container's, not the client's children: they
+                        // count towards the job by the container's cgroup.
+                        if let Some(file) = r.container.as_ref().and_then(|c| c.cidfile.clone()) {
+                            sampler.container_job(file, r.pid);
+                        }
+                        running.push(r)
+                    }
                     Some(Ok(None)) => {}
                     Some(Err(e)) => {
                         failure = Some(e);
@@ -260,6 +268,8 @@ impl<'a, 'v> Runner<'a, 'v> {
         let log = self.run.job_log(ctx.name(), ctx.repetition, job.index)?;
         let started_at = ctx.backend.now();
         let start = started_at - ctx.t0;
+        let mut container = None;
+        let mut container_fields = None;
         let spawned = ctx
             .backend
             .launch(&JobRequest {
@@ -268,8 +278,58 @@ impl<'a, 'v> Runner<'a, 'v> {
                 device,
             })
             .and_then(|mut launch| {
-                self.servers
+                let port = self
+                    .servers
                     .prepare(k, job.index, id, &job.workload, &mut launch)?;
+                // A container workload: its engine's client is the job's process (or, on the
+                // simulator, the simulated job stands for it). Named before it is created.
+                let run_name = self
+                    .run
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let cid_dir = self.run.path.join("containers");
+                let runs = ctx.backend.runs_containers();
+                if let Some(c) = container_launch(
+                    ctx.scenario,
+                    ctx.name(),
+                    ctx.repetition,
+                    &run_name,
+                    runs.then_some(cid_dir.as_path()),
+                    job,
+                    device,
+                    &launch.env,
+                )? {
+                    // `{port}` in `ports` (and the image's arguments) is the server's port.
+                    let mut c = c;
+                    if let Some(port) = port {
+                        for arg in &mut c.argv {
+                            *arg = arg.replace(Workload::PORT, &port.to_string());
+                        }
+                    }
+                    if ctx.backend.runs_containers() {
+                        self.run.event(
+                            start,
+                            "container_create",
+                            serde_json::json!({
+                                "variant": ctx.name(), "repetition": ctx.repetition, "job": job.index,
+                                "engine": c.container.engine, "name": c.container.name,
+                                "run": c.run, "argv": c.argv,
+                            }),
+                        )?;
+                        launch = JobLaunch {
+                            argv: c.argv.clone(),
+                            env: Vec::new(),
+                            cwd: None,
+                        };
+                        container = Some(c.container.clone());
+                    }
+                    container_fields = Some(serde_json::json!({
+                        "engine": c.container.engine, "name": c.container.name, "argv": c.argv,
+                        "simulated": !ctx.backend.runs_containers(),
+                    }));
+                }
                 let out = File::create(&log).map_err(|e| {
                     crate::error::Error::Harness(format!("cannot create {}: {e}", log.display()))
                 })?;
@@ -277,9 +337,12 @@ impl<'a, 'v> Runner<'a, 'v> {
                     .try_clone()
                     .map_err(|e| crate::error::Error::Harness(e.to_string()))?;
                 let mut cmd = Command::new(&launch.argv[0]);
-                cmd.args(&launch.argv[1..])
-                    .envs(&job.workload.env)
-                    .envs(launch.env.iter().map(|(k, v)| (k, v)))
+                cmd.args(&launch.argv[1..]);
+                // A container's environment is on its engine's command line.
+                if container.is_none() {
+                    cmd.envs(&job.workload.env);
+                }
+                cmd.envs(launch.env.iter().map(|(k, v)| (k, v)))
                     .stdin(Stdio::null())
                     .stdout(out)
                     .stderr(err)
@@ -321,6 +384,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                     backend: Arc::clone(&ctx.backend),
                     child,
                     pid,
+                    container: container.clone(),
                     device: device.clone(),
                     slot,
                     start,
@@ -338,13 +402,16 @@ impl<'a, 'v> Runner<'a, 'v> {
                     serde_json::json!({
                         "variant": ctx.name(), "repetition": ctx.repetition, "job": job.index,
                         "workload": job.workload.name, "device": device.uuid, "instance": device.label,
-                        "pid": pid, "argv": argv,
+                        "pid": pid, "argv": argv, "container": container_fields,
                     }),
                 )?;
                 Ok(Some(running))
             }
             Err(e) => {
-                // Whatever the backend set up for the job goes with it.
+                // Whatever the backend set up for the job goes with it, its container too.
+                if let Some(c) = &container {
+                    let _ = c.remove();
+                }
                 ctx.backend.job_ended(id);
                 let mut record = ctx.job_record(job, Outcome::Failed, Some(e.to_string()));
                 record.start_s = Some(start);
@@ -364,13 +431,35 @@ impl<'a, 'v> Runner<'a, 'v> {
         let forced = forced.or(r.timed_out.then_some(Outcome::Timeout));
         let status = match r.child.try_wait() {
             Ok(Some(status)) => Some(status),
-            _ => kill_group(&mut r.child),
+            _ => {
+                // The engine stops the container (SIGTERM, then SIGKILL); its client then ends.
+                if let Some(c) = &r.container {
+                    c.stop();
+                }
+                kill_group(&mut r.child)
+            }
         };
+        // The container's own log, then the container goes, whatever ended the job.
+        let container_log = r.container.as_ref().map(|c| {
+            let log = c.logs();
+            if let Err(e) = c.remove() {
+                eprintln!("migbench: warning: cannot remove container {}: {e}", c.name);
+            }
+            log
+        });
         r.forget();
         let end = self.now();
         let job = &planned[r.job];
         let exit_code = status.map(|s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
-        let log_text = std::fs::read_to_string(&r.log).unwrap_or_default();
+        let mut log_text = std::fs::read_to_string(&r.log).unwrap_or_default();
+        // What the container wrote, as its engine kept it, where its client did not pass it on
+        // (a client killed, detached or cut short).
+        if let Some(container_log) = container_log {
+            if !log_text.contains(container_log.trim()) {
+                log_text.push('\n');
+                log_text.push_str(&container_log);
+            }
+        }
         let outcome = match forced {
             Some(o) => o,
             None if status.is_some_and(|s| s.success()) => Outcome::Ok,
@@ -405,6 +494,81 @@ impl<'a, 'v> Runner<'a, 'v> {
         self.ctx.progress.job_done(&r.bar);
         self.done.push(record);
     }
+}
+
+/// A container job's engine command line and the container it makes.
+pub(super) struct ContainerLaunch {
+    pub(super) container: Container,
+    pub(super) argv: Vec<String>,
+    /// The run's label: its directory's name.
+    pub(super) run: String,
+}
+
+/// The container launch of `job` (of repetition `repetition` of variant `variant`, in run
+/// `run`) on `device` with the launch's environment `env` (ports filled in), if its workload is a
+/// container image. `cid_dir`: where the engine writes the container's ID, when it runs.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn container_launch(
+    scenario: &crate::scenario::Scenario,
+    variant: &str,
+    repetition: u32,
+    run: &str,
+    cid_dir: Option<&std::path::Path>,
+    job: &PlannedJob,
+    device: &Device,
+    env: &[(String, String)],
+) -> Result<Option<ContainerLaunch>> {
+    let w = &job.workload;
+    let Some(image) = &w.image else {
+        return Ok(None);
+    };
+    let engine = scenario.engine_for(w);
+    let gpu_request = w
+        .gpu_request
+        .unwrap_or_else(|| engine.default_gpu_request());
+    let owner = Owner {
+        run,
+        variant,
+        repetition,
+        job: job.index,
+        workload: &w.name,
+    };
+    let name = owner.name();
+    let cidfile = match cid_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                crate::error::Error::Harness(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            Some(dir.join(format!("{name}.cid")))
+        }
+        None => None,
+    };
+    let spec = ContainerSpec {
+        engine,
+        gpu_request,
+        image,
+        command: &w.command,
+        ports: &w.ports,
+        volumes: &w.volumes,
+        options: &w.engine_options,
+    };
+    // The backend's launch carries the device's environment and the workload's, filled in.
+    let mut env = env.to_vec();
+    for (k, v) in &w.env {
+        if !env.iter().any(|(e, _)| e == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    let argv = container::run_argv(&spec, &owner, device, &env, cidfile.as_deref());
+    Ok(Some(ContainerLaunch {
+        container: Container {
+            engine,
+            name,
+            cidfile,
+        },
+        argv,
+        run: run.to_string(),
+    }))
 }
 
 fn job_end_fields(r: &JobRecord) -> serde_json::Value {

@@ -50,6 +50,46 @@ pub fn find(run_dir: &Path) -> Vec<Leftover> {
     started
 }
 
+/// The engines and run labels of the containers the run created (`container_create` events,
+/// written before each was created), each pair once.
+pub fn container_runs(run_dir: &Path) -> Vec<(crate::container::Engine, String)> {
+    let events = crate::input::read_to_string(&run_dir.join("events.jsonl"), crate::input::RECORDS)
+        .unwrap_or_default();
+    let mut runs = Vec::new();
+    for event in events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "container_create")
+    {
+        let engine = serde_json::from_value(event["engine"].clone());
+        if let (Ok(engine), Some(run)) = (engine, event["run"].as_str()) {
+            if !runs.iter().any(|(e, r)| *e == engine && r == run) {
+                runs.push((engine, run.to_string()));
+            }
+        }
+    }
+    runs
+}
+
+/// Stops and removes the containers of the run that their engines still have; returns their
+/// names, or the engine's own words when it could not list or remove them.
+pub fn remove_containers(run_dir: &Path) -> Result<Vec<String>, String> {
+    let mut removed = Vec::new();
+    for (engine, run) in container_runs(run_dir) {
+        for name in crate::container::of_run(engine, &run)? {
+            let c = crate::container::Container {
+                engine,
+                name: name.clone(),
+                cidfile: None,
+            };
+            c.stop();
+            c.remove()?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
 /// Stops each leftover job's whole process group: SIGTERM, then SIGKILL after the grace period
 /// jobs get. Returns the groups still running after that (none, unless a process ignores SIGKILL
 /// while stuck in the driver).

@@ -25,6 +25,8 @@ pub(super) struct Running {
     pub(super) backend: Arc<dyn Backend>,
     pub(super) child: Child,
     pub(super) pid: u32,
+    /// The job's container, when it runs in one: stopped and removed when the job ends.
+    pub(super) container: Option<crate::container::Container>,
     pub(super) device: Device,
     pub(super) slot: usize,
     /// Seconds after the run started.
@@ -107,7 +109,13 @@ impl Drop for Running {
     /// killed with its process group, so that nothing uses the GPU when it is put back.
     fn drop(&mut self) {
         if !self.reaped.load(Ordering::Relaxed) {
+            if let Some(c) = &self.container {
+                c.stop();
+            }
             kill_group(&mut self.child);
+            if let Some(c) = &self.container {
+                let _ = c.remove();
+            }
             self.forget();
         }
     }

@@ -45,6 +45,10 @@ pub struct Header {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub time_scale: Option<Spanned<f64>>,
+    /// The engine of container workloads that name none (docs/containers.md); `run --engine`
+    /// replaces it; podman when neither is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::container::Engine>,
 }
 
 /// The GPU a scenario runs on.

@@ -207,6 +207,43 @@ impl Scenario {
         }
     }
 
+    /// The engine a container workload runs with: its own, else the scenario's (which
+    /// `run --engine` replaces), else podman.
+    pub fn engine_for(&self, workload: &Workload) -> crate::container::Engine {
+        workload
+            .engine
+            .or(self.file.scenario.engine)
+            .unwrap_or_default()
+    }
+
+    /// What the scenario's container jobs need of this machine: each engine, with the fixed host
+    /// ports and the workload's name.
+    pub fn container_needs(
+        &self,
+    ) -> Result<Vec<(crate::container::Engine, Vec<u16>, String)>, crate::error::Error> {
+        let mut needs = Vec::new();
+        for variant in &self.file.variants {
+            for group in &variant.jobs {
+                let w = self.job_workload(group)?;
+                if w.image.is_some() {
+                    let engine = self.engine_for(&w);
+                    if engine == crate::container::Engine::Podman
+                        && w.gpu_request == Some(crate::container::GpuRequest::Gpus)
+                    {
+                        return Err(crate::error::Error::Input(format!(
+                            "workload {}: gpu_request = \"gpus\" is docker's --gpus, and its engine \
+                             is podman (the scenario's or --engine's default), which takes GPUs as \
+                             CDI devices: gpu_request = \"cdi\", or engine = \"docker\"",
+                            w.name
+                        )));
+                    }
+                    needs.push((self.engine_for(&w), w.fixed_host_ports(), w.name.clone()));
+                }
+            }
+        }
+        Ok(needs)
+    }
+
     /// The load on the variant's servers: its own, else the scenario's.
     pub fn load_for<'a>(&'a self, variant: &'a Variant) -> Option<&'a LoadSpec> {
         variant

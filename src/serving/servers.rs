@@ -151,8 +151,8 @@ impl Servers {
         })
     }
 
-    /// For a server workload: picks a free port and puts it wherever the command or the
-    /// environment says `{port}`. `key` names the job until it ends; `backend_job` is its
+    /// For a server workload: picks a free port (returned) and puts it wherever the command or
+    /// the environment says `{port}`. `key` names the job until it ends; `backend_job` is its
     /// [`crate::backend::JobRequest::id`].
     pub fn prepare(
         &mut self,
@@ -161,9 +161,9 @@ impl Servers {
         backend_job: u64,
         workload: &Workload,
         launch: &mut JobLaunch,
-    ) -> Result<()> {
+    ) -> Result<Option<u16>> {
         if workload.kind != WorkloadKind::Server {
-            return Ok(());
+            return Ok(None);
         }
         let port = self.free_port()?;
         fill_port(launch, &workload.env, port);
@@ -179,7 +179,7 @@ impl Servers {
                 watchers: Vec::new(),
             },
         );
-        Ok(())
+        Ok(Some(port))
     }
 
     /// A port nothing listens on now, and not given to another server of this variant. (Another

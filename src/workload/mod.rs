@@ -49,9 +49,31 @@ pub struct Workload {
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
-    /// Extra environment for the job.
+    /// Extra environment for the job (in its container, for a container workload).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// A container image to run the job in (`vllm/vllm-openai:v0.10.1`); `command` is then the
+    /// image's arguments (docs/containers.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The engine of a container workload; else the scenario's `engine`, `run --engine`, or
+    /// podman.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::container::Engine>,
+    /// How the container is given its device: `cdi` (`--device nvidia.com/gpu=UUID`, podman's
+    /// default) or `gpus` (`--gpus device=UUID`, docker's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_request: Option<crate::container::GpuRequest>,
+    /// Ports a container publishes, `[IP:]HOST:CONTAINER`; HOST may be `{port}`, the port
+    /// migbench picks for a server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Volumes a container mounts, `SOURCE:TARGET[:OPTIONS]` (model caches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Further engine options, put before the image as given (`--shm-size=16g`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_options: Vec<String>,
     /// Kills a job that runs longer than this many seconds.
     #[serde(
         default,
@@ -377,12 +399,13 @@ impl Workload {
                 ),
             ));
         }
-        if self.command.is_empty() {
+        if self.command.is_empty() && self.image.is_none() {
             return Err(Invalid::new(
                 "command",
                 format!("workload {name}: command must name a program"),
             ));
         }
+        self.check_container()?;
         let s = &self.sim;
         if s.peak_at + s.peak_for > 1.0 {
             return Err(Invalid::new(
@@ -400,6 +423,80 @@ impl Workload {
             self.check_trace(trace)?;
         }
         self.check_server()
+    }
+
+    /// The rules for container workloads: an image named plainly, ports and volumes the engine
+    /// takes, and the container keys only with an image.
+    fn check_container(&self) -> Result<(), Invalid> {
+        let name = &self.name;
+        let Some(image) = &self.image else {
+            let given = [
+                ("engine", self.engine.is_some()),
+                ("gpu_request", self.gpu_request.is_some()),
+                ("ports", !self.ports.is_empty()),
+                ("volumes", !self.volumes.is_empty()),
+                ("engine_options", !self.engine_options.is_empty()),
+            ];
+            if let Some(&(key, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "workload {name}: {key} is for a container workload, which names its `image`"
+                    ),
+                ));
+            }
+            return Ok(());
+        };
+        if image.is_empty()
+            || image.starts_with('-')
+            || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Invalid::new(
+                "image",
+                format!(
+                    "workload {name}: image must name an image (`vllm/vllm-openai:v0.10.1`): not \
+                     empty, not starting with '-', no spaces; found '{}'",
+                    image.escape_debug()
+                ),
+            ));
+        }
+        if self.workdir.is_some() {
+            return Err(Invalid::new(
+                "workdir",
+                format!(
+                    "workload {name}: workdir is the directory of a host job; a container's is \
+                     the image's (or engine_options = [\"--workdir\", \"/DIR\"])"
+                ),
+            ));
+        }
+        if self.engine == Some(crate::container::Engine::Podman)
+            && self.gpu_request == Some(crate::container::GpuRequest::Gpus)
+        {
+            return Err(Invalid::new(
+                "gpu_request",
+                format!(
+                    "workload {name}: podman takes GPUs as CDI devices: gpu_request = \"cdi\" \
+                     (\"gpus\" is docker's --gpus with the NVIDIA runtime)"
+                ),
+            ));
+        }
+        for p in &self.ports {
+            crate::container::parse_port(p)
+                .map_err(|m| Invalid::new("ports", format!("workload {name}: ports: {m}")))?;
+        }
+        for v in &self.volumes {
+            crate::container::check_volume(v)
+                .map_err(|m| Invalid::new("volumes", format!("workload {name}: volumes: {m}")))?;
+        }
+        Ok(())
+    }
+
+    /// The host ports a container workload publishes that are fixed (not `{port}`).
+    pub fn fixed_host_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .filter_map(|p| crate::container::parse_port(p).ok().flatten())
+            .collect()
     }
 
     /// A memory trace starts at fraction 0, ascends, and stays within `[0, memory.peak_gib]`.

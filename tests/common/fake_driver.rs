@@ -282,6 +282,14 @@ sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "it
             .unwrap()
     }
 
+    /// The GPU is as a run found it: MIG off, no instances, no MPS process of the test's.
+    pub fn assert_as_found(&self) {
+        let state = self.state();
+        assert_eq!(state["mig_current"], json!(false), "{state}");
+        assert_eq!(state["gis"], json!([]), "{state}");
+        assert_eq!(mps_processes_under(self.dir.path()), Vec::<String>::new());
+    }
+
     /// The one run directory under the results.
     /// Writes a scenario of `variants` ([`FakeDriver::write_scenario`]) and runs it.
     pub fn run_variants(&self, variants: &str) -> Output {

@@ -386,6 +386,10 @@ impl Backend for SimBackend {
         Ok(self.world.lock().gpu.devices())
     }
 
+    fn runs_containers(&self) -> bool {
+        false
+    }
+
     fn launch(&self, job: &JobRequest) -> Result<JobLaunch> {
         let w = job.workload;
         let num = |v: f64| format!("{v}");

@@ -1,0 +1,664 @@
+//! Container workloads with real podman on the stand-in GPU (tests/common/fake_driver.rs): each
+//! job a `podman run` pinned to its MIG device through a CDI spec (written for the stand-in by
+//! `stand_in_gpu --cdi` after every nvidia-smi call, as NVIDIA's toolkit writes one for a GPU),
+//! its VRAM attributed through the container's cgroup, an OOM read from its log, and no
+//! container of migbench's left after a run, a SIGTERM, or kill -9 and `restore`.
+//!
+//! podman's state is private to each test: CONTAINERS_CONF and CONTAINERS_STORAGE_CONF point at
+//! files in its temporary directory (runc, cgroupfs, vfs storage there). The CDI spec goes to
+//! /var/run/cdi (podman 4.3 reads no other directory), one file per test naming only its own
+//! stand-in GPU's UUIDs, removed at the end. Without podman and runc the tests say "skipped",
+//! unless MIGBENCH_REQUIRE_PODMAN is set, as .ci/run sets it.
+//!
+//! The stand-in job runs with `--pid=host` (the workload's `engine_options`): the stand-in NVML
+//! reads the PID the job writes for itself, which must be the host's, as a real driver reports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+mod common;
+use common::fake_driver::{nvidia_tool, FakeDriver};
+
+/// A private podman: its configuration, storage and CDI spec, all removed on drop.
+struct Podman {
+    dir: tempfile::TempDir,
+    cdi_spec: PathBuf,
+}
+
+fn podman_available() -> bool {
+    let missing = common::missing(&["podman", "runc", "tar", "ldd"]);
+    common::can_run(
+        "MIGBENCH_REQUIRE_PODMAN",
+        &if missing.is_empty() {
+            String::new()
+        } else {
+            format!("{} not installed", missing.join(" and "))
+        },
+        "apt-get install podman runc",
+    )
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for d in ["root", "run", "tmp"] {
+            std::fs::create_dir_all(p.join(d)).unwrap();
+        }
+        std::fs::write(
+            p.join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\n\
+                 runtime = \"runc\"\nevents_logger = \"file\"\ntmp_dir = \"{}\"\n",
+                p.join("tmp").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                p.join("root").display(),
+                p.join("run").display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/var/run/cdi").unwrap();
+        let cdi_spec = PathBuf::from(format!(
+            "/var/run/cdi/migbench-test-{}-{}.json",
+            std::process::id(),
+            p.file_name().unwrap().to_string_lossy()
+        ));
+        Podman { dir, cdi_spec }
+    }
+
+    fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("CONTAINERS_CONF", self.dir.path().join("containers.conf")),
+            (
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            ),
+        ]
+    }
+
+    fn podman(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap()
+    }
+
+    /// Every container this podman has, by name.
+    fn containers(&self) -> Vec<String> {
+        let out = self.podman(&["ps", "--all", "--format", "{{.Names}}"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// An image holding the stand-in job at /job with the libraries it loads.
+    fn import_job_image(&self, job: &Path) -> String {
+        let root = self.dir.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::copy(job, root.join("job")).unwrap();
+        let ldd = Command::new("ldd").arg(job).output().unwrap();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let lib = line
+                .split("=>")
+                .last()
+                .and_then(|l| l.split_whitespace().next())
+                .filter(|l| l.starts_with('/'));
+            if let Some(lib) = lib {
+                let to = root.join(lib.trim_start_matches('/'));
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(lib, to).unwrap();
+            }
+        }
+        let tar = self.dir.path().join("rootfs.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let image = "localhost/migbench-stand-in-job:test";
+        let out = self.podman(&["import", tar.to_str().unwrap(), image]);
+        assert!(out.status.success(), "podman import: {}", stderr(&out));
+        image.to_string()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "--all", "--force"]);
+        let _ = std::fs::remove_file(&self.cdi_spec);
+    }
+}
+
+/// The stand-in GPU with podman: nvidia-smi, as migbench runs it, rewrites the CDI spec after
+/// every call, so the spec names the MIG devices of the moment.
+fn setup() -> Option<(FakeDriver, Podman, String)> {
+    if !podman_available() {
+        return None;
+    }
+    let gpu = FakeDriver::h100()?;
+    let podman = Podman::new();
+    let wrapper = gpu.dir.path().join("bin/nvidia-smi");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{calls}'\n'{smi}' \"$@\"\nrc=$?\n'{cdi}' --cdi '{dir}' '{spec}' >&2\nexit $rc\n",
+            calls = gpu.gpu_dir().join("calls.log").display(),
+            smi = nvidia_tool("nvidia-smi").display(),
+            cdi = gpu.examples.join("stand_in_gpu").display(),
+            dir = gpu.gpu_dir().display(),
+            spec = podman.cdi_spec.display(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gpu.examples.join("stand_in_gpu"))
+        .arg("--cdi")
+        .arg(gpu.gpu_dir())
+        .arg(&podman.cdi_spec)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let image = podman.import_job_image(Path::new(&gpu.job()));
+    Some((gpu, podman, image))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn scenario(gpu: &FakeDriver, image: &str, variants: &str) -> PathBuf {
+    let workload = |name: &str, args: &str, peak: u32| {
+        format!(
+            r#"
+[workloads.{name}]
+name = "{name}"
+title = "the stand-in job in a container"
+kind = "batch"
+unit = "job"
+image = "{image}"
+command = ["/job", {args}]
+engine_options = ["--pid=host"]
+timeout_s = 120
+memory = {{ constant_gib = 4, peak_gib = {peak}, source = "its arguments" }}
+sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.2, source = "its arguments" }}
+"#
+        )
+    };
+    let text = format!(
+        r#"
+[scenario]
+name = "containers"
+engine = "podman"
+
+[gpu]
+model = "h100-80gb"
+{}{}{}{variants}"#,
+        workload(
+            "probe",
+            r#""--gib", "4", "--peak-gib", "6", "--seconds", "2""#,
+            6
+        ),
+        workload("greedy", r#""--gib", "4", "--seconds", "1", "--exceed""#, 6),
+        workload("long", r#""--gib", "4", "--seconds", "60""#, 4),
+    );
+    let path = gpu.dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Job {
+    workload: String,
+    outcome: String,
+    uuid: String,
+    peak: Option<f64>,
+    reason: String,
+}
+
+fn jobs(run: &Path) -> Vec<Job> {
+    let df = common::table(run, "jobs");
+    let s = |c: &str| common::strs(&df, c);
+    let peak = common::floats(&df, "vram_peak_gib");
+    let (workload, outcome, uuid, reason) =
+        (s("workload"), s("outcome"), s("instance_uuid"), s("reason"));
+    (0..df.height())
+        .map(|i| Job {
+            workload: workload.get(i).unwrap().to_string(),
+            outcome: outcome.get(i).unwrap().to_string(),
+            uuid: uuid.get(i).unwrap_or("").to_string(),
+            peak: peak.get(i),
+            reason: reason.get(i).unwrap_or("").to_string(),
+        })
+        .collect()
+}
+
+/// The engine command line a `job_start` event records for its container.
+fn container_argv(start: &serde_json::Value) -> Vec<&str> {
+    start["container"]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn container_jobs_run_pinned_to_their_mig_devices_with_vram_and_oom_recorded() {
+    let Some((gpu, podman, image)) = setup() else {
+        return;
+    };
+    let path = scenario(
+        &gpu,
+        &image,
+        r#"
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 2 }, { workload = "greedy" }]
+
+[[variants]]
+name = "mps"
+mode = "mps"
+jobs = [{ workload = "probe" }]
+"#,
+    );
+    let out = gpu
+        .migbench()
+        .envs(podman.env())
+        .args(["run", "--quiet", "--sample-ms", "20", "--out"])
+        .arg(gpu.out())
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = gpu.run_dir();
+    let jobs = jobs(&run);
+    assert_eq!(jobs.len(), 4);
+    for j in jobs.iter().filter(|j| j.workload == "probe") {
+        assert_eq!(j.outcome, "ok", "{}", j.reason);
+        // NVML listed the container's process (not a child of podman's client): its memory
+        // counts towards the job through the container's cgroup. 6 GiB at its peak.
+        let peak = j.peak.expect("the container's VRAM attributed to its job");
+        assert!((peak - 6.0).abs() < 0.01, "peak {peak}");
+    }
+    let greedy = jobs.iter().find(|j| j.workload == "greedy").unwrap();
+    assert_eq!(greedy.outcome, "oom", "{}", greedy.reason);
+    assert!(
+        greedy.reason.contains("CUDA out of memory"),
+        "{}",
+        greedy.reason
+    );
+
+    // Each MIG container was given its device as a CDI device, and nothing else names it.
+    let events = events(&run);
+    let starts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "job_start" && e["variant"] == "mig")
+        .collect();
+    assert_eq!(starts.len(), 3);
+    for s in &starts {
+        let argv = container_argv(s);
+        let device = s["device"].as_str().unwrap();
+        assert!(device.starts_with("MIG-"), "{device}");
+        let at = argv.iter().position(|a| *a == "--device").unwrap();
+        assert_eq!(argv[at + 1], format!("nvidia.com/gpu={device}"));
+        assert!(!argv.iter().any(|a| a.starts_with("CUDA_VISIBLE_DEVICES")));
+        assert_eq!(s["argv"][0], "podman");
+        assert!(events
+            .iter()
+            .any(|e| e["event"] == "container_create" && e["name"] == s["container"]["name"]));
+    }
+    let mig_uuids: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.uuid.starts_with("MIG-"))
+        .map(|j| j.uuid.as_str())
+        .collect();
+    assert_eq!(mig_uuids.len(), 3);
+    // The MPS job's container got the daemon's pipe directory and the host's IPC.
+    let mps = events
+        .iter()
+        .find(|e| e["event"] == "job_start" && e["variant"] == "mps")
+        .unwrap();
+    let argv = container_argv(mps);
+    assert!(argv.contains(&"--ipc=host"), "{argv:?}");
+    let pipe = argv
+        .iter()
+        .find_map(|a| a.strip_prefix("CUDA_MPS_PIPE_DIRECTORY="))
+        .unwrap();
+    assert!(
+        argv.contains(&format!("{pipe}:{pipe}").as_str()),
+        "{argv:?}"
+    );
+
+    assert_eq!(podman.containers(), Vec::<String>::new());
+    gpu.assert_as_found();
+}
+
+/// Starts a run of one minute-long container job on a MIG device; returns it and its run
+/// directory once the container runs.
+fn start_long_run(gpu: &FakeDriver, podman: &Podman, image: &str) -> std::process::Child {
+    let path = scenario(
+        gpu,
+        image,
+        r#"
+[[variants]]
+name = "long"
+mode = "mig"
+layout = ["3g.40gb"]
+jobs = [{ workload = "long" }]
+"#,
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_migbench"))
+        .envs(gpu.env())
+        .envs(podman.env())
+        .args(["run", "--quiet", "--out"])
+        .arg(gpu.out())
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let procs = gpu.gpu_dir().join("procs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&procs).map_or(0, |d| d.count()) < 1 {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(podman.containers().len(), 1);
+    child
+}
+
+#[test]
+fn sigterm_stops_and_removes_the_containers() {
+    let Some((gpu, podman, image)) = setup() else {
+        return;
+    };
+    let mut run = start_long_run(&gpu, &podman, &image);
+    // SAFETY: signals the migbench this test started.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    assert_eq!(run.wait().unwrap().code(), Some(130));
+    assert_eq!(podman.containers(), Vec::<String>::new());
+    gpu.assert_as_found();
+    let jobs = jobs(&gpu.run_dir());
+    assert_eq!(jobs[0].outcome, "interrupted");
+}
+
+#[test]
+fn after_kill_9_restore_removes_the_containers_and_a_second_restore_does_nothing() {
+    let Some((gpu, podman, image)) = setup() else {
+        return;
+    };
+    let mut run = start_long_run(&gpu, &podman, &image);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // The container outlives migbench, and holds its MIG device.
+    let left = podman.containers();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].starts_with("migbench-containers-"), "{left:?}");
+
+    let restore = || {
+        let out = gpu
+            .migbench()
+            .envs(podman.env())
+            .arg("restore")
+            .arg(gpu.run_dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let said = restore();
+    assert!(
+        said.contains("stopped and removed 1 container(s)") && said.contains(&left[0]),
+        "{said}"
+    );
+    assert_eq!(podman.containers(), Vec::<String>::new());
+    gpu.assert_as_found();
+
+    let said = restore();
+    assert!(said.contains("nothing to do"), "{said}");
+    assert!(!said.contains("removed"), "{said}");
+}
+
+/// The shipped scenario whose servers are vLLM containers runs under --sim: each simulated
+/// server stands for its container, whose engine command line the run records.
+#[test]
+fn a100_qwen3_containers_runs_under_sim_with_each_container_recorded() {
+    let out = tempfile::tempdir().unwrap();
+    let run = common::run_sim(
+        "scenarios/a100-qwen3-containers.toml",
+        out.path(),
+        common::SAMPLE_EVERY_SECOND,
+    );
+    let jobs = jobs(&run);
+    // 1 + 2 + 4 + 2 + 4 + 3 servers, every one served its load.
+    assert_eq!(jobs.len(), 16);
+    assert!(
+        jobs.iter().all(|j| j.outcome == "ok"),
+        "{:?}",
+        jobs.iter()
+            .map(|j| (&j.outcome, &j.reason))
+            .collect::<Vec<_>>()
+    );
+    let events = events(&run);
+    let starts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "job_start")
+        .collect();
+    assert_eq!(starts.len(), 16);
+    for s in &starts {
+        let c = &s["container"];
+        assert_eq!(c["simulated"], json!(true));
+        assert_eq!(c["engine"], "podman");
+        let argv = container_argv(s);
+        let device = s["device"].as_str().unwrap();
+        assert!(
+            argv.contains(&format!("nvidia.com/gpu={device}").as_str()),
+            "{argv:?}"
+        );
+        assert!(argv.contains(&"vllm/vllm-openai:v0.20.1"), "{argv:?}");
+        // The port the server was given is published on 127.0.0.1, to the container's 8000.
+        assert!(
+            argv.iter()
+                .any(|a| a.starts_with("127.0.0.1:") && a.ends_with(":8000") && !a.contains('{')),
+            "{argv:?}"
+        );
+        let mps = s["variant"].as_str().unwrap().starts_with("mps");
+        assert_eq!(argv.contains(&"--ipc=host"), mps, "{argv:?}");
+    }
+    // Nothing was created for real: no container event.
+    assert!(!events.iter().any(|e| e["event"] == "container_create"));
+}
+
+#[test]
+fn dry_run_prints_each_engines_command_lines() {
+    let out = common::stdout_of(common::migbench().args([
+        "run",
+        "--dry-run",
+        "scenarios/a100-qwen3-containers.toml",
+    ]));
+    let podman: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("podman run "))
+        .collect();
+    assert_eq!(podman.len(), 16, "{out}");
+    assert!(
+        out.contains("--device 'nvidia.com/gpu=<MIG UUID of GI 3 CI 0>'"),
+        "{out}"
+    );
+    let mps = podman
+        .iter()
+        .find(|l| l.contains("migbench.variant=mps-2x4b"))
+        .unwrap();
+    let pipe = mps
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("CUDA_MPS_PIPE_DIRECTORY="))
+        .unwrap();
+    assert!(
+        mps.contains(&format!("--ipc=host --volume {pipe}:{pipe} ")),
+        "{mps}"
+    );
+    // Jobs outside MPS get a pipe directory no daemon can be in.
+    let full = podman
+        .iter()
+        .find(|l| l.contains("migbench.variant=full-1x4b"))
+        .unwrap();
+    assert!(
+        full.contains("CUDA_MPS_PIPE_DIRECTORY=/dev/null/") && !full.contains("--ipc=host"),
+        "{full}"
+    );
+    assert!(podman.iter().all(|l| !l.contains("CUDA_VISIBLE_DEVICES")));
+
+    let docker = common::stdout_of(common::migbench().args([
+        "run",
+        "--dry-run",
+        "--engine",
+        "docker",
+        "scenarios/a100-qwen3-containers.toml",
+    ]));
+    assert!(docker.contains("docker run --name"), "{docker}");
+    assert!(
+        docker.contains("--gpus 'device=<MIG UUID of GI 3 CI 0>'"),
+        "{docker}"
+    );
+    assert!(!docker.contains("podman run"));
+}
+
+/// A copy of the containers scenario with `from` replaced by `to`.
+fn edited(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string("scenarios/a100-qwen3-containers.toml").unwrap();
+    assert!(text.contains(from), "{from}");
+    let path = dir.join("edited.toml");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path
+}
+
+#[test]
+fn bad_container_input_exits_2_naming_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "engine = \"podman\"\n",
+            "engine = \"containerd\"\n",
+            "unknown variant `containerd`, expected `podman` or `docker`",
+        ),
+        (
+            "image = \"vllm/vllm-openai:v0.20.1\"",
+            "image = \"\"",
+            "image must name an image",
+        ),
+        (
+            "ports = [\"127.0.0.1:{port}:8000\"]",
+            "ports = [\"8000\"]",
+            "a port is HOST:CONTAINER",
+        ),
+        (
+            "volumes = [\"migbench-hf-cache:/root/.cache/huggingface\"]",
+            "volumes = [\"~/hf:/root/.cache/huggingface\"]",
+            "SOURCE an absolute host path",
+        ),
+        (
+            "image = \"vllm/vllm-openai:v0.20.1\"",
+            "image = \"vllm/vllm-openai:v0.20.1\"\ngpu_request = \"gpus\"",
+            "gpu_request = \"gpus\" is docker's --gpus",
+        ),
+    ];
+    for (from, to, says) in cases {
+        let path = edited(dir.path(), from, to);
+        let out = common::migbench()
+            .args(["run", "--dry-run"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(says), "{to}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // A key of containers on a host workload is placed in the file.
+    let path = edited(
+        dir.path(),
+        "[workloads.qwen3-4b-vllm]",
+        "[workloads.host]\nname = \"host\"\ntitle = \"t\"\nkind = \"batch\"\nunit = \"job\"\ncommand = [\"true\"]\nports = [\"1:2\"]\nmemory = { constant_gib = 1, peak_gib = 1, source = \"s\" }\nsim = { alpha = 1.0, peak_at = 0.0, peak_for = 0.0, source = \"s\" }\n\n[workloads.qwen3-4b-vllm]",
+    );
+    let out = common::migbench()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("edited.toml:") && err.contains("ports is for a container workload"),
+        "{err}"
+    );
+}
+
+/// `migbench run` of `scenario` on a machine whose PATH is `bin` alone and with no GPU: its
+/// exit status and standard error.
+fn run_without_gpu(dir: &Path, scenario: &Path) -> (Option<i32>, String) {
+    let out = common::migbench()
+        .env("PATH", dir.join("bin"))
+        .env("MIGBENCH_NVML_LIB", dir.join("no-such-libnvidia-ml.so"))
+        .args(["run", "--out"])
+        .arg(dir.join("results"))
+        .arg(scenario)
+        .output()
+        .unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn an_engine_not_installed_or_a_port_taken_exits_2_before_the_gpu_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = edited(dir.path(), "engine = \"podman\"\n", "engine = \"docker\"\n");
+    // No GPU here either: the engine is checked first.
+    let (code, err) = run_without_gpu(dir.path(), &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("docker is not installed"), "{err}");
+
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(bin.join("podman"), "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("podman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = edited(
+        dir.path(),
+        "ports = [\"127.0.0.1:{port}:8000\"]",
+        &format!("ports = [\"{port}:8000\"]"),
+    );
+    let (code, err) = run_without_gpu(dir.path(), &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("host port {port}")), "{err}");
+    assert!(
+        !dir.path().join("results").exists(),
+        "no run directory made"
+    );
+    drop(taken);
+}
