@@ -9,7 +9,8 @@
 //! its job ends, whatever ended it; `migbench restore` removes any a crashed run left.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -193,16 +194,31 @@ pub struct Container {
 /// Runs the engine with `args`, never through a shell; its output, or why it failed in the
 /// engine's own words.
 fn engine(engine: Engine, args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new(engine.program())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", engine.program()))?;
+    let out = engine_output(engine, args)?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
+}
+
+/// How long an engine command may take beyond the container's own stop grace: an engine that
+/// hangs must not hang a teardown or a `restore`.
+const ENGINE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs the engine with `args` within [`ENGINE_LIMIT`] (plus the stop grace for `stop`).
+fn engine_output(engine: Engine, args: &[&str]) -> std::result::Result<Output, String> {
+    let limit = ENGINE_LIMIT + Duration::from_secs(u64::from(STOP_GRACE_S));
+    crate::tool::output_within(Command::new(engine.program()).args(args), limit)
+        .map_err(|e| format!("cannot run {}: {e}", engine.program()))?
+        .ok_or_else(|| {
+            format!(
+                "`{} {}` did not return within {} s and was killed",
+                engine.program(),
+                args.join(" "),
+                limit.as_secs()
+            )
+        })
 }
 
 impl Container {
@@ -216,11 +232,7 @@ impl Container {
 
     /// The container's own log (what it wrote, as the engine kept it); empty if none.
     pub fn logs(&self) -> String {
-        let out = Command::new(self.engine.program())
-            .args(["logs", &self.name])
-            .stdin(Stdio::null())
-            .output();
-        match out {
+        match engine_output(self.engine, &["logs", &self.name]) {
             Ok(o) if o.status.success() => {
                 let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
                 text.push_str(&String::from_utf8_lossy(&o.stderr));

@@ -80,5 +80,6 @@ pub mod sampler;
 pub mod scenario;
 pub mod schema;
 pub mod serving;
+pub mod tool;
 pub mod version;
 pub mod workload;
