@@ -819,3 +819,23 @@ fn a_file_the_scenario_names_never_replaces_one_of_the_runs_own() {
     );
     assert_eq!(sockets(), 0, "restore removes the socket");
 }
+
+/// A simulated MPS daemon makes no sockets: a simulated run writes no pipe directory under /tmp
+/// (where real daemons keep theirs, `mps::pipe_dir`), only its logs in the run directory.
+#[test]
+fn a_simulated_mps_variant_writes_nothing_outside_the_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::run_sim(
+        "scenarios/h100-3x-ti2v.toml",
+        dir.path(),
+        common::SAMPLE_EVERY_SECOND,
+    );
+    let mps_root = run.join("mps/mps-together/r1");
+    assert!(
+        mps_root.join("d0/log").is_dir(),
+        "the simulated daemon logs in the run"
+    );
+    let pipe = migbench::backend::nvml::mps::pipe_dir(&mps_root, 0);
+    assert!(!pipe.exists(), "{} written outside the run", pipe.display());
+    assert!(!pipe.parent().unwrap().exists(), "{}", pipe.display());
+}

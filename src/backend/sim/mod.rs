@@ -501,12 +501,11 @@ impl SimBackend {
         let gpu = &mut world.gpu;
         match change {
             Change::StartMps {
-                device,
-                pipe_dir,
-                log_dir,
-                ..
+                device, log_dir, ..
             } => {
-                create_dirs(&[pipe_dir, log_dir])?;
+                // Only the log, in the run directory: a simulated daemon makes no sockets, and
+                // its pipe directory would be outside the run directory (/tmp/mb-…).
+                create_dirs(&[log_dir])?;
                 gpu.apply(change)?;
                 append_log(
                     log_dir,
