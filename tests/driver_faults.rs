@@ -46,12 +46,6 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
-fn assert_as_found(gpu: &FakeDriver) {
-    let state = gpu.state();
-    assert_eq!(state["mig_current"], json!(false), "{state}");
-    assert_eq!(state["gis"], json!([]), "{state}");
-}
-
 const MIG_THEN_FULL: &str = r#"
 [[variants]]
 name = "mig"
@@ -95,7 +89,7 @@ fn a_stale_nvml_view_of_mig_fails_the_variant_clearly_and_the_next_one_runs() {
             "lag {lag}: {found:?} {}",
             stderr(&out)
         );
-        assert_as_found(&gpu);
+        gpu.assert_as_found();
     }
 }
 
@@ -117,8 +111,11 @@ fn full_and_time_slicing_jobs_never_join_a_daemon_at_the_default_pipe_directory(
     gpu.write_node(&node);
     let mps = |input: Option<&str>| {
         let mut cmd = std::process::Command::new("nvidia-cuda-mps-control");
+        // For this test's GPU alone: a daemon without CUDA_VISIBLE_DEVICES serves every GPU,
+        // and the tests beside this one would record it as part of their GPU's state.
         cmd.env("CUDA_MPS_PIPE_DIRECTORY", &pipe)
-            .env("CUDA_MPS_LOG_DIRECTORY", &log);
+            .env("CUDA_MPS_LOG_DIRECTORY", &log)
+            .env("CUDA_VISIBLE_DEVICES", &gpu.uuid);
         match input {
             None => {
                 assert!(cmd.arg("-d").status().unwrap().success());
@@ -231,7 +228,7 @@ fn a_teardown_refused_while_handles_close_is_tried_again_and_the_gpu_put_back() 
     let out = gpu.run_variants(ONE_MIG_VARIANT);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(variants(&gpu)[0].1, "ran");
-    assert_as_found(&gpu);
+    gpu.assert_as_found();
     // The driver refused, and the same step went through later.
     let calls = gpu.calls();
     let dci: Vec<&String> = calls.iter().filter(|c| c.ends_with("-dci")).collect();
@@ -272,7 +269,7 @@ fn an_instance_that_never_frees_is_reported_and_restore_puts_it_back_later() {
         .output()
         .unwrap();
     assert!(restored.status.success(), "{}", stderr(&restored));
-    assert_as_found(&gpu);
+    gpu.assert_as_found();
 }
 
 /// Item 4: on an A100 a MIG mode change waits for a reset, and while another process holds

@@ -209,17 +209,24 @@ fn procs_dir() -> Option<PathBuf> {
     Some(dir()?.join("procs"))
 }
 
-/// Processes alive now that hold GPU memory.
-pub fn procs() -> Vec<FakeProc> {
+/// Every process file, of live processes and of ended ones that may still hold an instance.
+fn proc_files() -> Vec<FakeProc> {
     let Some(Ok(entries)) = procs_dir().map(std::fs::read_dir) else {
         return Vec::new();
     };
-    let mut procs: Vec<FakeProc> = entries
+    entries
         .flatten()
         // Not the `.tmp` files being written, or a process would count twice.
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
-        .filter(|p: &FakeProc| p.ended_ms.is_none() && alive(p.pid))
+        .collect()
+}
+
+/// Processes alive now that hold GPU memory.
+pub fn procs() -> Vec<FakeProc> {
+    let mut procs: Vec<FakeProc> = proc_files()
+        .into_iter()
+        .filter(|p| p.ended_ms.is_none() && alive(p.pid))
         .collect();
     procs.sort_by_key(|p| p.pid);
     procs
@@ -267,16 +274,9 @@ pub fn now_ms() -> u64 {
 /// Whether compute instance `ci` of GPU instance `gi` on GPU `index` is still held: a process
 /// on it runs, or ended less than `linger_ms` ago.
 pub fn instance_busy(index: u32, gi: u32, ci: Option<u32>, linger_ms: u64) -> bool {
-    let Some(Ok(entries)) = procs_dir().map(std::fs::read_dir) else {
-        return false;
-    };
     let now = now_ms();
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| {
-            serde_json::from_str::<FakeProc>(&std::fs::read_to_string(e.path()).ok()?).ok()
-        })
+    proc_files()
+        .into_iter()
         .filter(|p| p.gpu == index && p.gi == Some(gi) && ci.is_none_or(|c| p.ci == Some(c)))
         .any(|p| match p.ended_ms {
             Some(ended) => now < ended + linger_ms,

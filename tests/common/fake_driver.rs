@@ -290,13 +290,13 @@ sim = {{ alpha = 1.0, peak_at = 0.4, peak_for = 0.0, fail_at = 0.4, source = "it
         assert_eq!(mps_processes_under(self.dir.path()), Vec::<String>::new());
     }
 
-    /// The one run directory under the results.
     /// Writes a scenario of `variants` ([`FakeDriver::write_scenario`]) and runs it.
     pub fn run_variants(&self, variants: &str) -> Output {
         let scenario = self.write_scenario(variants);
         self.run(&scenario, &[])
     }
 
+    /// The one run directory under the results.
     pub fn run_dir(&self) -> PathBuf {
         std::fs::read_dir(self.out())
             .unwrap()
