@@ -121,6 +121,9 @@ pub fn daemon_names(devices: &[String]) -> Vec<String> {
     let mut names: Vec<String> = processes()
         .into_iter()
         .filter(|p| p.program == "nvidia-cuda-mps-control")
+        // The daemon (`-d`), not a command being sent to one, which runs without
+        // CUDA_VISIBLE_DEVICES and would look for a moment like a daemon serving every GPU.
+        .filter(|p| procfs::cmdline(p.pid).is_some_and(|argv| argv.iter().any(|a| a == "-d")))
         .filter(|p| serves(p.visible_devices.as_deref(), devices))
         .map(|p| match p.pipe_dir {
             Some(dir) => format!("MPS daemon at {}", dir.display()),
