@@ -96,9 +96,19 @@ fn plan_mode(request: &PlanRequest, mode: SharingMode, layouts: &[Layout]) -> Mo
                 .push("one job at a time: a mix runs one after another".into());
         }
         SharingMode::Timeslice | SharingMode::Mps => {
-            plan.max_together = max_copies(&request.mix, |jobs| fits_pool(jobs, gpu_cap, Together));
-            plan.max_staggered =
-                max_copies(&request.mix, |jobs| fits_pool(jobs, gpu_cap, Staggered));
+            let gpu_caps = [gpu_cap];
+            plan.max_together = max_copies(
+                &request.mix,
+                1,
+                copies_bound(&request.mix, &gpu_caps, Shared, Together),
+                |jobs| fits_pool(jobs, gpu_cap, Together),
+            );
+            plan.max_staggered = max_copies(
+                &request.mix,
+                1,
+                copies_bound(&request.mix, &gpu_caps, Shared, Staggered),
+                |jobs| fits_pool(jobs, gpu_cap, Staggered),
+            );
             if mode == SharingMode::Timeslice {
                 plan.notes
                     .push("contexts take turns on all SMs; memory is shared as under MPS".into());
@@ -189,25 +199,63 @@ fn fits_pool(jobs: &[&Workload], cap: f64, peaks: Peaks) -> bool {
     Need::of(jobs).gib(peaks) <= cap + SLACK_GIB
 }
 
-/// The most copies of `mix` for which `fits` holds (fits is monotone in the number of copies),
-/// found by doubling then halving: `fits` last succeeds on the answer.
-fn max_copies<'w>(mix: &[&'w Workload], mut fits: impl FnMut(&[&'w Workload]) -> bool) -> usize {
-    // Each copy needs memory, so a GPU can hold only so many; the bound keeps a zero-memory
-    // workload from looping forever.
-    const MAX: usize = 1024;
+/// The most copies of `mix`, from `least` to `most`, for which `fits` holds (fits is monotone in
+/// the number of copies), or 0 when not even `least` fits; `fits` last succeeds on the answer.
+/// `most` is a bound ([`copies_bound`]); where it is exact, as it often is, one call settles it.
+fn max_copies<'w>(
+    mix: &[&'w Workload],
+    least: usize,
+    most: usize,
+    mut fits: impl FnMut(&[&'w Workload]) -> bool,
+) -> usize {
     let mut try_copies = |copies: usize| fits(&mix.repeat(copies));
-    // Fits with `low` copies (0 always does), not with `high` (MAX + 1 never counts).
-    let (mut low, mut high) = (0, MAX + 1);
-    let mut step = 1;
-    while step < high {
-        if try_copies(step) {
-            low = step;
-            step *= 2;
-        } else {
-            high = step;
+    if most < least.max(1) {
+        return 0;
+    }
+    if try_copies(most) {
+        return most;
+    }
+    if least == most || !try_copies(least) {
+        return 0;
+    }
+    largest(least, most, try_copies)
+}
+
+/// An upper bound on the copies of `mix` that pools of `caps` GiB hold: each workload alone in
+/// the empty pools, as many jobs as fit (and one job per instance where instances are not
+/// shared). Other jobs only take room, so no placement beats it; for a single workload it is
+/// exact, since identical jobs fill the pools one after another.
+fn copies_bound(mix: &[&Workload], caps: &[f64], per_pool: PerPool, peaks: Peaks) -> usize {
+    // Each copy needs memory, so a GPU can hold only so many; the cap keeps a zero-memory
+    // workload from counting forever.
+    const MAX: usize = 1024;
+    let most_per_pool = if per_pool == OnePerInstance { 1 } else { MAX };
+    let mut bound = if per_pool == OnePerInstance {
+        caps.len() / mix.len().max(1)
+    } else {
+        MAX
+    };
+    for w in mix {
+        let per_copy = mix.iter().filter(|v| v.name == w.name).count();
+        let room: usize = caps
+            .iter()
+            .map(|&cap| Search::room(Need::default(), cap, w, most_per_pool, peaks))
+            .sum();
+        bound = bound.min(room / per_copy);
+    }
+    if per_pool == Shared {
+        // All of them together in all the memory, as if it were one pool.
+        let per_copy = Need::of(mix);
+        let per_copy = match peaks {
+            Together => per_copy.peaks,
+            Staggered => per_copy.constants,
+        };
+        let total: f64 = caps.iter().map(|cap| cap + 2.0 * SLACK_GIB).sum();
+        if per_copy > 0.0 {
+            bound = bound.min((total / per_copy).floor().min(MAX as f64) as usize);
         }
     }
-    largest(low, high, try_copies)
+    bound
 }
 
 /// The largest `k` from `low` to below `high` for which `holds`, which is monotone: it holds for
@@ -232,16 +280,34 @@ fn best_layouts(
     peaks: Peaks,
 ) -> (usize, Vec<PlannedLayout>) {
     let cap = |gib: f64| gib * (1.0 - request.headroom);
+    // Layouts by their bound, highest first (stable: enumeration order among equals), so that
+    // the best is found early and every layout whose bound is below it is never searched.
+    let mut bounded: Vec<(usize, &Layout, Vec<f64>)> = layouts
+        .iter()
+        .map(|layout| {
+            let caps: Vec<f64> = layout
+                .instances
+                .iter()
+                .map(|i| cap(i.profile.memory_gib))
+                .collect();
+            (
+                copies_bound(&request.mix, &caps, per_pool, peaks),
+                layout,
+                caps,
+            )
+        })
+        .filter(|(most, _, _)| *most > 0)
+        .collect();
+    bounded.sort_by_key(|(most, _, _)| std::cmp::Reverse(*most));
     let mut best = 0;
     let mut planned: Vec<PlannedLayout> = Vec::new();
-    for layout in layouts {
-        let caps: Vec<f64> = layout
-            .instances
-            .iter()
-            .map(|i| cap(i.profile.memory_gib))
-            .collect();
+    for (most, layout, caps) in bounded {
+        if most < best {
+            break;
+        }
         let mut assignment = None;
-        let copies = max_copies(&request.mix, |jobs| {
+        // Fewer copies than the best so far would not be kept, so the search starts there.
+        let copies = max_copies(&request.mix, best.max(1), most, |jobs| {
             assign(jobs, &caps, per_pool, peaks)
                 .map(|a| assignment = Some(a))
                 .is_some()
