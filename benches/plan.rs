@@ -1,5 +1,6 @@
 //! `migbench plan` for every catalog GPU × every shipped workload, and every mix of two and of
-//! three of them. Each must answer within 10 ms: before failed search states were remembered,
+//! three of them. Each must answer within 10 ms (its best of three tries, so that a busy machine's
+//! pauses are not counted): before failed search states were remembered,
 //! `plan --gpu b200-180gb --workload qwen3-4b` ran for minutes. Every combination is first timed
 //! once and the bench fails if one takes longer; then criterion measures each.
 
@@ -48,9 +49,15 @@ fn plan_every_gpu_and_mix(c: &mut Criterion) {
     let mut times: Vec<(Duration, String)> = requests
         .iter()
         .map(|request| {
-            let start = Instant::now();
-            black_box(plan(request));
-            let took = start.elapsed();
+            // The best of three: one answer's time, not the machine's load at that instant.
+            let took = (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    black_box(plan(request));
+                    start.elapsed()
+                })
+                .min()
+                .expect("three tries");
             (
                 took,
                 format!(

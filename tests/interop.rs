@@ -31,7 +31,8 @@ fn counts(gpu: &str, specs: &[migbench::layout::InstanceSpec]) -> BTreeMap<Strin
 // --- mig-parted: out ---------------------------------------------------------------------------
 
 /// `migbench layouts ARGS` (`--gpu` first) as mig-parted and as JSON: the file holds one label
-/// per layout, each reading back as the same instances. Returns the file.
+/// per set of devices the layouts make (placements are mig-parted's to choose), each reading
+/// back as the same instances, and every layout listed has its label. Returns the file.
 fn layouts_read_back(args: &[&str]) -> String {
     let gpu = args[2];
     let text = stdout(&[args, &["--format", "mig-parted"]].concat());
@@ -39,21 +40,43 @@ fn layouts_read_back(args: &[&str]) -> String {
         serde_json::from_str(&stdout(&[args, &["--format", "json"]].concat())).unwrap();
     let rows = rows.as_array().unwrap();
     let file = parse_yaml(&text).unwrap_or_else(|e| panic!("{gpu}: {e}\n{text}"));
+    let written: Vec<BTreeMap<String, u32>> = rows
+        .iter()
+        .map(|row| {
+            let specs: Vec<migbench::layout::InstanceSpec> =
+                serde_json::from_value(row["layout"].clone()).unwrap();
+            counts(gpu, &specs)
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = written.iter().collect();
     assert_eq!(
         file.configs.len(),
-        rows.len(),
-        "{gpu}: one label per layout"
+        distinct.len(),
+        "{gpu}: one label per set of devices"
     );
     let model = Catalog::builtin().gpu(gpu).unwrap();
-    for ((label, entries), row) in file.configs.iter().zip(rows) {
+    let mut read_back = Vec::new();
+    for (label, entries) in &file.configs {
         assert!(mig_parted::is_label_value(label), "{label}");
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].devices, None, "devices: all");
         assert!(entries[0].mig_enabled);
-        let written: Vec<migbench::layout::InstanceSpec> =
-            serde_json::from_value(row["layout"].clone()).unwrap();
-        let read = file.specs(label, model, 0).unwrap();
-        assert_eq!(counts(gpu, &read), counts(gpu, &written), "{gpu} {label}");
+        let read = counts(gpu, &file.specs(label, model, 0).unwrap());
+        if read.len() == 1 {
+            let (profile, _) = read.first_key_value().unwrap();
+            assert_eq!(
+                label,
+                &mig_parted::operator_label(profile),
+                "the operator's own label"
+            );
+        }
+        read_back.push(read);
+    }
+    for layout in &written {
+        assert!(
+            read_back.contains(layout),
+            "{gpu}: {layout:?} has no label\n{text}"
+        );
     }
     text
 }

@@ -618,3 +618,45 @@ jobs = [{ workload = "small", count = 7 }]
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     assert!(journal.lines().last().unwrap().contains("\"closed\""));
 }
+
+/// Slots are numbered by start slice even where pinned starts are written out of order
+/// (docs/scenario.md, "Jobs, groups and instances"): slot 0 of `3g.40gb@4, 4g.40gb@0` is the
+/// 4g.40gb.
+#[test]
+fn slots_follow_the_slices_not_the_order_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slots.toml");
+    std::fs::write(
+        &file,
+        r#"
+[scenario]
+name = "slots"
+[gpu]
+model = "h100-80gb"
+[[variants]]
+name = "pinned-out-of-order"
+mode = "mig"
+layout = ["3g.40gb@4", "4g.40gb@0"]
+jobs = [{ workload = "ti2v-5b", instances = [0] }, { workload = "ti2v-5b", instances = [1] }]
+"#,
+    )
+    .unwrap();
+    let (run, output) = run_sim_output(&file, &dir.path().join("results"), SAMPLE_EVERY_SECOND);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let jobs = table(&run, "jobs");
+    let profiles = common::strs(&jobs, "instance_profile");
+    let job = jobs.column("job").unwrap().u32().unwrap().clone();
+    let profile_of = |n: u32| {
+        (0..jobs.height())
+            .find(|&i| job.get(i) == Some(n))
+            .and_then(|i| profiles.get(i))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(profile_of(0), "4g.40gb");
+    assert_eq!(profile_of(1), "3g.40gb");
+}

@@ -51,13 +51,7 @@ pub fn run(args: &LayoutsArgs) -> Result<String> {
         LayoutFormat::MigParted => {
             let labelled: Vec<(String, layout::Layout)> = layouts
                 .into_iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    (
-                        mig_parted::label(&[&gpu.key, "layout", &(i + 1).to_string()]),
-                        l,
-                    )
-                })
+                .map(|l| (mig_parted::devices_label(&l), l))
                 .collect();
             let heading = format!(
                 "Every maximal MIG layout of the {} ({}), best first, written by migbench {}.",

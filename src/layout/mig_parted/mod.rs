@@ -23,7 +23,7 @@
 
 mod write;
 mod yaml;
-pub use write::{is_label_value, label, mig_devices, operator_label, write};
+pub use write::{devices_label, is_label_value, label, mig_devices, operator_label, write};
 use yaml::{describe, kind, mapping, pos, string, version_shown};
 
 use std::collections::BTreeMap;

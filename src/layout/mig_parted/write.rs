@@ -59,8 +59,27 @@ pub fn mig_devices(layout: &Layout) -> BTreeMap<String, u32> {
     counts
 }
 
+/// A label that says what a layout makes, in the GPU operator's terms: the operator's own
+/// `all-1g.10gb` where every device has one profile, else each profile with its count
+/// (`2x2g.10gb-1x3g.20gb`). Layouts that differ only in placements get the same label: to
+/// mig-parted, which chooses placements itself, they are the same configuration.
+pub fn devices_label(layout: &Layout) -> String {
+    let devices = mig_devices(layout);
+    match devices.keys().collect::<Vec<_>>()[..] {
+        [only] => label(&[&operator_label(only)]),
+        _ => {
+            let parts: Vec<String> = devices
+                .iter()
+                .map(|(profile, count)| format!("{count}x{}", profile.replace('+', ".")))
+                .collect();
+            label(&parts.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+    }
+}
+
 /// Writes `layouts` (label, layout) as a mig-parted v1 file, every label for `devices: all`.
-/// Each label is preceded by a comment with its placements, which mig-parted does not keep.
+/// Each label is preceded by a comment with its placements, which mig-parted does not keep;
+/// layouts given the same label are written once, with each one's placements in the comment.
 pub fn write(layouts: &[(String, Layout)], heading: &str) -> String {
     let mut out = String::new();
     for line in heading.lines() {
@@ -71,8 +90,13 @@ pub fn write(layouts: &[(String, Layout)], heading: &str) -> String {
          # chooses placements itself, so the placements in each comment are what migbench planned.\n",
     );
     out.push_str(&format!("version: {VERSION}\nmig-configs:\n"));
-    for (label, layout) in layouts {
-        out.push_str(&format!("  # {}: {layout}\n", layout.gpu.key));
+    for (n, (label, layout)) in layouts.iter().enumerate() {
+        if layouts[..n].iter().any(|(earlier, _)| earlier == label) {
+            continue;
+        }
+        for (_, same) in layouts[n..].iter().filter(|(other, _)| other == label) {
+            out.push_str(&format!("  # {}: {same}\n", same.gpu.key));
+        }
         out.push_str(&format!(
             "  {label}:\n    - devices: all\n      mig-enabled: true\n      mig-devices:\n"
         ));
