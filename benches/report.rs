@@ -91,6 +91,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
                 outcome: Outcome::Ok,
                 vram_peak_gib: Some(33.0),
                 vram_constant_gib: Some(21.0),
+                energy_j: None,
                 reason: None,
                 log: None,
             });
@@ -108,6 +109,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
                 used_gib: level * JOBS as f64,
                 capacity_gib: Some(79.65),
                 utilization_pct: Some(100.0),
+                power_w: Some(650.0),
             });
             for j in 0..JOBS {
                 tables.samples.push(SampleRecord {
@@ -120,6 +122,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
                     used_gib: level,
                     capacity_gib: None,
                     utilization_pct: None,
+                    power_w: None,
                 });
             }
         }
@@ -140,6 +143,11 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             time_per_unit_s: Some(span / JOBS as f64),
             units_per_hour: Some(JOBS as f64 * 3600.0 / span),
             gpu_vram_peak_gib: Some(99.0),
+            energy_j: None,
+            energy_source: None,
+            mean_power_w: None,
+            energy_per_unit_j: None,
+            energy_per_kilotoken_j: None,
         });
         tables.instances.push(InstanceRecord {
             variant: variant.to_string(),

@@ -553,6 +553,64 @@ pub extern "C" fn nvmlDeviceGetUtilizationRates(
     }))
 }
 
+/// Brings GPU `d`'s energy counter up to now (whole GPUs only: NVML has no power or energy per
+/// MIG device); the power now (W) and the counter (mJ).
+fn power_and_energy(d: nvmlDevice_t) -> Answer<(f64, f64)> {
+    let (_, index) = whole_gpu(d)?;
+    let procs = state::procs();
+    state::change(|node: &mut FakeNode| {
+        let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
+        if gpu.board_w <= 0.0 {
+            return Err(NOT_SUPPORTED);
+        }
+        let power = gpu.advance_energy(index, &procs);
+        Ok((power, gpu.energy_mj))
+    })
+    .unwrap_or(Err(UNKNOWN))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetPowerUsage(
+    d: nvmlDevice_t,
+    milliwatts: *mut c_uint,
+) -> nvmlReturn_t {
+    answer(power_and_energy(d).and_then(|(w, _)| set(milliwatts, (w * 1000.0).round() as c_uint)))
+}
+
+/// The board's power limit, in mW: its maximum, which migbench never changes.
+fn power_limit(d: nvmlDevice_t, milliwatts: *mut c_uint) -> nvmlReturn_t {
+    answer(whole_gpu(d).and_then(|(gpu, _)| {
+        if gpu.board_w <= 0.0 {
+            return Err(NOT_SUPPORTED);
+        }
+        set(milliwatts, (gpu.board_w * 1000.0).round() as c_uint)
+    }))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
+    d: nvmlDevice_t,
+    milliwatts: *mut c_uint,
+) -> nvmlReturn_t {
+    power_limit(d, milliwatts)
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetPowerManagementLimit(
+    d: nvmlDevice_t,
+    milliwatts: *mut c_uint,
+) -> nvmlReturn_t {
+    power_limit(d, milliwatts)
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
+    d: nvmlDevice_t,
+    millijoules: *mut c_ulonglong,
+) -> nvmlReturn_t {
+    answer(power_and_energy(d).and_then(|(_, mj)| set(millijoules, mj as c_ulonglong)))
+}
+
 /// The processes on `d` (all of a GPU's, or those of one MIG device) with a plain compute
 /// context, or with an MPS one: NVML lists MPS clients apart.
 fn list_processes(

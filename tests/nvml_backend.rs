@@ -271,6 +271,36 @@ fn discover_lists_the_mig_devices_with_the_ids_the_driver_gave() {
     assert!((migs[0]["memory_gib"].as_f64().unwrap() - 39.5).abs() < 0.01);
 }
 
+/// A GPU is known by its PCI device ID before its name, which drifts between drivers and board
+/// revisions: an H100 that a driver calls something new is still an H100; one whose ID and name
+/// the catalog both lack is reported with both.
+#[test]
+fn discover_identifies_a_gpu_by_its_pci_device_id() {
+    let Some(gpu) = FakeDriver::with(json!({ "name": "NVIDIA H100 80GB HBM3 Rev B" })) else {
+        return;
+    };
+    let found: Value = serde_json::from_slice(
+        &common::succeeds(gpu.migbench().args(["discover", "--format", "json"])).stdout,
+    )
+    .unwrap();
+    assert_eq!(found[0]["name"], json!("NVIDIA H100 80GB HBM3 Rev B"));
+    assert_eq!(found[0]["model"], json!({ "Ok": "h100-80gb" }));
+
+    let Some(gpu) = FakeDriver::with(json!({ "name": "NVIDIA Z100", "pci_device_id": 0xffff }))
+    else {
+        return;
+    };
+    let found: Value = serde_json::from_slice(
+        &common::succeeds(gpu.migbench().args(["discover", "--format", "json"])).stdout,
+    )
+    .unwrap();
+    let error = found[0]["model"]["Err"].as_str().unwrap();
+    assert!(
+        error.contains("NVIDIA Z100 (PCI device ID 0xffff)") && error.contains("h100-80gb"),
+        "{error}"
+    );
+}
+
 /// A MIG variant, then one that needs no MIG.
 const MIG_THEN_MPS: &str = r#"
 [[variants]]
@@ -528,4 +558,90 @@ fn a_gpu_the_catalog_does_not_know_is_an_error_naming_the_known_ones() {
     // Nothing was changed or recorded as a run.
     assert!(gpu.calls().is_empty());
     assert!(!gpu.out().exists() || std::fs::read_dir(gpu.out()).unwrap().count() == 0);
+}
+
+/// Energy on the NVML path: the GPU's total-energy counter read around each variant's jobs
+/// (through the stand-in's nvmlDeviceGetTotalEnergyConsumption), power on every GPU sample,
+/// each job's share of it; and a board that reports neither has no energy, never 0.
+#[test]
+fn energy_comes_from_the_gpu_counter_and_is_shared_among_the_jobs() {
+    const VARIANTS: &str = r#"
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "probe" }]
+
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["4g.40gb", "3g.40gb"]
+jobs = [{ workload = "probe", count = 2 }]
+"#;
+    let Some(gpu) = FakeDriver::h100() else {
+        return;
+    };
+    let out = gpu.run_variants(VARIANTS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = gpu.run_dir();
+    let variants = common::table(&run, "variants");
+    let names = common::strs(&variants, "variant");
+    let sources = common::strs(&variants, "energy_source");
+    let energy = common::floats(&variants, "energy_j");
+    let power = common::floats(&variants, "mean_power_w");
+    let per_unit = common::floats(&variants, "energy_per_unit_j");
+    // The H100's catalog power: 70 W idle, 700 W board (docs/energy.md).
+    for i in 0..variants.height() {
+        let name = names.get(i).unwrap();
+        assert_eq!(sources.get(i), Some("counter"), "{name}");
+        let (joules, watts) = (energy.get(i).unwrap(), power.get(i).unwrap());
+        assert!((70.0..=700.0).contains(&watts), "{name}: {watts} W");
+        assert!(joules > 0.0, "{name}: {joules} J");
+        assert!(
+            (per_unit.get(i).unwrap() * if name == "mig" { 2.0 } else { 1.0 } - joules).abs()
+                < 1e-6
+        );
+    }
+    // The jobs' shares add up to their variant's energy.
+    let jobs = common::table(&run, "jobs");
+    let (job_variant, job_energy) = (
+        common::strs(&jobs, "variant"),
+        common::floats(&jobs, "energy_j"),
+    );
+    for i in 0..variants.height() {
+        let shares: f64 = (0..jobs.height())
+            .filter(|&j| job_variant.get(j) == names.get(i))
+            .map(|j| job_energy.get(j).unwrap())
+            .sum();
+        assert!(
+            (shares - energy.get(i).unwrap()).abs() < 1e-6 * shares.max(1.0),
+            "{shares}"
+        );
+    }
+    // Power on the GPU's samples, none on the others.
+    let samples = common::table(&run, "samples");
+    let (scope, watts) = (
+        common::strs(&samples, "scope"),
+        common::floats(&samples, "power_w"),
+    );
+    let mut gpu_rows = 0;
+    for i in 0..samples.height() {
+        match scope.get(i) {
+            Some("gpu") => {
+                gpu_rows += 1;
+                assert!((70.0..=700.0).contains(&watts.get(i).unwrap()));
+            }
+            _ => assert_eq!(watts.get(i), None),
+        }
+    }
+    assert!(gpu_rows > 0);
+
+    // A board without power readings: energy is absent, not zero.
+    let Some(gpu) = FakeDriver::with(json!({ "board_w": 0.0 })) else {
+        return;
+    };
+    let out = gpu.run_variants(ONE_FULL_JOB);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let variants = common::table(&gpu.run_dir(), "variants");
+    assert_eq!(common::floats(&variants, "energy_j").get(0), None);
+    assert_eq!(common::strs(&variants, "energy_source").get(0), None);
 }

@@ -85,6 +85,18 @@ pub struct FakeGpu {
     /// view that lags behind instances another process made (libcudacxx#224).
     #[serde(default)]
     pub nvml_lag: u32,
+    /// The board's power and its idle draw (the catalog's), in watts: the stand-in draws idle
+    /// plus the share of SMs with a process on them times the rest.
+    #[serde(default)]
+    pub board_w: f64,
+    #[serde(default)]
+    pub idle_w: f64,
+    /// The total-energy counter (mJ) and when it was last brought up to date (ms since the
+    /// epoch): it advances at every power or energy reading, at the power of that moment.
+    #[serde(default)]
+    pub energy_mj: f64,
+    #[serde(default)]
+    pub energy_at_ms: u64,
 }
 
 /// A GPU instance profile as the driver knows it.
@@ -282,6 +294,48 @@ pub fn instance_busy(index: u32, gi: u32, ci: Option<u32>, linger_ms: u64) -> bo
             Some(ended) => now < ended + linger_ms,
             None => alive(p.pid),
         })
+}
+
+impl FakeGpu {
+    /// What GPU `index` draws now, in watts: idle, plus the rest of the board's power in
+    /// proportion to the SMs of the devices that have a process.
+    pub fn power_w(&self, index: u32, procs: &[FakeProc]) -> f64 {
+        let mine = procs.iter().filter(|p| p.gpu == index);
+        let busy_sm: u32 = if self.mig_current {
+            let mut busy: Vec<(u32, u32)> = mine.filter_map(|p| Some((p.gi?, p.ci?))).collect();
+            busy.sort_unstable();
+            busy.dedup();
+            busy.iter()
+                .filter_map(|&(gi, ci)| {
+                    let gi = self.gi(gi)?;
+                    let ci = gi.cis.iter().find(|c| c.id == ci)?;
+                    let profile = self.profile(gi.profile_id)?;
+                    profile
+                        .compute_profiles
+                        .iter()
+                        .find(|c| c.id == ci.profile_id)
+                        .map(|c| c.sm)
+                })
+                .sum()
+        } else if mine.count() > 0 {
+            self.sm_count
+        } else {
+            0
+        };
+        let share = (f64::from(busy_sm) / f64::from(self.sm_count.max(1))).min(1.0);
+        self.idle_w + (self.board_w - self.idle_w) * share
+    }
+
+    /// Brings the energy counter up to now; returns the power now.
+    pub fn advance_energy(&mut self, index: u32, procs: &[FakeProc]) -> f64 {
+        let power = self.power_w(index, procs);
+        let now = now_ms();
+        if self.energy_at_ms > 0 && now > self.energy_at_ms {
+            self.energy_mj += power * (now - self.energy_at_ms) as f64;
+        }
+        self.energy_at_ms = now;
+        power
+    }
 }
 
 impl FakeNode {

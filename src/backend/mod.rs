@@ -299,6 +299,9 @@ pub struct SampleRow {
     /// Percent of the time a kernel ran over the last sample period (NVML's GPU utilization),
     /// where the backend can tell: NVML cannot on MIG GPUs (docs/mig.md), the simulator does not.
     pub utilization_pct: Option<f64>,
+    /// The whole GPU's power draw in watts, on the GPU's row, where the backend reports it
+    /// (NVML's `nvmlDeviceGetPowerUsage`; the simulator's power model). Never 0 for unknown.
+    pub power_w: Option<f64>,
     /// For a process, its process group, which the sampler fills in: a job runs as the leader of
     /// its own group, so processes it starts (vLLM's engine core, a launcher's child) are counted
     /// as the job's.
@@ -318,6 +321,7 @@ impl SampleRow {
             used_gib,
             capacity_gib: None,
             utilization_pct: None,
+            power_w: None,
             group: None,
             mps_client: None,
         }
@@ -386,6 +390,13 @@ pub trait Backend: Send + Sync {
     }
     /// Memory in use now, per GPU, instance and process.
     fn sample(&self) -> Result<Vec<SampleRow>>;
+
+    /// The GPU's total-energy counter in joules (NVML's `nvmlDeviceGetTotalEnergyConsumption`,
+    /// since the driver loaded, Volta and later; the simulator's since it started), or None
+    /// where the GPU does not report one. Only differences between two readings mean anything.
+    fn energy_j(&self) -> Option<f64> {
+        None
+    }
     /// The process of job `job` (a [`JobRequest::id`]) has ended; the orchestrator has yet to
     /// see it. The simulator stops giving it turns.
     fn process_exited(&self, _job: u64) {}

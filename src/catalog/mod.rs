@@ -88,6 +88,20 @@ pub struct GpuModel {
     /// Empty in a file that names `profiles_from`; filled from that model on load.
     #[serde(default)]
     pub profiles: Vec<GiProfile>,
+    /// The board's power, for the simulator's energy model.
+    pub power: Power,
+}
+
+/// What a board draws: the simulator's power model is `idle_w` plus the share of SMs at work
+/// times the rest of `board_w` (docs/energy.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Power {
+    /// The board's maximum power (TDP) in watts, from its data sheet.
+    pub board_w: f64,
+    /// What it draws with no work, in watts.
+    pub idle_w: f64,
+    pub source: String,
 }
 
 /// A GPU-instance profile, one row of `nvidia-smi mig -lgip` plus its placements.
@@ -350,6 +364,27 @@ impl Catalog {
             })
     }
 
+    /// The model of a GPU as its driver describes it: by the board's PCI device ID where the
+    /// catalog knows it, since names drift between drivers and board revisions, else by its
+    /// NVML name. `pci_device_id` is NVML's `pciDeviceId`, the device ID above NVIDIA's vendor ID
+    /// (`0x233010DE`).
+    pub fn identify(
+        &self,
+        pci_device_id: Option<u32>,
+        name: &str,
+    ) -> Result<&GpuModel, CatalogError> {
+        pci_device_id
+            .and_then(|id| self.by_pci_device_id(&format!("{id:#010x}")))
+            .or_else(|| self.by_nvml_name(name))
+            .ok_or_else(|| CatalogError::UnknownGpu {
+                found: match pci_device_id {
+                    Some(id) => format!("{name} (PCI device ID {:#06x})", id >> 16),
+                    None => name.to_string(),
+                },
+                known: self.keys().join(", "),
+            })
+    }
+
     /// The model whose NVML device name matches (as `nvmlDeviceGetName` returns it, or without
     /// its "NVIDIA " prefix, as data sheets and `lspci` write it).
     pub fn by_nvml_name(&self, name: &str) -> Option<&GpuModel> {
@@ -415,7 +450,13 @@ impl GpuModel {
     /// The profiles, and the caveats on them, for a model that shares this table: caveats on
     /// the whole GPU (its names, memory, SMs) stay here.
     fn profile_table(&self) -> (Vec<GiProfile>, Vec<Caveat>) {
-        const OWN: [&str; 4] = ["nvml_names", "pci_device_ids", "memory_mib", "sm_count"];
+        const OWN: [&str; 5] = [
+            "nvml_names",
+            "pci_device_ids",
+            "memory_mib",
+            "sm_count",
+            "power.board_w",
+        ];
         let caveats = self
             .caveats
             .iter()
@@ -430,6 +471,19 @@ impl GpuModel {
 
     /// Internal consistency of a table: the rules the layout engine relies on.
     fn check(&self) -> Result<(), String> {
+        let power = &self.power;
+        if !(power.board_w.is_finite() && (1.0..=5000.0).contains(&power.board_w)) {
+            return Err(format!(
+                "power.board_w = {}: a board draws 1 to 5000 W",
+                power.board_w
+            ));
+        }
+        if !(power.idle_w.is_finite() && (0.0..power.board_w).contains(&power.idle_w)) {
+            return Err(format!(
+                "power.idle_w = {}: from 0 to below board_w ({})",
+                power.idle_w, power.board_w
+            ));
+        }
         if self.profiles.is_empty() {
             return Err("no MIG profiles: give [[profiles]] or profiles_from".into());
         }

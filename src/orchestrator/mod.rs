@@ -7,6 +7,7 @@
 
 mod bookkeeping;
 mod dry_run;
+mod energy;
 mod jobs;
 pub mod leftovers;
 mod panics;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::panics::panicked_error;
 use super::record::{attach_vram, jobs_outside_mps, unattributed_vram};
-use super::{jobs, planned, setup, RunOptions};
+use super::{energy, jobs, planned, setup, RunOptions};
 use crate::backend::Backend;
 use crate::clock::Actor;
 use crate::error::{Error, Result};
@@ -101,6 +101,7 @@ impl VariantRun<'_> {
         let setup_result =
             setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
         let changed = !journal.all_undone();
+        let mut energy_window = energy::EnergyWindow::open(backend, self.t0);
         let (mut finished, served, jobs_result) = match &setup_result {
             // A panic in here unwinds through the runner, whose running jobs are then killed
             // (see `jobs::Running`'s drop), and ends as an error: the teardown below still runs.
@@ -114,6 +115,7 @@ impl VariantRun<'_> {
             .unwrap_or_else(|e| (Vec::new(), Default::default(), Err(e))),
             Err(_) => (Vec::new(), Default::default(), Ok(())),
         };
+        energy_window.close(backend, self.t0);
         // Tear down whatever happened: the GPU is left as found.
         let teardown = setup::tear_down(backend, journal);
         let samples = sampler.stop();
@@ -143,6 +145,10 @@ impl VariantRun<'_> {
 
         // What ran is recorded whatever failed since.
         attach_vram(&mut finished, &samples);
+        let energy = energy_window.energy(backend.kind(), &samples);
+        if let Some(energy) = &energy {
+            energy::share(&mut finished, self.scenario.gpu, energy);
+        }
         let mps = matches!(self.mode(), SharingMode::Mps | SharingMode::MigMps);
         let outside: Vec<String> = if mps {
             jobs_outside_mps(&finished, &samples)
@@ -176,6 +182,8 @@ impl VariantRun<'_> {
         records.jobs.extend(finished);
         let (requests, serving) =
             jobs::serving_rows(self, &planned, &records.jobs[first..], &served);
+        let requests_of_this_variant =
+            records.requests.len()..records.requests.len() + requests.len();
         records.requests.extend(requests);
         records.serving.extend(serving);
         for s in &samples {
@@ -190,6 +198,7 @@ impl VariantRun<'_> {
                     used_gib: r.used_gib,
                     capacity_gib: r.capacity_gib,
                     utilization_pct: r.utilization_pct,
+                    power_w: r.power_w,
                 });
             }
         }
@@ -200,13 +209,21 @@ impl VariantRun<'_> {
             (Ok(()), false) => VariantStatus::Ran,
         };
         let reason = jobs_result.as_ref().err().map(|e| e.to_string());
-        let summary = self.variant_record(
+        let mut summary = self.variant_record(
             layout_text,
             &records.jobs[first..],
             &samples,
             status,
             reason,
         );
+        if let Some(energy) = energy {
+            let output_tokens: u64 = records.requests[requests_of_this_variant]
+                .iter()
+                .filter(|r| !r.warmup && r.error.is_none())
+                .map(|r| u64::from(r.output_tokens))
+                .sum();
+            summary.record_energy(&energy, output_tokens);
+        }
         let event = run.event(
             backend.now() - self.t0,
             "variant_end",

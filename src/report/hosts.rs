@@ -287,6 +287,11 @@ mod tests {
                     time_per_unit_s: Some(*per_unit),
                     units_per_hour: Some(3600.0 / per_unit),
                     gpu_vram_peak_gib: Some(30.0),
+                    energy_j: None,
+                    energy_source: None,
+                    mean_power_w: None,
+                    energy_per_unit_j: None,
+                    energy_per_kilotoken_j: None,
                 },
             });
         }

@@ -106,6 +106,7 @@ pub fn recover(
             outcome: Outcome::parse_name(&e.outcome).unwrap_or(Outcome::Failed),
             vram_peak_gib: None,
             vram_constant_gib: None,
+            energy_j: None,
             reason: None,
             log: None,
         };
@@ -146,6 +147,11 @@ pub fn recover(
             time_per_unit_s: None,
             units_per_hour: None,
             gpu_vram_peak_gib: None,
+            energy_j: None,
+            energy_source: None,
+            mean_power_w: None,
+            energy_per_unit_j: None,
+            energy_per_kilotoken_j: None,
         };
         variants.push(Row { run, row });
     }

@@ -176,6 +176,7 @@ mod tests {
             outcome: Outcome::Ok,
             vram_peak_gib: Some(33.0),
             vram_constant_gib: Some(21.0),
+            energy_j: None,
             reason: None,
             log: None,
         }];

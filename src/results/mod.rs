@@ -101,6 +101,31 @@ impl VariantStatus {
 
 crate::named!(VariantStatus: Ran, Infeasible, SetupFailed, Interrupted, Failed);
 
+/// Where a variant's energy figure comes from (docs/energy.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergySource {
+    /// The GPU's total-energy counter, read at the first job's start and after the last job's
+    /// end (NVML's `nvmlDeviceGetTotalEnergyConsumption`).
+    Counter,
+    /// The power samples integrated over the same window, where the GPU has no counter.
+    PowerSamples,
+    /// The simulator's power model (the catalog's board and idle power): simulated, not measured.
+    Model,
+}
+
+impl EnergySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnergySource::Counter => "counter",
+            EnergySource::PowerSamples => "power_samples",
+            EnergySource::Model => "model",
+        }
+    }
+}
+
+crate::named!(EnergySource: Counter, PowerSamples, Model);
+
 /// The version of the tables' columns this migbench writes (`manifest.json`'s
 /// `schema_version`). 1, implied when the key is missing: `start`, `end` and `t` before they
 /// carried their unit. `report` reads both (see [`schema::renamed_since`]).

@@ -7,7 +7,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::serving::{RequestRow, ServingRecord};
-use super::{Outcome, VariantStatus};
+use super::{EnergySource, Outcome, VariantStatus};
 use crate::backend::{BackendKind, Scope};
 use crate::error::{Error, Result};
 use crate::mode::SharingMode;
@@ -38,6 +38,11 @@ table! {
         pub vram_peak_gib: Option<f64>,
         /// The level the job held for most of its run (the word T uses: "constant").
         pub vram_constant_gib: Option<f64>,
+        /// The job's share of the whole GPU's energy over the variant, in joules: shared among
+        /// the jobs in proportion to SM-seconds (the SMs of the device each ran on, times its
+        /// run time), idle power included. Under MIG and MPS the GPU has one counter, so this
+        /// is an attribution, not a measurement of the job alone.
+        pub energy_j: Option<f64>,
         pub reason: Option<String>,
         pub log: Option<String>,
     }
@@ -58,6 +63,8 @@ table! {
         pub capacity_gib: Option<f64>,
         /// GPU utilization in percent, where the backend reports it.
         pub utilization_pct: Option<f64>,
+        /// The whole GPU's power in watts, on its `gpu` row, where the backend reports it.
+        pub power_w: Option<f64>,
     }
 }
 
@@ -81,6 +88,16 @@ table! {
         pub time_per_unit_s: Option<f64>,
         pub units_per_hour: Option<f64>,
         pub gpu_vram_peak_gib: Option<f64>,
+        /// The whole GPU's energy from the first job's start to the last job's end, in joules;
+        /// absent where the GPU reports neither an energy counter nor its power.
+        pub energy_j: Option<f64>,
+        pub energy_source: Option<EnergySource>,
+        /// `energy_j` over that window's length.
+        pub mean_power_w: Option<f64>,
+        /// `energy_j` divided by the units completed (batch jobs).
+        pub energy_per_unit_j: Option<f64>,
+        /// `energy_j` per 1,000 output tokens of the measured requests (servers).
+        pub energy_per_kilotoken_j: Option<f64>,
     }
 }
 
@@ -192,6 +209,7 @@ mod tests {
             outcome,
             vram_peak_gib: Some(33.0),
             vram_constant_gib: None,
+            energy_j: None,
             reason: Some("killed".into()),
             log: None,
         }
@@ -211,6 +229,7 @@ mod tests {
             used_gib: 20.5,
             capacity_gib: Some(39.5),
             utilization_pct: None,
+            power_w: Some(412.5),
         }];
         assert_eq!(round_trip(&samples), samples);
         let variants = vec![VariantRecord {
@@ -230,6 +249,11 @@ mod tests {
             time_per_unit_s: Some(99.5),
             units_per_hour: None,
             gpu_vram_peak_gib: Some(70.0),
+            energy_j: None,
+            energy_source: None,
+            mean_power_w: None,
+            energy_per_unit_j: None,
+            energy_per_kilotoken_j: None,
         }];
         assert_eq!(round_trip(&variants), variants);
         let instances = vec![InstanceRecord {

@@ -3,7 +3,6 @@
 use super::library::{cuda_version, nvml, nvml_error, raw_id, GIB};
 use nvml_wrapper::Nvml;
 
-use crate::catalog::Catalog;
 use crate::error::Result;
 
 /// A GPU of this machine, as `migbench discover` shows it.
@@ -52,8 +51,7 @@ pub fn discover() -> Result<Vec<FoundGpu>> {
             .collect();
         gpus.push(FoundGpu {
             index,
-            model: Catalog::builtin()
-                .gpu(&name)
+            model: super::identify(&device, &name)
                 .map(|g| g.key.clone())
                 .map_err(|e| e.to_string()),
             name,

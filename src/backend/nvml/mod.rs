@@ -64,6 +64,16 @@ pub struct NvmlBackend {
     listed: Mutex<Option<MigIds>>,
 }
 
+/// The catalog model of `device`, named `name` by NVML: by its PCI device ID first
+/// ([`Catalog::identify`]).
+pub(crate) fn identify(
+    device: &nvml_wrapper::Device,
+    name: &str,
+) -> std::result::Result<&'static GpuModel, crate::catalog::CatalogError> {
+    let pci_device_id = device.pci_info().ok().map(|p| p.pci_device_id);
+    Catalog::builtin().identify(pci_device_id, name)
+}
+
 impl NvmlBackend {
     /// Opens GPU `index` (or the one with `uuid`), which must be a `model`.
     pub fn open(model: &'static GpuModel, index: u32, uuid: Option<&str>) -> Result<NvmlBackend> {
@@ -81,7 +91,7 @@ impl NvmlBackend {
         })?;
         let name = device.name().map_err(nvml_error("the GPU name"))?;
         // An unknown GPU is an error that names the known ones.
-        let found = Catalog::builtin().gpu(&name)?;
+        let found = identify(&device, &name)?;
         if found.key != model.key {
             return Err(Error::Input(format!(
                 "GPU {index} is a {name} ({}), but the scenario is for a {}",
@@ -288,6 +298,8 @@ impl Backend for NvmlBackend {
             capacity_gib: Some(memory.total as f64 / GIB),
             // Not supported with MIG on (docs/mig.md): then None.
             utilization_pct: device.utilization_rates().ok().map(|u| f64::from(u.gpu)),
+            // Milliwatts; absent where the board does not report it.
+            power_w: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
             group: None,
             mps_client: None,
         }];
@@ -311,6 +323,7 @@ impl Backend for NvmlBackend {
                 used_gib: mem.used as f64 / GIB,
                 capacity_gib: Some(mem.total as f64 / GIB),
                 utilization_pct: None,
+                power_w: None,
                 group: None,
                 mps_client: None,
             });
@@ -324,5 +337,11 @@ impl Backend for NvmlBackend {
             }
         }
         Ok(rows)
+    }
+
+    fn energy_j(&self) -> Option<f64> {
+        // Millijoules since the driver loaded; NOT_SUPPORTED before Volta and on some boards.
+        let mj = self.device().ok()?.total_energy_consumption().ok()?;
+        Some(mj as f64 / 1000.0)
     }
 }

@@ -89,6 +89,8 @@ pub struct SimGpu {
     pub foreign: Vec<ForeignProcess>,
     /// Simulated time of the last progress update.
     last_update: f64,
+    /// Energy drawn since the simulator started, in joules: NVML's total-energy counter.
+    energy_j: f64,
 }
 
 /// The part of a simulated GPU that outlives a process: its configuration, as saved in a state
@@ -143,6 +145,7 @@ impl SimGpu {
             jobs: BTreeMap::new(),
             foreign: Vec::new(),
             last_update: 0.0,
+            energy_j: 0.0,
         }
     }
 
@@ -514,13 +517,51 @@ impl SimGpu {
         })
     }
 
-    /// Brings every active job's progress up to simulated time `now`.
+    /// Brings every active job's progress, and the energy counter, up to simulated time `now`.
+    /// Jobs come, go and change speed only at events, each after the advance to its instant,
+    /// so the power since the last update is the power now.
     pub fn advance(&mut self, now: f64) {
         let dt = (now - self.last_update).max(0.0);
+        self.energy_j += dt * self.power_w();
         for job in self.jobs.values_mut().filter(|j| j.active) {
             job.done_s = (job.done_s + dt * job.rate).min(job.work_s);
         }
         self.last_update = now;
+    }
+
+    /// The share of the GPU's SMs at work: every device with an active job, its SMs (under MPS
+    /// capped by the clients' active-thread percentages), over the whole GPU's.
+    pub fn busy_sm_share(&self) -> f64 {
+        let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+        for job in self.jobs.values().filter(|j| j.active) {
+            *active.entry(job.device.as_str()).or_default() += 1;
+        }
+        let busy: f64 = active
+            .into_iter()
+            .map(|(device, jobs)| {
+                let sm = self.device_resources(device).map_or(0, |(_, _, sm)| sm);
+                let cap = self
+                    .mps
+                    .iter()
+                    .find(|d| d.device == device)
+                    .and_then(|d| d.active_thread_percentage)
+                    .map_or(1.0, |p| (f64::from(p) / 100.0 * jobs as f64).min(1.0));
+                f64::from(sm) * cap
+            })
+            .sum();
+        (busy / f64::from(self.model.sm_count.max(1))).clamp(0.0, 1.0)
+    }
+
+    /// The board's power now (docs/energy.md): idle, plus the dynamic part in proportion to the
+    /// SMs at work.
+    pub fn power_w(&self) -> f64 {
+        let p = &self.model.power;
+        p.idle_w + (p.board_w - p.idle_w) * self.busy_sm_share()
+    }
+
+    /// The energy counter, in joules since the simulator started.
+    pub fn energy_j(&self) -> f64 {
+        self.energy_j
     }
 
     /// When job `id` will have done `done_s` seconds of work at its present speed, seen at `now`;

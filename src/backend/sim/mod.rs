@@ -469,6 +469,7 @@ impl Backend for SimBackend {
             used_gib: gpu.jobs.values().map(|j| j.memory_gib).sum(),
             capacity_gib: Some(gpu.model.memory_gib()),
             utilization_pct: None,
+            power_w: Some(gpu.power_w()),
             group: None,
             mps_client: None,
         }];
@@ -481,6 +482,7 @@ impl Backend for SimBackend {
                 label: pool,
                 capacity_gib: Some(gi.profile.memory_gib),
                 utilization_pct: None,
+                power_w: None,
                 group: None,
                 mps_client: None,
             });
@@ -491,6 +493,13 @@ impl Backend for SimBackend {
             }
         }
         Ok(rows)
+    }
+
+    fn energy_j(&self) -> Option<f64> {
+        let mut world = self.world.lock();
+        let now = world.now();
+        world.gpu.advance(now);
+        Some(world.gpu.energy_j())
     }
 }
 
