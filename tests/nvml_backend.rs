@@ -89,7 +89,8 @@ fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
     let Some(gpu) = FakeDriver::h100() else {
         return;
     };
-    let out = gpu.run_variants(ALL_MODES);
+    // With the CSV copy of the samples, which this test reads as a user would.
+    let out = gpu.run(&gpu.write_scenario(ALL_MODES), &["--samples-csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let run = gpu.run_dir();
     let jobs = jobs(&run);
