@@ -179,7 +179,7 @@ impl Journal {
             return Err(Error::Harness(message));
         }
         self.written += 1;
-        crate::fault::journal_written(self.written);
+        crate::fault::written("journal", self.written);
         Ok(())
     }
 

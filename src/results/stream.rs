@@ -127,7 +127,7 @@ impl<T: Table> PartWriter<T> {
     /// Writes the current part whole, to a temporary name renamed over the last copy, so a
     /// reader never finds a part without its footer.
     fn write_part(&mut self) -> Result<()> {
-        crate::fault::write("tables").map_err(|e| fail(&self.dir, &e))?;
+        crate::fault::write(T::NAME).map_err(|e| fail(&self.dir, &e))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| fail(&self.dir, &e))?;
         let path = self.dir.join(format!("part-{:05}.parquet", self.part));
         let tmp = self.dir.join(format!(".part-{:05}.parquet.tmp", self.part));
@@ -144,6 +144,7 @@ impl<T: Table> PartWriter<T> {
     }
 
     fn next_part(&mut self) -> Result<()> {
+        crate::fault::written(T::NAME, u64::from(self.part) + 1);
         self.append_csv()?;
         self.rows.clear();
         self.written = 0;
