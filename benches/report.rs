@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use migbench::backend::{BackendKind, Scope};
 use migbench::mode::SharingMode;
 use migbench::report::Report;
+use migbench::results::stream::PartWriter;
 use migbench::results::{
     InstanceRecord, JobRecord, Manifest, Outcome, SampleRecord, Tables, VariantRecord,
     VariantStatus, SCHEMA_VERSION,
@@ -67,6 +68,8 @@ fn write_run(root: &Path, index: usize, samples: usize) {
     .unwrap();
 
     let mut tables = Tables::default();
+    // Samples go to their parts as a run writes them.
+    let mut samples_out = PartWriter::<SampleRecord>::create(&dir, false);
     // Each instant: the GPU and one row per job.
     let instants = samples / VARIANTS.len() / (JOBS + 1);
     let span = 800.0;
@@ -99,31 +102,35 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         for k in 0..instants {
             let t = t0 + span * k as f64 / instants as f64;
             let level = if k % 100 < 5 { 33.0 } else { 21.0 };
-            tables.samples.push(SampleRecord {
-                t_s: t,
-                variant: variant.to_string(),
-                repetition: 1,
-                scope: Scope::Gpu,
-                id: GPU_UUID.into(),
-                label: "GPU".into(),
-                used_gib: level * JOBS as f64,
-                capacity_gib: Some(79.65),
-                utilization_pct: Some(100.0),
-                power_w: Some(650.0),
-            });
-            for j in 0..JOBS {
-                tables.samples.push(SampleRecord {
+            samples_out
+                .push(SampleRecord {
                     t_s: t,
                     variant: variant.to_string(),
                     repetition: 1,
-                    scope: Scope::Process,
-                    id: ((index * 100 + v * 10 + j) as u32 + 1000).to_string(),
-                    label: GPU_UUID.into(),
-                    used_gib: level,
-                    capacity_gib: None,
-                    utilization_pct: None,
-                    power_w: None,
-                });
+                    scope: Scope::Gpu,
+                    id: GPU_UUID.into(),
+                    label: "GPU".into(),
+                    used_gib: level * JOBS as f64,
+                    capacity_gib: Some(79.65),
+                    utilization_pct: Some(100.0),
+                    power_w: Some(650.0),
+                })
+                .unwrap();
+            for j in 0..JOBS {
+                samples_out
+                    .push(SampleRecord {
+                        t_s: t,
+                        variant: variant.to_string(),
+                        repetition: 1,
+                        scope: Scope::Process,
+                        id: ((index * 100 + v * 10 + j) as u32 + 1000).to_string(),
+                        label: GPU_UUID.into(),
+                        used_gib: level,
+                        capacity_gib: None,
+                        utilization_pct: None,
+                        power_w: None,
+                    })
+                    .unwrap();
             }
         }
         tables.variants.push(VariantRecord {
@@ -159,6 +166,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         });
     }
     tables.write(&dir).unwrap();
+    samples_out.finish().unwrap();
 }
 
 fn bench(c: &mut Criterion) {

@@ -232,7 +232,7 @@ step_scenarios() {
     fi
     # migbench in this process's place, so that a timeout's SIGTERM reaches it and the kit waits
     # for its teardown (every finished variant is kept) before going on.
-    exec "$GV_MIGBENCH" run --quiet --sample-ms 10 --out "$GV_WORK/results" "$GV_WORK/scenario.toml"
+    exec "$GV_MIGBENCH" run --quiet --sample-ms 10 --samples-csv --out "$GV_WORK/results" "$GV_WORK/scenario.toml"
 }
 
 step_after() {

@@ -283,6 +283,11 @@ pub struct RunArgs {
     /// Milliseconds between VRAM samples, on the run's clock: simulated milliseconds with --sim.
     #[arg(long, default_value_t = 100)]
     pub sample_ms: u64,
+    /// Also write the VRAM samples as samples.csv (about 60 times the size of their Parquet
+    /// parts under samples/, which are the data; written part by part, so a killed run's CSV
+    /// may lack its last seconds).
+    #[arg(long)]
+    pub samples_csv: bool,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,

@@ -3,11 +3,12 @@
 //! normal use), nothing here does anything.
 //!
 //! - `write:WHAT:N` — the Nth write (from 1) of `WHAT` fails as on a full disk (`ENOSPC`);
-//!   `WHAT` is `journal`, `events`, `tables` or `manifest`;
+//!   `WHAT` is `journal`, `events`, `tables`, `samples` (a part of the streamed table) or
+//!   `manifest`;
 //! - `panic:after-setup` — the orchestrator panics once a variant's GPU setup has changed the
 //!   GPU;
-//! - `abort:journal:N` — the process dies at once (as with `kill -9`) after it wrote journal
-//!   record N.
+//! - `abort:WHAT:N` — the process dies at once (as with `kill -9`) after it wrote journal
+//!   record N (`WHAT` = `journal`) or the Nth part of the samples (`samples`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -41,9 +42,10 @@ pub fn write(what: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Journal record `n` is written: the process dies here if asked.
-pub fn journal_written(n: u64) {
-    if asked().is_some_and(|f| f == format!("abort:journal:{n}")) {
+/// The `n`th of `what` (a journal record, a part of the samples) is written: the process dies
+/// here if asked.
+pub fn written(what: &str, n: u64) {
+    if asked().is_some_and(|f| f == format!("abort:{what}:{n}")) {
         // SAFETY: raises SIGKILL on this process, as `kill -9` would.
         unsafe { libc::raise(libc::SIGKILL) };
     }

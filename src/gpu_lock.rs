@@ -163,6 +163,18 @@ impl GpuLock {
                 }
             }
         }
+        // The journal exists (empty) before the lock names it: a journal the lock names that
+        // is not there was deleted, and the GPU is refused above, never silently reused.
+        std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(journal)
+            .map_err(|e| {
+                Error::Harness(format!(
+                    "cannot create the journal {}: {e}",
+                    journal.display()
+                ))
+            })?;
         // Absolute, so that `migbench restore` finds it from any directory.
         lock.write_holder(&Holder {
             pid: std::process::id(),

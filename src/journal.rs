@@ -106,13 +106,19 @@ impl Journal {
         if let Some(file) = &gpu.sim_state {
             gpu.sim_state = Some(absolute(file)?);
         }
+        // Made empty when the run took the GPU's lock ([`crate::gpu_lock::GpuLock::acquire`]);
+        // never written over.
+        let cannot = |e: &dyn std::fmt::Display| {
+            Error::Harness(format!("cannot create the journal {}: {e}", path.display()))
+        };
         let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
+            .create(true)
+            .append(true)
             .open(path)
-            .map_err(|e| {
-                Error::Harness(format!("cannot create the journal {}: {e}", path.display()))
-            })?;
+            .map_err(|e| cannot(&e))?;
+        if file.metadata().map_err(|e| cannot(&e))?.len() > 0 {
+            return Err(cannot(&"it is not empty"));
+        }
         let mut journal = Journal {
             file: Some(file),
             next_seq: 1,
@@ -179,7 +185,7 @@ impl Journal {
             return Err(Error::Harness(message));
         }
         self.written += 1;
-        crate::fault::journal_written(self.written);
+        crate::fault::written("journal", self.written);
         Ok(())
     }
 
@@ -297,14 +303,12 @@ pub struct JournalFile {
 }
 
 impl JournalFile {
-    /// Whether the journal at `path` holds no whole record, or is not there: its run was
-    /// stopped after it locked the GPU and before it recorded the GPU's state, so it changed
-    /// nothing.
+    /// Whether the journal at `path` holds no whole record: its run was stopped after it locked
+    /// the GPU and before it recorded the GPU's state, so it changed nothing. A journal that is
+    /// not there is not blank: a run makes its journal before its lock names it, so it was
+    /// deleted, and what its run changed is unknown.
     pub fn is_blank(path: &Path) -> bool {
-        match crate::input::read(path, crate::input::JOURNAL) {
-            Ok(bytes) => !bytes.contains(&b'\n'),
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        }
+        crate::input::read(path, crate::input::JOURNAL).is_ok_and(|bytes| !bytes.contains(&b'\n'))
     }
 
     pub fn read(path: &Path) -> Result<JournalFile> {

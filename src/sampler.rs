@@ -18,20 +18,27 @@ use std::time::Duration;
 
 use crate::backend::{Backend, SampleRow, Scope};
 use crate::clock::{lock, Every};
+use crate::error::{Error, Result};
 use crate::procfs;
+use crate::results::stream::PartWriter;
+use crate::results::SampleRecord;
 
 /// Width of the bins in which the constant level is counted.
 pub const CONSTANT_BIN_GIB: f64 = 0.25;
 
-/// One sampling instant.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// Backend seconds since the run started.
-    pub t: f64,
-    pub rows: Vec<SampleRow>,
+/// The run's `samples` table, shared by the samplers of its variants.
+pub type SampleTable = Arc<Mutex<PartWriter<SampleRecord>>>;
+
+/// Where a sampler's rows go: the run's table, tagged with the variant repetition.
+pub struct SampleOut {
+    pub table: SampleTable,
+    pub variant: String,
+    pub repetition: u32,
 }
 
-/// A running sampler; [`Sampler::stop`] returns what it collected.
+/// A running sampler: every sample goes to the run's `samples` table as it is taken, and only
+/// what the variant's records need is kept ([`Summary`]), so memory does not grow with the
+/// run's length. [`Sampler::stop`] returns the summary.
 pub struct Sampler {
     backend: Arc<dyn Backend>,
     t0: f64,
@@ -39,12 +46,16 @@ pub struct Sampler {
     state: Arc<Mutex<State>>,
 }
 
-#[derive(Default)]
 struct State {
-    samples: Vec<Sample>,
+    out: SampleOut,
+    summary: Summary,
     groups: ProcessGroups,
     /// Each job's memory at the last sample, by the PID it was started as.
     latest: HashMap<String, f64>,
+    /// The time of the last sample (run seconds).
+    last_t: Option<f64>,
+    /// The first error writing the table: the variant fails with it when the sampler stops.
+    failed: Option<Error>,
     /// Also told every sample: the `/metrics` endpoint of `run --metrics-listen`.
     live: Option<Arc<crate::fleet::live::Live>>,
 }
@@ -55,22 +66,49 @@ impl State {
         let Ok(mut rows) = backend.sample() else {
             return;
         };
+        let t = t - t0;
         self.groups.fill(&mut rows);
         self.latest.clear();
         for r in rows.iter().filter(|r| r.scope == Scope::Process) {
             *self.latest.entry(r.job_key()).or_default() += r.used_gib;
         }
         if let Some(live) = &self.live {
-            live.sample(t - t0, &rows);
+            live.sample(t, &rows);
         }
-        self.samples.push(Sample { t: t - t0, rows });
+        self.summary.add(t, &rows, &self.latest);
+        self.last_t = Some(t);
+        if self.failed.is_some() {
+            return;
+        }
+        let mut table = lock(&self.out.table);
+        for r in &rows {
+            let row = SampleRecord::of(t, &self.out.variant, self.out.repetition, r);
+            if let Err(e) = table.push(row) {
+                self.failed = Some(e);
+                return;
+            }
+        }
     }
 }
 
 impl Sampler {
-    /// Samples `backend` every `interval` on its clock, from now on; `t0` is the run's start.
-    pub fn start(backend: Arc<dyn Backend>, interval: Duration, t0: f64) -> Sampler {
-        let state = Arc::new(Mutex::new(State::default()));
+    /// Samples `backend` every `interval` on its clock, from now on, into `out`; `t0` is the
+    /// run's start.
+    pub fn start(
+        backend: Arc<dyn Backend>,
+        interval: Duration,
+        t0: f64,
+        out: SampleOut,
+    ) -> Sampler {
+        let state = Arc::new(Mutex::new(State {
+            out,
+            summary: Summary::default(),
+            groups: ProcessGroups::default(),
+            latest: HashMap::new(),
+            last_t: None,
+            failed: None,
+            live: None,
+        }));
         let (tick_backend, tick_state) = (Arc::clone(&backend), Arc::clone(&state));
         let every = backend.clock().every(
             interval.as_secs_f64(),
@@ -100,24 +138,234 @@ impl Sampler {
         });
     }
 
+    /// The job started as `pid` at `start` (run seconds): its levels count from then on.
+    pub fn job_started(&self, pid: u32, start: f64) {
+        let mut state = lock(&self.state);
+        let last_t = state.last_t;
+        state.summary.started(pid.to_string(), start, last_t);
+    }
+
+    /// The job started as `pid` ended at `end`: samples after that are not its.
+    pub fn job_ended(&self, pid: u32, end: f64) {
+        lock(&self.state).summary.ended_at(&pid.to_string(), end);
+    }
+
+    /// Integrates the GPU's power from `t` (run seconds) on, until [`Sampler::power_until`].
+    pub fn power_from(&self, t: f64) {
+        lock(&self.state).summary.power.from = Some(t);
+    }
+
+    pub fn power_until(&self, t: f64) {
+        lock(&self.state).summary.power.until = Some(t);
+    }
+
     /// The most recent memory of a job (by the PID it was started as), for progress display.
     pub fn latest(&self, pid: u32) -> Option<f64> {
         lock(&self.state).latest.get(&pid.to_string()).copied()
     }
 
-    /// Stops sampling, with one last sample now so that a job's final level is seen.
-    pub fn stop(self) -> Vec<Sample> {
+    /// Stops sampling, with one last sample now so that a job's final level is seen, and
+    /// writes what the table holds of it; the summary, or the error writing the table.
+    pub fn stop(self) -> Result<Summary> {
         self.every.stop();
         let mut state = lock(&self.state);
         let now = self.backend.now();
         // Not twice at one instant: the last tick may have been now.
-        if state.samples.last().is_none_or(|s| s.t < now - self.t0) {
+        if state.last_t.is_none_or(|t| t < now - self.t0) {
             state.take(self.backend.as_ref(), now, self.t0);
         }
-        std::mem::take(&mut state.samples)
+        if let Some(e) = state.failed.take() {
+            return Err(e);
+        }
+        lock(&state.out.table).flush()?;
+        Ok(std::mem::take(&mut state.summary))
     }
 }
 
+/// What a variant's records need of its samples, kept as they are taken: the peaks of the GPU
+/// and of each instance, and each job's levels while it ran.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// The peak of the whole GPU and of each MIG instance, in the order first sampled.
+    pub instances: Vec<InstancePeak>,
+    /// The peak of the whole GPU.
+    pub gpu_peak: Option<f64>,
+    /// Whether any process was ever listed.
+    pub process_rows: bool,
+    /// By job key ([`SampleRow::job_key`]).
+    jobs: HashMap<String, JobLevels>,
+    /// Jobs started and not yet past their end, by key: `(start, end)`.
+    open: HashMap<String, (f64, Option<f64>)>,
+    /// The GPU's power integrated over the variant's jobs.
+    pub power: PowerIntegral,
+}
+
+/// The GPU's power samples integrated (trapezoids) over a window of run seconds: the energy
+/// where a GPU has no energy counter. Constant room however long the window.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PowerIntegral {
+    from: Option<f64>,
+    until: Option<f64>,
+    /// The last sample in the window, `(t, watts)`, and the first one's time.
+    last: Option<(f64, f64)>,
+    first_t: Option<f64>,
+    pub joules: f64,
+}
+
+impl PowerIntegral {
+    /// Counts samples from `from` to `until` (run seconds).
+    pub fn between(from: f64, until: Option<f64>) -> PowerIntegral {
+        PowerIntegral {
+            from: Some(from),
+            until,
+            ..PowerIntegral::default()
+        }
+    }
+
+    pub fn add(&mut self, t: f64, watts: f64) {
+        let Some(from) = self.from else { return };
+        if t < from || self.until.is_some_and(|until| t > until) || !watts.is_finite() {
+            return;
+        }
+        if let Some((t0, w0)) = self.last {
+            self.joules += (t - t0).max(0.0) * (w0 + watts) / 2.0;
+        }
+        self.first_t.get_or_insert(t);
+        self.last = Some((t, watts));
+    }
+
+    /// Seconds between the first and last samples in the window, when there were two or more.
+    pub fn seconds(&self) -> Option<f64> {
+        let (last, first) = (self.last?.0, self.first_t?);
+        (last > first).then_some(last - first)
+    }
+}
+
+/// The peak of one instance (or the whole GPU, labelled `GPU`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstancePeak {
+    pub label: String,
+    pub uuid: String,
+    pub capacity_gib: Option<f64>,
+    pub peak_gib: f64,
+}
+
+/// One job's levels: counted per [`CONSTANT_BIN_GIB`] bin, so they take the same room however
+/// long the job runs.
+#[derive(Debug, Default)]
+struct JobLevels {
+    /// Levels while the job ran (or, before it is known to have started, since first seen).
+    bins: HashMap<i64, usize>,
+    peak: Option<f64>,
+    first_t: Option<f64>,
+    /// Whether a sample was taken while it ran.
+    sampled: bool,
+    /// Whether a process of it was ever listed, and whether every listing was as a plain
+    /// compute process (never an MPS client).
+    listed: bool,
+    all_plain: bool,
+    /// Told its end: not counted once past it.
+    closed: bool,
+}
+
+impl Summary {
+    fn add(&mut self, t: f64, rows: &[SampleRow], levels: &HashMap<String, f64>) {
+        for r in rows.iter().filter(|r| r.scope != Scope::Process) {
+            if r.scope == Scope::Gpu {
+                self.gpu_peak = Some(self.gpu_peak.map_or(r.used_gib, |p| p.max(r.used_gib)));
+                if let Some(watts) = r.power_w {
+                    self.power.add(t, watts);
+                }
+            }
+            match self.instances.iter_mut().find(|p| p.label == r.label) {
+                Some(p) => p.peak_gib = p.peak_gib.max(r.used_gib),
+                None => self.instances.push(InstancePeak {
+                    label: r.label.clone(),
+                    uuid: r.id.clone(),
+                    capacity_gib: r.capacity_gib,
+                    peak_gib: r.used_gib,
+                }),
+            }
+        }
+        for r in rows.iter().filter(|r| r.scope == Scope::Process) {
+            self.process_rows = true;
+            let job = self.jobs.entry(r.job_key()).or_default();
+            job.all_plain = (!job.listed || job.all_plain) && r.mps_client == Some(false);
+            job.listed = true;
+        }
+        // Windows that ended before now close; open ones saw a sample.
+        self.open
+            .retain(|_, (_, end)| end.is_none_or(|end| t <= end));
+        for (key, &(start, _)) in &self.open {
+            if t >= start {
+                self.jobs.entry(key.clone()).or_default().sampled = true;
+            }
+        }
+        for (key, &level) in levels {
+            let within = match self.open.get(key) {
+                Some(&(start, _)) => t >= start,
+                // Not known to have started yet (its start is told just after it is), or
+                // ended: a job's key is counted while it is open only.
+                None => !self.ended(key),
+            };
+            if within {
+                let job = self.jobs.entry(key.clone()).or_default();
+                job.first_t.get_or_insert(t);
+                job.peak = Some(job.peak.map_or(level, |p| p.max(level)));
+                *job.bins
+                    .entry((level / CONSTANT_BIN_GIB).round() as i64)
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Whether the job of `key` was started and has ended.
+    fn ended(&self, key: &str) -> bool {
+        self.jobs.get(key).is_some_and(|j| j.closed)
+    }
+
+    /// The job of `key` started at `start`; the last sample was at `last_t`.
+    fn started(&mut self, key: String, start: f64, last_t: Option<f64>) {
+        let job = self.jobs.entry(key.clone()).or_default();
+        // Levels of an earlier process of the same PID are not this job's.
+        if job.first_t.is_some_and(|t| t < start) {
+            job.bins.clear();
+            job.peak = None;
+            job.first_t = None;
+        }
+        // Samples come in time order: one since `start` was taken while it ran.
+        job.sampled = last_t.is_some_and(|t| t >= start);
+        job.closed = false;
+        self.open.insert(key, (start, None));
+    }
+
+    fn ended_at(&mut self, key: &str, end: f64) {
+        if let Some((_, e)) = self.open.get_mut(key) {
+            *e = Some(end);
+        }
+        if let Some(job) = self.jobs.get_mut(key) {
+            job.closed = true;
+        }
+    }
+
+    /// Peak and constant VRAM of the job started as `pid`, over the samples while it ran.
+    pub fn job_vram(&self, pid: u32) -> Option<(f64, f64)> {
+        let job = self.jobs.get(&pid.to_string())?;
+        Some((job.peak?, constant_of(&job.bins)?))
+    }
+
+    /// Whether a sample was taken while the job started as `pid` ran.
+    pub fn sampled_while_running(&self, pid: u32) -> bool {
+        self.jobs.get(&pid.to_string()).is_some_and(|j| j.sampled)
+    }
+
+    /// Whether NVML listed the job started as `pid`, and only ever as plain compute processes.
+    pub fn only_outside_mps(&self, pid: u32) -> bool {
+        self.jobs
+            .get(&pid.to_string())
+            .is_some_and(|j| j.listed && j.all_plain)
+    }
+}
 impl SampleRow {
     /// The PID of the job a process row counts towards: its group's leader, else itself.
     pub fn job_key(&self) -> String {
@@ -189,17 +437,19 @@ pub fn peak_and_constant(levels: &[f64]) -> Option<(f64, f64)> {
         .iter()
         .copied()
         .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
-    let mut counts: HashMap<i64, usize> = HashMap::new();
+    let mut bins: HashMap<i64, usize> = HashMap::new();
     for &l in levels {
-        *counts
+        *bins
             .entry((l / CONSTANT_BIN_GIB).round() as i64)
             .or_default() += 1;
     }
-    let (bin, _) = counts
-        .into_iter()
-        .max_by_key(|&(bin, n)| (n, bin))
-        .expect("levels is not empty");
-    Some((peak, bin as f64 * CONSTANT_BIN_GIB))
+    Some((peak, constant_of(&bins)?))
+}
+
+/// The most held level of levels counted by bin (ties go to the higher level).
+fn constant_of(bins: &HashMap<i64, usize>) -> Option<f64> {
+    let (bin, _) = bins.iter().max_by_key(|&(bin, n)| (n, bin))?;
+    Some(*bin as f64 * CONSTANT_BIN_GIB)
 }
 
 #[cfg(test)]

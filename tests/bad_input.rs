@@ -237,16 +237,24 @@ fn good_run() -> &'static Path {
     })
 }
 
-/// A copy of the good run's files at `to`.
+/// The good run's samples, one part (streamed tables are written part by part).
+const SAMPLES: &str = "samples/part-00000.parquet";
+
+/// A copy of the good run's files at `to`, its samples' parts among them.
 fn copy(to: &Path) -> PathBuf {
+    copy_files(good_run(), to);
+    copy_files(&good_run().join("samples"), &to.join("samples"));
+    to.to_path_buf()
+}
+
+fn copy_files(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(good_run()).unwrap() {
+    for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         if entry.file_type().unwrap().is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
-    to.to_path_buf()
 }
 
 /// A copy of the good run at `to`, with `file` replaced by `bytes`.
@@ -268,13 +276,13 @@ fn a_damaged_run_is_named_left_out_of_a_report_and_refused_by_compare_and_calibr
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     let good = copy(&runs.join("a-good"));
-    let samples = std::fs::read(good_run().join("samples.parquet")).unwrap();
+    let samples = std::fs::read(good_run().join(SAMPLES)).unwrap();
     let pages = pages_flipped(&good_run().join("jobs.parquet"));
     let cases: Vec<(PathBuf, &str)> = vec![
         (damaged(&runs.join("b-old"), "manifest.json", &manifest_with_version(0)), "schema_version 0; this migbench (0.1.0) reads run directories of schema versions 1 to 2"),
         (damaged(&runs.join("c-new"), "manifest.json", &manifest_with_version(99999)), "schema_version 99999; this migbench (0.1.0) reads run directories of schema versions 1 to 2 (a newer migbench wrote it"),
         (damaged(&runs.join("d-garbage"), "jobs.parquet", b"\x00\xffgarbage"), "d-garbage/jobs.parquet: not a readable Parquet file"),
-        (damaged(&runs.join("e-cut"), "samples.parquet", &samples[..samples.len() / 2]), "e-cut/samples.parquet: not a readable Parquet file"),
+        (damaged(&runs.join("e-cut"), SAMPLES, &samples[..samples.len() / 2]), "e-cut/samples/part-00000.parquet: not a readable Parquet file"),
         (damaged(&runs.join("f-empty"), "variants.parquet", b""), "f-empty/variants.parquet: not a readable Parquet file"),
         (damaged(&runs.join("g-pages"), "jobs.parquet", &pages), "g-pages: its tables cannot be read"),
         // Of a file that is not even a JSON object, nothing is quoted.
@@ -348,8 +356,8 @@ fn pages_flipped(file: &Path) -> Vec<u8> {
 #[test]
 fn a_run_whose_samples_cannot_be_read_loses_only_its_vram_plots() {
     let dir = tempfile::tempdir().unwrap();
-    let samples = pages_flipped(&good_run().join("samples.parquet"));
-    let bad = damaged(&dir.path().join("bad"), "samples.parquet", &samples);
+    let samples = pages_flipped(&good_run().join(SAMPLES));
+    let bad = damaged(&dir.path().join("bad"), SAMPLES, &samples);
     let out = dir.path().join("report");
     migbench()
         .arg("report")
@@ -358,9 +366,7 @@ fn a_run_whose_samples_cannot_be_read_loses_only_its_vram_plots() {
         .arg(&out)
         .assert()
         .success()
-        .stdout(contains(
-            "bad/samples.parquet: its VRAM samples cannot be read",
-        ))
+        .stdout(contains("bad/samples: its VRAM samples cannot be read"))
         .stdout(contains("its VRAM plots are left out"));
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -379,7 +385,7 @@ proptest! {
     /// report beside a good run leaves it out or reads it, and never fails or panics.
     #[test]
     fn a_report_survives_any_damage_to_a_run_directory(
-        file in prop::sample::select(vec!["manifest.json", "jobs.parquet", "variants.parquet", "instances.parquet", "samples.parquet"]),
+        file in prop::sample::select(vec!["manifest.json", "jobs.parquet", "variants.parquet", "instances.parquet", SAMPLES]),
         cut in 0.0..1.0f64,
         flips in proptest::collection::vec((0.0..1.0f64, any::<u8>()), 0..4),
     ) {

@@ -59,8 +59,15 @@ impl Setup {
 
     /// Runs the scenario on the GPU saved in `gpu.json`, with `fault` (if any).
     fn run(&self, out: &str, fault: Option<&str>) -> std::process::Output {
+        self.run_with(out, fault, &[])
+    }
+
+    /// [`Setup::run`] with more options.
+    fn run_with(&self, out: &str, fault: Option<&str>, options: &[&str]) -> std::process::Output {
         let mut cmd = self.migbench();
-        cmd.args(["run", "--sim", "--quiet", "--sim-state"])
+        cmd.args(["run", "--sim", "--quiet"])
+            .args(options)
+            .arg("--sim-state")
             .arg(self.path("gpu.json"))
             .arg("--out")
             .arg(self.path(out))
@@ -161,6 +168,61 @@ fn a_write_error_at_a_variants_end_still_closes_the_run() {
     let s = Setup::new();
     let output = s.run("out", Some("write:tables:1"));
     assert_failed_cleanly(&s, "out", &output, "cannot write the tables");
+}
+
+#[test]
+fn a_full_disk_for_the_samples_fails_the_run_cleanly() {
+    // The first part of the samples is written when the first variant ends.
+    let s = Setup::new();
+    let output = s.run("out", Some("write:samples:1"));
+    assert_failed_cleanly(&s, "out", &output, "/samples: No space left on device");
+}
+
+/// The samples stream to disk as they are taken: a run killed in its second variant keeps them
+/// up to the last part written, and `report` reads the run as it was left.
+#[test]
+fn a_killed_run_keeps_its_samples_up_to_the_last_part_and_is_reported() {
+    let s = Setup::new();
+    // A sample every simulated millisecond: the first variant's 100 s job gives about 200,000
+    // rows (three parts of 65,536), so the fourth part ends in the second variant.
+    let output = s.run_with("out", Some("abort:samples:4"), &["--sample-ms", "1"]);
+    assert_eq!(output.status.code(), None, "killed by a signal");
+    let run = s.run_dir("out");
+    assert_eq!(manifest_status(&run), "running");
+    let samples = common::table(&run, "samples");
+    assert_eq!(samples.height(), 4 * migbench::results::stream::PART_ROWS);
+    let variants = common::strs(&samples, "variant");
+    assert!(variants.into_iter().any(|v| v == Some("first")));
+    assert!(variants.into_iter().any(|v| v == Some("mig-mps")));
+    // Killed after its fourth part was renamed into place: four complete parts, nothing else.
+    let mut parts: Vec<String> = std::fs::read_dir(run.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        (0..4)
+            .map(|n| format!("part-0000{n}.parquet"))
+            .collect::<Vec<_>>()
+    );
+
+    let report = s
+        .migbench()
+        .args(["report", "--out"])
+        .arg(s.path("report"))
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(s.path("report/plots/vram-faults-first.svg").is_file());
+    let restore = s.migbench().arg("restore").arg(&run).output().unwrap();
+    assert!(restore.status.success());
+    assert!(s.gpu_as_found());
 }
 
 #[test]

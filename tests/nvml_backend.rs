@@ -89,7 +89,8 @@ fn every_mode_runs_on_the_nvml_backend_and_leaves_the_gpu_as_found() {
     let Some(gpu) = FakeDriver::h100() else {
         return;
     };
-    let out = gpu.run_variants(ALL_MODES);
+    // With the CSV copy of the samples, which this test reads as a user would.
+    let out = gpu.run(&gpu.write_scenario(ALL_MODES), &["--samples-csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let run = gpu.run_dir();
     let jobs = jobs(&run);
@@ -544,7 +545,10 @@ fn sigterm_stops_the_jobs_and_tears_down() {
 
 #[test]
 fn a_gpu_the_catalog_does_not_know_is_an_error_naming_the_known_ones() {
-    let Some(gpu) = FakeDriver::with(json!({ "name": "NVIDIA GeForce RTX 4090" })) else {
+    // Its name and its PCI device ID (0x2684) are both unknown.
+    let Some(gpu) =
+        FakeDriver::with(json!({ "name": "NVIDIA GeForce RTX 4090", "pci_device_id": 0x2684 }))
+    else {
         return;
     };
     let out = gpu.run_variants(ONE_FULL_JOB);

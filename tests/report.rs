@@ -170,8 +170,9 @@ fn runs_of_one_scenario_are_pooled() {
         "scenario.toml",
         "variants.parquet",
         "instances.parquet",
-        "samples.parquet",
+        "samples/part-00000.parquet",
     ] {
+        std::fs::create_dir_all(second.join(f).parent().unwrap()).unwrap();
         std::fs::copy(run.join(f), second.join(f)).unwrap();
     }
     let mut jobs = read_parquet(&run.join("jobs.parquet"));

@@ -780,31 +780,39 @@ fn a_file_the_scenario_names_never_replaces_one_of_the_runs_own() {
     let records = std::fs::read(&journal_path).unwrap();
     assert!(!JournalFile::read(&journal_path).unwrap().is_closed());
 
+    let refused_run = || {
+        run_saved(
+            &state_dir,
+            &state,
+            &dir.path().join("refused"),
+            &scenario_path,
+        )
+    };
     // A journal that cannot be read (as the copy made it) keeps the GPU refused, and so does
     // restore, until the journal is back.
     std::fs::write(&journal_path, LAB).unwrap();
-    let refused = run_saved(
-        &state_dir,
-        &state,
-        &dir.path().join("refused"),
-        &scenario_path,
-    );
+    let refused = refused_run();
     assert_eq!(refused.status.code(), Some(2));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("a journal that cannot be read"), "{said}");
     assert!(!said.contains("mig-configs"), "no contents quoted: {said}");
     migbench_in(&state_dir).arg("restore").assert().code(2);
-    let refused = run_saved(
-        &state_dir,
-        &state,
-        &dir.path().join("refused"),
-        &scenario_path,
-    );
+    let refused = refused_run();
     assert_eq!(
         refused.status.code(),
         Some(2),
         "still refused after a failed restore"
     );
+    // A deleted journal too: a run makes its journal before its lock names it, so one that is
+    // not there was deleted, never "the run changed nothing" (the GPU here is still split).
+    std::fs::remove_file(&journal_path).unwrap();
+    let refused = refused_run();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("a journal that cannot be read"), "{said}");
+    assert!(said.contains("No such file"), "{said}");
+    migbench_in(&state_dir).arg("restore").assert().code(2);
+    assert!(!is_as_found(&state), "{}", saved(&state));
 
     std::fs::write(&journal_path, records).unwrap();
     let restored = stdout_of(migbench_in(&state_dir).env("TMPDIR", &tmp).arg("restore"));

@@ -260,6 +260,7 @@ pub fn measure(req: &Request, candidates: &mut [Candidate], keep: Option<&Path>)
         force: false,
         state_dir: base.join("state"),
         live: None,
+        samples_csv: false,
     };
     let stop = AtomicBool::new(false);
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

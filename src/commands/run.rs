@@ -97,6 +97,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         force: args.force,
         state_dir: gpu_lock::state_dir(),
         live,
+        samples_csv: args.samples_csv,
     };
     orchestrator::watch_panics();
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

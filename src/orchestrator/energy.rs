@@ -5,10 +5,10 @@
 //! per process. A job's share is therefore an attribution, in proportion to the SM-seconds it
 //! held (the SMs of the device it ran on, times its run time), and labelled so.
 
-use crate::backend::{Backend, BackendKind, Scope};
+use crate::backend::{Backend, BackendKind};
 use crate::catalog::GpuModel;
 use crate::results::{EnergySource, JobRecord};
-use crate::sampler::Sample;
+use crate::sampler::{PowerIntegral, Sampler};
 
 /// The counter and the clock at the start and the end of a variant's jobs.
 #[derive(Debug, Clone, Copy)]
@@ -47,24 +47,24 @@ fn read(backend: &dyn Backend, t0: f64) -> Reading {
 }
 
 impl EnergyWindow {
-    /// Reads the counter as the jobs start.
-    pub fn open(backend: &dyn Backend, t0: f64) -> EnergyWindow {
-        EnergyWindow {
-            start: read(backend, t0),
-            end: None,
-        }
+    /// Reads the counter as the jobs start, and has `sampler` integrate power from then.
+    pub fn open(backend: &dyn Backend, t0: f64, sampler: &Sampler) -> EnergyWindow {
+        let start = read(backend, t0);
+        sampler.power_from(start.t);
+        EnergyWindow { start, end: None }
     }
 
     /// Reads it again once they are over.
-    pub fn close(&mut self, backend: &dyn Backend, t0: f64) {
-        self.end = Some(read(backend, t0));
+    pub fn close(&mut self, backend: &dyn Backend, t0: f64, sampler: &Sampler) {
+        let end = read(backend, t0);
+        sampler.power_until(end.t);
+        self.end = Some(end);
     }
 
     /// The energy over the window: the counter's difference, else the GPU's power samples
-    /// integrated (trapezoids) over it; None when neither is there, never 0 for unknown.
-    pub fn energy(&self, backend: BackendKind, samples: &[Sample]) -> Option<Energy> {
+    /// integrated over it; None when neither is there, never 0 for unknown.
+    pub fn energy(&self, backend: BackendKind, power: &PowerIntegral) -> Option<Energy> {
         let end = self.end?;
-        let seconds = (end.t - self.start.t).max(0.0);
         if let (Some(a), Some(b)) = (self.start.joules, end.joules) {
             // A counter that went back (the driver reloaded) says nothing of the window.
             if b >= a {
@@ -75,33 +75,14 @@ impl EnergyWindow {
                 return Some(Energy {
                     joules: b - a,
                     source,
-                    seconds,
+                    seconds: (end.t - self.start.t).max(0.0),
                 });
             }
         }
-        let points: Vec<(f64, f64)> = samples
-            .iter()
-            .filter(|s| s.t >= self.start.t && s.t <= end.t)
-            .filter_map(|s| {
-                s.rows
-                    .iter()
-                    .find(|r| r.scope == Scope::Gpu)
-                    .and_then(|r| r.power_w)
-                    .filter(|w| w.is_finite() && *w >= 0.0)
-                    .map(|w| (s.t, w))
-            })
-            .collect();
-        if points.len() < 2 {
-            return None;
-        }
-        let joules = points
-            .windows(2)
-            .map(|p| (p[1].0 - p[0].0) * (p[0].1 + p[1].1) / 2.0)
-            .sum();
         Some(Energy {
-            joules,
+            joules: power.joules,
             source: EnergySource::PowerSamples,
-            seconds: points[points.len() - 1].0 - points[0].0,
+            seconds: power.seconds()?,
         })
     }
 }
@@ -145,16 +126,7 @@ pub(super) fn share(jobs: &mut [JobRecord], gpu: &GpuModel, energy: &Energy) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::SampleRow;
     use crate::catalog::Catalog;
-
-    fn gpu_row(power_w: Option<f64>) -> SampleRow {
-        SampleRow {
-            scope: Scope::Gpu,
-            power_w,
-            ..SampleRow::process(0, "GPU".into(), 0.0)
-        }
-    }
 
     fn window(start: Option<f64>, end: Option<f64>) -> EnergyWindow {
         EnergyWindow {
@@ -171,33 +143,32 @@ mod tests {
 
     #[test]
     fn the_counter_wins_and_power_samples_stand_in_without_it() {
-        let samples: Vec<Sample> = [(10.0, 100.0), (15.0, 300.0), (20.0, 300.0)]
-            .into_iter()
-            .map(|(t, w)| Sample {
-                t,
-                rows: vec![gpu_row(Some(w))],
-            })
-            .collect();
+        // Samples before and after the window do not count.
+        let mut power = PowerIntegral::between(10.0, Some(20.0));
+        for (t, w) in [
+            (5.0, 999.0),
+            (10.0, 100.0),
+            (15.0, 300.0),
+            (20.0, 300.0),
+            (25.0, 999.0),
+        ] {
+            power.add(t, w);
+        }
         let counted = window(Some(5_000.0), Some(7_500.0))
-            .energy(BackendKind::Nvml, &samples)
+            .energy(BackendKind::Nvml, &power)
             .unwrap();
         assert_eq!(counted.joules, 2_500.0);
         assert_eq!(counted.source, EnergySource::Counter);
         assert_eq!(counted.mean_power_w(), Some(250.0));
         // No counter, or one that went back: 5 s at 100 to 300 W, then 5 s at 300 W.
         for (a, b) in [(None, None), (Some(9.0), Some(1.0))] {
-            let integrated = window(a, b).energy(BackendKind::Nvml, &samples).unwrap();
+            let integrated = window(a, b).energy(BackendKind::Nvml, &power).unwrap();
             assert_eq!(integrated.joules, 1_000.0 + 1_500.0);
             assert_eq!(integrated.source, EnergySource::PowerSamples);
+            assert_eq!(integrated.seconds, 10.0);
         }
         // Neither: unknown, not zero.
-        let unpowered: Vec<Sample> = samples
-            .iter()
-            .map(|s| Sample {
-                t: s.t,
-                rows: vec![gpu_row(None)],
-            })
-            .collect();
+        let unpowered = PowerIntegral::between(10.0, Some(20.0));
         assert_eq!(
             window(None, None).energy(BackendKind::Nvml, &unpowered),
             None

@@ -130,7 +130,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         loop {
             if self.ctx.stop.load(Ordering::Relaxed) || failure.is_some() || super::panicked() {
                 for r in running.drain(..) {
-                    self.stop_and_record(r, planned, Some(Outcome::Interrupted));
+                    self.stop_and_record(r, planned, Some(Outcome::Interrupted), sampler);
                 }
                 for k in pending.drain(..) {
                     let record = self.ctx.job_record(
@@ -149,10 +149,10 @@ impl<'a, 'v> Runner<'a, 'v> {
                 let exited = matches!(r.child.try_wait(), Ok(Some(_)));
                 let deadline = planned[r.job].timeout.map(|t| r.started_at + t);
                 if exited {
-                    self.stop_and_record(r, planned, None);
+                    self.stop_and_record(r, planned, None, sampler);
                 } else if deadline.is_some_and(|d| now >= d) {
                     r.timed_out = true;
-                    self.stop_and_record(r, planned, None);
+                    self.stop_and_record(r, planned, None, sampler);
                 } else {
                     still.push(r);
                 }
@@ -169,7 +169,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                             Outcome::NotReady
                         }
                     };
-                    self.stop_and_record(r, planned, Some(outcome));
+                    self.stop_and_record(r, planned, Some(outcome), sampler);
                 }
             }
             // Start the jobs whose time has come and that have a place to run.
@@ -188,6 +188,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                 };
                 match slot.map(|s| self.launch(k, job, s, &devices[s])) {
                     Some(Ok(Some(r))) => {
+                        sampler.job_started(r.pid, r.start);
                         // Its processes are the container's, not the client's children: they
                         // count towards the job by the container's cgroup.
                         if let Some(file) = r.container.as_ref().and_then(|c| c.cidfile.clone()) {
@@ -426,7 +427,13 @@ impl<'a, 'v> Runner<'a, 'v> {
     }
 
     /// Stops (if still running) and records a job. `forced` is the outcome when migbench ends it.
-    fn stop_and_record(&mut self, mut r: Running, planned: &[PlannedJob], forced: Option<Outcome>) {
+    fn stop_and_record(
+        &mut self,
+        mut r: Running,
+        planned: &[PlannedJob],
+        forced: Option<Outcome>,
+        sampler: &Sampler,
+    ) {
         self.servers.ended(r.job);
         let forced = forced.or(r.timed_out.then_some(Outcome::Timeout));
         let status = match r.child.try_wait() {
@@ -449,6 +456,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         });
         r.forget();
         let end = self.now();
+        sampler.job_ended(r.pid, end);
         let job = &planned[r.job];
         let exit_code = status.map(|s| s.code().unwrap_or_else(|| -s.signal().unwrap_or(0)));
         let mut log_text = std::fs::read_to_string(&r.log).unwrap_or_default();

@@ -26,7 +26,9 @@ use crate::backend::Backend;
 use crate::clock::Actor;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::results::stream::PartWriter;
 use crate::results::{self, JobRecord, Tables, VariantRecord};
+use crate::sampler::SampleTable;
 use crate::scenario::Scenario;
 use bookkeeping::Books;
 pub use dry_run::dry_run;
@@ -54,6 +56,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Told every event and sample: `run --metrics-listen`.
     pub live: Option<Arc<crate::fleet::live::Live>>,
+    /// Also write `samples.csv` (`run --samples-csv`; the Parquet parts are the data).
+    pub samples_csv: bool,
 }
 
 /// What a run produced.
@@ -113,6 +117,11 @@ fn run_as(
     let progress = Progress::new(options.progress, scenario);
     // Everything recorded so far; written to disk after every variant.
     let mut records = Tables::default();
+    // The samples go to disk as they are taken.
+    let samples: SampleTable = Arc::new(std::sync::Mutex::new(PartWriter::create(
+        &books.run.path,
+        options.samples_csv,
+    )));
     let mut outcome = Ok(());
     let mut setup_failures = Vec::new();
     'variants: for variant in &scenario.file.variants {
@@ -132,7 +141,7 @@ fn run_as(
                 actor,
             };
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                ctx.run(&mut books.run, &mut books.journal, &mut records)
+                ctx.run(&mut books.run, &mut books.journal, &mut records, &samples)
             }))
             .unwrap_or_else(|panic| {
                 // Whatever the variant had set up is undone from the journal.
@@ -156,6 +165,10 @@ fn run_as(
         }
     }
     progress.finish();
+    let samples_finished = crate::clock::lock(&samples).finish();
+    if outcome.is_ok() {
+        outcome = samples_finished;
+    }
     if panicked() && outcome.is_ok() {
         outcome = Err(Error::Harness(
             "a migbench thread panicked (its message is above); the jobs were stopped and the \

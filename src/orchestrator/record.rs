@@ -3,29 +3,24 @@
 
 use super::planned;
 use super::variant::VariantRun;
-use crate::backend::Scope;
 use crate::results::{InstanceRecord, JobRecord, Outcome, VariantRecord, VariantStatus};
-use crate::sampler;
+use crate::sampler::Summary;
 
 impl VariantRun<'_> {
     /// The peak of the whole GPU and of each MIG instance over the variant.
-    pub(super) fn instance_peaks(&self, samples: &[sampler::Sample]) -> Vec<InstanceRecord> {
-        let mut peaks: Vec<InstanceRecord> = Vec::new();
-        let rows = samples.iter().flat_map(|s| s.rows.iter());
-        for r in rows.filter(|r| r.scope != Scope::Process) {
-            match peaks.iter_mut().find(|p| p.instance == r.label) {
-                Some(p) => p.vram_peak_gib = p.vram_peak_gib.max(r.used_gib),
-                None => peaks.push(InstanceRecord {
-                    variant: self.name().to_string(),
-                    repetition: self.repetition,
-                    instance: r.label.clone(),
-                    uuid: r.id.clone(),
-                    capacity_gib: r.capacity_gib,
-                    vram_peak_gib: r.used_gib,
-                }),
-            }
-        }
-        peaks
+    pub(super) fn instance_peaks(&self, samples: &Summary) -> Vec<InstanceRecord> {
+        samples
+            .instances
+            .iter()
+            .map(|p| InstanceRecord {
+                variant: self.name().to_string(),
+                repetition: self.repetition,
+                instance: p.label.clone(),
+                uuid: p.uuid.clone(),
+                capacity_gib: p.capacity_gib,
+                vram_peak_gib: p.peak_gib,
+            })
+            .collect()
     }
 
     /// The record of `job` with `outcome`: all a job that did not run has; the runner adds the
@@ -64,7 +59,7 @@ impl VariantRun<'_> {
         &self,
         layout: Option<String>,
         jobs: &[JobRecord],
-        samples: &[sampler::Sample],
+        gpu_peak: Option<f64>,
         status: VariantStatus,
         reason: Option<String>,
     ) -> VariantRecord {
@@ -90,12 +85,6 @@ impl VariantRun<'_> {
             .filter(batch)
             .filter(|j| j.outcome == Outcome::Ok)
             .count() as u32;
-        let gpu_peak = samples
-            .iter()
-            .flat_map(|s| s.rows.iter())
-            .filter(|r| r.scope == Scope::Gpu)
-            .map(|r| r.used_gib)
-            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         VariantRecord {
             variant: self.name().to_string(),
             repetition: self.repetition,
@@ -140,27 +129,12 @@ impl VariantRecord {
 }
 
 /// Fills each job's peak and constant VRAM from its processes' samples while it ran.
-pub(super) fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
+pub(super) fn attach_vram(jobs: &mut [JobRecord], samples: &Summary) {
     for job in jobs.iter_mut() {
-        let (Some(pid), Some(start), Some(end)) = (job.pid, job.start_s, job.end_s) else {
+        let (Some(pid), Some(_), Some(_)) = (job.pid, job.start_s, job.end_s) else {
             continue;
         };
-        // At each instant, the memory of all the job's processes together.
-        let key = pid.to_string();
-        let levels: Vec<f64> = samples
-            .iter()
-            .filter(|s| s.t >= start && s.t <= end)
-            .filter_map(|s| {
-                let mut mine = s
-                    .rows
-                    .iter()
-                    .filter(|r| r.scope == Scope::Process && r.job_key() == key)
-                    .peekable();
-                mine.peek()?;
-                Some(mine.map(|r| r.used_gib).sum())
-            })
-            .collect();
-        if let Some((peak, constant)) = sampler::peak_and_constant(&levels) {
+        if let Some((peak, constant)) = samples.job_vram(pid) {
             job.vram_peak_gib = Some(peak);
             job.vram_constant_gib = Some(constant);
         }
@@ -173,27 +147,18 @@ pub(super) fn attach_vram(jobs: &mut [JobRecord], samples: &[sampler::Sample]) {
 /// the MPS server rather than to its clients (docs/nvidia-smi.md).
 pub(super) fn unattributed_vram(
     jobs: &[JobRecord],
-    samples: &[sampler::Sample],
+    samples: &Summary,
     mps: bool,
 ) -> Option<String> {
     let ran: Vec<&JobRecord> = jobs
         .iter()
-        .filter(|j| j.pid.is_some())
-        .filter(|j| {
-            let (Some(start), Some(end)) = (j.start_s, j.end_s) else {
-                return false;
-            };
-            samples.iter().any(|s| s.t >= start && s.t <= end)
-        })
+        .filter(|j| j.start_s.is_some() && j.end_s.is_some())
+        .filter(|j| j.pid.is_some_and(|pid| samples.sampled_while_running(pid)))
         .collect();
     if ran.is_empty() || ran.iter().any(|j| j.vram_peak_gib.is_some()) {
         return None;
     }
-    let process_rows = samples
-        .iter()
-        .flat_map(|s| &s.rows)
-        .any(|r| r.scope == Scope::Process);
-    Some(if mps && !process_rows {
+    Some(if mps && !samples.process_rows {
         format!(
             "NVML listed no client process of the MPS server while {} job(s) ran: their memory \
              is booked to the server, so the jobs have no VRAM figures of their own",
@@ -212,20 +177,9 @@ pub(super) fn unattributed_vram(
 /// The jobs (by number) of an MPS variant that NVML listed only as plain compute processes,
 /// never as MPS clients: CUDA ran them without MPS, as it does, silently, when a client cannot
 /// reach its daemon (`nvidia-cuda-mps-control(1)`).
-pub(super) fn jobs_outside_mps(jobs: &[JobRecord], samples: &[sampler::Sample]) -> Vec<u32> {
+pub(super) fn jobs_outside_mps(jobs: &[JobRecord], samples: &Summary) -> Vec<u32> {
     jobs.iter()
-        .filter(|job| {
-            let Some(pid) = job.pid else {
-                return false;
-            };
-            let key = pid.to_string();
-            let mut rows = samples
-                .iter()
-                .flat_map(|s| &s.rows)
-                .filter(|r| r.scope == Scope::Process && r.job_key() == key)
-                .peekable();
-            rows.peek().is_some() && rows.all(|r| r.mps_client == Some(false))
-        })
+        .filter(|job| job.pid.is_some_and(|pid| samples.only_outside_mps(pid)))
         .map(|job| job.job)
         .collect()
 }

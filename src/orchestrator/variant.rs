@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::mode::SharingMode;
 use crate::progress::Progress;
-use crate::results::{JobRecord, Outcome, RunDir, SampleRecord, Tables, VariantStatus};
-use crate::sampler::Sampler;
+use crate::results::{JobRecord, Outcome, RunDir, Tables, VariantStatus};
+use crate::sampler::{SampleOut, SampleTable, Sampler, Summary};
 use crate::scenario::{Scenario, Variant};
 
 /// Where the MPS daemons of one repetition of a variant keep their pipes and logs.
@@ -56,6 +56,7 @@ impl VariantRun<'_> {
         run: &mut RunDir,
         journal: &mut Journal,
         records: &mut Tables,
+        samples_table: &SampleTable,
     ) -> Result<Option<Error>> {
         let backend = self.backend.as_ref();
         let layout = self.scenario.layout(self.variant);
@@ -90,10 +91,16 @@ impl VariantRun<'_> {
         }
 
         let mps_root = mps_root(&run.path, self.name(), self.repetition);
+        let out = SampleOut {
+            table: Arc::clone(samples_table),
+            variant: self.name().to_string(),
+            repetition: self.repetition,
+        };
         let sampler = Sampler::start(
             Arc::clone(&self.backend),
             self.options.sample_interval,
             self.t0,
+            out,
         );
         if let Some(live) = &self.options.live {
             sampler.watch(Arc::clone(live));
@@ -101,7 +108,7 @@ impl VariantRun<'_> {
         let setup_result =
             setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
         let changed = !journal.all_undone();
-        let mut energy_window = energy::EnergyWindow::open(backend, self.t0);
+        let mut energy_window = energy::EnergyWindow::open(backend, self.t0, &sampler);
         let (mut finished, served, jobs_result) = match &setup_result {
             // A panic in here unwinds through the runner, whose running jobs are then killed
             // (see `jobs::Running`'s drop), and ends as an error: the teardown below still runs.
@@ -115,10 +122,14 @@ impl VariantRun<'_> {
             .unwrap_or_else(|e| (Vec::new(), Default::default(), Err(e))),
             Err(_) => (Vec::new(), Default::default(), Ok(())),
         };
-        energy_window.close(backend, self.t0);
+        energy_window.close(backend, self.t0, &sampler);
         // Tear down whatever happened: the GPU is left as found.
         let teardown = setup::tear_down(backend, journal);
-        let samples = sampler.stop();
+        // A table that could not be written fails the variant once what ran is recorded.
+        let (samples, samples_written) = match sampler.stop() {
+            Ok(summary) => (summary, Ok(())),
+            Err(e) => (Summary::default(), Err(e)),
+        };
         if let Err(e) = setup_result {
             teardown?;
             let reason = format!("GPU setup failed and was undone: {e}");
@@ -145,7 +156,7 @@ impl VariantRun<'_> {
 
         // What ran is recorded whatever failed since.
         attach_vram(&mut finished, &samples);
-        let energy = energy_window.energy(backend.kind(), &samples);
+        let energy = energy_window.energy(backend.kind(), &samples.power);
         if let Some(energy) = &energy {
             energy::share(&mut finished, self.scenario.gpu, energy);
         }
@@ -186,23 +197,8 @@ impl VariantRun<'_> {
             records.requests.len()..records.requests.len() + requests.len();
         records.requests.extend(requests);
         records.serving.extend(serving);
-        for s in &samples {
-            for r in &s.rows {
-                records.samples.push(SampleRecord {
-                    t_s: s.t,
-                    variant: self.name().to_string(),
-                    repetition: self.repetition,
-                    scope: r.scope,
-                    id: r.id.clone(),
-                    label: r.label.clone(),
-                    used_gib: r.used_gib,
-                    capacity_gib: r.capacity_gib,
-                    utilization_pct: r.utilization_pct,
-                    power_w: r.power_w,
-                });
-            }
-        }
         records.instances.extend(self.instance_peaks(&samples));
+        let jobs_result = jobs_result.and(samples_written);
         let status = match (&jobs_result, interrupted) {
             (Err(_), _) => VariantStatus::Failed,
             (Ok(()), true) => VariantStatus::Interrupted,
@@ -212,7 +208,7 @@ impl VariantRun<'_> {
         let mut summary = self.variant_record(
             layout_text,
             &records.jobs[first..],
-            &samples,
+            samples.gpu_peak,
             status,
             reason,
         );
@@ -251,7 +247,7 @@ impl VariantRun<'_> {
             .map(|job| self.job_record(job, outcome, job_reason.clone()))
             .collect();
         self.progress.skip(planned.len());
-        let summary = self.variant_record(layout, &not_run, &[], status, Some(reason));
+        let summary = self.variant_record(layout, &not_run, None, status, Some(reason));
         records.variants.push(summary);
         records.jobs.extend(not_run);
     }

@@ -12,6 +12,7 @@ use super::runs::{find_run_dirs, Run, ScenarioCache};
 use super::scan::{rows, Row};
 use crate::error::{Error, Result};
 use crate::results::schema::{Named, Table};
+use crate::results::stream::table_files;
 use crate::results::{
     InstanceRecord, JobRecord, RequestRow, SampleRecord, ServingRecord, ServingScope, VariantRecord,
 };
@@ -183,8 +184,10 @@ fn check_tables(dir: &std::path::Path) -> Result<()> {
         ServingRecord::NAME,
         RequestRow::NAME,
     ];
-    for table in tables {
-        let path = dir.join(format!("{table}.parquet"));
+    let files = tables
+        .iter()
+        .flat_map(|&table| table_files(dir, table).into_iter().map(move |f| (table, f)));
+    for (table, path) in files {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

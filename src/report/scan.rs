@@ -12,6 +12,7 @@ use polars::prelude::*;
 use super::runs::Run;
 use crate::error::{Error, Result};
 use crate::results::schema::{renamed_since, Table};
+use crate::results::stream::table_files;
 
 /// A row of a results table, with the run it comes from (an index into the runs read).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,20 +57,21 @@ pub fn rows<T: Table>(runs: &[Run], filter: Option<Expr>) -> Result<Vec<Row<T>>>
         .collect())
 }
 
-/// A lazy scan of `<table>.parquet` in every run that has it: a `run` column (the index into
+/// A lazy scan of table `table` in every run that has it (its files: [`table_files`]): a `run` column (the index into
 /// `runs`), then `columns` cast to their types; a column a file lacks reads as nulls.
 pub fn scan(runs: &[Run], table: &str, columns: &[(String, DataType)]) -> Result<LazyFrame> {
-    let name = format!("{table}.parquet");
     let mut by_version: Vec<(u32, Vec<(PathBuf, u32)>)> = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        let file = run.dir.join(&name);
-        if !file.is_file() {
-            continue;
-        }
+        // A streamed table's parts in the order written: one run's rows stay in order.
+        let files = table_files(&run.dir, table)
+            .into_iter()
+            .filter(|f| f.is_file());
         let version = run.manifest.schema_version;
-        match by_version.iter_mut().find(|(v, _)| *v == version) {
-            Some((_, files)) => files.push((file, i as u32)),
-            None => by_version.push((version, vec![(file, i as u32)])),
+        for file in files {
+            match by_version.iter_mut().find(|(v, _)| *v == version) {
+                Some((_, files)) => files.push((file, i as u32)),
+                None => by_version.push((version, vec![(file, i as u32)])),
+            }
         }
     }
     let mut select = vec![col("run")];

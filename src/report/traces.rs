@@ -9,7 +9,9 @@ use super::scan::{current_names, polars_error};
 use crate::backend::Scope;
 use crate::error::{Error, Result};
 use crate::results::schema::{Cells, Table};
+use crate::results::stream::table_files;
 use crate::results::SampleRecord;
+use std::path::PathBuf;
 
 /// One variant repetition whose VRAM samples are wanted, over `[t0, t1]` (run seconds).
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ impl Results {
                 Err(e) => {
                     let message = format!(
                         "{}: its VRAM samples cannot be read ({})",
-                        self.runs[run].dir.join("samples.parquet").display(),
+                        self.runs[run].dir.join(SampleRecord::NAME).display(),
                         crate::bounds::short(e.to_string().lines().next().unwrap_or_default())
                     );
                     if damaged == Damaged::Refuse {
@@ -92,8 +94,8 @@ impl Results {
         // by a chain of conditions: far cheaper than joining ten million rows on strings.
         let mut scans = Vec::new();
         for &run in runs {
-            let file = self.runs[run].dir.join("samples.parquet");
-            if !file.is_file() {
+            let files: Vec<PathBuf> = table_files(&self.runs[run].dir, SampleRecord::NAME);
+            if files.is_empty() {
                 continue;
             }
             // The pick of each row by the variant's name (a string comparison per pick), then
@@ -109,8 +111,8 @@ impl Results {
                     .then((col("t_s") - lit(p.t0)) / lit(width))
                     .otherwise(bucket);
             }
-            let scan =
-                LazyFrame::scan_parquet(&file, ScanArgsParquet::default()).map_err(polars_error)?;
+            let scan = LazyFrame::scan_parquet_files(files.into(), ScanArgsParquet::default())
+                .map_err(polars_error)?;
             let version = self.runs[run].manifest.schema_version;
             let scan = current_names(scan, version, SampleRecord::NAME)
                 .select([

@@ -7,14 +7,18 @@
 //!   events.jsonl      append-only log written as the run goes (changes, job starts and ends)
 //!   logs/<variant>/r<rep>-j<job>.log   each job's stdout and stderr
 //!   mps/<variant>/...                   MPS pipe and log directories
-//!   jobs.{csv,parquet} samples.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
+//!   jobs.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
+//!   samples/part-NNNNN.parquet        VRAM samples, written as they are taken (stream.rs)
+//!   samples.csv                       with `run --samples-csv` only
 //!   requests.{csv,parquet} serving.{csv,parquet} serving.json     (runs with model servers)
 //! ```
-//! The tables are rewritten after every variant, so a run that dies keeps every finished
+//! The samples stream to disk as they are taken (at most [`stream::FLUSH_EVERY`] behind); the
+//! other tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
 
 pub mod schema;
 mod serving;
+pub mod stream;
 mod tables;
 
 use std::fs::{File, OpenOptions};

@@ -1,4 +1,4 @@
-//! The `jobs`, `samples`, `variants` and `instances` tables (and, for runs with servers, those of
+//! The `jobs`, `samples`, `variants` and `instances` tables (samples streamed: [`super::stream`]) (and, for runs with servers, those of
 //! [`super::serving`]): each defined once, written as CSV and Parquet with polars, read back by
 //! `report` through the same definition.
 
@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use super::serving::{RequestRow, ServingRecord};
 use super::{EnergySource, Outcome, VariantStatus};
-use crate::backend::{BackendKind, Scope};
+use crate::backend::{BackendKind, SampleRow, Scope};
 use crate::error::{Error, Result};
 use crate::mode::SharingMode;
 use crate::table;
@@ -114,11 +114,29 @@ table! {
     }
 }
 
-/// Everything a run records, as rows.
+impl SampleRecord {
+    /// The row of `sample`, taken at `t` (run seconds) in repetition `repetition` of `variant`.
+    pub fn of(t: f64, variant: &str, repetition: u32, sample: &SampleRow) -> SampleRecord {
+        SampleRecord {
+            t_s: t,
+            variant: variant.to_string(),
+            repetition,
+            scope: sample.scope,
+            id: sample.id.clone(),
+            label: sample.label.clone(),
+            used_gib: sample.used_gib,
+            capacity_gib: sample.capacity_gib,
+            utilization_pct: sample.utilization_pct,
+            power_w: sample.power_w,
+        }
+    }
+}
+
+/// Everything a run records, as rows, but its samples (which go to disk as they are taken:
+/// [`super::stream`]).
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     pub jobs: Vec<JobRecord>,
-    pub samples: Vec<SampleRecord>,
     pub variants: Vec<VariantRecord>,
     pub instances: Vec<InstanceRecord>,
     /// Runs with model servers only.
@@ -133,7 +151,6 @@ impl Tables {
             Error::Harness(format!("cannot write the tables in {}: {e}", dir.display()))
         })?;
         write(dir, &self.jobs)?;
-        write(dir, &self.samples)?;
         write(dir, &self.variants)?;
         write(dir, &self.instances)?;
         super::serving::write_all(dir, &self.requests, &self.serving)

@@ -120,9 +120,19 @@ pub fn read_parquet(path: &Path) -> DataFrame {
         .unwrap()
 }
 
-/// Table `name` (`jobs`, `variants`, `serving`, ...) of the run in `dir`.
+/// Table `name` (`jobs`, `variants`, `samples`, ...) of the run in `dir`, every part of a
+/// streamed one.
 pub fn table(dir: &Path, name: &str) -> DataFrame {
-    read_parquet(&dir.join(format!("{name}.parquet")))
+    let files = migbench::results::stream::table_files(dir, name);
+    assert!(!files.is_empty(), "{}: no {name} table", dir.display());
+    let parts: Vec<LazyFrame> = files
+        .iter()
+        .map(|f| LazyFrame::scan_parquet(f, Default::default()).unwrap())
+        .collect();
+    concat(parts, UnionArgs::default())
+        .unwrap()
+        .collect()
+        .unwrap()
 }
 
 /// A float column.
