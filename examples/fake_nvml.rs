@@ -553,18 +553,25 @@ pub extern "C" fn nvmlDeviceGetUtilizationRates(
     }))
 }
 
-/// Brings GPU `d`'s energy counter up to now (whole GPUs only: NVML has no power or energy per
-/// MIG device); the power now (W) and the counter (mJ).
-fn power_and_energy(d: nvmlDevice_t) -> Answer<(f64, f64)> {
+/// A whole GPU's power now, in W (NVML has no power or energy per MIG device); read only, as
+/// every sample asks for it.
+fn power(d: nvmlDevice_t) -> Answer<f64> {
+    let (gpu, index) = whole_gpu(d)?;
+    if gpu.board_w <= 0.0 {
+        return Err(NOT_SUPPORTED);
+    }
+    Ok(gpu.power_w(index, &state::procs()))
+}
+
+/// Brings GPU `d`'s energy counter up to now; the counter, in mJ.
+fn energy(d: nvmlDevice_t) -> Answer<f64> {
+    power(d)?;
     let (_, index) = whole_gpu(d)?;
     let procs = state::procs();
     state::change(|node: &mut FakeNode| {
         let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
-        if gpu.board_w <= 0.0 {
-            return Err(NOT_SUPPORTED);
-        }
-        let power = gpu.advance_energy(index, &procs);
-        Ok((power, gpu.energy_mj))
+        gpu.advance_energy(index, &procs);
+        Ok(gpu.energy_mj)
     })
     .unwrap_or(Err(UNKNOWN))
 }
@@ -574,7 +581,7 @@ pub extern "C" fn nvmlDeviceGetPowerUsage(
     d: nvmlDevice_t,
     milliwatts: *mut c_uint,
 ) -> nvmlReturn_t {
-    answer(power_and_energy(d).and_then(|(w, _)| set(milliwatts, (w * 1000.0).round() as c_uint)))
+    answer(power(d).and_then(|w| set(milliwatts, (w * 1000.0).round() as c_uint)))
 }
 
 /// The board's power limit, in mW: its maximum, which migbench never changes.
@@ -608,7 +615,7 @@ pub extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
     d: nvmlDevice_t,
     millijoules: *mut c_ulonglong,
 ) -> nvmlReturn_t {
-    answer(power_and_energy(d).and_then(|(_, mj)| set(millijoules, mj as c_ulonglong)))
+    answer(energy(d).and_then(|mj| set(millijoules, mj as c_ulonglong)))
 }
 
 /// The processes on `d` (all of a GPU's, or those of one MIG device) with a plain compute

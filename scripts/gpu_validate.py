@@ -210,6 +210,12 @@ def sample_intervals(run):
     return stats(gaps)
 
 
+def gpu_power(run):
+    """The whole GPU's power over every sample that has it, in W."""
+    return stats([number(r.get("power_w")) for r in read_csv(os.path.join(run, "samples.csv"))
+                  if r.get("scope") == "gpu" and number(r.get("power_w")) is not None])
+
+
 def attribution(run, jobs):
     """Per variant: the most memory NVML gave the jobs' processes and any other process (under
     MPS, the server if NVML attributes client memory to it)."""
@@ -293,6 +299,7 @@ def figures(work):
         "overhead_full_s": stats([j["overhead_s"] for j in jobs
                                   if j["outcome"] == "ok" and j["variant"] == "full"]),
         "sample_interval_ms": sample_intervals(run) if run else None,
+        "power_w": gpu_power(run) if run else None,
         "sample_cost_idle": read_json(os.path.join(work, "sample-cost-idle.json")),
         "sample_cost_job": read_json(os.path.join(work, "sample-cost-job.json")),
         "mps_cycle": read_json(os.path.join(work, "mps-cycle.json")),
@@ -385,6 +392,16 @@ def summary(fig):
         add("per-process VRAM, %s" % variant, "jobs' processes up to %.2f GiB; %d other "
             "process(es) up to %.2f GiB" % (a["job_max_gib"], a["other_pids"], a["other_max_gib"]),
             "process rows of samples.csv")
+    for v in fig["variants"]:
+        joules, watts = number(v.get("energy_j")), number(v.get("mean_power_w"))
+        add("energy, %s" % v.get("variant"), joules is not None and "%.1f J (%s), mean %.1f W, "
+            "%s J per unit" % (joules, v.get("energy_source") or "?", watts or 0.0,
+                               f2(number(v.get("energy_per_unit_j")), "", 1)) or None,
+            "variants.csv: the GPU's energy counter (nvmlDeviceGetTotalEnergyConsumption) "
+            "around the variant's jobs")
+    power = fig["power_w"]
+    add("power samples", power and spread(power, " W", 1),
+        "`power_w` of the GPU rows of samples.csv (nvmlDeviceGetPowerUsage)")
     add("MIG dry run", "%d command lines, %d of them nvidia-smi (printed, not run)"
         % (fig["dry_run_lines"], fig["dry_run_mig_lines"]) if fig["dry_run_lines"] else None,
         "`migbench run --dry-run` with a mig and a mig+mps variant")

@@ -216,6 +216,8 @@ pub enum Objective {
     P99Ttft,
     /// Most output tokens per second, all servers together (model servers).
     OutputTokensPerS,
+    /// Least energy per unit completed: the simulator's power model (docs/energy.md).
+    EnergyPerUnit,
 }
 
 #[derive(Debug, Args)]

@@ -92,7 +92,8 @@ pub struct FakeGpu {
     #[serde(default)]
     pub idle_w: f64,
     /// The total-energy counter (mJ) and when it was last brought up to date (ms since the
-    /// epoch): it advances at every power or energy reading, at the power of that moment.
+    /// epoch): it advances whenever a process comes, goes or changes, and at every energy
+    /// reading, at the power until then (a process killed unannounced counts until the next).
     #[serde(default)]
     pub energy_mj: f64,
     #[serde(default)]
@@ -254,7 +255,20 @@ pub fn alive(pid: u32) -> bool {
     })
 }
 
+/// Brings every GPU's energy counter up to now, before a process comes, goes or changes: the
+/// power since the last update is the power of the processes as they were.
+fn advance_energy() {
+    let procs = procs();
+    let _ = change(|node: &mut FakeNode| {
+        for (index, gpu) in node.gpus.iter_mut().enumerate() {
+            gpu.advance_energy(index as u32, &procs);
+        }
+        Ok::<(), ()>(())
+    });
+}
+
 pub fn set_proc(p: &FakeProc) {
+    advance_energy();
     let dir = procs_dir().expect("MIGBENCH_FAKE_GPU is set");
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = dir.join(format!("{}.tmp", p.pid));
@@ -263,6 +277,7 @@ pub fn set_proc(p: &FakeProc) {
 }
 
 pub fn remove_proc(pid: u32) {
+    advance_energy();
     if let Some(dir) = procs_dir() {
         let _ = std::fs::remove_file(dir.join(format!("{pid}.json")));
     }

@@ -50,6 +50,8 @@ pub struct Simulated {
     pub fullest: f64,
     /// Slots the layout offers (1 without MIG).
     pub slots: usize,
+    /// The whole GPU's energy to the last job's end, by the simulator's power model, in J.
+    pub energy_j: f64,
 }
 
 impl Simulated {
@@ -245,10 +247,12 @@ pub fn simulate(
             sim.recompute_rates();
         }
     }
+    sim.advance(now);
     Simulated {
         jobs: results.into_values().collect(),
         fullest,
         slots: devices.len(),
+        energy_j: sim.energy_j(),
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Candidate {
     pub oom: usize,
     pub makespan_s: f64,
     pub units_per_hour: f64,
+    /// The whole GPU's simulated energy per unit completed, in J (infinite with none).
+    pub energy_per_unit_j: f64,
     /// Mean time from a job's earliest start to its end, finished jobs only.
     pub latency_s: f64,
     /// The fullest any memory pool got at its peak (1 = full).
@@ -91,6 +93,7 @@ impl Candidate {
             oom: 0,
             makespan_s: 0.0,
             units_per_hour: 0.0,
+            energy_per_unit_j: f64::INFINITY,
             latency_s: 0.0,
             fullest: 0.0,
             isolation: isolation(SharingMode::Full),
@@ -107,6 +110,7 @@ impl Candidate {
             Objective::TimePerUnit => -self.latency_s,
             Objective::P99Ttft => -s.map_or(f64::INFINITY, |s| s.p99_ttft_ms),
             Objective::OutputTokensPerS => s.map_or(0.0, |s| s.output_tokens_per_s),
+            Objective::EnergyPerUnit => -self.energy_per_unit_j,
         }
     }
 
@@ -139,6 +143,10 @@ impl Candidate {
             Objective::OutputTokensPerS => {
                 format!("{:.0} output tokens/s", s.output_tokens_per_s)
             }
+            Objective::EnergyPerUnit => format!(
+                "{:.1} Wh per unit (simulated power model)",
+                self.energy_per_unit_j / 3600.0
+            ),
         }
     }
 }
@@ -291,6 +299,11 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
             sim.ok() as f64 * 3600.0 / makespan
         } else {
             0.0
+        },
+        energy_per_unit_j: if sim.ok() > 0 {
+            sim.energy_j / sim.ok() as f64
+        } else {
+            f64::INFINITY
         },
         latency_s: latency,
         memory_fraction: vec![None; req.mix.len()],
@@ -564,6 +577,7 @@ fn objective_name(objective: Objective) -> &'static str {
         Objective::TimePerUnit => "time per unit",
         Objective::P99Ttft => "p99 time to first token",
         Objective::OutputTokensPerS => "output tokens per second",
+        Objective::EnergyPerUnit => "energy per unit",
     }
 }
 

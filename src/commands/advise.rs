@@ -167,6 +167,7 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
         "OK/OOM",
         "Makespan s",
         "Units/h",
+        "Wh/unit",
         "Latency s",
         "Fullest pool",
         "Isolation",
@@ -180,6 +181,11 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
             format!("{}/{}", c.ok, c.oom),
             format!("{:.0}", c.makespan_s),
             format!("{:.1}", c.units_per_hour),
+            if c.energy_per_unit_j.is_finite() {
+                format!("{:.1}", c.energy_per_unit_j / 3600.0)
+            } else {
+                "-".into()
+            },
             if c.latency_s.is_finite() {
                 format!("{:.0}", c.latency_s)
             } else {
@@ -192,7 +198,7 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
                 .map_or_else(|| "yes".into(), |r| format!("no: {r}")),
         ]);
     }
-    output::align_right(&mut table, &[0, 4, 5, 6, 7]);
+    output::align_right(&mut table, &[0, 4, 5, 6, 7, 8]);
     out.push_str(&format!("{table}\n"));
     if ranked.len() > SHOWN {
         out.push_str(&format!(
@@ -258,6 +264,7 @@ fn objective_name(o: Objective) -> &'static str {
         Objective::TimePerUnit => "time-per-unit",
         Objective::P99Ttft => "p99-ttft",
         Objective::OutputTokensPerS => "output-tokens-per-s",
+        Objective::EnergyPerUnit => "energy-per-unit",
     }
 }
 

@@ -268,6 +268,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
         "Makespan s",
         "s per unit",
         "Units/h",
+        "Wh per unit",
         "GPU peak GiB",
         "Status",
     ]);
@@ -288,15 +289,17 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             opt(v.makespan_s, 0),
             opt(v.time_per_unit_s, 0),
             opt(v.units_per_hour, 1),
+            opt(v.energy_per_unit_j.map(|j| j / 3600.0), 1),
             opt(v.gpu_vram_peak_gib, 1),
             v.status.as_str().to_string(),
         ]);
     }
-    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9]);
+    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10]);
     let mut out = format!(
         "{}\n{table}\n",
         if simulated {
-            "backend: sim — a simulated GPU; times are simulated seconds, not measurements"
+            "backend: sim — a simulated GPU; times are simulated seconds and energy is the \
+             simulator's power model, not measurements"
         } else {
             "backend: nvml"
         }

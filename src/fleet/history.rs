@@ -73,6 +73,20 @@ pub const FIGURES: &[Figure] = &[
         value: |v, _| v.gpu_vram_peak_gib.map(|s| s.max),
     },
     Figure {
+        key: "energy_per_unit_wh",
+        title: "Wh per unit",
+        rise_is_bad: true,
+        share: false,
+        value: |v, _| mean(v.energy_per_unit_wh),
+    },
+    Figure {
+        key: "energy_per_kilotoken_j",
+        title: "J per 1k output tok",
+        rise_is_bad: true,
+        share: false,
+        value: |v, _| mean(v.energy_per_kilotoken_j),
+    },
+    Figure {
         key: "median_ttft_ms",
         title: "TTFT median ms",
         rise_is_bad: true,

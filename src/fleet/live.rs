@@ -149,6 +149,12 @@ impl Live {
             "Memory of the whole GPU",
             Some(Unit::Bytes),
         );
+        // DCGM_FI_DEV_POWER_USAGE's figure, in its unit.
+        let gpu_power = e.gauge(
+            "migbench_gpu_power_usage",
+            "Power the whole GPU draws (NVML's nvmlDeviceGetPowerUsage; the simulator's power model under --sim)",
+            Some(Unit::Other("watts".into())),
+        );
         let mig_used = e.gauge(
             "migbench_mig_instance_memory_used",
             "Memory in use in a MIG GPU instance (its CIs share it)",
@@ -207,6 +213,9 @@ impl Live {
             match r.scope {
                 Scope::Gpu => {
                     exposition::set(&gpu_used, &gpu, r.used_gib * GIB);
+                    if let Some(w) = r.power_w {
+                        exposition::set(&gpu_power, &gpu, w);
+                    }
                     if let Some(c) = r.capacity_gib {
                         exposition::set(&gpu_total, &gpu, c * GIB);
                     }

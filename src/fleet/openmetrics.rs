@@ -65,6 +65,24 @@ pub fn encode(data: &ReportData) -> Result<String> {
         "The largest memory sample of any job",
         Some(Unit::Bytes),
     );
+    let energy_per_unit = g(
+        &mut e,
+        "migbench_report_energy_per_unit",
+        "The whole GPU's energy over the jobs per unit completed, mean over repetitions",
+        Some(Unit::Joules),
+    );
+    let energy_per_token = g(
+        &mut e,
+        "migbench_report_energy_per_output_token",
+        "The whole GPU's energy over the jobs per output token of the measured requests",
+        Some(Unit::Joules),
+    );
+    let power = g(
+        &mut e,
+        "migbench_report_gpu_power",
+        "The whole GPU's mean power over the jobs, mean over repetitions",
+        Some(Unit::Other("watts".into())),
+    );
     for v in &data.variants {
         let labels = labels(&v.scenario, &v.variant, &v.mode, &v.origin);
         let l = borrowed(&labels);
@@ -75,6 +93,13 @@ pub fn encode(data: &ReportData) -> Result<String> {
         exposition::set(&repetitions, &l, v.repetitions as f64);
         exposition::set(&gpu_peak, &l, max(v.gpu_vram_peak_gib) * GIB);
         exposition::set(&job_peak, &l, max(v.job_vram_peak_gib) * GIB);
+        exposition::set(&energy_per_unit, &l, mean(v.energy_per_unit_wh) * 3600.0);
+        exposition::set(
+            &energy_per_token,
+            &l,
+            mean(v.energy_per_kilotoken_j) / 1000.0,
+        );
+        exposition::set(&power, &l, mean(v.mean_power_w));
         for (outcome, n) in [
             ("ok", v.jobs_ok),
             ("oom", v.jobs_oom),

@@ -53,6 +53,9 @@ pub fn charts(
         if !batch.is_empty() {
             charts.push((heading.clone(), Chart::Bars(time_per_unit(&batch))));
             charts.push((heading.clone(), Chart::Bars(units_per_hour(&batch))));
+            if batch.iter().any(|r| r.energy_per_unit_wh.is_some()) {
+                charts.push((heading.clone(), Chart::Bars(energy_per_unit(&batch))));
+            }
         }
         if !served.is_empty() {
             let charts_of = [
@@ -146,6 +149,31 @@ fn time_per_unit(rows: &[&VariantSummary]) -> BarChart {
         bars: rows
             .iter()
             .map(|r| bar(&r.variant, &r.mode, r.time_per_unit_s, r.jobs_oom, None))
+            .collect(),
+    }
+}
+
+/// The whole GPU's energy per unit, per variant, labelled simulated or with what measured it.
+fn energy_per_unit(rows: &[&VariantSummary]) -> BarChart {
+    let first = rows[0];
+    let from = if first.origin.simulated {
+        "simulated power model".to_string()
+    } else {
+        format!(
+            "measured: {}",
+            rows.iter()
+                .find_map(|r| r.energy_from.as_deref())
+                .unwrap_or("unknown")
+        )
+    };
+    BarChart {
+        name: format!("energy-per-unit-{}", slug(&first.scenario)),
+        title: format!("{}: energy per {} ({from})", first.scenario, first.unit),
+        x_label: "variant".into(),
+        y_label: format!("whole GPU's Wh ÷ {}s completed (± sd)", first.unit),
+        bars: rows
+            .iter()
+            .map(|r| bar(&r.variant, &r.mode, r.energy_per_unit_wh, r.jobs_oom, None))
             .collect(),
     }
 }

@@ -8,7 +8,7 @@ use super::load::{JobRow, Origin, Results, VariantRow};
 use super::stats::Summary;
 use super::table::{Column, Kind, Role, Shown, Table, Value};
 use crate::mode::SharingMode;
-use crate::results::{Outcome, VariantStatus};
+use crate::results::{EnergySource, Outcome, VariantStatus};
 
 /// A scenario variant on one GPU model and backend, over all its runs and repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,19 @@ pub struct VariantSummary {
     /// Makespan ÷ units completed, one value per repetition.
     pub time_per_unit_s: Option<Summary>,
     pub units_per_hour: Option<Summary>,
+    /// The whole GPU's energy per unit completed, in Wh, one value per repetition (absent
+    /// from reports written before energy was recorded, and where the GPU reports none).
+    #[serde(default)]
+    pub energy_per_unit_wh: Option<Summary>,
+    /// Per 1,000 output tokens of the measured requests, in J (servers).
+    #[serde(default)]
+    pub energy_per_kilotoken_j: Option<Summary>,
+    /// The GPU's mean power over the jobs, in W.
+    #[serde(default)]
+    pub mean_power_w: Option<Summary>,
+    /// Where the energy figures come from: `simulated`, `energy counter` or `power samples`.
+    #[serde(default)]
+    pub energy_from: Option<String>,
     /// `ran`, or what kept repetitions from running (`infeasible: ...`, `interrupted`).
     pub status: String,
 }
@@ -171,10 +184,23 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         time_per_job_s: Summary::of(&durations),
         time_per_unit_s: values(|v| v.time_per_unit_s),
         units_per_hour: values(|v| v.units_per_hour),
+        energy_per_unit_wh: values(|v| v.energy_per_unit_j.map(|j| j / 3600.0)),
+        energy_per_kilotoken_j: values(|v| v.energy_per_kilotoken_j),
+        mean_power_w: values(|v| v.mean_power_w),
+        energy_from: latest.energy_source.map(|s| energy_from(s).to_string()),
         status: status(reps),
         scenario: key.scenario,
         variant: key.variant,
         origin: key.origin,
+    }
+}
+
+/// How a report names where an energy figure comes from.
+pub fn energy_from(source: EnergySource) -> &'static str {
+    match source {
+        EnergySource::Model => "simulated",
+        EnergySource::Counter => "energy counter",
+        EnergySource::PowerSamples => "power samples",
     }
 }
 
@@ -382,6 +408,20 @@ pub fn table(rows: &[VariantSummary]) -> Table {
             stat(Shown::MeanSd, 1),
             Brief,
         ),
+        Column::new(
+            "energy_per_unit_wh",
+            "Wh per\nunit",
+            stat(Shown::MeanSd, 1),
+            Brief,
+        ),
+        Column::new(
+            "energy_per_kilotoken_j",
+            "J per 1k\noutput tok",
+            stat(Shown::MeanSd, 1),
+            Detail,
+        ),
+        Column::new("mean_power_w", "Mean W", stat(Shown::MeanSd, 0), Detail),
+        Column::new("energy_from", "Energy from", Text, Detail),
         Column::new("status", "Status", Text, Detail),
     ]);
     let rows = rows
@@ -414,6 +454,10 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 Value::Stat(r.time_per_job_s),
                 Value::Stat(r.time_per_unit_s),
                 Value::Stat(r.units_per_hour),
+                Value::Stat(r.energy_per_unit_wh),
+                Value::Stat(r.energy_per_kilotoken_j),
+                Value::Stat(r.mean_power_w),
+                Value::Text(r.energy_from.clone().unwrap_or_else(|| "-".into())),
                 Value::Text(r.status.clone()),
             ]);
             cells
@@ -428,6 +472,7 @@ pub fn table(rows: &[VariantSummary]) -> Table {
             "Job GiB constant: the level a job held most of its run (T's word) (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
+            "Wh per unit: the whole GPU's energy from the first job's start to the last job's end ÷ units completed (mean over repetitions); J per 1k output tok likewise per 1,000 output tokens of the measured requests. Energy from: the GPU's energy counter (NVML), its power samples integrated where it has no counter, or the simulator's power model (simulated: the catalog's board and idle power, docs/energy.md). Under MIG and MPS the GPU has one counter: a job's share (jobs table, energy_j) is by SM-seconds.".into(),
         ],
         terminal: true,
     }
@@ -463,6 +508,10 @@ pub fn example(variant: &str, mode: &str, per_unit: Option<f64>, oom: u32) -> Va
         time_per_job_s: None,
         time_per_unit_s: per_unit.and_then(|t| Summary::of(&[t])),
         units_per_hour: per_unit.and_then(|t| Summary::of(&[3600.0 / t])),
+        energy_per_unit_wh: None,
+        energy_per_kilotoken_j: None,
+        mean_power_w: None,
+        energy_from: None,
         status: "ran".into(),
     }
 }

@@ -45,6 +45,14 @@ pub struct ScenarioVerdict {
     /// The lowest time per unit, and the most units per hour (absent when nothing completed).
     pub fastest: Option<Pick>,
     pub most_per_hour: Option<Pick>,
+    /// The least energy per unit (Wh) and per million output tokens (kWh), among variants that
+    /// completed every job (servers: without OOM), and where the figures come from.
+    #[serde(default)]
+    pub least_energy_per_unit: Option<Pick>,
+    #[serde(default)]
+    pub least_energy_per_m_output_tok: Option<Pick>,
+    #[serde(default)]
+    pub energy_from: Option<String>,
     /// For variants with model servers (which complete no units): the most output tokens per
     /// second, and the lowest cost per million output tokens (with a price).
     #[serde(default)]
@@ -120,6 +128,12 @@ fn verdict(
             lowest,
         )
     };
+    // Servers complete no units: the variants that measured requests, for energy per token.
+    let serving_variants: Vec<(&str, &str, &VariantSummary)> = rows
+        .iter()
+        .filter(|v| v.energy_per_kilotoken_j.is_some() && v.jobs_oom == 0)
+        .map(|v| (v.variant.as_str(), v.mode.as_str(), *v))
+        .collect();
     let names = |keep: fn(&VariantSummary) -> bool| -> Vec<&VariantSummary> {
         rows.iter().copied().filter(|v| keep(v)).collect()
     };
@@ -130,6 +144,14 @@ fn verdict(
         unit: first.unit.clone(),
         fastest: best(&batch, |v| Some(v.time_per_unit_s?.mean), true),
         most_per_hour: best(&batch, |v| Some(v.units_per_hour?.mean), false),
+        least_energy_per_unit: best(&batch, |v| Some(v.energy_per_unit_wh?.mean), true),
+        least_energy_per_m_output_tok: best(
+            &serving_variants,
+            // J per 1,000 tokens → kWh per million: × 1000 / 3.6e6.
+            |v| Some(v.energy_per_kilotoken_j?.mean / 3600.0),
+            true,
+        ),
+        energy_from: rows.iter().find_map(|v| v.energy_from.clone()),
         most_output_tok_s: serving_figure("output_throughput", false),
         cheapest_per_m_output_tok: cheapest,
         cost_currency,
@@ -260,6 +282,27 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
                 picked(&v.most_per_hour, &format!("{unit}s per h"), 1),
             ));
         }
+        let energy_from = v.energy_from.as_deref().unwrap_or("unknown");
+        if v.least_energy_per_unit.is_some() {
+            answers.push((
+                format!("Least energy per {unit}"),
+                picked(
+                    &v.least_energy_per_unit,
+                    &format!("Wh per {unit} ({energy_from})"),
+                    1,
+                ),
+            ));
+        }
+        if v.least_energy_per_m_output_tok.is_some() {
+            answers.push((
+                "Least energy per M output tok".into(),
+                picked(
+                    &v.least_energy_per_m_output_tok,
+                    &format!("kWh per M output tok ({energy_from})"),
+                    3,
+                ),
+            ));
+        }
         if v.most_output_tok_s.is_some() {
             answers.push((
                 "Most output tok/s".into(),
@@ -316,6 +359,7 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
         rows,
         notes: vec![
             "Fastest: the lowest makespan ÷ units completed, mean over repetitions; most per hour: units completed per hour of makespan on one GPU.".into(),
+            "Least energy: the whole GPU's energy over the jobs ÷ units completed (or per million output tokens), mean over repetitions, among variants that completed every job (servers: without OOM); measured by the GPU's energy counter, or simulated by the catalog's power model.".into(),
             "Most at once without OOM: the most jobs running at the same moment in a repetition in which none ran out of memory, beside what `migbench plan` predicts when every job may peak at once (together) or starts are staggered.".into(),
         ],
         terminal: true,
