@@ -195,8 +195,19 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// Run directories (or directories of runs), as `migbench run` writes them.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "table", conflicts_with = "table")]
     pub runs: Vec<std::path::PathBuf>,
+    /// A CSV table of figures instead of runs, published or measured by hand: columns gpu,
+    /// mode, profile, co_runners, thread_cap, figure, unit (and workload, batch, source).
+    #[arg(long)]
+    pub table: Option<std::path::PathBuf>,
+    /// With --table: rows on these profiles (or modes, on a whole GPU) are predicted, not
+    /// fitted, to show the model's error on figures it never saw.
+    #[arg(long, value_delimiter = ',', requires = "table")]
+    pub hold_out: Vec<String>,
+    /// With --table: fit the times measured at this batch size.
+    #[arg(long, requires = "table")]
+    pub batch: Option<u32>,
     /// The workload whose jobs are fitted.
     #[arg(long)]
     pub workload: String,
