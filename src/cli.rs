@@ -249,8 +249,10 @@ pub struct AdviseArgs {
     /// (MIG, or one job at a time).
     #[arg(long, value_parser = ["required"])]
     pub isolation: Option<String>,
-    /// Memory kept free in every pool: `10%` or `0.1`.
-    #[arg(long, default_value = "0%")]
+    /// Memory kept free in every pool: `10%` or `0.1`. By default 10 %, the margin vLLM keeps
+    /// (gpu_memory_utilization 0.9): a configuration whose pool peaks above 90 % is listed but
+    /// not advised; `--headroom 0` advises it.
+    #[arg(long, default_value = "10%")]
     pub headroom: String,
     /// Copies of the mix to run (jobs of each workload); by default as many as the most that
     /// fit at once under any mode, at least 2.
