@@ -359,6 +359,14 @@ mod table {
             assert_eq!(f.points.iter().filter(|p| p.held_out).count(), 1);
             assert_eq!(fitted("sim.alpha", &f), (1.0, "default".into()));
         }
+        let typo = fit(&rows, "vit-infer", &["2g.20g".into()], None)
+            .err()
+            .unwrap();
+        assert!(
+            typo.to_string()
+                .contains("--hold-out 2g.20g: no time figure"),
+            "{typo}"
+        );
         // The 3g.40gb anomaly is the bandwidth term: ResNet-50 is half memory-bound, ViT
         // follows its share of SMs.
         let resnet = fit(&rows, "resnet50-infer", &["2g.20gb".into()], None).unwrap();

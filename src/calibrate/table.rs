@@ -77,6 +77,11 @@ impl Row {
         }
     }
 
+    /// What `--hold-out` names it by: its profile, or its mode on a whole GPU.
+    fn hold_key(&self) -> &str {
+        self.profile.map_or(self.mode.as_str(), |p| p.name.as_str())
+    }
+
     fn context(&self) -> Context {
         let (sm, memory_share) = match self.profile {
             Some(p) => (
@@ -524,8 +529,9 @@ pub fn fit(rows: &[Row], name: &str, held_out: &[String], batch: Option<u32>) ->
         }
     };
     let is_held = |r: &Row| {
-        let key = r.profile.map_or(r.mode.as_str(), |p| p.name.as_str());
-        held_out.iter().any(|h| h.eq_ignore_ascii_case(key))
+        held_out
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(r.hold_key()))
     };
     let points: Vec<Point> = timed
         .iter()
@@ -539,6 +545,15 @@ pub fn fit(rows: &[Row], name: &str, held_out: &[String], batch: Option<u32>) ->
             ctx: r.context(),
         })
         .collect();
+    if let Some(h) = held_out.iter().find(|h| {
+        !points
+            .iter()
+            .any(|p| p.row.hold_key().eq_ignore_ascii_case(h))
+    }) {
+        return Err(Error::Input(format!(
+            "--hold-out {h}: no time figure of workload {name} is on that profile (or mode, on a whole GPU)"
+        )));
+    }
     let fitting: Vec<&Point> = points.iter().filter(|p| !is_held(p.row)).collect();
     let alone: Vec<&Point> = fitting
         .iter()
