@@ -195,8 +195,19 @@ pub struct PlanArgs {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// Run directories (or directories of runs), as `migbench run` writes them.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "table", conflicts_with = "table")]
     pub runs: Vec<std::path::PathBuf>,
+    /// A CSV table of figures instead of runs, published or measured by hand: columns gpu,
+    /// mode, profile, co_runners, thread_cap, figure, unit (and workload, batch, source).
+    #[arg(long)]
+    pub table: Option<std::path::PathBuf>,
+    /// With --table: rows on these profiles (or modes, on a whole GPU) are predicted, not
+    /// fitted, to show the model's error on figures it never saw.
+    #[arg(long, value_delimiter = ',', requires = "table")]
+    pub hold_out: Vec<String>,
+    /// With --table: fit the times measured at this batch size.
+    #[arg(long, requires = "table")]
+    pub batch: Option<u32>,
     /// The workload whose jobs are fitted.
     #[arg(long)]
     pub workload: String,
@@ -240,8 +251,10 @@ pub struct AdviseArgs {
     /// (MIG, or one job at a time).
     #[arg(long, value_parser = ["required"])]
     pub isolation: Option<String>,
-    /// Memory kept free in every pool: `10%` or `0.1`.
-    #[arg(long, default_value = "0%")]
+    /// Memory kept free in every pool: `10%` or `0.1`. By default 10 %, the margin vLLM keeps
+    /// (gpu_memory_utilization 0.9): a configuration whose pool peaks above 90 % is listed but
+    /// not advised; `--headroom 0` advises it.
+    #[arg(long, default_value = "10%")]
     pub headroom: String,
     /// Copies of the mix to run (jobs of each workload); by default as many as the most that
     /// fit at once under any mode, at least 2.

@@ -71,6 +71,9 @@ pub struct Candidate {
     pub isolation: &'static str,
     /// Why it is not advised, if it is not.
     pub rejected: Option<String>,
+    /// Advised, and within the model's error of the winner ([`model_error`]): the model cannot
+    /// tell it from the winner.
+    pub tie: bool,
     /// What the load generator measured (model servers only).
     pub serving: Option<serving::Serving>,
 }
@@ -98,6 +101,7 @@ impl Candidate {
             fullest: 0.0,
             isolation: isolation(SharingMode::Full),
             rejected: None,
+            tie: false,
             serving: None,
         }
     }
@@ -201,7 +205,8 @@ fn rank_filter(req: &Request, out: &mut Vec<Candidate>) {
     });
 }
 
-/// Advised first, best first; ties to the simpler setup, then the emptier fullest pool.
+/// Advised first, best first; ties to the simpler setup, then the emptier fullest pool. Those
+/// advised within the model's error of the winner are marked ties.
 fn rank(req: &Request, out: &mut Vec<Candidate>) {
     rank_filter(req, out);
     out.sort_by(|a, b| {
@@ -214,6 +219,26 @@ fn rank(req: &Request, out: &mut Vec<Candidate>) {
             .then(a.fullest.total_cmp(&b.fullest))
             .then(a.name.cmp(&b.name))
     });
+    let error = model_error(&req.mix);
+    if let Some(best) = out.first().filter(|c| c.rejected.is_none()) {
+        let w = best.score(req.objective);
+        for c in out.iter_mut().skip(1).filter(|c| c.rejected.is_none()) {
+            c.tie = (c.score(req.objective) - w).abs() <= error * w.abs();
+        }
+    }
+}
+
+/// The relative error of the sharing model's predictions, below which two configurations are
+/// not told apart: the largest error on MIGProfiler's held-out rows (2 %, docs/advise.md), or
+/// a larger residual of a workload's own calibration.
+pub const MODEL_ERROR: f64 = 0.02;
+
+/// The error band of a mix: [`MODEL_ERROR`], or the largest residual its calibrations record.
+pub fn model_error(mix: &[&Workload]) -> f64 {
+    mix.iter()
+        .filter_map(|w| w.calibration.as_ref())
+        .flat_map(|c| c.fitted.iter().filter_map(|f| f.max_residual))
+        .fold(MODEL_ERROR, f64::max)
 }
 
 /// How much a mode changes on the GPU, for ties: none, an MPS daemon, MIG instances, both.
@@ -310,17 +335,27 @@ fn candidate(req: &Request, name: String, config: &Config, sim: &Simulated) -> C
         fullest: sim.fullest,
         isolation: isolation(config.mode),
         rejected,
+        tie: false,
         serving: None,
     }
 }
 
 fn headroom_text(fullest: f64, headroom: f64) -> String {
+    let why = if headroom == DEFAULT_HEADROOM {
+        " (by default 10 % is kept free, as vLLM keeps it: allocator fragmentation and a framework's own buffers need room a profile does not show; --headroom 0 allows it)"
+    } else {
+        ""
+    };
     format!(
-        "a pool reaches {:.0} % at its peak, above the {:.0} % that --headroom leaves",
+        "a pool reaches {:.0} % at its peak, above the {:.0} % that --headroom leaves{why}",
         fullest * 100.0,
         (1.0 - headroom) * 100.0
     )
 }
+
+/// Memory kept free in every pool unless `--headroom` says otherwise: vLLM's own margin
+/// (`--gpu-memory-utilization` 0.9 by default, V).
+pub const DEFAULT_HEADROOM: f64 = 0.1;
 
 /// Every configuration worth simulating, named.
 fn configurations<'g>(req: &Request) -> Vec<(String, Config<'g>)> {

@@ -15,6 +15,7 @@
 //! where progress is proportional to time.
 
 mod observe;
+pub mod table;
 
 use std::path::PathBuf;
 
@@ -33,10 +34,63 @@ const TRACE_STEP_GIB: f64 = 0.25;
 const ALPHA_RANGE: (f64, f64) = (0.01, 5.0);
 const EFFICIENCY_RANGE: (f64, f64) = (0.01, 5.0);
 
-/// What `calibrate` produces: the workload file and a short account for the terminal.
+/// What `calibrate` produces: the workload file (none when a table's workload is not one
+/// migbench ships, so has no command to write it with) and a short account for the terminal.
 pub struct Calibrated {
-    pub workload: Workload,
+    pub workload: Option<Workload>,
     pub summary: String,
+}
+
+/// Fits workload `name` on the table of figures at `path` ([`table`]): rows whose profile (or
+/// mode) is in `held_out` are predicted, not fitted; `batch` picks one batch size's times.
+pub fn calibrate_table(
+    path: &std::path::Path,
+    name: &str,
+    held_out: &[String],
+    batch: Option<u32>,
+) -> Result<Calibrated> {
+    let rows = table::read(path)?;
+    let fit = table::fit(&rows, name, held_out, batch)?;
+    let summary = table::summary(name, &fit);
+    let Ok(base) = crate::workload::find(name) else {
+        return Ok(Calibrated {
+            workload: None,
+            summary,
+        });
+    };
+    let mut w = base.clone();
+    let source = format!("migbench calibrate --table {}", path.display());
+    w.timing = Some(Timing {
+        reference_gpu: fit.reference.key.clone(),
+        full_gpu_s: fit.full_gpu_s,
+        source: format!("{source}: see [calibration]"),
+    });
+    let fitted = |key: &str| fit.fitted.iter().any(|f| f.key == key && f.how == "fitted");
+    let s = fit.sharing;
+    w.sim.alpha = s.alpha;
+    w.sim.host_fraction = fitted("sim.host_fraction").then_some(s.host_fraction);
+    w.sim.bandwidth_fraction = fitted("sim.bandwidth_fraction").then_some(s.bandwidth_fraction);
+    w.sim.mps_exponent = fitted("sim.mps_exponent").then_some(s.mps_exponent);
+    w.sim.mps_interference = fitted("sim.mps_interference").then_some(s.mps_interference);
+    w.sim.timeslice_efficiency =
+        fitted("sim.timeslice_efficiency").then_some(s.timeslice_efficiency);
+    w.sim.source = format!("{source}: see [calibration]");
+    w.calibration = Some(Calibration {
+        migbench: crate::version::long()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        runs: vec![path.display().to_string()],
+        fitted: fit.fitted,
+    });
+    round_figures(&mut w);
+    w.check()
+        .map_err(|e| Error::Harness(format!("the calibrated profile is invalid: {}", e.message)))?;
+    Ok(Calibrated {
+        workload: Some(w),
+        summary,
+    })
 }
 
 /// Fits workload `name` on the runs below `dirs`.
@@ -254,7 +308,7 @@ pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
         .map_err(|e| Error::Harness(format!("the calibrated profile is invalid: {}", e.message)))?;
     let summary = summary(&w);
     Ok(Calibrated {
-        workload: w,
+        workload: Some(w),
         summary,
     })
 }
@@ -262,19 +316,16 @@ pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
 /// Rounds the written figures to what the fit can tell apart (six significant digits): the
 /// golden-section search stops far below that, so the digits beyond are noise.
 fn round_figures(w: &mut Workload) {
-    let r = |v: f64| {
-        if v == 0.0 || !v.is_finite() {
-            return v;
-        }
-        let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
-        (v * scale).round() / scale
-    };
+    let r = round6;
     if let Some(t) = &mut w.timing {
         t.full_gpu_s = r(t.full_gpu_s);
     }
     w.sim.alpha = r(w.sim.alpha);
     w.sim.mps_exponent = w.sim.mps_exponent.map(r);
     w.sim.timeslice_efficiency = w.sim.timeslice_efficiency.map(r);
+    w.sim.host_fraction = w.sim.host_fraction.map(r);
+    w.sim.bandwidth_fraction = w.sim.bandwidth_fraction.map(r);
+    w.sim.mps_interference = w.sim.mps_interference.map(r);
     w.sim.peak_at = r(w.sim.peak_at);
     w.sim.peak_for = r(w.sim.peak_for).min(1.0 - w.sim.peak_at);
     if let Some(c) = &mut w.calibration {
@@ -284,6 +335,15 @@ fn round_figures(w: &mut Workload) {
             f.max_residual = f.max_residual.map(r);
         }
     }
+}
+
+/// `v` to six significant digits.
+fn round6(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 /// The workload as the runs' scenario defined it (command, unit, ...), else the shipped one.
@@ -367,6 +427,21 @@ fn fit(
             .map(|j| (j.work(s, ref_sm) / full_s).ln().powi(2))
             .sum()
     };
+    let p = golden_min(range, cost);
+    let edge = (range.1 - range.0) * 1e-6;
+    if p - range.0 < edge || range.1 - p < edge {
+        return Err(Error::Input(format!(
+            "cannot fit {key}: the jobs it is fitted on ({}) put it at the edge of {} to {}, where the model does not describe them",
+            jobs.iter().map(|j| j.label.as_str()).collect::<Vec<_>>().join(", "),
+            range.0,
+            range.1
+        )));
+    }
+    Ok(p)
+}
+
+/// The minimum of `cost` in `range` by golden-section search (`cost` has one minimum there).
+fn golden_min(range: (f64, f64), cost: impl Fn(f64) -> f64) -> f64 {
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let (mut a, mut b) = range;
     let mut c = b - g * (b - a);
@@ -380,17 +455,7 @@ fn fit(
         c = b - g * (b - a);
         d = a + g * (b - a);
     }
-    let p = (a + b) / 2.0;
-    let edge = (range.1 - range.0) * 1e-6;
-    if p - range.0 < edge || range.1 - p < edge {
-        return Err(Error::Input(format!(
-            "cannot fit {key}: the jobs it is fitted on ({}) put it at the edge of {} to {}, where the model does not describe them",
-            jobs.iter().map(|j| j.label.as_str()).collect::<Vec<_>>().join(", "),
-            range.0,
-            range.1
-        )));
-    }
-    Ok(p)
+    (a + b) / 2.0
 }
 
 /// Memory over progress of the jobs that ran alone: in each part of the run the largest level

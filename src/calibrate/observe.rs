@@ -21,6 +21,8 @@ pub struct Observed {
     /// On a whole GPU (not a MIG instance).
     pub whole_gpu: bool,
     pub device_sm: u32,
+    /// Its GPU instance's memory slices ÷ the GPU's (1 on a whole GPU).
+    pub memory_share: f64,
     /// The active-thread fraction of its MPS server; `None` without MPS.
     pub mps_cap: Option<f64>,
     pub start: f64,
@@ -48,11 +50,12 @@ impl Observed {
     }
 
     fn speed(&self, sharing: Sharing, ref_sm: u32, jobs: usize) -> f64 {
+        // Jobs of CIs that share one GI are not told apart here: the pool is the device.
         sharing.speed(
             Context {
-                device_sm: self.device_sm,
-                jobs,
-                mps: self.mps_cap,
+                memory_share: self.memory_share,
+                gpu_sm: self.gpu.sm_count,
+                ..Context::whole(self.device_sm, jobs, self.mps_cap)
             },
             ref_sm,
         )
@@ -115,12 +118,14 @@ pub fn jobs(results: &Results, name: &str) -> Result<Vec<Observed>> {
             mode,
             SharingMode::Full | SharingMode::Timeslice | SharingMode::Mps
         );
-        let device_sm = if whole_gpu {
-            Some(gpu.sm_count)
+        let device = if whole_gpu {
+            Some((gpu.sm_count, 1.0))
         } else {
             instance_sm(results, j, gpu)
         };
-        let Some(device_sm) = device_sm else { continue };
+        let Some((device_sm, memory_share)) = device else {
+            continue;
+        };
         let mps_cap = matches!(mode, SharingMode::Mps | SharingMode::MigMps).then(|| {
             run.scenario
                 .as_ref()
@@ -149,6 +154,7 @@ pub fn jobs(results: &Results, name: &str) -> Result<Vec<Observed>> {
             gpu,
             whole_gpu,
             device_sm,
+            memory_share,
             mps_cap,
             start,
             end,
@@ -161,14 +167,18 @@ pub fn jobs(results: &Results, name: &str) -> Result<Vec<Observed>> {
     Ok(out)
 }
 
-/// SMs of the MIG instance a job ran on, from the `instances` table's name (`3g.40gb@4`).
-fn instance_sm(results: &Results, j: &JobRow, gpu: &GpuModel) -> Option<u32> {
+/// SMs and share of memory slices of the MIG instance a job ran on, from the `instances` table's
+/// name (`3g.40gb@4`).
+fn instance_sm(results: &Results, j: &JobRow, gpu: &GpuModel) -> Option<(u32, f64)> {
     let uuid = j.instance_uuid.as_deref()?;
     let instance = results.instances.iter().find(|i| {
         i.run == j.run && i.variant == j.variant && i.repetition == j.repetition && i.uuid == uuid
     })?;
     let profile = gpu.profile(instance.instance.split('@').next()?).ok()?;
-    Some(profile.ci_sm(profile.default_compute()))
+    Some((
+        profile.ci_sm(profile.default_compute()),
+        f64::from(profile.memory_slices) / f64::from(gpu.memory_slices),
+    ))
 }
 
 /// `(seconds, jobs on the device)` over `[start, end]`: every job of the same variant

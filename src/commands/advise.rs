@@ -116,6 +116,20 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
         Some(w) => advise::explain(w, advised.get(1).copied().or(ranked.get(advised.len())), objective),
         None => "no configuration runs every job without running out of memory: the mix does not fit this GPU".into(),
     };
+    let ties: Vec<&str> = ranked
+        .iter()
+        .filter(|c| c.tie)
+        .map(|c| c.name.as_str())
+        .collect();
+    let explanation = if ties.is_empty() {
+        explanation
+    } else {
+        format!(
+            "{explanation} Within the model's error ({:.1} %) of the winner, and so ties it: {}.",
+            advise::model_error(&req.mix) * 100.0,
+            ties.join(", ")
+        )
+    };
     let names: Vec<&str> = req.mix.iter().map(|w| w.name.as_str()).collect();
     let mut note = String::new();
     if let Some(path) = &args.out {
@@ -193,9 +207,11 @@ pub fn run(args: &AdviseArgs) -> Result<String> {
             },
             format!("{:.0} %", c.fullest * 100.0),
             c.isolation.to_string(),
-            c.rejected
-                .clone()
-                .map_or_else(|| "yes".into(), |r| format!("no: {r}")),
+            match (&c.rejected, c.tie) {
+                (Some(r), _) => format!("no: {r}"),
+                (None, true) => "yes (a tie)".into(),
+                (None, false) => "yes".into(),
+            },
         ]);
     }
     output::align_right(&mut table, &[0, 4, 5, 6, 7, 8]);

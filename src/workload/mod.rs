@@ -190,6 +190,30 @@ pub struct SimProfile {
         deserialize_with = "checked::timeslice_efficiency"
     )]
     pub timeslice_efficiency: Option<f64>,
+    /// Part of the time alone on the reference GPU that the GPU does not speed up (host pre- and
+    /// post-processing, offloaded weights): sharing does not slow it; 0 when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::host_fraction"
+    )]
+    pub host_fraction: Option<f64>,
+    /// Part of the time alone on the reference GPU bound by memory bandwidth: it follows the
+    /// share of memory slices (MIG) or of the bandwidth left by co-runners (MPS); 0 when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::bandwidth_fraction"
+    )]
+    pub bandwidth_fraction: Option<f64>,
+    /// MPS: what each co-runner adds to the GPU part of a client's time (cache and memory-system
+    /// contention beyond the shares); 0 when absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::mps_interference"
+    )]
+    pub mps_interference: Option<f64>,
     /// Memory over the run as measured, `[fraction, GiB]` from fraction 0 in ascending order;
     /// replayed instead of the constant level and the peak window when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +314,9 @@ mod checked {
         "timeslice_efficiency",
         bounds::ALPHA
     );
+    crate::number_in!(opt host_fraction, "host_fraction", bounds::FRACTION);
+    crate::number_in!(opt bandwidth_fraction, "bandwidth_fraction", bounds::FRACTION);
+    crate::number_in!(opt mps_interference, "mps_interference", INTERFERENCE);
     crate::number_in!(peak_at, "peak_at", bounds::FRACTION);
     crate::number_in!(peak_for, "peak_for", bounds::FRACTION);
     crate::number_in!(opt fail_at, "fail_at", bounds::FRACTION);
@@ -314,6 +341,9 @@ mod checked {
     crate::integer_in!(max_num_seqs, u32, "max_num_seqs", 1, MAX_BATCH);
     crate::integer_in!(max_batched_tokens, u32, "max_batched_tokens", 1, MAX_BATCH);
     crate::number_in!(startup_s, "startup_s", bounds::SECONDS);
+
+    /// What one MPS co-runner may add to a client's GPU time: up to ten times it.
+    const INTERFERENCE: bounds::Range = bounds::Range::closed(0.0, 10.0);
 
     /// Most sequences, or tokens, in one engine step of a simulated server.
     const MAX_BATCH: u32 = 1 << 20;
@@ -413,6 +443,15 @@ impl Workload {
                 format!(
                     "workload {name}: sim.peak_at + sim.peak_for must be at most 1 (the peak ends by the end of the run), found {} + {}",
                     s.peak_at, s.peak_for
+                ),
+            ));
+        }
+        let split = s.host_fraction.unwrap_or(0.0) + s.bandwidth_fraction.unwrap_or(0.0);
+        if split > 1.0 + 1e-9 {
+            return Err(Invalid::new(
+                "sim.bandwidth_fraction",
+                format!(
+                    "workload {name}: sim.host_fraction + sim.bandwidth_fraction must be at most 1 (they are parts of one time), found {split}"
                 ),
             ));
         }

@@ -477,6 +477,16 @@ impl SimGpu {
         })
     }
 
+    /// The memory slices of a device's GPU instance ÷ the GPU's (1 for the whole GPU).
+    fn memory_share(&self, uuid: &str) -> f64 {
+        self.gis
+            .iter()
+            .find(|gi| gi.cis.iter().any(|c| c.uuid == uuid))
+            .map_or(1.0, |gi| {
+                f64::from(gi.profile.memory_slices) / f64::from(self.model.memory_slices)
+            })
+    }
+
     fn pool_of(&self, device: &str) -> Option<(String, f64)> {
         self.device_resources(device).map(|(p, g, _)| (p, g))
     }
@@ -585,24 +595,34 @@ impl SimGpu {
     /// Recomputes every active job's speed after jobs came or went.
     pub fn recompute_rates(&mut self) {
         let mut per_device: BTreeMap<String, usize> = BTreeMap::new();
+        let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
         for job in self.jobs.values().filter(|j| j.active) {
             *per_device.entry(job.device.clone()).or_default() += 1;
+            if let Some((pool, _)) = self.pool_of(&job.device) {
+                *per_pool.entry(pool).or_default() += 1;
+            }
         }
         let rates: Vec<(u64, f64)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.active)
             .map(|(&id, j)| {
-                let sm = self.device_resources(&j.device).map_or(0, |(_, _, sm)| sm);
+                let (pool, _, sm) = self
+                    .device_resources(&j.device)
+                    .unwrap_or_else(|| ("gone".into(), 0.0, 0));
                 let mps = self
                     .mps
                     .iter()
                     .find(|d| d.device == j.device)
                     .map(|d| f64::from(d.active_thread_percentage.unwrap_or(100)) / 100.0);
+                let jobs = per_device[&j.device];
                 let ctx = Context {
                     device_sm: sm,
-                    jobs: per_device[&j.device],
+                    jobs,
                     mps,
+                    memory_share: self.memory_share(&j.device),
+                    gpu_sm: self.model.sm_count,
+                    pool_jobs: per_pool.get(&pool).copied().unwrap_or(jobs),
                 };
                 let rate = j.sharing.speed(ctx, j.reference_sm);
                 (id, rate)
