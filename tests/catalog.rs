@@ -410,7 +410,8 @@ fn the_new_tables_match_the_reference_rows() {
 fn table(extra: &str, profile: &str) -> String {
     format!(
         "key = \"x\"\nname = \"X\"\nnvml_names = [\"NVIDIA X\"]\nmemory_mib = 1024\nsm_count = 8\n\
-         compute_slices = 1\nmemory_slices = 1\nsource = \"test\"\n{extra}\n{profile}"
+         compute_slices = 1\nmemory_slices = 1\nsource = \"test\"\n{extra}\n{profile}\n\
+         [power]\nboard_w = 100\nidle_w = 10\nsource = \"test\"\n"
     )
 }
 
@@ -425,6 +426,17 @@ fn bad_tables_are_refused_saying_what_is_wrong() {
     let from = |files: &[(&str, &str)]| Catalog::from_files(files).map(|_| ()).unwrap_err();
     let good = table("", ONE_PROFILE);
     assert!(Catalog::from_files(&[("x.toml", &good)]).is_ok());
+    // Power: a board that draws nothing, or idles above its maximum.
+    let e = from(&[("x.toml", &good.replace("board_w = 100", "board_w = 0"))]);
+    assert!(
+        e.contains("power.board_w = 0: a board draws 1 to 5000 W"),
+        "{e}"
+    );
+    let e = from(&[("x.toml", &good.replace("idle_w = 10", "idle_w = 150"))]);
+    assert!(
+        e.contains("power.idle_w = 150: from 0 to below board_w (100)"),
+        "{e}"
+    );
     // A suffix the variant does not say.
     let me = table(
         "",

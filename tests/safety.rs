@@ -355,8 +355,8 @@ fn two_runs_never_share_a_gpu() {
     });
 
     let second = run_saved(&state_dir, &state, &dir.path().join("second"), &scenario);
-    assert_eq!(second.status.code(), Some(2));
     let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{said}");
     assert!(said.contains("in use by another migbench run"), "{said}");
     assert!(said.contains(&format!("pid {}", first.id())), "{said}");
     assert!(

@@ -312,7 +312,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             v.reason.as_deref().unwrap_or_default()
         ));
     }
-    out.push_str(&serving_summary(&report.serving));
+    out.push_str(&serving_summary(&report.serving, &report.variants));
     for j in report.jobs.iter().filter(|j| j.outcome == Outcome::Oom) {
         out.push_str(&format!(
             "{} job {} ({}) ran out of memory after {:.0} s\n",
@@ -328,7 +328,10 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
 
 /// The serving variants' figures: throughput, TTFT and TPOT, errors, and cost per million output
 /// tokens (with `price_per_hour`). Empty for runs without servers.
-fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
+fn serving_summary(
+    rows: &[crate::results::ServingRecord],
+    energy: &[crate::results::VariantRecord],
+) -> String {
     let variants: Vec<_> = rows
         .iter()
         .filter(|r| r.scope == ServingScope::Variant)
@@ -348,6 +351,7 @@ fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
         "TPOT p99 ms",
         "Errors",
         "Cost per M tok",
+        "J per 1k tok",
     ]);
     let opt =
         |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
@@ -369,9 +373,16 @@ fn serving_summary(rows: &[crate::results::ServingRecord]) -> String {
             opt(m.tpot_ms.map(|s| s.p99), 1),
             m.failed.to_string(),
             opt(r.cost_per_million_output_tokens, 2),
+            opt(
+                energy
+                    .iter()
+                    .find(|v| v.variant == r.variant && v.repetition == r.repetition)
+                    .and_then(|v| v.energy_per_kilotoken_j),
+                1,
+            ),
         ]);
     }
-    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    output::align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     let mut out = format!("{table}\n");
     for r in variants.iter().filter(|r| r.note.is_some()) {
         out.push_str(&format!(

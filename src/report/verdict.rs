@@ -359,7 +359,7 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
         rows,
         notes: vec![
             "Fastest: the lowest makespan ÷ units completed, mean over repetitions; most per hour: units completed per hour of makespan on one GPU.".into(),
-            "Least energy: the whole GPU's energy over the jobs ÷ units completed (or per million output tokens), mean over repetitions, among variants that completed every job (servers: without OOM); measured by the GPU's energy counter, or simulated by the catalog's power model.".into(),
+            "Least energy: the whole GPU's energy over the jobs ÷ units completed (or per million output tokens), mean over repetitions, among variants that completed every job (servers: without OOM); measured by the GPU's energy counter, or under --sim modelled from the catalog's board and idle power.".into(),
             "Most at once without OOM: the most jobs running at the same moment in a repetition in which none ran out of memory, beside what `migbench plan` predicts when every job may peak at once (together) or starts are staggered.".into(),
         ],
         terminal: true,

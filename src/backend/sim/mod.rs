@@ -69,6 +69,7 @@ impl SimBackend {
         synth_exe: PathBuf,
         state_file: &Path,
     ) -> Result<SimBackend> {
+        let mut new = false;
         let gpu = match crate::input::read_to_string(state_file, crate::input::SMALL_JSON) {
             Ok(text) => {
                 let saved: SavedGpu = serde_json::from_str(&text).map_err(|e| {
@@ -90,7 +91,10 @@ impl SimBackend {
                 }
                 SimGpu::restore(model, &saved)?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SimGpu::fresh(model),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                new = true;
+                SimGpu::fresh(model)
+            }
             Err(e) => {
                 return Err(Error::Input(format!(
                     "cannot read {}: {e}",
@@ -99,7 +103,12 @@ impl SimBackend {
             }
         };
         let backend = SimBackend::start_on(gpu, pace, synth_exe, Some(state_file.to_path_buf()))?;
-        backend.save()?;
+        // Only a new GPU is written now: rewriting an existing one before this run holds the
+        // GPU's lock could put back a state that the run holding it has since changed (a second
+        // run, refused a moment later, did so while the first was making its layout).
+        if new {
+            backend.save()?;
+        }
         Ok(backend)
     }
 
@@ -109,8 +118,9 @@ impl SimBackend {
         };
         let text = serde_json::to_string_pretty(&self.world.lock().gpu.save())
             .expect("simulated GPU state serializes");
-        // Write then rename, so a crash never leaves half a file.
-        let tmp = path.with_extension("tmp");
+        // Write then rename, so a crash never leaves half a file; the temporary file is this
+        // process's own, so that two processes never rename each other's.
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| Error::Harness(format!("cannot save {}: {e}", path.display())))
