@@ -183,10 +183,15 @@ impl TargetResult {
             .collect();
         ends.sort_by(f64::total_cmp);
         let cut = (trim * ends.len() as f64).floor() as usize;
-        if cut > 0 && ends.len() > 2 * cut + 1 {
-            self.start_s = ends[cut - 1];
-            self.end_s = ends[ends.len() - cut - 1];
-            self.steady = true;
+        // Requests that all ended at once (a batch sent together) leave no window: the whole
+        // span is measured then.
+        let (start, end) = match cut {
+            0 => return,
+            _ if ends.len() <= 2 * cut + 1 => return,
+            _ => (ends[cut - 1], ends[ends.len() - cut - 1]),
+        };
+        if end > start {
+            (self.start_s, self.end_s, self.steady) = (start, end, true);
         }
     }
 }
