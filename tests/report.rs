@@ -121,7 +121,11 @@ fn the_main_table_agrees_with_the_jobs_data() {
     assert_eq!(variant(&report, "mps-together")["isolation"], "none");
     for file in ["report.md", "report.html", "report.txt"] {
         let text = std::fs::read_to_string(out.join(file)).unwrap();
-        assert!(text.contains("simulated (sim)"), "{file}");
+        assert!(text.contains("simulated"), "{file}");
+        assert!(
+            !text.contains("simulated (sim)"),
+            "{file}: the backend is said once"
+        );
         assert!(
             !text.to_lowercase().contains("measured ("),
             "{file} calls sim results measured"
@@ -907,7 +911,7 @@ fn the_verdict_comes_first_and_agrees_with_the_tables_and_gpus_are_side_by_side(
     assert!(first("## Contents") < first("## Verdict"));
     assert!(first("## Verdict") < first("## Across GPUs"));
     assert!(first("## Across GPUs") < first("## Scenarios"));
-    assert!(md.contains("- [h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)](#s-"));
+    assert!(md.contains("- [h100-3x-ti2v · H100 80GB HBM3 · simulated](#s-"));
 }
 
 #[test]

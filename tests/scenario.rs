@@ -25,7 +25,7 @@ fn every_shipped_scenario_validates() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
-    assert_eq!(files.len(), 12, "{files:?}");
+    assert_eq!(files.len(), 13, "{files:?}");
     common::migbench()
         .arg("validate")
         .args(&files)

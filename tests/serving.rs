@@ -391,3 +391,134 @@ fn bad_serving_input_is_located_in_the_file() {
         "{err}"
     );
 }
+
+/// A small sweep: the whole GPU against two MIG servers at one, four and 16 users per server.
+const SWEEP: &str = r#"[scenario]
+name = "sweep"
+[gpu]
+model = "a100-80gb"
+[load]
+endpoint = "chat"
+requests = 40
+warmup_requests = 1
+range_ratio = 0.25
+input_tokens = 256
+output_tokens = 64
+ignore_eos = true
+slo = { ttft_ms = 500, tpot_ms = 20 }
+sweep = { concurrencies = [1, 4, 16], trim = 0.1 }
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{ workload = "qwen3-4b" }]
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{ workload = "qwen3-4b", count = 2 }]
+"#;
+
+#[test]
+fn a_sweep_drives_each_point_in_turn_and_the_report_names_the_capacity_within_slo() {
+    let out = tempfile::tempdir().unwrap();
+    let scenario = out.path().join("sweep.toml");
+    std::fs::write(&scenario, SWEEP).unwrap();
+    let (dir, output) = run_sim_output(&scenario, &out.path().join("runs"), &[]);
+    ran(&output);
+    let serving = table(&dir, "serving");
+    let (variant, scope) = (strings(&serving, "variant"), strings(&serving, "scope"));
+    let point = serving.column("point").unwrap().u32().unwrap().clone();
+    let users = serving.column("max_concurrency").unwrap().u32().unwrap();
+    let attainment = floats(&serving, "slo_attainment");
+    let rps = floats(&serving, "request_throughput");
+    for (name, servers) in [("full", 1), ("mig", 2)] {
+        let rows: Vec<usize> = (0..serving.height())
+            .filter(|&i| variant[i] == name && scope[i] == "variant")
+            .collect();
+        // One variant row per point, in the order run, at the point's load.
+        let points: Vec<(Option<u32>, Option<u32>)> =
+            rows.iter().map(|&i| (point.get(i), users.get(i))).collect();
+        assert_eq!(
+            points,
+            [(Some(0), Some(1)), (Some(1), Some(4)), (Some(2), Some(16))],
+            "{name}"
+        );
+        let server_rows = (0..serving.height())
+            .filter(|&i| variant[i] == name && scope[i] == "server")
+            .count();
+        assert_eq!(server_rows, 3 * servers, "{name}");
+        // More users carry more requests per second; every attainment is a share.
+        let carried: Vec<_> = rows.iter().map(|&i| rps[i]).collect();
+        assert!(
+            carried[0] < carried[1] && carried[1] < carried[2],
+            "{name}: {carried:?}"
+        );
+        assert!(rows.iter().all(|&i| (0.0..=1.0).contains(&attainment[i])));
+    }
+    // Each server started once: one job per server, whatever the points.
+    assert_eq!(table(&dir, "jobs").height(), 3);
+    // Each point as vLLM's --save-result file.
+    let file = dir.join("vllm").join("mig-r1-p2.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(json["max_concurrency"], 16);
+    assert_eq!(json["request_rate"], "inf");
+    assert_eq!(json["backend"], "openai-chat");
+    for key in [
+        "completed",
+        "request_throughput",
+        "p99_ttft_ms",
+        "median_tpot_ms",
+    ] {
+        assert!(json.get(key).is_some(), "{key}");
+    }
+
+    let report = out.path().join("report");
+    let done = migbench()
+        .args(["report", "--out"])
+        .arg(&report)
+        .arg(out.path().join("runs"))
+        .output()
+        .unwrap();
+    ran(&done);
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(data["sweep"].as_array().unwrap().len(), 6);
+    let capacity = data["capacity"].as_array().unwrap();
+    assert_eq!(capacity.len(), 2);
+    let verdict = &data["verdicts"][0]["most_requests_per_gpu_within_slo"];
+    let best = capacity
+        .iter()
+        .filter_map(|c| Some((c["variant"].as_str()?, c["requests_per_s"].as_f64()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("a variant within the SLO at its lightest point");
+    assert_eq!(verdict["variant"], best.0);
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("Most requests/s per GPU within SLO"), "{md}");
+    assert!(report.join("plots").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("sweep-pareto")));
+}
+
+#[test]
+fn a_bad_sweep_is_located_in_the_file() {
+    let body =
+        "[[variants]]\nname = \"v\"\nmode = \"full\"\njobs = [{ workload = \"qwen3-4b\" }]\n";
+    let err = validate(&format!(
+        "{HEAD}[load]\nrequests = 3\nsweep = {{ concurrencies = [1, 0] }}\n{body}"
+    ));
+    assert!(
+        err.contains("s.toml:7:")
+            && err.contains("sweep.concurrencies must be an integer from 1 to 10000, found 0"),
+        "{err}"
+    );
+    let err = validate(&format!(
+        "{HEAD}[load]\nrequests = 3\nsweep = {{ rates = [1.0], points = 4 }}\n{body}"
+    ));
+    assert!(err.contains("load.sweep takes exactly one of"), "{err}");
+    let err = validate(&format!(
+        "{HEAD}[load]\nduration_s = 3\nsweep = {{ points = 4 }}\n{body}"
+    ));
+    assert!(err.contains("load.sweep needs requests = N"), "{err}");
+}

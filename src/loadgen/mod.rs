@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 pub use arrivals::Arrivals;
 pub use metrics::ServingMetrics;
 pub use prompts::{PromptFile, Prompts};
-pub use spec::{Endpoint, LoadSpec, Slo};
+pub use spec::{Endpoint, LoadSpec, Point, Slo, Sweep};
 
 use crate::clock::{lock, Actor, Clock, Wake};
 
@@ -133,13 +133,19 @@ impl RequestRecord {
     }
 }
 
-/// What one server's load came to.
+/// What one server's load came to (at one point of a sweep).
 #[derive(Debug, Clone)]
 pub struct TargetResult {
-    /// When the measured requests began and when the last of them ended (after the warm-ups).
+    /// When the measured requests began and when the last of them ended (after the warm-ups);
+    /// at a sweep point, the steady window ([`TargetResult::steady`]).
     pub start_s: f64,
     pub end_s: f64,
     pub records: Vec<RequestRecord>,
+    /// The sweep point, when the load is a sweep.
+    pub point: Option<Point>,
+    /// Only requests that ended within `start_s..=end_s` are measured (a sweep point's steady
+    /// window); otherwise every request but the warm-ups.
+    pub steady: bool,
 }
 
 impl TargetResult {
@@ -148,37 +154,79 @@ impl TargetResult {
         self.end_s - self.start_s
     }
 
-    /// The measured requests (warm-ups left out).
+    /// The measured requests (warm-ups left out, and at a sweep point those of ramp-up and
+    /// drain; a failed request counts where it was sent).
     pub fn measured(&self) -> impl Iterator<Item = &RequestRecord> {
-        self.records.iter().filter(|r| !r.warmup)
+        self.records
+            .iter()
+            .filter(|r| !r.warmup && (!self.steady || self.in_window(r)))
+    }
+
+    /// Whether `r` ended in the steady window (a failed request: was sent in it).
+    fn in_window(&self, r: &RequestRecord) -> bool {
+        match r.latency_s {
+            Some(l) => r.sent_s + l > self.start_s && r.sent_s + l <= self.end_s,
+            None => r.sent_s >= self.start_s && r.sent_s <= self.end_s,
+        }
+    }
+
+    /// Narrows the result to its steady window: the requests after those that ended first (the
+    /// `trim` share: ramp-up) and before those that ended last (the same share: drain). The
+    /// window opens when the last ramp-up request ended and closes when the last measured one
+    /// did, so that the count over its length is the rate requests were done at.
+    fn narrow(&mut self, trim: f64) {
+        let mut ends: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| !r.warmup)
+            .filter_map(|r| Some(r.sent_s + r.latency_s?))
+            .collect();
+        ends.sort_by(f64::total_cmp);
+        let cut = (trim * ends.len() as f64).floor() as usize;
+        // Requests that all ended at once (a batch sent together) leave no window: the whole
+        // span is measured then.
+        let (start, end) = match cut {
+            0 => return,
+            _ if ends.len() <= 2 * cut + 1 => return,
+            _ => (ends[cut - 1], ends[ends.len() - cut - 1]),
+        };
+        if end > start {
+            (self.start_s, self.end_s, self.steady) = (start, end, true);
+        }
     }
 }
 
-/// What is called with every target's result, by the last target to finish, in its turn.
-pub type OnDone = Box<dyn FnOnce(Vec<TargetResult>) + Send>;
+/// What is called with every target's results (one per sweep point), by the last target to
+/// finish, in its turn.
+pub type OnDone = Box<dyn FnOnce(Vec<Vec<TargetResult>>) + Send>;
 
 /// Drives every target at once, each by its actor on `clock` (created by the caller, in its
-/// turn, so that their order is the caller's), and returns their results in the same order.
-/// Times are seconds on `clock` after `origin`. The last target to finish calls `on_done` in its
-/// turn. Request failures are recorded, never returned as errors.
+/// turn, so that their order is the caller's), and returns their results in the same order: one
+/// per sweep point, or one. Times are seconds on `clock` after `origin`. The last target to
+/// finish calls `on_done` in its turn. Request failures are recorded, never returned as errors.
 pub async fn drive(
     targets: &[Target],
     actors: &[Actor],
     clock: &Clock,
     origin: f64,
     on_done: Option<OnDone>,
-) -> Vec<TargetResult> {
+) -> Vec<Vec<TargetResult>> {
     // Proxies from the environment must not catch requests to servers on this machine.
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("a client without TLS builds");
     let round = Arc::new(Round(Mutex::new((vec![None; targets.len()], on_done))));
+    let together = Together {
+        done: Mutex::new(vec![0; targets.len()]),
+        pokers: actors.iter().map(Actor::poker).collect(),
+    };
     let mut tasks = Vec::new();
     for (i, (target, actor)) in targets.iter().zip(actors).enumerate() {
-        let (client, round) = (client.clone(), Arc::clone(&round));
+        let (client, round, together) = (client.clone(), Arc::clone(&round), &together);
         tasks.push(async move {
-            let result = drive_one(&client, target, actor, clock, origin).await;
+            let result = drive_one(&client, target, actor, clock, origin, (together, i)).await;
+            together.arrive(i, usize::MAX);
             round.finished(i, result);
             // No turn is wanted any more (a late poke must not give one): the caller drops it.
             actor.release(Wake::Away);
@@ -192,12 +240,13 @@ pub async fn drive(
         .collect()
 }
 
-/// The targets of one [`drive`], finishing: each one's result once it has one, and what the
+/// The targets of one [`drive`], finishing: each one's results once it has them, and what the
 /// last to finish calls.
-struct Round(Mutex<(Vec<Option<TargetResult>>, Option<OnDone>)>);
+#[allow(clippy::type_complexity)]
+struct Round(Mutex<(Vec<Option<Vec<TargetResult>>>, Option<OnDone>)>);
 
 impl Round {
-    fn finished(&self, i: usize, result: TargetResult) {
+    fn finished(&self, i: usize, result: Vec<TargetResult>) {
         let mut round = lock(&self.0);
         let (results, on_done) = &mut *round;
         results[i] = Some(result);
@@ -209,15 +258,40 @@ impl Round {
     }
 }
 
+/// Keeps the targets of a sweep at the same point: none starts a point before every other
+/// still running has finished the one before.
+struct Together {
+    /// Points each target has finished (`usize::MAX` once it has stopped).
+    done: Mutex<Vec<usize>>,
+    pokers: Vec<crate::clock::Poker>,
+}
+
+impl Together {
+    fn arrive(&self, me: usize, points: usize) {
+        lock(&self.done)[me] = points;
+        for (i, p) in self.pokers.iter().enumerate() {
+            if i != me {
+                p.poke();
+            }
+        }
+    }
+
+    /// Whether a target has not yet finished `points` points.
+    fn behind(&self, points: usize) -> bool {
+        lock(&self.done).iter().any(|&d| d < points)
+    }
+}
+
 /// [`drive`] on a runtime of its own, for callers that are not async, each target on a new actor
-/// of `clock`. On the simulator the caller makes the actors in its turn instead
-/// ([`drive_blocking_with`]), so that their order is its.
+/// of `clock`; the results of each target's points in turn. On the simulator the caller makes
+/// the actors in its turn instead ([`drive_blocking_with`]), so that their order is its.
 pub fn drive_blocking(targets: &[Target], clock: Clock) -> std::io::Result<Vec<TargetResult>> {
     let actors: Vec<Actor> = targets
         .iter()
         .map(|t| clock.actor(&format!("load on {}", t.base_url)))
         .collect();
-    drive_blocking_with(targets, actors, &clock, clock.now(), None)
+    let results = drive_blocking_with(targets, actors, &clock, clock.now(), None)?;
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// [`drive`] on a runtime of its own.
@@ -227,7 +301,7 @@ pub fn drive_blocking_with(
     clock: &Clock,
     origin: f64,
     on_done: Option<OnDone>,
-) -> std::io::Result<Vec<TargetResult>> {
+) -> std::io::Result<Vec<Vec<TargetResult>>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -245,14 +319,16 @@ struct Board {
 }
 
 /// The load on one server: its warm-ups one at a time, then the measured requests at their
-/// arrival times, at most `max_concurrency` in flight.
+/// arrival times, at most `max_concurrency` in flight; at each point of a sweep in turn, in step
+/// with the other targets (`together`, with this one's place in it).
 async fn drive_one(
     client: &reqwest::Client,
     target: &Target,
     actor: &Actor,
     clock: &Clock,
     origin: f64,
-) -> TargetResult {
+    (together, me): (&Together, usize),
+) -> Vec<TargetResult> {
     actor.turn_async().await;
     let spec = &target.spec;
     let mut rng = StdRng::seed_from_u64(target.seed);
@@ -324,62 +400,100 @@ async fn drive_one(
         }
     }
 
-    let arrivals = Arrivals::new(spec.rate, spec.burstiness);
-    let start_s = now();
-    let deadline = spec.duration_s.map(|d| start_s + d);
-    let mut next_at = start_s;
+    let points = spec.sweep.as_ref().map_or(1, |s| s.len());
+    let mut results: Vec<TargetResult> = Vec::with_capacity(points);
+    // Each point's request throughput, which an automatic sweep places its rates by.
+    let mut throughputs = Vec::new();
     let mut index = spec.warmup_requests;
-    let mut sent = 0;
-    'sending: while spec.requests.is_none_or(|n| sent < n) {
-        // The next arrival, and (a closed loop) a free place.
-        loop {
-            let t = now();
-            if stopped() || deadline.is_some_and(|d| t >= d) {
-                break 'sending;
+    for k in 0..points {
+        let point = match &spec.sweep {
+            None => None,
+            Some(sweep) => match sweep.point(spec, k, &throughputs) {
+                Some(p) => Some(p),
+                None => break,
+            },
+        };
+        if k > 0 {
+            // Every other target has finished the point before.
+            while together.behind(k) && !stopped() {
+                actor.sleep_async(stop_check(clock, Wake::Never)).await;
             }
-            let wake = if t < next_at {
-                Wake::At(deadline.map_or(next_at, |d| d.min(next_at)))
-            } else if spec
-                .max_concurrency
-                .is_some_and(|n| in_flight() >= n as usize)
-            {
-                Wake::Never
-            } else {
-                break;
-            };
-            actor.sleep_async(stop_check(clock, wake)).await;
         }
-        // Due at its arrival, or (a closed loop that waited for a place) when it got one.
-        let due = spec.rate.map(|_| next_at);
-        send(prompts.next(&mut rng), index, false, due, &mut tasks);
-        index += 1;
-        sent += 1;
-        next_at += arrivals.next_gap(&mut rng);
+        // A server stopped during warm-up still gets its one result, with the warm-ups in it.
+        if k > 0 && stopped() {
+            break;
+        }
+        let (rate, max_concurrency) = point.map_or((spec.rate, spec.max_concurrency), |p| {
+            (p.rate, p.max_concurrency)
+        });
+        let arrivals = Arrivals::new(rate, spec.burstiness);
+        let start_s = now();
+        let deadline = spec.duration_s.map(|d| start_s + d);
+        let mut next_at = start_s;
+        let mut sent = 0;
+        'sending: while spec.requests.is_none_or(|n| sent < n) {
+            // The next arrival, and (a closed loop) a free place.
+            loop {
+                let t = now();
+                if stopped() || deadline.is_some_and(|d| t >= d) {
+                    break 'sending;
+                }
+                let wake = if t < next_at {
+                    Wake::At(deadline.map_or(next_at, |d| d.min(next_at)))
+                } else if max_concurrency.is_some_and(|n| in_flight() >= n as usize) {
+                    Wake::Never
+                } else {
+                    break;
+                };
+                actor.sleep_async(stop_check(clock, wake)).await;
+            }
+            // Due at its arrival, or (a closed loop that waited for a place) when it got one.
+            let due = rate.map(|_| next_at);
+            send(prompts.next(&mut rng), index, false, due, &mut tasks);
+            index += 1;
+            sent += 1;
+            next_at += arrivals.next_gap(&mut rng);
+        }
+        while in_flight() > 0 && !stopped() {
+            actor.sleep_async(stop_check(clock, Wake::Never)).await;
+        }
+        let end_s = now() - origin;
+        // A stopped target's server is gone: what is still in flight has failed, now.
+        let mut b = lock(&board);
+        for (index, sent_s) in std::mem::take(&mut b.in_flight) {
+            b.done.push(RequestRecord::failed(
+                index,
+                index < spec.warmup_requests,
+                sent_s,
+                "the server ended while the request was in flight",
+            ));
+        }
+        let mut records = std::mem::take(&mut b.done);
+        drop(b);
+        records.sort_by_key(|r| r.index);
+        let mut result = TargetResult {
+            start_s: start_s - origin,
+            end_s,
+            records,
+            point,
+            steady: false,
+        };
+        if let Some(sweep) = &spec.sweep {
+            result.narrow(sweep.trim);
+            let done = result.measured().filter(|r| r.completed()).count();
+            let duration = result.duration();
+            throughputs.push(if duration > 0.0 {
+                done as f64 / duration
+            } else {
+                0.0
+            });
+            together.arrive(me, k + 1);
+        }
+        results.push(result);
     }
-    while in_flight() > 0 && !stopped() {
-        actor.sleep_async(stop_check(clock, Wake::Never)).await;
-    }
-    let end_s = now() - origin;
-    // A stopped target's server is gone: what is still in flight has failed, now.
-    let mut b = lock(&board);
-    for (index, sent_s) in std::mem::take(&mut b.in_flight) {
-        b.done.push(RequestRecord::failed(
-            index,
-            index < spec.warmup_requests,
-            sent_s,
-            "the server ended while the request was in flight",
-        ));
-    }
-    let mut records = std::mem::take(&mut b.done);
-    drop(b);
     // The tasks of given-up requests end when their streams break; nothing waits for them.
     tasks.detach_all();
-    records.sort_by_key(|r| r.index);
-    TargetResult {
-        start_s: start_s - origin,
-        end_s,
-        records,
-    }
+    results
 }
 
 /// On the wall clock, a wait is cut short now and then to notice a stop; on the simulator a

@@ -60,6 +60,106 @@ pub struct LoadSpec {
     /// Service-level objectives for goodput: a request is good when it meets all that are given.
     #[serde(default)]
     pub slo: Option<Slo>,
+    /// Several loads in turn on the same servers, `requests` each (see [`Sweep`]).
+    #[serde(default)]
+    pub sweep: Option<Sweep>,
+}
+
+/// A load sweep: the servers stay up and are driven at each point in turn, every server of a
+/// variant at the same point at once. Exactly one of `rates`, `concurrencies` or `points`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Requests per second to each server, one point each (`max_concurrency` still caps them).
+    #[serde(default)]
+    pub rates: Vec<f64>,
+    /// Users per server, each sending its next request when its last is answered.
+    #[serde(default)]
+    pub concurrencies: Vec<u32>,
+    /// An automatic sweep of this many points (GuideLLM's `sweep`): one request at a time, then
+    /// every request at once (the ceiling), then rates evenly between the two measured
+    /// throughputs.
+    #[serde(default)]
+    pub points: Option<u32>,
+    /// Fraction of each point's requests, by completion, left out at each end: the measured
+    /// window runs from the end of ramp-up to the start of the drain.
+    #[serde(default = "default_trim")]
+    pub trim: f64,
+    /// Share of requests that must meet every SLO for a point to count as within it
+    /// (DistServe's SLO attainment; 0.9 as in its paper).
+    #[serde(default = "default_attainment")]
+    pub attainment: f64,
+}
+
+/// One point of a sweep: its place in the order run and the load it put on each server.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    pub index: u32,
+    pub rate: Option<f64>,
+    pub max_concurrency: Option<u32>,
+}
+
+impl Sweep {
+    /// How many points it has.
+    pub fn len(&self) -> usize {
+        match self.points {
+            Some(n) => n as usize,
+            None => self.rates.len() + self.concurrencies.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Point `index` on top of `base`; `measured` are the request throughputs (per server) of
+    /// the points already run, which an automatic sweep places its rates between. `None` when
+    /// the automatic sweep has nothing to place them by (no request completed).
+    pub fn point(&self, base: &LoadSpec, index: usize, measured: &[f64]) -> Option<Point> {
+        let at = |rate, max_concurrency| {
+            Some(Point {
+                index: index as u32,
+                rate,
+                max_concurrency,
+            })
+        };
+        if let Some(&rate) = self.rates.get(index) {
+            return at(Some(rate), base.max_concurrency);
+        }
+        if let Some(&users) = self.concurrencies.get(index) {
+            return at(None, Some(users));
+        }
+        let n = self.points? as usize;
+        match index {
+            0 => at(None, Some(1)),
+            1 => at(None, base.max_concurrency),
+            k if k < n => {
+                let (low, high) = (*measured.first()?, *measured.get(1)?);
+                if !(low > 0.0 && high > 0.0) {
+                    return None;
+                }
+                let rate = low + (high - low) * (k - 1) as f64 / (n - 1) as f64;
+                at(Some(rate.max(low)), base.max_concurrency)
+            }
+            _ => None,
+        }
+    }
+
+    /// The rules a sweep must follow.
+    fn check(&self) -> Result<(), String> {
+        let given = [
+            !self.rates.is_empty(),
+            !self.concurrencies.is_empty(),
+            self.points.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return Err(
+                "load.sweep takes exactly one of rates = [...], concurrencies = [...] or points = N"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// An OpenAI-compatible endpoint.
@@ -108,6 +208,12 @@ fn default_output_tokens() -> u32 {
 fn default_timeout_s() -> f64 {
     600.0
 }
+fn default_trim() -> f64 {
+    0.1
+}
+fn default_attainment() -> f64 {
+    0.9
+}
 
 impl Default for LoadSpec {
     fn default() -> Self {
@@ -127,6 +233,7 @@ impl Default for LoadSpec {
             timeout_s: default_timeout_s(),
             seed: 0,
             slo: None,
+            sweep: None,
         }
     }
 }
@@ -165,6 +272,12 @@ impl LoadSpec {
                 "load: range_ratio must be at least 0 and below 1, found {}",
                 self.range_ratio
             ));
+        }
+        if let Some(sweep) = &self.sweep {
+            sweep.check()?;
+            if self.requests.is_none() {
+                return Err("load.sweep needs requests = N: the budget of each point".into());
+            }
         }
         if let Some(file) = &self.prompts_file {
             PromptFile::load(&base.join(file))?;

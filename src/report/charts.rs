@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use super::load::{Damaged, InstanceRow, JobRow, Origin, Results, TracePick, VariantRow};
 use super::plots::{
-    slug, Bar, BarChart, Chart, Group, JobLine, LayoutChart, PercentileChart, PercentilePanel,
-    Point, ScatterChart, SliceBox, VramChart,
+    slug, Bar, BarChart, Chart, Curve, CurveChart, Group, JobLine, LayoutChart, PercentileChart,
+    PercentilePanel, Point, ScatterChart, SliceBox, VramChart,
 };
 use super::serving::ServingSummary;
 use super::stats::Summary;
 use super::summary::VariantSummary;
+use super::sweep::SweepPoint;
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::layout::placed_name;
@@ -31,6 +32,7 @@ pub fn charts(
     results: &Results,
     rows: &[VariantSummary],
     serving: &[ServingSummary],
+    sweep: &[SweepPoint],
 ) -> Result<(Vec<Sectioned>, Vec<String>)> {
     let mut charts = Vec::new();
     let mut start = 0;
@@ -65,6 +67,14 @@ pub fn charts(
             ];
             charts.extend(charts_of.map(|c| (heading.clone(), c)));
         }
+        let swept: Vec<&SweepPoint> = sweep.iter().filter(|p| p.heading() == heading).collect();
+        if !swept.is_empty() {
+            charts.extend(
+                sweep_charts(&swept)
+                    .into_iter()
+                    .map(|c| (heading.clone(), c)),
+            );
+        }
         start = end;
     }
     let picks: Vec<Pick> = rows.iter().map(|r| pick(results, r)).collect();
@@ -90,8 +100,7 @@ pub fn charts(
     Ok((charts, warnings))
 }
 
-/// `simulated` or `measured`: how a plot's title labels its results, once (the backend's name
-/// beside it, `simulated (sim)`, says the same again).
+/// `simulated` or `measured`: how a plot's title labels its results.
 fn measured_or_simulated(origin: &Origin) -> &'static str {
     if origin.simulated {
         "simulated"
@@ -313,6 +322,66 @@ fn per_user_against_per_gpu(rows: &[&ServingSummary]) -> ScatterChart {
             })
             .collect(),
     }
+}
+
+/// A sweep's charts: the Pareto plot (tokens per second per user against per GPU, a line per
+/// variant through its points, as vLLM's `plot_pareto` draws them), then TTFT and TPOT against
+/// the requests per second carried, with the SLO drawn.
+fn sweep_charts(points: &[&SweepPoint]) -> Vec<Chart> {
+    let first = points[0];
+    let owned: Vec<SweepPoint> = points.iter().map(|p| (*p).clone()).collect();
+    let groups = super::sweep::by_variant(&owned);
+    let (s, ms) = (seconds(&first.origin), milliseconds(&first.origin));
+    let curves = |x: &dyn Fn(&SweepPoint) -> Option<f64>,
+                  y: &dyn Fn(&SweepPoint) -> Option<f64>| {
+        groups
+            .iter()
+            .map(|g| Curve {
+                label: g[0].variant.clone(),
+                mode: g[0].mode.clone(),
+                points: g.iter().filter_map(|p| Some((x(p)?, y(p)?))).collect(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mean = |key: &'static str| move |p: &SweepPoint| Some(p.figure(key)?.mean);
+    let per_user = |p: &SweepPoint| {
+        let tpot = p.figure("median_tpot_ms").filter(|t| t.mean > 0.0)?;
+        Some(1000.0 / tpot.mean)
+    };
+    let slug = slug(&first.scenario);
+    let what = measured_or_simulated(&first.origin);
+    let footnote = format!(
+        "Each point a sweep point, its figures over the point's steady window; within SLO when at least {:.0}% of its requests met every SLO.",
+        first.attainment_target * 100.0
+    );
+    let mut charts = vec![Chart::Curves(CurveChart {
+        name: format!("sweep-pareto-{slug}"),
+        title: format!(
+            "{}: tokens per second per user against per GPU, by load ({what})",
+            first.scenario
+        ),
+        x_label: format!("output tokens per {s} per user (1000 ÷ median TPOT in ms)"),
+        y_label: format!("output tokens per {s}, whole GPU"),
+        curves: curves(&per_user, &mean("output_throughput")),
+        limit: None,
+        footnote: footnote.clone(),
+    })];
+    let (ttft, tpot, _) = first.slo_ms;
+    for (key, name, limit) in [
+        ("p99_ttft_ms", "p99 time to first token (TTFT)", ttft),
+        ("p99_tpot_ms", "p99 time per output token (TPOT)", tpot),
+    ] {
+        charts.push(Chart::Curves(CurveChart {
+            name: format!("sweep-{}-{slug}", &key[4..8]),
+            title: format!("{}: {name} against load ({what})", first.scenario),
+            x_label: format!("requests per {s} carried, whole GPU"),
+            y_label: format!("{name}, {ms}"),
+            curves: curves(&mean("request_throughput"), &mean(key)),
+            limit: limit.map(|l| (l, format!("SLO {l} ms"))),
+            footnote: footnote.clone(),
+        }));
+    }
+    charts
 }
 
 /// The repetition a variant's VRAM plot and layout drawing show: the first repetition of the

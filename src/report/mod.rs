@@ -24,6 +24,7 @@ pub mod sections;
 pub mod serving;
 pub mod stats;
 pub mod summary;
+pub mod sweep;
 pub mod table;
 pub mod traces;
 pub mod verdict;
@@ -60,6 +61,12 @@ pub struct ReportData {
     /// Each scenario variant on each machine (host and GPU); absent from older reports.
     #[serde(default)]
     pub hosts: Vec<hosts::HostRow>,
+    /// Each point of each load sweep, and each swept variant's capacity within its SLO;
+    /// absent from reports written before them.
+    #[serde(default)]
+    pub sweep: Vec<sweep::SweepPoint>,
+    #[serde(default)]
+    pub capacity: Vec<sweep::Capacity>,
     /// The answer first: per scenario and GPU; absent from reports written before it.
     #[serde(default)]
     pub verdicts: Vec<verdict::ScenarioVerdict>,
@@ -127,13 +134,24 @@ impl ReportData {
                 .collect(),
             parallel: parallel::parallel(&results),
             serving: serving::summarize(&results, &variants),
+            sweep: sweep::points(&results),
+            capacity: Vec::new(),
             verdicts: Vec::new(),
             variants,
             hosts,
             warnings,
         };
         let data = ReportData {
-            verdicts: verdict::verdicts(&data.variants, &data.serving, &data.parallel),
+            capacity: sweep::capacities(&data.sweep),
+            ..data
+        };
+        let data = ReportData {
+            verdicts: verdict::verdicts(
+                &data.variants,
+                &data.serving,
+                &data.capacity,
+                &data.parallel,
+            ),
             ..data
         };
         Ok((data, results))
@@ -170,7 +188,8 @@ impl Report {
     /// The whole report of every run below `paths`: tables and plots.
     pub fn build(paths: &[PathBuf]) -> Result<Report> {
         let (mut data, results) = ReportData::from_runs(paths, Damaged::Skip)?;
-        let (charts, warnings) = charts::charts(&results, &data.variants, &data.serving)?;
+        let (charts, warnings) =
+            charts::charts(&results, &data.variants, &data.serving, &data.sweep)?;
         data.warnings.extend(warnings);
         let (sections, charts): (Vec<String>, Vec<_>) = charts.into_iter().unzip();
         let mut plots = plots::render_all(&charts)?;
@@ -196,6 +215,10 @@ impl Report {
         }
         tables.push(main);
         tables.extend(serving_table);
+        if !data.sweep.is_empty() {
+            tables.push(sweep::capacity_table(&data.capacity));
+            tables.push(sweep::table(&data.sweep));
+        }
         if pooled {
             tables.push(hosts::table(&data.hosts));
         }

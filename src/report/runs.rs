@@ -40,14 +40,15 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// `simulated (sim)` or `measured (nvml)`: how every table labels results.
+    /// `simulated` or `measured (nvml)`: how every table labels results. The simulator's
+    /// backend is not named beside "simulated", which says it already (issue 27: report.html
+    /// said "simulated (sim)" in every section title).
     pub fn provenance(&self) -> String {
-        let how = if self.simulated {
-            "simulated"
+        if self.simulated {
+            "simulated".into()
         } else {
-            "measured"
-        };
-        format!("{how} ({})", self.backend)
+            format!("measured ({})", self.backend)
+        }
     }
 }
 

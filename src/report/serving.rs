@@ -48,12 +48,7 @@ impl ServingSummary {
 
     /// The same heading as the main table's rows.
     pub fn heading(&self) -> String {
-        format!(
-            "{} · {} · {}",
-            self.scenario,
-            self.origin.gpu,
-            self.origin.provenance()
-        )
+        super::summary::heading(&self.scenario, &self.origin)
     }
 }
 
@@ -76,7 +71,8 @@ pub const SERVING_FIGURES: &[&str] = &[
 /// One row per variant of `variants` (the main table's rows, in their order) that served.
 pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingSummary> {
     let mut of: HashMap<(&str, &str, Origin), Vec<&ServingRow>> = HashMap::new();
-    for row in &results.serving {
+    // Sweep points are the sweep table's ([`super::sweep`]).
+    for row in results.serving.iter().filter(|r| r.point.is_none()) {
         let m = &results.runs[row.run].manifest;
         of.entry((m.scenario.as_str(), row.variant.as_str(), m.origin()))
             .or_default()

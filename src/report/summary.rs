@@ -71,15 +71,15 @@ pub struct WorkloadVram {
 }
 
 impl VariantSummary {
-    /// `h100-3x-ti2v · H100 80GB HBM3 · simulated (sim)`: the heading rows are grouped under.
+    /// `h100-3x-ti2v · H100 80GB HBM3 · simulated`: the heading rows are grouped under.
     pub fn heading(&self) -> String {
-        format!(
-            "{} · {} · {}",
-            self.scenario,
-            self.origin.gpu,
-            self.origin.provenance()
-        )
+        heading(&self.scenario, &self.origin)
     }
+}
+
+/// The heading of a scenario's rows on one GPU model and backend, in every table and chart.
+pub fn heading(scenario: &str, origin: &Origin) -> String {
+    format!("{scenario} · {} · {}", origin.gpu, origin.provenance())
 }
 
 /// The sharing mode a table names, if migbench knows it.

@@ -10,6 +10,7 @@ use super::load::Origin;
 use super::parallel::ParallelRow;
 use super::serving::ServingSummary;
 use super::summary::VariantSummary;
+use super::sweep::Capacity;
 use super::table::{Column, Kind, Role, Table, Value};
 
 /// A variant picked for a figure.
@@ -59,6 +60,9 @@ pub struct ScenarioVerdict {
     pub most_output_tok_s: Option<Pick>,
     #[serde(default)]
     pub cheapest_per_m_output_tok: Option<Pick>,
+    /// For variants that ran a load sweep: the highest capacity within SLO per GPU.
+    #[serde(default)]
+    pub most_requests_per_gpu_within_slo: Option<Pick>,
     /// The currency of the cheapest's cost.
     #[serde(default)]
     pub cost_currency: Option<String>,
@@ -73,6 +77,7 @@ pub struct ScenarioVerdict {
 pub fn verdicts(
     variants: &[VariantSummary],
     serving: &[ServingSummary],
+    capacity: &[Capacity],
     parallel: &[ParallelRow],
 ) -> Vec<ScenarioVerdict> {
     let mut out: Vec<ScenarioVerdict> = Vec::new();
@@ -81,7 +86,7 @@ pub fn verdicts(
             .iter()
             .any(|s| s.scenario == v.scenario && s.origin == v.origin)
         {
-            out.push(verdict(v, variants, serving, parallel));
+            out.push(verdict(v, variants, serving, capacity, parallel));
         }
     }
     out
@@ -91,6 +96,7 @@ fn verdict(
     first: &VariantSummary,
     variants: &[VariantSummary],
     serving: &[ServingSummary],
+    capacity: &[Capacity],
     parallel: &[ParallelRow],
 ) -> ScenarioVerdict {
     let rows: Vec<&VariantSummary> = variants
@@ -108,6 +114,11 @@ fn verdict(
         .iter()
         .filter(|v| v.jobs > 0 && v.jobs_ok == v.jobs)
         .map(|v| (v.variant.as_str(), v.mode.as_str(), *v))
+        .collect();
+    let swept: Vec<(&str, &str, &Capacity)> = capacity
+        .iter()
+        .filter(|c| c.scenario == first.scenario && c.origin == first.origin)
+        .map(|c| (c.variant.as_str(), c.mode.as_str(), c))
         .collect();
     let cheapest = best(
         &served,
@@ -154,6 +165,7 @@ fn verdict(
         energy_from: rows.iter().find_map(|v| v.energy_from.clone()),
         most_output_tok_s: serving_figure("output_throughput", false),
         cheapest_per_m_output_tok: cheapest,
+        most_requests_per_gpu_within_slo: best(&swept, Capacity::per_gpu, false),
         cost_currency,
         out_of_memory: names(|v| v.jobs_oom > 0)
             .iter()
@@ -272,7 +284,8 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
             .collect();
         let mut answers = Vec::new();
         // Servers complete no units: a scenario that only served is judged by its tokens.
-        if v.fastest.is_some() || v.most_output_tok_s.is_none() {
+        let served = v.most_output_tok_s.is_some() || v.most_requests_per_gpu_within_slo.is_some();
+        if v.fastest.is_some() || !served {
             answers.push((
                 format!("Fastest, s per {unit}"),
                 picked(&v.fastest, &format!("s per {unit}"), 1),
@@ -307,6 +320,12 @@ pub fn table(verdicts: &[ScenarioVerdict]) -> Table {
             answers.push((
                 "Most output tok/s".into(),
                 picked(&v.most_output_tok_s, "output tok/s", 0),
+            ));
+        }
+        if v.most_requests_per_gpu_within_slo.is_some() {
+            answers.push((
+                "Most requests/s per GPU within SLO".into(),
+                picked(&v.most_requests_per_gpu_within_slo, "req/s per GPU", 2),
             ));
         }
         if v.cheapest_per_m_output_tok.is_some() {
@@ -494,12 +513,12 @@ mod tests {
             at_once("h100-80gb", "mps", 3, (2, 3)),
             at_once("h100-80gb", "mig", 2, (2, 2)),
         ];
-        let v = &verdicts(&rows, &[], &parallel)[0];
+        let v = &verdicts(&rows, &[], &[], &parallel)[0];
         assert_eq!(v.fastest.as_ref().unwrap().variant, "mps-staggered");
         assert_eq!(v.most_per_hour.as_ref().unwrap().variant, "mps-staggered");
         assert_eq!(v.out_of_memory, ["mps-together (mps): 1 of 3 jobs"]);
         assert_eq!(v.isolated, ["mig-2x3g (mig): guaranteed (MIG)"]);
-        let t = table(&verdicts(&rows, &[], &parallel));
+        let t = table(&verdicts(&rows, &[], &[], &parallel));
         let answer = |q: &str| {
             let row = t
                 .rows
@@ -531,14 +550,14 @@ mod tests {
             variant("mig-2x3g", "mig", Some(300.0), 0),
             infeasible,
         ];
-        let v = &verdicts(&rows, &[], &[])[0];
+        let v = &verdicts(&rows, &[], &[], &[])[0];
         assert_eq!(v.fastest.as_ref().unwrap().variant, "mig-2x3g");
         assert_eq!(v.most_per_hour.as_ref().unwrap().variant, "mig-2x3g");
         assert_eq!(v.isolated, ["mig-2x3g (mig): guaranteed (MIG)"]);
         // Nothing completed every job: the verdict says so.
-        let v = &verdicts(&rows[1..2], &[], &[])[0];
+        let v = &verdicts(&rows[1..2], &[], &[], &[])[0];
         assert!(v.fastest.is_none());
-        let t = table(&verdicts(&rows[1..2], &[], &[]));
+        let t = table(&verdicts(&rows[1..2], &[], &[], &[]));
         assert!(t
             .rows
             .iter()

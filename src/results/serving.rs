@@ -3,6 +3,7 @@
 //! `serving.json` in the shape of vLLM's result files. Times are seconds on the backend's clock
 //! (simulated seconds on the simulator, as `manifest.json` says), latencies milliseconds.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -29,6 +30,8 @@ table! {
         /// `GPU` or the MIG profile the server ran on.
         pub instance: String,
         pub round: u32,
+        /// The sweep point it was sent at, when the load is a sweep.
+        pub point: Option<u32>,
         /// Number within the server's requests, warm-ups first.
         pub request: u32,
         /// Warm-ups are left out of every metric.
@@ -80,6 +83,8 @@ table! {
         pub mode: SharingMode,
         pub backend: BackendKind,
         pub scope: ServingScope,
+        /// The sweep point (in the order run), when the load is a sweep.
+        pub point: Option<u32>,
         pub job: Option<u32>,
         pub workload: Option<String>,
         pub model: Option<String>,
@@ -94,6 +99,9 @@ table! {
         pub request_rate: Option<f64>,
         pub max_concurrency: Option<u32>,
         pub metrics: ServingMetrics,
+        /// Share of the measured requests (failed ones too) that met every SLO (DistServe's SLO
+        /// attainment); absent without an SLO.
+        pub slo_attainment: Option<f64>,
         pub price_per_hour: Option<f64>,
         /// The GPU's price over the load's duration per million output tokens (variant rows).
         pub cost_per_million_output_tokens: Option<f64>,
@@ -188,13 +196,89 @@ pub(super) fn write_all(
         .map_err(|e| Error::Harness(e.to_string()))?;
     let path = dir.join("serving.json");
     std::fs::write(&path, text)
-        .map_err(|e| Error::Harness(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Error::Harness(format!("cannot write {}: {e}", path.display())))?;
+    write_points(dir, serving)
 }
+
+/// The directory of a run that holds one `vllm bench serve --save-result` file per sweep point.
+pub const VLLM_DIR: &str = "vllm";
+
+/// Each sweep point of each variant as the file `vllm bench serve --save-result` writes (without
+/// `--save-detailed`: no per-request lists), so that vLLM's tooling (`vllm bench sweep plot`,
+/// ...) reads them: `vllm/<variant>-r<repetition>-p<point>.json`.
+fn write_points(dir: &Path, serving: &[ServingRecord]) -> Result<()> {
+    let points: Vec<&ServingRecord> = serving
+        .iter()
+        .filter(|r| r.scope == ServingScope::Variant && r.point.is_some())
+        .collect();
+    if points.is_empty() {
+        return Ok(());
+    }
+    let out = dir.join(VLLM_DIR);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Error::Harness(format!("cannot create {}: {e}", out.display())))?;
+    let date = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    for r in points {
+        let model = serving
+            .iter()
+            .find(|s| s.variant == r.variant && s.point == r.point && s.model.is_some())
+            .and_then(|s| s.model.clone());
+        let mut o = serde_json::Map::new();
+        o.insert("date".into(), json!(date));
+        // vLLM's names of the two OpenAI endpoints.
+        let backend = if r.endpoint.contains("chat") {
+            "openai-chat"
+        } else {
+            "openai"
+        };
+        o.insert("endpoint_type".into(), json!(backend));
+        o.insert("backend".into(), json!(backend));
+        o.insert("label".into(), json!(r.variant));
+        o.insert("model_id".into(), json!(model));
+        o.insert("tokenizer_id".into(), json!(model));
+        o.insert(
+            "num_prompts".into(),
+            json!(r.metrics.completed + r.metrics.failed),
+        );
+        o.insert(
+            "request_rate".into(),
+            r.request_rate.map_or(json!("inf"), |x| json!(x)),
+        );
+        o.insert("max_concurrency".into(), json!(r.max_concurrency));
+        o.extend(r.metrics.to_json());
+        o.insert("slo_attainment".into(), json!(r.slo_attainment));
+        o.insert("servers".into(), json!(r.servers));
+        let name = format!(
+            "{}-r{}-p{}.json",
+            r.variant,
+            r.repetition,
+            r.point.unwrap_or_default()
+        );
+        let path = out.join(name);
+        let text = serde_json::to_vec_pretty(&Value::Object(o))
+            .map_err(|e| Error::Harness(e.to_string()))?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::Harness(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// A server's requests: variant, repetition, job and sweep point.
+type ServerKey<'a> = (&'a str, u32, Option<u32>, Option<u32>);
 
 /// vLLM's result shape per variant: the metrics under vLLM's keys, and per server its metrics
 /// plus the per-request lists vLLM keeps (`input_lens`, `output_lens`, `ttfts`, `itls`,
 /// `latencies` in seconds, `errors`), warm-ups left out.
 fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
+    // Each server's measured requests, found once: a run's requests are many (a sweep's tens
+    // of thousands), and its server rows are many too.
+    let mut of_server: HashMap<ServerKey, Vec<&RequestRow>> = HashMap::new();
+    for q in requests.iter().filter(|q| !q.warmup) {
+        of_server
+            .entry((q.variant.as_str(), q.repetition, Some(q.job), q.point))
+            .or_default()
+            .push(q);
+    }
     let entry = |r: &ServingRecord| {
         let mut o = r.metrics.to_json();
         o.insert("price_per_hour".into(), json!(r.price_per_hour));
@@ -215,17 +299,11 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                     s.scope == ServingScope::Server
                         && s.variant == v.variant
                         && s.repetition == v.repetition
+                        && s.point == v.point
                 })
                 .map(|s| {
-                    let mine: Vec<&RequestRow> = requests
-                        .iter()
-                        .filter(|q| {
-                            q.variant == s.variant
-                                && q.repetition == s.repetition
-                                && Some(q.job) == s.job
-                                && !q.warmup
-                        })
-                        .collect();
+                    let key = (s.variant.as_str(), s.repetition, s.job, s.point);
+                    let mine = of_server.get(&key).map_or(&[][..], Vec::as_slice);
                     let secs = |v: Option<f64>| v.map(|ms| ms / 1000.0);
                     let mut o = entry(s);
                     o.insert("job".into(), json!(s.job));
@@ -272,6 +350,7 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                 "mode": v.mode,
                 "backend": v.backend,
                 "endpoint": v.endpoint,
+                "point": v.point,
                 "request_rate": v.request_rate,
                 "max_concurrency": v.max_concurrency,
                 "metrics": Value::Object(entry(v)),

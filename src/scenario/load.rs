@@ -14,6 +14,12 @@ const BURSTINESS: Range = Range::above(0.0, 1000.0);
 const SLO_MS: Range = Range::above(0.0, bounds::MAX_SECONDS * 1000.0);
 /// Lengths vary by at most this fraction.
 const RANGE_RATIO: Range = Range::below(0.0, 1.0);
+/// Fraction of a sweep point's requests left out at each end.
+const TRIM: Range = Range::below(0.0, 0.5);
+/// Share of requests within the SLO that a point needs.
+const ATTAINMENT: Range = Range::above(0.0, 1.0);
+/// Points of a sweep.
+pub const MAX_POINTS: i64 = 1000;
 /// Measured requests per server.
 pub const MAX_REQUESTS: i64 = 1_000_000;
 /// Requests in flight to one server, and warm-up requests.
@@ -51,6 +57,19 @@ pub fn check_ranges(load: &LoadSpec) -> Result<(), (&'static str, String)> {
         0,
         MAX_CONCURRENCY,
     )?;
+    if let Some(sweep) = &load.sweep {
+        for &rate in &sweep.rates {
+            float("sweep.rates", Some(rate), RATE)?;
+        }
+        for &users in &sweep.concurrencies {
+            int("sweep.concurrencies", Some(users), 1, MAX_CONCURRENCY)?;
+        }
+        let points = sweep.rates.len() + sweep.concurrencies.len();
+        bounds::check_int("sweep", points as i128, 0, MAX_POINTS).map_err(|m| ("sweep", m))?;
+        int("sweep.points", sweep.points, 3, MAX_POINTS)?;
+        float("sweep.trim", Some(sweep.trim), TRIM)?;
+        float("sweep.attainment", Some(sweep.attainment), ATTAINMENT)?;
+    }
     int("input_tokens", Some(load.input_tokens), 1, MAX_TOKENS)?;
     int("output_tokens", Some(load.output_tokens), 1, MAX_TOKENS)?;
     Ok(())

@@ -2,11 +2,12 @@
 
 use crate::backend::BackendKind;
 use crate::loadgen::metrics::{self, ServingMetrics};
-use crate::loadgen::{LoadSpec, RequestRecord};
+use crate::loadgen::{LoadSpec, Point, RequestRecord};
 use crate::mode::SharingMode;
 use crate::results::schema::NotInTable;
 use crate::results::{JobRecord, RequestRow, ServingRecord, ServingScope};
 
+use super::servers::Served;
 use super::ServingRun;
 
 /// The variant the rows belong to.
@@ -31,17 +32,66 @@ pub fn rows(
     if server_jobs.is_empty() {
         return (requests, serving);
     }
-    let load = run.load.clone().unwrap_or_default();
+    // One set of rows per sweep point (one set without a sweep), in the order run.
+    let mut points: Vec<Option<Point>> = Vec::new();
+    for s in &run.served {
+        if !points.iter().any(|p| same_point(p, &s.result.point)) {
+            points.push(s.result.point);
+        }
+    }
+    if points.is_empty() {
+        points.push(None);
+    }
+    for point in points {
+        let served: Vec<&Served> = run
+            .served
+            .iter()
+            .filter(|s| same_point(&point, &s.result.point))
+            .collect();
+        point_rows(
+            info,
+            server_jobs,
+            jobs,
+            run,
+            point,
+            &served,
+            &mut requests,
+            &mut serving,
+        );
+    }
+    (requests, serving)
+}
+
+fn same_point(a: &Option<Point>, b: &Option<Point>) -> bool {
+    a.map(|p| p.index) == b.map(|p| p.index)
+}
+
+/// The rows of one point: its requests, a row per server job and one for the variant.
+#[allow(clippy::too_many_arguments)]
+fn point_rows(
+    info: &VariantInfo,
+    server_jobs: &[usize],
+    jobs: &[JobRecord],
+    run: &ServingRun,
+    point: Option<Point>,
+    served: &[&Served],
+    requests: &mut Vec<RequestRow>,
+    serving: &mut Vec<ServingRecord>,
+) {
+    let mut load = run.load.clone().unwrap_or_default();
+    if let Some(p) = point {
+        load.rate = p.rate;
+        load.max_concurrency = p.max_concurrency;
+    }
     let record_of = |job: usize| jobs.iter().find(|j| j.job as usize == job);
     let instance = |j: Option<&JobRecord>| {
         j.map(|j| j.instance_profile.clone().unwrap_or_else(|| "GPU".into()))
     };
     for &job in server_jobs {
         let record = record_of(job);
-        let served: Vec<_> = run.served.iter().filter(|s| s.job == job).collect();
-        let measured: Vec<&RequestRecord> =
-            served.iter().flat_map(|s| s.result.measured()).collect();
-        let duration: f64 = served.iter().map(|s| s.result.duration()).sum();
+        let mine: Vec<&&Served> = served.iter().filter(|s| s.job == job).collect();
+        let measured: Vec<&RequestRecord> = mine.iter().flat_map(|s| s.result.measured()).collect();
+        let duration: f64 = mine.iter().map(|s| s.result.duration()).sum();
         let mut row = base_row(
             info,
             &load,
@@ -49,15 +99,16 @@ pub fn rows(
             &measured,
             duration,
             1,
-            served.len(),
+            mine.len(),
         );
+        row.point = point.map(|p| p.index);
         row.job = Some(job as u32);
         row.workload = record.map(|j| j.workload.clone());
-        row.model = served.first().map(|s| s.model.clone());
+        row.model = mine.first().map(|s| s.model.clone());
         row.instance = instance(record);
         row.server_outcome = record.map(|j| j.outcome);
         serving.push(row);
-        for s in &served {
+        for s in &mine {
             requests.extend(s.result.records.iter().map(|r| RequestRow {
                 variant: info.variant.to_string(),
                 repetition: info.repetition,
@@ -65,6 +116,7 @@ pub fn rows(
                 workload: record.map_or_else(String::new, |j| j.workload.clone()),
                 instance: instance(record).unwrap_or_default(),
                 round: s.round,
+                point: point.map(|p| p.index),
                 request: r.index,
                 warmup: r.warmup,
                 sent_s: r.sent_s,
@@ -81,14 +133,19 @@ pub fn rows(
             }));
         }
     }
-    let measured: Vec<&RequestRecord> = run
-        .served
-        .iter()
-        .flat_map(|s| s.result.measured())
-        .collect();
-    let duration = covered(run.rounds.iter().map(|r| (r.start_s, r.end_s)).collect());
-    let servers = run
-        .served
+    let measured: Vec<&RequestRecord> = served.iter().flat_map(|s| s.result.measured()).collect();
+    // The time the rounds' measured load covers: each round from its first server's start to
+    // its last one's end.
+    let mut rounds: Vec<(u32, f64, f64)> = Vec::new();
+    for s in served {
+        let (start, end) = (s.result.start_s, s.result.end_s);
+        match rounds.iter_mut().find(|r| r.0 == s.round) {
+            Some(r) => *r = (r.0, r.1.min(start), r.2.max(end)),
+            None => rounds.push((s.round, start, end)),
+        }
+    }
+    let duration = covered(rounds.iter().map(|r| (r.1, r.2)).collect());
+    let servers = served
         .iter()
         .map(|s| s.job)
         .collect::<std::collections::BTreeSet<_>>()
@@ -100,14 +157,14 @@ pub fn rows(
         &measured,
         duration,
         servers,
-        run.rounds.len(),
+        rounds.len(),
     );
+    row.point = point.map(|p| p.index);
     row.cost_per_million_output_tokens = info
         .price_per_hour
         .filter(|_| row.metrics.total_output_tokens > 0)
         .map(|price| price * duration / 3600.0 / (row.metrics.total_output_tokens as f64 / 1e6));
     serving.push(row);
-    (requests, serving)
 }
 
 fn base_row(
@@ -122,12 +179,17 @@ fn base_row(
     let good = load
         .slo
         .map(|slo| measured.iter().filter(|r| metrics::meets(&slo, r)).count());
+    // DistServe's SLO attainment: the share of requests (failed ones too) within every SLO.
+    let slo_attainment = good
+        .filter(|_| !measured.is_empty())
+        .map(|g| g as f64 / measured.len() as f64);
     ServingRecord {
         variant: info.variant.to_string(),
         repetition: info.repetition,
         mode: info.mode,
         backend: info.backend,
         scope,
+        point: None,
         job: None,
         workload: None,
         model: None,
@@ -139,6 +201,7 @@ fn base_row(
         request_rate: load.rate,
         max_concurrency: load.max_concurrency,
         metrics: ServingMetrics::compute(measured, duration, good),
+        slo_attainment,
         price_per_hour: info.price_per_hour,
         cost_per_million_output_tokens: None,
         note: None,

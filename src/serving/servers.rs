@@ -31,19 +31,11 @@ pub struct Served {
     pub result: TargetResult,
 }
 
-/// A round: servers driven at once. Its duration is the span of their measured requests.
-#[derive(Debug, Clone)]
-pub struct Round {
-    pub number: u32,
-    pub start_s: f64,
-    pub end_s: f64,
-}
-
 /// What the variant's servers served.
 #[derive(Debug, Clone, Default)]
 pub struct ServingRun {
     pub load: Option<LoadSpec>,
-    pub rounds: Vec<Round>,
+    /// Each server's load per round, and per sweep point within it.
     pub served: Vec<Served>,
 }
 
@@ -83,7 +75,7 @@ enum Event {
     },
     RoundDone {
         number: u32,
-        results: Vec<(usize, Target, TargetResult)>,
+        results: Vec<(usize, Target, Vec<TargetResult>)>,
     },
 }
 
@@ -314,7 +306,7 @@ impl Servers {
             let done_orchestrator = orchestrator.clone();
             // Called by the last target to finish, in its turn: the orchestrator then acts at
             // the instant the round ended.
-            let on_done: loadgen::OnDone = Box::new(move |results: Vec<TargetResult>| {
+            let on_done: loadgen::OnDone = Box::new(move |results: Vec<Vec<TargetResult>>| {
                 let results = keys
                     .into_iter()
                     .zip(results)
@@ -331,11 +323,13 @@ impl Servers {
                     start_s: now,
                     end_s: now,
                     records: Vec::new(),
+                    point: None,
+                    steady: false,
                 };
                 let results = key_list
                     .into_iter()
                     .zip(only)
-                    .map(|(k, t)| (k, t, empty.clone()))
+                    .map(|(k, t)| (k, t, vec![empty.clone()]))
                     .collect();
                 let _ = events.send(Event::RoundDone { number, results });
                 orchestrator.poke();
@@ -347,25 +341,10 @@ impl Servers {
     fn record_round(
         &mut self,
         number: u32,
-        results: Vec<(usize, Target, TargetResult)>,
+        results: Vec<(usize, Target, Vec<TargetResult>)>,
     ) -> Vec<(usize, Stop)> {
         let mut stops = Vec::new();
-        let start = results
-            .iter()
-            .map(|(_, _, r)| r.start_s)
-            .fold(f64::INFINITY, f64::min);
-        let end = results
-            .iter()
-            .map(|(_, _, r)| r.end_s)
-            .fold(f64::NEG_INFINITY, f64::max);
-        if start <= end {
-            self.run.rounds.push(Round {
-                number,
-                start_s: start,
-                end_s: end,
-            });
-        }
-        for (key, target, result) in results {
+        for (key, target, points) in results {
             let Some(s) = self.servers.get_mut(&key) else {
                 continue;
             };
@@ -373,13 +352,15 @@ impl Servers {
                 s.state = State::Finished;
                 stops.push((key, Stop::Served));
             }
-            self.run.served.push(Served {
-                job: s.job,
-                round: number,
-                url: target.base_url,
-                model: target.model,
-                result,
-            });
+            for result in points {
+                self.run.served.push(Served {
+                    job: s.job,
+                    round: number,
+                    url: target.base_url.clone(),
+                    model: target.model.clone(),
+                    result,
+                });
+            }
         }
         stops
     }

@@ -9,6 +9,7 @@
 //! result.
 
 mod bars;
+mod curves;
 mod layout;
 mod legend;
 mod palette;
@@ -25,6 +26,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use bars::{Bar, BarChart};
+pub use curves::{Curve, CurveChart};
 pub use layout::{LayoutChart, SliceBox};
 pub use palette::{mode_colour, mode_hex, OOM_COLOUR};
 pub use percentiles::{Group, PercentileChart, PercentilePanel};
@@ -62,6 +64,7 @@ pub enum Chart {
     Percentiles(PercentileChart),
     Scatter(ScatterChart),
     Trend(TrendChart),
+    Curves(CurveChart),
 }
 
 impl Chart {
@@ -73,6 +76,7 @@ impl Chart {
             Chart::Percentiles(c) => &c.name,
             Chart::Scatter(c) => &c.name,
             Chart::Trend(c) => &c.name,
+            Chart::Curves(c) => &c.name,
         }
     }
 
@@ -84,6 +88,7 @@ impl Chart {
             Chart::Percentiles(c) => &c.title,
             Chart::Scatter(c) => &c.title,
             Chart::Trend(c) => &c.title,
+            Chart::Curves(c) => &c.title,
         }
     }
 
@@ -107,6 +112,7 @@ impl Chart {
             Chart::Percentiles(c) => c.draw(root),
             Chart::Scatter(c) => c.draw(root),
             Chart::Trend(c) => c.draw(root),
+            Chart::Curves(c) => c.draw(root),
         }
     }
 
