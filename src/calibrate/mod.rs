@@ -380,7 +380,8 @@ fn fitted_entry(key: &str, value: f64, jobs: &[&Observed], note: &str) -> Fitted
     }
 }
 
-fn default_entry(key: &str, value: f64, note: &str) -> Fitted {
+/// A term left at its default, saying why.
+pub(super) fn default_entry(key: &str, value: f64, note: &str) -> Fitted {
     Fitted {
         key: key.into(),
         value,

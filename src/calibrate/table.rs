@@ -849,17 +849,13 @@ fn default_entry(key: &str, value: f64, distinct: usize) -> Fitted {
         "sim.timeslice_efficiency" => "1, context switches cost nothing",
         _ => "0, the single-exponent model's",
     };
-    Fitted {
-        key: key.into(),
+    super::default_entry(
+        key,
         value,
-        how: "default".into(),
-        jobs: Vec::new(),
-        rms_residual: None,
-        max_residual: None,
-        note: format!(
+        &format!(
             "not identified by the table ({distinct} distinct device(s) or sharing(s) for it): the default, {why}"
         ),
-    }
+    )
 }
 
 /// The fit, for the terminal: the figures, each point's error, the memory line and its OOMs.
