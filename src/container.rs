@@ -222,6 +222,15 @@ fn engine_output(engine: Engine, args: &[&str]) -> std::result::Result<Output, S
 }
 
 impl Container {
+    /// What the journal records of it, in run `run`.
+    pub fn made(&self, run: &str) -> crate::journal::Made {
+        crate::journal::Made::Container {
+            engine: self.engine,
+            name: self.name.clone(),
+            run: run.to_string(),
+        }
+    }
+
     /// Asks the engine to stop the container: SIGTERM, SIGKILL after [`STOP_GRACE_S`].
     pub fn stop(&self) {
         let _ = engine(
@@ -269,9 +278,14 @@ pub fn of_run(engine: Engine, run: &str) -> std::result::Result<Vec<String>, Str
 
 /// The engine's program on the PATH, if installed.
 pub fn installed(engine: Engine) -> Option<PathBuf> {
+    on_path(engine.program())
+}
+
+/// `program` on the PATH, if there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|d| d.join(engine.program()))
+        .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
 
