@@ -657,14 +657,30 @@ fn bad_container_input_exits_2_naming_what_is_allowed() {
         assert!(err.contains(says), "{to}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    // --cdi-refresh writes a spec only where engines read specs.
-    let out = common::migbench()
-        .args(["run", "--dry-run", "--cdi-refresh=/tmp/nvidia.yaml"])
-        .arg("scenarios/a100-qwen3-containers.toml")
-        .output()
+    // `{port}` is filled for servers only: a batch workload's is refused where it is written.
+    let path = edited(
+        dir.path(),
+        "[workloads.qwen3-4b-vllm]",
+        "[workloads.batch]\nname = \"batch\"\ntitle = \"t\"\nkind = \"batch\"\nunit = \"job\"\nimage = \"busybox\"\ncommand = [\"true\"]\nports = [\"{port}:80\"]\nmemory = { constant_gib = 1, peak_gib = 1, source = \"s\" }\nsim = { alpha = 1.0, peak_at = 0.0, peak_for = 0.0, source = \"s\" }\n\n[workloads.qwen3-4b-vllm]",
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l == "ports = [\"{port}:80\"]")
         .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exits_2(common::migbench().arg("validate").arg(&path));
+    assert!(
+        err.contains(&format!("edited.toml:{line}:"))
+            && err.contains("{port} is the port migbench picks for a server")
+            && err.contains("a batch workload publishes fixed ports"),
+        "{err}"
+    );
+    // --cdi-refresh writes a spec only where engines read specs.
+    let err = exits_2(
+        common::migbench()
+            .args(["run", "--dry-run", "--cdi-refresh=/tmp/nvidia.yaml"])
+            .arg("scenarios/a100-qwen3-containers.toml"),
+    );
     assert!(
         err.contains(
             "--cdi-refresh /tmp/nvidia.yaml: the spec must be a .yaml, .yml or .json \
@@ -678,17 +694,20 @@ fn bad_container_input_exits_2_naming_what_is_allowed() {
         "[workloads.qwen3-4b-vllm]",
         "[workloads.host]\nname = \"host\"\ntitle = \"t\"\nkind = \"batch\"\nunit = \"job\"\ncommand = [\"true\"]\nports = [\"1:2\"]\nmemory = { constant_gib = 1, peak_gib = 1, source = \"s\" }\nsim = { alpha = 1.0, peak_at = 0.0, peak_for = 0.0, source = \"s\" }\n\n[workloads.qwen3-4b-vllm]",
     );
-    let out = common::migbench()
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exits_2(common::migbench().arg("validate").arg(&path));
     assert!(
         err.contains("edited.toml:") && err.contains("ports is for a container workload"),
         "{err}"
     );
+}
+
+/// Runs `cmd`, which must exit with status 2 without a panic: its standard error.
+fn exits_2(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
 }
 
 /// `migbench run` of `scenario` on a machine whose PATH is `bin` alone and with no GPU: its
