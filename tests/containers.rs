@@ -625,6 +625,11 @@ fn bad_container_input_exits_2_naming_what_is_allowed() {
             "unknown variant `containerd`, expected `podman` or `docker`",
         ),
         (
+            "engine = \"podman\"\n",
+            "engine = \"apptainer\"\n",
+            "apptainer is not an engine migbench drives (podman or docker): with --nv",
+        ),
+        (
             "image = \"vllm/vllm-openai:v0.20.1\"",
             "image = \"\"",
             "image must name an image",
