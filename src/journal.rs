@@ -138,6 +138,14 @@ impl Made {
         }
     }
 
+    /// Whether `other` is the same thing: the same container, or the same spec file.
+    fn same_thing(&self, other: &Made) -> bool {
+        match (self, other) {
+            (Made::CdiSpec { path: a, .. }, Made::CdiSpec { path: b, .. }) => a == b,
+            _ => self == other,
+        }
+    }
+
     /// Whether it holds the GPU (and must go before the GPU is put back) or follows it (and
     /// must be put back after).
     fn holds_gpu(&self) -> bool {
@@ -353,10 +361,10 @@ impl Journal {
         self.outstanding.is_empty()
     }
 
-    /// Journals `made` before it is made (once: a spec regenerated again is still to be put
-    /// back as it was first found).
+    /// Journals `made` before it is made; once for a spec regenerated again, which is still
+    /// to be put back as it was first found (there or not).
     pub fn made(&mut self, made: Made) -> Result<()> {
-        if self.made.contains(&made) {
+        if self.made.iter().any(|m| m.same_thing(&made)) {
             return Ok(());
         }
         self.write(&Record::Made {

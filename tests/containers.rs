@@ -75,6 +75,11 @@ impl Podman {
         Podman { dir, cdi_spec }
     }
 
+    /// A second spec of this test's, not there until a run writes it.
+    fn new_spec(&self) -> PathBuf {
+        self.cdi_spec.with_extension("new.json")
+    }
+
     fn env(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
             ("CONTAINERS_CONF", self.dir.path().join("containers.conf")),
@@ -143,6 +148,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "--all", "--force"]);
         let _ = std::fs::remove_file(&self.cdi_spec);
+        let _ = std::fs::remove_file(self.new_spec());
     }
 }
 
@@ -826,15 +832,9 @@ fn a_cdi_spec_that_does_not_name_the_mig_device_fails_the_variant_before_its_job
     assert_clean(&gpu, &podman);
 }
 
-/// With --cdi-refresh=SPEC, the spec is regenerated through `nvidia-ctk cdi generate` (here a
-/// stand-in on the PATH that writes the stand-in GPU's spec, as NVIDIA's writes a GPU's) once
-/// the layout is made, the job runs on its MIG device, and once the GPU is put back the spec
-/// is generated again: it names the GPU and no MIG device that is gone.
-#[test]
-fn cdi_refresh_regenerates_the_spec_after_the_layout_and_again_after_the_run() {
-    let Some((gpu, podman, image)) = setup_with(false) else {
-        return;
-    };
+/// A stand-in `nvidia-ctk` (the PATH to run it with, and the file it logs its arguments to):
+/// `cdi generate --output=SPEC` writes the stand-in GPU's spec, as NVIDIA's writes a GPU's.
+fn fake_nvidia_ctk(gpu: &FakeDriver) -> (String, PathBuf) {
     let bin = gpu.dir.path().join("ctk");
     std::fs::create_dir_all(&bin).unwrap();
     let calls = gpu.dir.path().join("ctk.log");
@@ -855,20 +855,68 @@ fn cdi_refresh_regenerates_the_spec_after_the_layout_and_again_after_the_run() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let path = scenario(&gpu, &image, &one_mig_probe());
     let search = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let refresh = format!("--cdi-refresh={}", podman.cdi_spec.display());
-    let out = migbench_run(&gpu, &podman, &path, &[&refresh])
+    (search, calls)
+}
+
+/// Runs `variants` with `--cdi-refresh=SPEC` and the stand-in `nvidia-ctk`, which must succeed:
+/// the run directory, its jobs, and the file `nvidia-ctk` logs its calls to.
+fn run_refreshing(
+    gpu: &FakeDriver,
+    podman: &Podman,
+    image: &str,
+    variants: &str,
+    spec: &Path,
+) -> (PathBuf, Vec<Job>, PathBuf) {
+    let (search, calls) = fake_nvidia_ctk(gpu);
+    let path = scenario(gpu, image, variants);
+    let refresh = format!("--cdi-refresh={}", spec.display());
+    let out = migbench_run(gpu, podman, &path, &[&refresh])
         .env("PATH", search)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let run = gpu.run_dir();
     let jobs = jobs(&run);
+    (run, jobs, calls)
+}
+
+/// The `nvidia-ctk` command lines logged in `calls`.
+fn ctk_calls(calls: &Path) -> Vec<String> {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The journal's records of CDI specs: `made` or `cleared`, and whether the spec was there.
+fn journaled_specs(run: &Path) -> Vec<(String, bool)> {
+    journal(run)
+        .iter()
+        .filter(|r| r["made"]["kind"] == "cdi_spec")
+        .map(|r| {
+            let record = r["record"].as_str().unwrap().to_string();
+            (record, r["made"]["existed"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+/// With --cdi-refresh=SPEC, the spec is regenerated through `nvidia-ctk cdi generate` (here a
+/// stand-in on the PATH that writes the stand-in GPU's spec, as NVIDIA's writes a GPU's) once
+/// the layout is made, the job runs on its MIG device, and once the GPU is put back the spec
+/// is generated again: it names the GPU and no MIG device that is gone.
+#[test]
+fn cdi_refresh_regenerates_the_spec_after_the_layout_and_again_after_the_run() {
+    let Some((gpu, podman, image)) = setup_with(false) else {
+        return;
+    };
+    let (run, jobs, calls) =
+        run_refreshing(&gpu, &podman, &image, &one_mig_probe(), &podman.cdi_spec);
     assert_eq!(jobs[0].outcome, "ok", "{}", jobs[0].reason);
     assert!(jobs[0].uuid.starts_with("MIG-"), "{}", jobs[0].uuid);
     // Twice: after the layout, and after the GPU was put back.
@@ -876,21 +924,45 @@ fn cdi_refresh_regenerates_the_spec_after_the_layout_and_again_after_the_run() {
         "cdi generate --output={} --device-name-strategy=index --device-name-strategy=uuid",
         podman.cdi_spec.display()
     );
-    let said = std::fs::read_to_string(&calls).unwrap();
-    assert_eq!(said.lines().collect::<Vec<_>>(), [&generate, &generate]);
+    assert_eq!(ctk_calls(&calls), [generate.clone(), generate]);
     let spec = std::fs::read_to_string(&podman.cdi_spec).unwrap();
     assert!(!spec.contains(&jobs[0].uuid), "{spec}");
     let gpu_uuid = gpu.state()["uuid"].as_str().unwrap().to_string();
     assert!(spec.contains(&gpu_uuid), "{spec}");
     // The journal says the spec was made and put back, and closes.
-    let records = journal(&run);
-    let spec_records: Vec<&str> = records
-        .iter()
-        .filter(|r| r["made"]["kind"] == "cdi_spec")
-        .map(|r| r["record"].as_str().unwrap())
-        .collect();
-    assert_eq!(spec_records, ["made", "cleared"]);
-    assert_eq!(records.last().unwrap()["record"], "closed");
+    assert_eq!(
+        journaled_specs(&run),
+        [("made".to_string(), true), ("cleared".to_string(), true)]
+    );
+    assert_eq!(journal(&run).last().unwrap()["record"], "closed");
+    assert_clean(&gpu, &podman);
+}
+
+/// A spec that was not there before the run is regenerated for each variant that needs it,
+/// journaled once, and removed once the GPU is put back: nothing is left in /var/run/cdi.
+#[test]
+fn cdi_refresh_of_a_new_spec_for_two_variants_removes_it_after_the_run() {
+    let Some((gpu, podman, image)) = setup_with(false) else {
+        return;
+    };
+    let variants = one_mig_probe()
+        + &variant(
+            "mig",
+            r#"["3g.40gb", "3g.40gb"]"#,
+            r#"[{ workload = "probe", count = 2 }]"#,
+        )
+        .replace("name = \"mig\"", "name = \"mig-2\"");
+    let spec = podman.new_spec();
+    let (run, jobs, calls) = run_refreshing(&gpu, &podman, &image, &variants, &spec);
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j.outcome == "ok"));
+    // Once after each variant's layout; none at the end, where it is removed.
+    assert_eq!(ctk_calls(&calls).len(), 2);
+    assert!(!spec.exists());
+    assert_eq!(
+        journaled_specs(&run),
+        [("made".to_string(), false), ("cleared".to_string(), false)]
+    );
     assert_clean(&gpu, &podman);
 }
 
