@@ -414,6 +414,18 @@ jobs = [{ workload = "probe" }]
 /// Starts a run of one minute-long container job on a MIG device; returns it and its run
 /// directory once the container runs.
 fn start_long_run(gpu: &FakeDriver, podman: &Podman, image: &str) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_migbench"));
+    cmd.arg("run");
+    start_long_run_with(gpu, podman, image, cmd)
+}
+
+/// [`start_long_run`] with `cmd`, a migbench with what else the run needs.
+fn start_long_run_with(
+    gpu: &FakeDriver,
+    podman: &Podman,
+    image: &str,
+    mut cmd: Command,
+) -> std::process::Child {
     let path = scenario(
         gpu,
         image,
@@ -425,10 +437,10 @@ layout = ["3g.40gb"]
 jobs = [{ workload = "long" }]
 "#,
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_migbench"))
+    let child = cmd
         .envs(gpu.env())
         .envs(podman.env())
-        .args(["run", "--quiet", "--out"])
+        .args(["--quiet", "--out"])
         .arg(gpu.out())
         .arg(&path)
         .stdout(Stdio::null())
@@ -1101,4 +1113,41 @@ fn an_image_the_engine_cannot_find_fails_its_job_with_the_engines_words() {
     let probe = jobs.iter().find(|j| j.workload == "probe").unwrap();
     assert_eq!(probe.outcome, "ok", "{}", probe.reason);
     assert_clean(&gpu, &podman);
+}
+
+/// After kill -9 of a run that regenerated the CDI spec, `restore` removes the container, puts
+/// the GPU back, and only then generates the spec again, which then names no MIG device.
+#[test]
+fn after_kill_9_restore_regenerates_the_refreshed_cdi_spec_once_the_gpu_is_back() {
+    let Some((gpu, podman, image)) = setup_with(false) else {
+        return;
+    };
+    let (search, calls) = fake_nvidia_ctk(&gpu);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_migbench"));
+    cmd.env("PATH", &search)
+        .arg("run")
+        .arg(format!("--cdi-refresh={}", podman.cdi_spec.display()));
+    let mut run = start_long_run_with(&gpu, &podman, &image, cmd);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert_eq!(ctk_calls(&calls).len(), 1);
+    let mig = |spec: &str| spec.contains("\"MIG-");
+    assert!(mig(&std::fs::read_to_string(&podman.cdi_spec).unwrap()));
+
+    let out = gpu
+        .migbench()
+        .envs(podman.env())
+        .env("PATH", &search)
+        .arg("restore")
+        .arg(gpu.run_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_clean(&gpu, &podman);
+    assert_eq!(ctk_calls(&calls).len(), 2);
+    assert!(!mig(&std::fs::read_to_string(&podman.cdi_spec).unwrap()));
+    assert_eq!(
+        journaled_specs(&gpu.run_dir()),
+        [("made".to_string(), true), ("cleared".to_string(), true)]
+    );
 }
