@@ -315,6 +315,14 @@ pub struct RunArgs {
     /// scenario's `engine` (default: podman).
     #[arg(long, value_enum)]
     pub engine: Option<crate::container::Engine>,
+    /// Where a CDI spec does not name a container's device (as after a MIG layout), regenerate
+    /// it with NVIDIA's `nvidia-ctk cdi generate --output=SPEC` (default
+    /// /var/run/cdi/nvidia.yaml, the file NVIDIA's refresh service writes) before the
+    /// variant's jobs start, and again once the GPU is put back (or remove it if it was not
+    /// there). Without it such a variant fails before its jobs start.
+    #[arg(long, value_name = "SPEC", num_args = 0..=1, require_equals = true,
+          default_missing_value = crate::cdi::REFRESH_SPEC)]
+    pub cdi_refresh: Option<std::path::PathBuf>,
     /// Run even when other programs' compute processes use the GPU.
     #[arg(long)]
     pub force: bool,

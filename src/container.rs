@@ -25,22 +25,34 @@ pub const STOP_GRACE_S: u32 = 3;
 
 /// A container engine.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-    clap::ValueEnum,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema, clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     #[default]
     Podman,
     Docker,
+}
+
+/// Apptainer (Singularity) gets its own answer: it is asked for on HPC sites, and it is not an
+/// engine migbench drives (docs/containers.md, "Apptainer").
+impl<'de> Deserialize<'de> for Engine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let name = String::deserialize(d)?;
+        match name.as_str() {
+            "podman" => Ok(Engine::Podman),
+            "docker" => Ok(Engine::Docker),
+            "apptainer" | "singularity" => Err(D::Error::custom(format!(
+                "{name} is not an engine migbench drives (podman or docker): with --nv it passes \
+                 the host's CUDA_VISIBLE_DEVICES (a MIG UUID) into the container unchanged instead \
+                 of giving the device as device 0; run it as a host workload without `image`, \
+                 command = [\"{name}\", \"exec\", \"--nv\", \"IMAGE.sif\", ...], for programs that \
+                 accept a MIG UUID (docs/containers.md, Apptainer)"
+            ))),
+            other => Err(D::Error::unknown_variant(other, &["podman", "docker"])),
+        }
+    }
 }
 
 impl Engine {
@@ -222,6 +234,15 @@ fn engine_output(engine: Engine, args: &[&str]) -> std::result::Result<Output, S
 }
 
 impl Container {
+    /// What the journal records of it, in run `run`.
+    pub fn made(&self, run: &str) -> crate::journal::Made {
+        crate::journal::Made::Container {
+            engine: self.engine,
+            name: self.name.clone(),
+            run: run.to_string(),
+        }
+    }
+
     /// Asks the engine to stop the container: SIGTERM, SIGKILL after [`STOP_GRACE_S`].
     pub fn stop(&self) {
         let _ = engine(
@@ -269,9 +290,14 @@ pub fn of_run(engine: Engine, run: &str) -> std::result::Result<Vec<String>, Str
 
 /// The engine's program on the PATH, if installed.
 pub fn installed(engine: Engine) -> Option<PathBuf> {
+    on_path(engine.program())
+}
+
+/// `program` on the PATH, if there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|d| d.join(engine.program()))
+        .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
 

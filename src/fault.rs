@@ -6,7 +6,7 @@
 //!   `WHAT` is `journal`, `events`, `tables`, `samples` (a part of the streamed table) or
 //!   `manifest`;
 //! - `panic:after-setup` — the orchestrator panics once a variant's GPU setup has changed the
-//!   GPU;
+//!   GPU; `panic:job-started` — once a job (its container, if it has one) has started;
 //! - `abort:WHAT:N` — the process dies at once (as with `kill -9`) after it wrote journal
 //!   record N (`WHAT` = `journal`) or the Nth part of the samples (`samples`).
 

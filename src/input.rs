@@ -44,6 +44,11 @@ pub const SMALL_JSON: Cap = Cap {
     what: "a migbench JSON file",
     bytes: MIB,
 };
+/// CDI specs: NVIDIA's names each device with its mounts and hooks, some KiB a device.
+pub const CDI_SPEC: Cap = Cap {
+    what: "a CDI spec",
+    bytes: 16 * MIB,
+};
 /// A run's `journal.jsonl`: a few records per variant.
 pub const JOURNAL: Cap = Cap {
     what: "a journal",

@@ -6,6 +6,10 @@
 //! middle of one is still known), and `done` or `failed` after it; undoing writes `undo` and
 //! `undone`. `closed` says everything was put back. Restoring replays the changes not yet undone,
 //! newest first, skipping any that the GPU shows are not in effect, so restoring twice is safe.
+//!
+//! What migbench makes beside the GPU's configuration and must not leave behind (a job's
+//! container, a CDI spec it regenerated) is journaled the same way: `made` before it is made,
+//! `cleared` once it is gone or put back.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -76,9 +80,77 @@ pub enum Record {
         seq: u64,
         error: String,
     },
+    Made {
+        at: String,
+        made: Made,
+    },
+    Cleared {
+        at: String,
+        made: Made,
+    },
     Closed {
         at: String,
     },
+}
+
+/// Something a run makes beside the GPU's configuration, that must go when the run ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Made {
+    /// A job's container (named `name`, labelled `migbench.run=RUN`).
+    Container {
+        engine: crate::container::Engine,
+        name: String,
+        run: String,
+    },
+    /// A CDI spec regenerated with NVIDIA's tool (`run --cdi-refresh`) after a MIG layout;
+    /// `existed`: whether the file was there before. Once the GPU is as found it is generated
+    /// again (or removed), so that it names the devices that exist then.
+    CdiSpec { path: PathBuf, existed: bool },
+}
+
+impl Made {
+    /// Clears it: removes the container (gone already is fine), or puts the spec back.
+    pub fn clear(&self) -> std::result::Result<(), String> {
+        match self {
+            Made::Container { engine, name, .. } => {
+                let c = crate::container::Container {
+                    engine: *engine,
+                    name: name.clone(),
+                    cidfile: None,
+                };
+                c.stop();
+                c.remove()
+            }
+            Made::CdiSpec {
+                path,
+                existed: true,
+            } => crate::cdi::generate(path),
+            Made::CdiSpec {
+                path,
+                existed: false,
+            } => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("cannot remove {}: {e}", path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Whether `other` is the same thing: the same container, or the same spec file.
+    fn same_thing(&self, other: &Made) -> bool {
+        match (self, other) {
+            (Made::CdiSpec { path: a, .. }, Made::CdiSpec { path: b, .. }) => a == b,
+            _ => self == other,
+        }
+    }
+
+    /// Whether it holds the GPU (and must go before the GPU is put back) or follows it (and
+    /// must be put back after).
+    fn holds_gpu(&self) -> bool {
+        matches!(self, Made::Container { .. })
+    }
 }
 
 /// A change that was (or may have been) made, by its sequence number in the journal.
@@ -98,6 +170,8 @@ pub struct Journal {
     written: u64,
     /// The first write that failed: the journal no longer says everything (a full disk).
     broken: Option<String>,
+    /// What was made beside the GPU's configuration and not cleared yet, oldest first.
+    made: Vec<Made>,
 }
 
 impl Journal {
@@ -125,6 +199,7 @@ impl Journal {
             outstanding: Vec::new(),
             written: 0,
             broken: None,
+            made: Vec::new(),
         };
         journal.write(&Record::Found {
             at: now_rfc3339(),
@@ -154,6 +229,7 @@ impl Journal {
             outstanding: Vec::new(),
             written: 0,
             broken: None,
+            made: Vec::new(),
         })
     }
 
@@ -165,6 +241,7 @@ impl Journal {
             outstanding: Vec::new(),
             written: 0,
             broken: None,
+            made: Vec::new(),
         }
     }
 
@@ -284,6 +361,57 @@ impl Journal {
         self.outstanding.is_empty()
     }
 
+    /// Journals `made` before it is made; once for a spec regenerated again, which is still
+    /// to be put back as it was first found (there or not).
+    pub fn made(&mut self, made: Made) -> Result<()> {
+        if self.made.iter().any(|m| m.same_thing(&made)) {
+            return Ok(());
+        }
+        self.write(&Record::Made {
+            at: now_rfc3339(),
+            made: made.clone(),
+        })?;
+        self.made.push(made);
+        Ok(())
+    }
+
+    /// Journals that `made` is gone or put back.
+    pub fn cleared(&mut self, made: &Made) -> Result<()> {
+        self.made.retain(|m| m != made);
+        self.write(&Record::Cleared {
+            at: now_rfc3339(),
+            made: made.clone(),
+        })
+    }
+
+    /// What was made and not cleared yet: the CDI spec regenerated, if any.
+    pub fn outstanding_made(&self) -> &[Made] {
+        &self.made
+    }
+
+    /// Clears what is still made: containers (a run that unwound from a panic removed its
+    /// containers without journaling it), and, once the GPU is as found, a regenerated spec.
+    /// Keeps going past a failure and reports the first.
+    pub fn clear_made(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for made in self.made.clone() {
+            if !made.holds_gpu() && !self.all_undone() {
+                continue;
+            }
+            match made.clear() {
+                Ok(()) => {
+                    if let Err(e) = self.cleared(&made) {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(Error::Harness(e));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Says that everything was put back.
     pub fn close(&mut self) -> Result<()> {
         self.write(&Record::Closed { at: now_rfc3339() })
@@ -395,6 +523,19 @@ impl JournalFile {
             .collect()
     }
 
+    /// What was made beside the GPU's configuration and not cleared, oldest first.
+    pub fn outstanding_made(&self) -> Vec<Made> {
+        let mut made = Vec::new();
+        for r in &self.records {
+            match r {
+                Record::Made { made: m, .. } => made.push(m.clone()),
+                Record::Cleared { made: m, .. } => made.retain(|x| x != m),
+                _ => {}
+            }
+        }
+        made
+    }
+
     /// Closes a journal whose GPU is gone (a simulated GPU that ended with its process): marks
     /// every outstanding change undone and returns how many there were.
     pub fn close_without_changes(path: &Path) -> Result<usize> {
@@ -441,12 +582,27 @@ pub fn restore(journal: &JournalFile, backend: &dyn Backend) -> Result<Restored>
     let mut first_error = None;
     if !journal.is_closed() {
         let mut writer = Journal::append(&journal.path, journal.next_seq(), journal.torn)?;
+        writer.made = journal.outstanding_made();
+        // Containers first: their processes hold the GPU. A spec follows the GPU's devices, so
+        // it is regenerated once the changes are undone.
+        let (holding, following): (Vec<Made>, Vec<Made>) =
+            writer.made.iter().cloned().partition(Made::holds_gpu);
+        writer.made = holding;
+        if let Err(e) = writer.clear_made() {
+            first_error.get_or_insert(e);
+        }
         for entry in journal.outstanding().iter().rev() {
             match writer.undo(backend, entry) {
                 Ok(()) => undone.push(entry.change.clone()),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
+            }
+        }
+        writer.made.extend(following);
+        if first_error.is_none() {
+            if let Err(e) = writer.clear_made() {
+                first_error.get_or_insert(e);
             }
         }
         if first_error.is_none() {

@@ -52,6 +52,7 @@ pub mod backend;
 pub mod bounds;
 pub mod calibrate;
 pub mod catalog;
+pub mod cdi;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -261,6 +261,7 @@ pub fn measure(req: &Request, candidates: &mut [Candidate], keep: Option<&Path>)
         state_dir: base.join("state"),
         live: None,
         samples_csv: false,
+        cdi_refresh: None,
     };
     let stop = AtomicBool::new(false);
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

@@ -40,6 +40,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
         )));
     }
     let needs = scenario.container_needs()?;
+    if let Some(spec) = &args.cdi_refresh {
+        crate::cdi::check_refresh_spec(spec).map_err(Error::Input)?;
+    }
     let gpu = &scenario.file.gpu;
     if args.dry_run {
         let backend = DryRunBackend::new(scenario.gpu, gpu.index.unwrap_or(0), gpu.uuid.clone());
@@ -63,6 +66,14 @@ pub fn run(args: &RunArgs) -> Result<String> {
     if !args.sim {
         // An engine missing or a port taken is bad input, found before the GPU is touched.
         crate::container::preflight(&needs)?;
+        if args.cdi_refresh.is_some() && crate::container::on_path(crate::cdi::TOOL).is_none() {
+            return Err(Error::Input(format!(
+                "--cdi-refresh runs NVIDIA's {0}, which is not installed (not on the PATH); \
+                 install the NVIDIA container toolkit (nvidia-container-toolkit-base), or leave \
+                 --cdi-refresh out",
+                crate::cdi::TOOL
+            )));
+        }
     }
     let backend = backend::open(scenario.gpu, &target)?;
 
@@ -98,6 +109,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         state_dir: gpu_lock::state_dir(),
         live,
         samples_csv: args.samples_csv,
+        cdi_refresh: args.cdi_refresh.clone(),
     };
     orchestrator::watch_panics();
     let report = orchestrator::run(&scenario, Arc::clone(&backend), &options, &stop)?;

@@ -152,7 +152,9 @@ impl Books {
             serde_json::json!({ "status": self.manifest.status }),
         ));
         keep(self.run.write_manifest(&self.manifest));
-        if self.journal.all_undone() {
+        // Containers a panic left unjournaled, and a regenerated CDI spec once the GPU is back.
+        keep(self.journal.clear_made());
+        if self.journal.all_undone() && self.journal.outstanding_made().is_empty() {
             keep(self.journal.close());
             if self.journal.broken().is_none() {
                 if backend.outlives_run() {

@@ -16,6 +16,7 @@ use crate::backend::{Device, JobLaunch, JobRequest};
 use crate::clock::Wake;
 use crate::container::{self, Container, ContainerSpec, Owner};
 use crate::error::Result;
+use crate::journal::Journal;
 use crate::mode::SharingMode;
 use crate::results::{JobRecord, Outcome, RunDir};
 use crate::results::{RequestRow, ServingRecord};
@@ -61,6 +62,8 @@ pub fn serving_rows(
 pub struct Runner<'a, 'v> {
     ctx: &'a VariantRun<'v>,
     run: &'a mut RunDir,
+    /// Where each container is journaled before it is created, and when it is gone.
+    journal: &'a mut Journal,
     done: Vec<JobRecord>,
     /// The variant's model servers and their load.
     servers: Servers,
@@ -70,7 +73,11 @@ pub struct Runner<'a, 'v> {
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl<'a, 'v> Runner<'a, 'v> {
-    pub fn new(ctx: &'a VariantRun<'v>, run: &'a mut RunDir) -> Result<Self> {
+    pub fn new(
+        ctx: &'a VariantRun<'v>,
+        run: &'a mut RunDir,
+        journal: &'a mut Journal,
+    ) -> Result<Self> {
         let servers = Servers::new(
             ctx.actor,
             ctx.t0,
@@ -80,6 +87,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         Ok(Runner {
             ctx,
             run,
+            journal,
             done: Vec::new(),
             servers,
         })
@@ -194,7 +202,8 @@ impl<'a, 'v> Runner<'a, 'v> {
                         if let Some(file) = r.container.as_ref().and_then(|c| c.cidfile.clone()) {
                             sampler.container_job(file, r.pid);
                         }
-                        running.push(r)
+                        running.push(r);
+                        crate::fault::panic_at("job-started");
                     }
                     Some(Ok(None)) => {}
                     Some(Err(e)) => {
@@ -284,12 +293,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                     .prepare(k, job.index, id, &job.workload, &mut launch)?;
                 // A container workload: its engine's client is the job's process (or, on the
                 // simulator, the simulated job stands for it). Named before it is created.
-                let run_name = self
-                    .run
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let run_name = self.run_name();
                 let cid_dir = self.run.path.join("containers");
                 let runs = ctx.backend.runs_containers();
                 if let Some(c) = container_launch(
@@ -310,6 +314,7 @@ impl<'a, 'v> Runner<'a, 'v> {
                         }
                     }
                     if ctx.backend.runs_containers() {
+                        self.journal.made(c.container.made(&c.run))?;
                         self.run.event(
                             start,
                             "container_create",
@@ -411,7 +416,7 @@ impl<'a, 'v> Runner<'a, 'v> {
             Err(e) => {
                 // Whatever the backend set up for the job goes with it, its container too.
                 if let Some(c) = &container {
-                    let _ = c.remove();
+                    self.remove_container(c);
                 }
                 ctx.backend.job_ended(id);
                 let mut record = ctx.job_record(job, Outcome::Failed, Some(e.to_string()));
@@ -424,6 +429,28 @@ impl<'a, 'v> Runner<'a, 'v> {
                 Ok(None)
             }
         }
+    }
+
+    /// Removes a job's container and journals it gone; one that stays is said, and left in the
+    /// journal for the run's end and `restore` to remove.
+    fn remove_container(&mut self, c: &Container) {
+        let run = self.run_name();
+        match c.remove() {
+            // A journal that cannot be written shows at the variant's end.
+            Ok(()) => {
+                let _ = self.journal.cleared(&c.made(&run));
+            }
+            Err(e) => eprintln!("migbench: warning: cannot remove container {}: {e}", c.name),
+        }
+    }
+
+    /// The run's label: its directory's name.
+    fn run_name(&self) -> String {
+        self.run
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Stops (if still running) and records a job. `forced` is the outcome when migbench ends it.
@@ -449,9 +476,7 @@ impl<'a, 'v> Runner<'a, 'v> {
         // The container's own log, then the container goes, whatever ended the job.
         let container_log = r.container.as_ref().map(|c| {
             let log = c.logs();
-            if let Err(e) = c.remove() {
-                eprintln!("migbench: warning: cannot remove container {}: {e}", c.name);
-            }
+            self.remove_container(c);
             log
         });
         r.forget();

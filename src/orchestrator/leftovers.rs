@@ -50,22 +50,35 @@ pub fn find(run_dir: &Path) -> Vec<Leftover> {
     started
 }
 
-/// The engines and run labels of the containers the run created (`container_create` events,
-/// written before each was created), each pair once.
+/// The engines and run labels of the containers the run created, each pair once: from the
+/// journal's `made` records, and the `container_create` events of runs from before the journal
+/// recorded containers (both written before each container was created).
 pub fn container_runs(run_dir: &Path) -> Vec<(crate::container::Engine, String)> {
+    let mut runs: Vec<(crate::container::Engine, String)> = Vec::new();
+    let journal = run_dir.join("journal.jsonl");
+    let made = crate::journal::JournalFile::read(&journal)
+        .map(|j| j.records)
+        .unwrap_or_default();
+    let from_journal = made.into_iter().filter_map(|r| match r {
+        crate::journal::Record::Made {
+            made: crate::journal::Made::Container { engine, run, .. },
+            ..
+        } => Some((engine, run)),
+        _ => None,
+    });
     let events = crate::input::read_to_string(&run_dir.join("events.jsonl"), crate::input::RECORDS)
         .unwrap_or_default();
-    let mut runs = Vec::new();
-    for event in events
+    let from_events = events
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["event"] == "container_create")
-    {
-        let engine = serde_json::from_value(event["engine"].clone());
-        if let (Ok(engine), Some(run)) = (engine, event["run"].as_str()) {
-            if !runs.iter().any(|(e, r)| *e == engine && r == run) {
-                runs.push((engine, run.to_string()));
-            }
+        .filter_map(|e| {
+            let engine = serde_json::from_value(e["engine"].clone()).ok()?;
+            Some((engine, e["run"].as_str()?.to_string()))
+        });
+    for pair in from_journal.chain(from_events) {
+        if !runs.contains(&pair) {
+            runs.push(pair);
         }
     }
     runs

@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub live: Option<Arc<crate::fleet::live::Live>>,
     /// Also write `samples.csv` (`run --samples-csv`; the Parquet parts are the data).
     pub samples_csv: bool,
+    /// The CDI spec to regenerate with NVIDIA's tool where one does not name a container's
+    /// device (`run --cdi-refresh`); without it such a variant fails before its jobs start.
+    pub cdi_refresh: Option<PathBuf>,
 }
 
 /// What a run produced.

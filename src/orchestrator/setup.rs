@@ -90,3 +90,73 @@ pub fn set_up(
 pub fn tear_down(backend: &dyn Backend, journal: &mut Journal) -> Result<()> {
     journal.undo_all(backend)
 }
+
+/// Checks, before a variant's jobs start, that every device its CDI container jobs may be given
+/// (`--device nvidia.com/gpu=UUID`) is named by a CDI spec the engine reads: a spec written
+/// before migbench made the MIG layout names none of its devices. Where one is missing, the
+/// spec is regenerated with NVIDIA's tool if the user allowed it (`refresh`, journaled so that
+/// it is regenerated again once the GPU is as found), else the variant fails before any job
+/// starts, saying which devices are missing and the command that names them.
+pub fn cdi_ready(
+    backend: &dyn Backend,
+    journal: &mut Journal,
+    scenario: &crate::scenario::Scenario,
+    planned: &[super::planned::PlannedJob],
+    refresh: Option<&Path>,
+) -> Result<()> {
+    use crate::container::GpuRequest;
+    let cdi = |job: &&super::planned::PlannedJob| {
+        let w = &job.workload;
+        w.image.is_some()
+            && w.gpu_request
+                .unwrap_or_else(|| scenario.engine_for(w).default_gpu_request())
+                == GpuRequest::Cdi
+    };
+    if !backend.runs_containers() || !planned.iter().any(|j| cdi(&j)) {
+        return Ok(());
+    }
+    let devices = backend.devices()?;
+    let mut wanted: Vec<String> = Vec::new();
+    for job in planned.iter().filter(cdi) {
+        for slot in super::planned::allowed_slots(job, devices.len()) {
+            if let Some(d) = devices.get(slot).filter(|d| !wanted.contains(&d.uuid)) {
+                wanted.push(d.uuid.clone());
+            }
+        }
+    }
+    let mut missing = crate::cdi::unnamed(&wanted);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Some(spec) = refresh {
+        journal.made(crate::journal::Made::CdiSpec {
+            path: spec.to_path_buf(),
+            existed: spec.exists(),
+        })?;
+        crate::cdi::generate(spec).map_err(Error::Harness)?;
+        missing = crate::cdi::unnamed(&wanted);
+        if missing.is_empty() {
+            return Ok(());
+        }
+    }
+    let names: Vec<String> = missing.iter().map(|u| crate::cdi::device_name(u)).collect();
+    let spec = refresh.unwrap_or(Path::new(crate::cdi::REFRESH_SPEC));
+    let fix = if refresh.is_some() {
+        format!(
+            "`{}` ran and still does not name them; see what it names with `nvidia-ctk cdi list`",
+            crate::cdi::generate_argv(spec).join(" ")
+        )
+    } else {
+        format!(
+            "run with --cdi-refresh, and migbench runs `{}` after the layout is made (and again \
+             once the GPU is put back)",
+            crate::cdi::generate_argv(spec).join(" ")
+        )
+    };
+    Err(Error::Harness(format!(
+        "no CDI spec in {} names {}, which the variant's containers are given: a spec written \
+         before migbench made the MIG layout names only the devices of then; {fix}",
+        crate::cdi::SPEC_DIRS.join(" or "),
+        names.join(", ")
+    )))
+}

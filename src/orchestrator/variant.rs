@@ -106,7 +106,12 @@ impl VariantRun<'_> {
             sampler.watch(Arc::clone(live));
         }
         let setup_result =
-            setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root);
+            setup::set_up(backend, journal, self.variant, layout.as_ref(), &mps_root).and_then(
+                |()| {
+                    let refresh = self.options.cdi_refresh.as_deref();
+                    setup::cdi_ready(backend, journal, self.scenario, &planned, refresh)
+                },
+            );
         let changed = !journal.all_undone();
         let mut energy_window = energy::EnergyWindow::open(backend, self.t0, &sampler);
         let (mut finished, served, jobs_result) = match &setup_result {
@@ -116,7 +121,7 @@ impl VariantRun<'_> {
                 if changed {
                     crate::fault::panic_at("after-setup");
                 }
-                jobs::Runner::new(self, run).map(|r| r.run_all(&planned, &sampler))
+                jobs::Runner::new(self, run, journal).map(|r| r.run_all(&planned, &sampler))
             }))
             .unwrap_or_else(|panic| Err(panicked_error(&panic)))
             .unwrap_or_else(|e| (Vec::new(), Default::default(), Err(e))),

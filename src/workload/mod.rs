@@ -520,8 +520,19 @@ impl Workload {
             ));
         }
         for p in &self.ports {
-            crate::container::parse_port(p)
+            let host = crate::container::parse_port(p)
                 .map_err(|m| Invalid::new("ports", format!("workload {name}: ports: {m}")))?;
+            // migbench picks a port for a server only: a batch job's `{port}` stays unfilled.
+            if host.is_none() && self.kind != WorkloadKind::Server {
+                return Err(Invalid::new(
+                    "ports",
+                    format!(
+                        "workload {name}: ports: '{p}': {{port}} is the port migbench picks for a \
+                         server (kind = \"server\"); a batch workload publishes fixed ports \
+                         (HOST:CONTAINER, HOST a number)"
+                    ),
+                ));
+            }
         }
         for v in &self.volumes {
             crate::container::check_volume(v)
