@@ -75,18 +75,7 @@ pub fn calibrate_table(
     w.sim.timeslice_efficiency =
         fitted("sim.timeslice_efficiency").then_some(s.timeslice_efficiency);
     w.sim.source = format!("{source}: see [calibration]");
-    w.calibration = Some(Calibration {
-        migbench: crate::version::long()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        runs: vec![path.display().to_string()],
-        fitted: fit.fitted,
-    });
-    round_figures(&mut w);
-    w.check()
-        .map_err(|e| Error::Harness(format!("the calibrated profile is invalid: {}", e.message)))?;
+    finish(&mut w, vec![path.display().to_string()], fit.fitted)?;
     Ok(Calibrated {
         workload: Some(w),
         summary,
@@ -294,18 +283,11 @@ pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
         w.sim.memory_trace = Some(trace);
     }
     w.sim.source = "calibrated by migbench calibrate: see [calibration]".into();
-    w.calibration = Some(Calibration {
-        migbench: crate::version::long()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        runs: dirs.iter().map(|d| d.display().to_string()).collect(),
+    finish(
+        &mut w,
+        dirs.iter().map(|d| d.display().to_string()).collect(),
         fitted,
-    });
-    round_figures(&mut w);
-    w.check()
-        .map_err(|e| Error::Harness(format!("the calibrated profile is invalid: {}", e.message)))?;
+    )?;
     let summary = summary(&w);
     Ok(Calibrated {
         workload: Some(w),
@@ -378,6 +360,23 @@ fn fitted_entry(key: &str, value: f64, jobs: &[&Observed], note: &str) -> Fitted
         max_residual: None,
         note: format!("{} jobs {note}", jobs.len()),
     }
+}
+
+/// Records where a calibrated profile came from (this migbench, `runs`, `fitted`), rounds its
+/// figures and checks it: the last steps of every calibration.
+fn finish(w: &mut Workload, runs: Vec<String>, fitted: Vec<Fitted>) -> Result<()> {
+    w.calibration = Some(Calibration {
+        migbench: crate::version::long()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        runs,
+        fitted,
+    });
+    round_figures(w);
+    w.check()
+        .map_err(|e| Error::Harness(format!("the calibrated profile is invalid: {}", e.message)))
 }
 
 /// A term left at its default, saying why.
