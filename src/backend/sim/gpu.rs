@@ -532,7 +532,11 @@ impl SimGpu {
     /// so the power since the last update is the power now.
     pub fn advance(&mut self, now: f64) {
         let dt = (now - self.last_update).max(0.0);
-        self.energy_j += dt * self.power_w();
+        // Several events share an instant: the power (a pass over the active jobs) only matters
+        // when time has passed.
+        if dt > 0.0 {
+            self.energy_j += dt * self.power_w();
+        }
         for job in self.jobs.values_mut().filter(|j| j.active) {
             job.done_s = (job.done_s + dt * job.rate).min(job.work_s);
         }
