@@ -69,6 +69,8 @@ fn the_main_table_agrees_with_the_jobs_data() {
     let makespans = floats(&variants, "makespan_s");
     let units = variants.column("units").unwrap().u32().unwrap().clone();
     let gpu_peaks = floats(&variants, "gpu_vram_peak_gib");
+    let energy_per_unit = floats(&variants, "energy_per_unit_j");
+    let mut least = f64::INFINITY;
     assert_eq!(report["variants"].as_array().unwrap().len(), 4);
     for i in 0..variants.height() {
         let name = names.get(i).unwrap();
@@ -108,12 +110,30 @@ fn the_main_table_agrees_with_the_jobs_data() {
             3600.0 / per_unit
         ));
         assert_eq!(row["gpu_vram_peak_gib"]["max"].as_f64(), gpu_peaks.get(i));
+        // Energy per unit in Wh, and its cost at the scenario's price_per_kwh ("0.30 USD").
+        let joules = energy_per_unit.get(i).expect("a simulated run has energy");
+        let wh = row["energy_per_unit_wh"]["mean"].as_f64().unwrap();
+        assert!(close(wh, joules / 3600.0), "{name}: {wh} Wh vs {joules} J");
+        let cost = row["energy_cost_per_unit"]["mean"].as_f64().unwrap();
+        assert!(close(cost, wh / 1000.0 * 0.30), "{name}: {cost}");
+        assert_eq!(row["energy_currency"], "USD", "{name}");
+        assert_eq!(row["energy_from"], "simulated", "{name}");
+        if row["jobs_ok"] == row["jobs"] {
+            least = least.min(wh);
+        }
         // Simulator results say so, and are never labelled measured.
         assert_eq!(
             (row["simulated"].as_bool(), row["backend"].as_str()),
             (Some(true), Some("sim"))
         );
     }
+    // The verdict names the variant of least energy per video among those that lost no job.
+    let pick = &report["verdicts"][0]["least_energy_per_unit"];
+    let named = variant(&report, pick["variant"].as_str().unwrap());
+    assert!(
+        close(named["energy_per_unit_wh"]["mean"].as_f64().unwrap(), least),
+        "{pick}"
+    );
     assert_eq!(
         variant(&report, "mig-2x3g")["isolation"],
         "guaranteed (MIG)"
@@ -152,13 +172,23 @@ fn the_main_table_agrees_with_the_jobs_data() {
         .unwrap();
     let csv_names = strs(&csv, "variant");
     let csv_means = floats(&csv, "time_per_job_s_mean");
+    let csv_costs = floats(&csv, "energy_cost_per_unit_mean");
+    let csv_currencies = strs(&csv, "energy_cost_per_unit_currency");
     for i in 0..csv.height() {
         let row = variant(&report, csv_names.get(i).unwrap());
         assert!(close(
             csv_means.get(i).unwrap(),
             row["time_per_job_s"]["mean"].as_f64().unwrap()
         ));
+        assert!(close(
+            csv_costs.get(i).unwrap(),
+            row["energy_cost_per_unit"]["mean"].as_f64().unwrap()
+        ));
+        assert_eq!(csv_currencies.get(i), Some("USD"));
     }
+    // The terminal's header names the currency once.
+    let text = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(text.contains("Energy cost per unit, USD"), "{text}");
 }
 
 #[test]
@@ -1023,6 +1053,11 @@ fn every_cost_figure_shows_its_currency() {
             "price_per_hour = \"1.89 EUR\"\ncurrency = \"USD\"",
             "give the currency once",
         ),
+        (
+            "price_per_hour = \"1.89 EUR\"\nprice_per_kwh = \"0.2 USD\"",
+            "price_per_hour is in EUR but price_per_kwh is in \"USD\"",
+        ),
+        ("price_per_kwh = -0.2", "price_per_kwh"),
         ("price_per_hour = 1.89\ncurrency = \"dollars\"", "ISO 4217"),
     ] {
         let file = dir.path().join("bad.toml");

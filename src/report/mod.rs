@@ -12,6 +12,7 @@
 //! A report directory holds `report.json` ([`ReportData`]), which `migbench compare` reads back.
 
 pub mod charts;
+pub mod cost;
 pub mod export;
 pub mod hosts;
 pub mod load;

@@ -298,8 +298,7 @@ pub fn table(rows: &[ServingSummary]) -> Table {
 
 const COST: &str = "cost_per_million_output_tokens";
 
-/// The cost column, then its currency's: the header names the currency when every row's is the
-/// same, and the currency column (not in the terminal) names each row's.
+/// The cost column, then its currency's ([`super::cost`]).
 fn push_cost(
     columns: &mut Vec<Column>,
     cells: &mut [Vec<Value>],
@@ -307,36 +306,19 @@ fn push_cost(
     f: &FigureColumn,
     stat: Kind,
 ) {
-    let mut currencies: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.figure(COST).is_some())
-        .map(|r| r.currency.as_deref().unwrap_or(UNKNOWN_CURRENCY))
-        .collect();
-    currencies.sort_unstable();
-    currencies.dedup();
-    let header = match currencies.as_slice() {
-        [one] => format!("{}, {one}", f.header),
-        _ => f.header.to_string(),
+    let cost = super::cost::CostColumn {
+        key: f.key,
+        header: f.header,
+        currency_key: "currency",
+        kind: stat,
+        role: f.role,
+        values: rows
+            .iter()
+            .map(|r| (r.figure(COST), r.currency.as_deref()))
+            .collect(),
     };
-    columns.push(Column::named(f.key.into(), header, stat, f.role));
-    columns.push(Column::new(
-        "currency",
-        "Currency",
-        Kind::Text,
-        Role::Detail,
-    ));
-    for (row, r) in cells.iter_mut().zip(rows) {
-        row.push(Value::Stat(r.figure(COST)));
-        let currency = match r.figure(COST) {
-            Some(_) => r.currency.as_deref().unwrap_or(UNKNOWN_CURRENCY),
-            None => "-",
-        };
-        row.push(Value::Text(currency.into()));
-    }
+    super::cost::push(columns, cells, cost);
 }
-
-/// Said of a cost whose run's scenario can no longer be read.
-pub const UNKNOWN_CURRENCY: &str = "currency unknown";
 
 /// A serving row of one repetition, for tests elsewhere: scenario `s`, mode `mps`, two servers;
 /// every figure of [`SERVING_FIGURES`] 10 but those `figures` sets (`None`: absent).

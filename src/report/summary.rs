@@ -58,6 +58,16 @@ pub struct VariantSummary {
     /// Where the energy figures come from: `simulated`, `energy counter` or `power samples`.
     #[serde(default)]
     pub energy_from: Option<String>,
+    /// The energy per unit at the scenario's `price_per_kwh`, in `energy_currency`, one value
+    /// per repetition; absent without a price.
+    #[serde(default)]
+    pub energy_cost_per_unit: Option<Summary>,
+    /// The same per million output tokens (servers).
+    #[serde(default)]
+    pub energy_cost_per_million_output_tokens: Option<Summary>,
+    /// The scenario's currency, where there is an energy cost.
+    #[serde(default)]
+    pub energy_currency: Option<String>,
     /// `ran`, or what kept repetitions from running (`infeasible: ...`, `interrupted`).
     pub status: String,
 }
@@ -104,6 +114,14 @@ pub fn summarize(results: &Results) -> Vec<VariantSummary> {
             .or_default()
             .push(j);
     }
+    let energy_prices: Vec<EnergyPrice> = results
+        .runs
+        .iter()
+        .map(|r| {
+            let gpu = &r.scenario.as_ref()?.file.gpu;
+            Some((gpu.price_per_kwh.as_ref()?.amount, gpu.currency()))
+        })
+        .collect();
     let mut order: Vec<Key> = Vec::new();
     let mut members: HashMap<Key, Vec<&VariantRow>> = HashMap::new();
     for v in &results.variants {
@@ -133,12 +151,23 @@ pub fn summarize(results: &Results) -> Vec<VariantSummary> {
                         .copied()
                 })
                 .collect();
-            summarize_variant(key, reps, &jobs)
+            summarize_variant(key, reps, &jobs, &energy_prices)
         })
         .collect()
 }
 
-fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> VariantSummary {
+/// A run's price per kWh and its currency, where its scenario gives one.
+type EnergyPrice<'r> = Option<(f64, &'r str)>;
+
+/// Joules per kWh.
+const J_PER_KWH: f64 = 3.6e6;
+
+fn summarize_variant(
+    key: Key,
+    reps: &[&VariantRow],
+    jobs: &[&JobRow],
+    energy_prices: &[EnergyPrice],
+) -> VariantSummary {
     let latest = reps
         .iter()
         .max_by_key(|v| v.run)
@@ -158,6 +187,22 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
     units.dedup();
     let sum = |f: fn(&VariantRow) -> u32| reps.iter().map(|v| f(v)).sum::<u32>();
     let by_workload = vram_by_workload(jobs);
+    // Energy at each run's price: J ÷ 3.6 MJ per kWh × price per kWh.
+    let priced = |f: fn(&VariantRow) -> Option<f64>, per: f64| {
+        let costs: Vec<f64> = reps
+            .iter()
+            .filter_map(|v| Some(f(v)? / J_PER_KWH * per * energy_prices.get(v.run)?.as_ref()?.0))
+            .collect();
+        Summary::of(&costs)
+    };
+    let energy_cost_per_unit = priced(|v| v.energy_per_unit_j, 1.0);
+    let energy_cost_per_million_output_tokens = priced(|v| v.energy_per_kilotoken_j, 1000.0);
+    let mut currencies: Vec<&str> = reps
+        .iter()
+        .filter_map(|v| Some(energy_prices.get(v.run)?.as_ref()?.1))
+        .collect();
+    currencies.sort_unstable();
+    currencies.dedup();
     let one_workload = match by_workload.as_slice() {
         [one] => Some((one.constant_gib, one.peak_gib)),
         _ => None,
@@ -188,6 +233,11 @@ fn summarize_variant(key: Key, reps: &[&VariantRow], jobs: &[&JobRow]) -> Varian
         energy_per_kilotoken_j: values(|v| v.energy_per_kilotoken_j),
         mean_power_w: values(|v| v.mean_power_w),
         energy_from: latest.energy_source.map(|s| energy_from(s).to_string()),
+        energy_currency: (energy_cost_per_unit.is_some()
+            || energy_cost_per_million_output_tokens.is_some())
+        .then(|| currencies.join("/")),
+        energy_cost_per_unit,
+        energy_cost_per_million_output_tokens,
         status: status(reps),
         scenario: key.scenario,
         variant: key.variant,
@@ -422,9 +472,8 @@ pub fn table(rows: &[VariantSummary]) -> Table {
         ),
         Column::new("mean_power_w", "Mean W", stat(Shown::MeanSd, 0), Detail),
         Column::new("energy_from", "Energy from", Text, Detail),
-        Column::new("status", "Status", Text, Detail),
     ]);
-    let rows = rows
+    let mut cells: Vec<Vec<Value>> = rows
         .iter()
         .map(|r| {
             let mut cells = variant_cells(
@@ -458,22 +507,63 @@ pub fn table(rows: &[VariantSummary]) -> Table {
                 Value::Stat(r.energy_per_kilotoken_j),
                 Value::Stat(r.mean_power_w),
                 Value::Text(r.energy_from.clone().unwrap_or_else(|| "-".into())),
-                Value::Text(r.status.clone()),
             ]);
             cells
         })
         .collect();
-    Table {
-        name: "variants",
-        title: "Variants".into(),
-        columns,
-        rows,
-        notes: vec![
+    type Figure = fn(&VariantSummary) -> Option<Summary>;
+    // (key, header, currency column, figure)
+    let costs: [(&str, &str, &str, Figure); 2] = [
+        (
+            "energy_cost_per_unit",
+            "Energy cost\nper unit",
+            "energy_cost_per_unit_currency",
+            |r| r.energy_cost_per_unit,
+        ),
+        (
+            "energy_cost_per_million_output_tokens",
+            "Energy cost per\nM output tok",
+            "energy_cost_per_million_output_tokens_currency",
+            |r| r.energy_cost_per_million_output_tokens,
+        ),
+    ];
+    let mut notes: Vec<String> = vec![
             "Job GiB constant: the level a job held most of its run (T's word) (mean over jobs); peak: the largest sample of any job; a variant mixing workloads has these per workload only (different models' levels are never averaged). GPU GiB peak: the whole GPU's largest sample.".into(),
             "s per job: start to end of each job that finished, mean ± standard deviation over jobs and repetitions. s per unit: makespan ÷ units completed (mean over repetitions); units per h: units completed per hour of makespan, on one GPU.".into(),
             "Isolation: MIG guarantees each instance its memory and SMs; MPS and time-slicing do not.".into(),
             "Wh per unit: the whole GPU's energy from the first job's start to the last job's end ÷ units completed (mean over repetitions); J per 1k output tok likewise per 1,000 output tokens of the measured requests. Energy from: the GPU's energy counter (NVML), its power samples integrated where it has no counter, or under --sim the simulator's power model (the catalog's board and idle power, docs/energy.md). Under MIG and MPS the GPU has one counter: a job's share (jobs table, energy_j) is by SM-seconds.".into(),
-        ],
+    ];
+    let notes_before_costs = notes.len();
+    for (key, header, currency_key, value) in costs {
+        if rows.iter().all(|r| value(r).is_none()) {
+            continue;
+        }
+        if notes.len() == notes_before_costs {
+            notes.push("Energy cost: that energy at the scenario's price_per_kwh, in its currency (the GPU's energy only: not the host's, nor cooling).".into());
+        }
+        let cost = super::cost::CostColumn {
+            key,
+            header,
+            currency_key,
+            kind: stat(Shown::MeanSd, 4),
+            role: Brief,
+            values: rows
+                .iter()
+                .map(|r| (value(r), r.energy_currency.as_deref()))
+                .collect(),
+        };
+        super::cost::push(&mut columns, &mut cells, cost);
+    }
+    columns.push(Column::new("status", "Status", Text, Detail));
+    for (row, r) in cells.iter_mut().zip(rows) {
+        row.push(Value::Text(r.status.clone()));
+    }
+    Table {
+        name: "variants",
+        title: "Variants".into(),
+        columns,
+        rows: cells,
+        notes,
         terminal: true,
     }
 }
@@ -512,6 +602,9 @@ pub fn example(variant: &str, mode: &str, per_unit: Option<f64>, oom: u32) -> Va
         energy_per_kilotoken_j: None,
         mean_power_w: None,
         energy_from: None,
+        energy_cost_per_unit: None,
+        energy_cost_per_million_output_tokens: None,
+        energy_currency: None,
         status: "ran".into(),
     }
 }

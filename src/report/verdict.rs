@@ -130,7 +130,7 @@ fn verdict(
             .iter()
             .find(|s| s.0 == p.variant)
             .and_then(|s| s.2.currency.clone())
-            .unwrap_or_else(|| super::serving::UNKNOWN_CURRENCY.into())
+            .unwrap_or_else(|| super::cost::UNKNOWN_CURRENCY.into())
     });
     let serving_figure = |key: &'static str, lowest: bool| {
         best(

@@ -68,19 +68,38 @@ pub struct GpuSpec {
     #[serde(default)]
     #[schemars(with = "Option<price::PriceText>")]
     pub price_per_hour: Option<price::Price>,
-    /// The currency (ISO 4217 code) of a bare `price_per_hour`; default USD.
+    /// Price per kWh of the energy the GPU draws, for energy cost per unit in reports, written
+    /// as `price_per_hour` is; in the same currency.
+    #[serde(
+        default,
+        deserialize_with = "price::per_kwh",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<price::PriceText>")]
+    pub price_per_kwh: Option<price::Price>,
+    /// The currency (ISO 4217 code) of a bare `price_per_hour` or `price_per_kwh`; default USD.
     #[serde(default)]
     pub currency: Option<String>,
 }
 
 impl GpuSpec {
-    /// The currency of `price_per_hour`: its own code, the `currency` key, or USD.
+    /// The currency of the prices: a price's own code, the `currency` key, or USD (the scenario
+    /// check makes every code given agree).
     pub fn currency(&self) -> &str {
-        self.price_per_hour
-            .as_ref()
-            .and_then(|p| p.currency.as_deref())
+        self.prices()
+            .find_map(|(_, p)| p.currency.as_deref())
             .or(self.currency.as_deref())
             .unwrap_or(price::DEFAULT_CURRENCY)
+    }
+
+    /// The prices given, with their keys.
+    pub fn prices(&self) -> impl Iterator<Item = (&'static str, &price::Price)> {
+        [
+            ("price_per_hour", self.price_per_hour.as_ref()),
+            ("price_per_kwh", self.price_per_kwh.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(key, p)| Some((key, p?)))
     }
 }
 

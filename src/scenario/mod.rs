@@ -123,18 +123,26 @@ impl Scenario {
         }
         if let Some(code) = &file.gpu.currency {
             price::check_currency(code).map_err(|m| err(file.gpu.model.span(), m))?;
-            let inline = file
-                .gpu
-                .price_per_hour
-                .as_ref()
-                .and_then(|p| p.currency.as_ref());
-            if inline.is_some_and(|c| c != code) {
+        }
+        // One currency per scenario: every code written (after an amount, or as `currency`)
+        // is the same, so a cost is never a sum of two currencies.
+        let codes: Vec<(&str, &str)> = file
+            .gpu
+            .prices()
+            .filter_map(|(key, p)| Some((key, p.currency.as_deref()?)))
+            .chain(file.gpu.currency.as_deref().map(|c| ("currency", c)))
+            .collect();
+        let mut codes = codes.into_iter();
+        if let Some((first_key, first)) = codes.next() {
+            if let Some((key, code)) = codes.find(|(_, c)| *c != first) {
+                let other = match key {
+                    "currency" => format!("currency = {}", bounds::quote(code)),
+                    _ => format!("{key} is in {}", bounds::quote(code)),
+                };
                 return Err(err(
                     file.gpu.model.span(),
                     format!(
-                        "[gpu] price_per_hour is in {} but currency = {}: give the currency once",
-                        inline.map_or("", |c| c.as_str()),
-                        bounds::quote(code)
+                        "[gpu] {first_key} is in {first} but {other}: a scenario's prices are in one currency; give the currency once"
                     ),
                 ));
             }

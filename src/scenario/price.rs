@@ -1,6 +1,7 @@
-//! The price of one GPU-hour and its currency: `price_per_hour = 1.89` (in the `currency` key's
-//! currency, or [`DEFAULT_CURRENCY`]) or `price_per_hour = "1.89 EUR"`. Reports show every cost
-//! figure with its currency, so a cost is never a bare number.
+//! Prices and their currency: of one GPU-hour, `price_per_hour = 1.89` (in the `currency` key's
+//! currency, or [`DEFAULT_CURRENCY`]) or `price_per_hour = "1.89 EUR"`; of one kWh of the energy
+//! the GPU draws, `price_per_kwh` written the same way. Reports show every cost figure with its
+//! currency, so a cost is never a bare number.
 
 use std::fmt;
 
@@ -13,7 +14,7 @@ use crate::bounds;
 /// the large clouds list GPU-hours in.
 pub const DEFAULT_CURRENCY: &str = "USD";
 
-/// A price per GPU-hour.
+/// A price per GPU-hour or per kWh.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Price {
     pub amount: f64,
@@ -43,11 +44,16 @@ pub fn check_currency(code: &str) -> Result<(), String> {
     }
 }
 
-fn amount<E: de::Error>(x: f64) -> Result<f64, E> {
-    bounds::PRICE.check("price_per_hour", x).map_err(E::custom)
+/// Reads a price written as `price_per_hour` is; errors name `key`.
+struct PriceVisitor {
+    key: &'static str,
 }
 
-struct PriceVisitor;
+impl PriceVisitor {
+    fn amount<E: de::Error>(&self, x: f64) -> Result<f64, E> {
+        bounds::PRICE.check(self.key, x).map_err(E::custom)
+    }
+}
 
 impl<'de> Visitor<'de> for PriceVisitor {
     type Value = Price;
@@ -55,14 +61,15 @@ impl<'de> Visitor<'de> for PriceVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "price_per_hour: a number ({}) or a number and a currency code, \"1.89 EUR\"",
+            "{}: a number ({}) or a number and a currency code, \"1.89 EUR\"",
+            self.key,
             bounds::PRICE
         )
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Price, E> {
         Ok(Price {
-            amount: amount(v)?,
+            amount: self.amount(v)?,
             currency: None,
         })
     }
@@ -78,7 +85,8 @@ impl<'de> Visitor<'de> for PriceVisitor {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Price, E> {
         let bad = || {
             E::custom(format!(
-                "price_per_hour must be a number or a number and a currency code such as \"1.89 EUR\", found {}",
+                "{} must be a number or a number and a currency code such as \"1.89 EUR\", found {}",
+                self.key,
                 bounds::quote(v)
             ))
         };
@@ -89,7 +97,7 @@ impl<'de> Visitor<'de> for PriceVisitor {
         let x: f64 = number.parse().map_err(|_| bad())?;
         check_currency(code).map_err(E::custom)?;
         Ok(Price {
-            amount: amount(x)?,
+            amount: self.amount(x)?,
             currency: Some(code.to_string()),
         })
     }
@@ -97,8 +105,18 @@ impl<'de> Visitor<'de> for PriceVisitor {
 
 impl<'de> Deserialize<'de> for Price {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Price, D::Error> {
-        d.deserialize_any(PriceVisitor)
+        d.deserialize_any(PriceVisitor {
+            key: "price_per_hour",
+        })
     }
+}
+
+/// `price_per_kwh`: a [`Price`] whose errors name that key (`deserialize_with`).
+pub fn per_kwh<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Price>, D::Error> {
+    d.deserialize_any(PriceVisitor {
+        key: "price_per_kwh",
+    })
+    .map(Some)
 }
 
 impl Serialize for Price {
@@ -153,5 +171,31 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse("\"1.89 eur\"").unwrap_err().contains("ISO 4217"));
+    }
+
+    #[test]
+    fn a_price_per_kwh_is_read_alike_and_its_errors_name_its_key() {
+        #[derive(Deserialize)]
+        struct Energy {
+            #[serde(deserialize_with = "per_kwh")]
+            price_per_kwh: Option<Price>,
+        }
+        let read = |v: &str| {
+            toml::from_str::<Energy>(&format!("price_per_kwh = {v}"))
+                .map(|e| e.price_per_kwh)
+                .map_err(|e| e.message().to_string())
+        };
+        assert_eq!(
+            read("\"0.25 EUR\"").unwrap(),
+            Some(Price {
+                amount: 0.25,
+                currency: Some("EUR".into())
+            })
+        );
+        assert_eq!(read("0.1").unwrap().unwrap().amount, 0.1);
+        let e = read("-0.1").unwrap_err();
+        assert!(e.contains("price_per_kwh"), "{e}");
+        let e = read("\"cheap\"").unwrap_err();
+        assert!(e.contains("price_per_kwh") && e.contains("cheap"), "{e}");
     }
 }
