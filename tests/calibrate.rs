@@ -21,6 +21,8 @@ const ALPHA: f64 = 0.55;
 const MPS_EXPONENT: f64 = 0.8;
 const TIMESLICE_EFFICIENCY: f64 = 0.85;
 const FULL_GPU_S: f64 = 200.0;
+/// What a job draws at full SMs, as a share of the board's dynamic power.
+const POWER_SHARE: f64 = 0.6;
 
 /// The hidden workload: a 4 GiB load, 12 GiB held, a 30 GiB peak in the middle of the run.
 fn hidden() -> String {
@@ -42,6 +44,7 @@ source = "test"
 alpha = {ALPHA}
 mps_exponent = {MPS_EXPONENT}
 timeslice_efficiency = {TIMESLICE_EFFICIENCY}
+power_share = {POWER_SHARE}
 memory_trace = [[0.0, 4.0], [0.1, 12.0], [0.6, 30.0], [0.7, 12.0]]
 peak_at = 0.6
 peak_for = 0.1
@@ -111,8 +114,8 @@ layout = ["7g.80gb"]
 jobs = [{ workload = "hidden", count = 2 }]
 "#;
 
-/// What one variant did: `(variant, jobs ok, jobs OOM, makespan)`.
-type Row = (String, u64, u64, f64);
+/// What one variant did: `(variant, jobs ok, jobs OOM, makespan, mean power)`.
+type Row = (String, u64, u64, f64, f64);
 
 /// Runs `text` on the simulator; returns the directory of its runs and each variant's figures.
 fn run_sim(dir: &Path, file: &str, text: &str) -> (PathBuf, Vec<Row>) {
@@ -146,6 +149,9 @@ fn run_sim(dir: &Path, file: &str, text: &str) -> (PathBuf, Vec<Row>) {
                 r["jobs_ok"].as_u64().unwrap(),
                 r["jobs_oom"].as_u64().unwrap(),
                 r["makespan_s"].as_f64().unwrap(),
+                r["mean_power_w"]
+                    .as_f64()
+                    .expect("a simulated run has power"),
             )
         })
         .collect();
@@ -187,6 +193,7 @@ fn calibrate_recovers_hidden_parameters_and_predicts_unseen_variants() {
         ("alpha", ALPHA),
         ("mps_exponent", MPS_EXPONENT),
         ("timeslice_efficiency", TIMESLICE_EFFICIENCY),
+        ("power_share", POWER_SHARE),
     ] {
         let found = num(&sim[key]);
         assert!(close(found, want, 1e-3), "{key}: {found}, hidden {want}");
@@ -238,7 +245,29 @@ fn calibrate_recovers_hidden_parameters_and_predicts_unseen_variants() {
             p.3,
             t.3
         );
+        assert!(
+            close(p.4, t.4, 1e-3),
+            "{}: mean power {} W predicted, {} W run",
+            t.0,
+            p.4,
+            t.4
+        );
     }
+    // Without the fitted power the prediction draws the board's whole dynamic range.
+    let (_, full_power) = run_sim(
+        tmp.path(),
+        "full-power.toml",
+        &scenario(
+            "unseen",
+            &text
+                .lines()
+                .filter(|l| !l.starts_with("power_share"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            UNSEEN,
+        ),
+    );
+    assert!(full_power[0].4 > truth[0].4 * 1.2, "{full_power:?}");
     // The default would have been wrong: the shipped single exponent mispredicts MPS here.
     let single = text
         .lines()

@@ -168,7 +168,7 @@ pub fn simulate(
             let mut job = SimGpu::new_job(
                 devices[slot].uuid.clone(),
                 work_s,
-                crate::backend::sim::sharing::Sharing::of(&workload.sim),
+                &workload.sim,
                 reference_sm,
             );
             job.pid = Some(id as u32);

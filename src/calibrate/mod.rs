@@ -6,7 +6,8 @@
 //! 2. `sim.alpha`: jobs alone on a device with another SM count than the reference GPU (a MIG
 //!    instance, or another GPU model);
 //! 3. `sim.mps_exponent`: jobs that shared an MPS server with other jobs at some moment;
-//! 4. `sim.timeslice_efficiency`: jobs time-sliced with others on one device, no MPS.
+//! 4. `sim.timeslice_efficiency`: jobs time-sliced with others on one device, no MPS;
+//! 5. `sim.power_share`: variant repetitions of its jobs alone with a power figure ([`power`]).
 //!
 //! A job's work is the integral of its speed over its run, with the number of jobs on its
 //! device at each moment read from the jobs table; a parameter is the one that makes every job's
@@ -15,6 +16,7 @@
 //! where progress is proportional to time.
 
 mod observe;
+mod power;
 pub mod table;
 
 use std::path::PathBuf;
@@ -234,6 +236,22 @@ pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
         Some(e)
     };
 
+    // 5. What it draws, on repetitions with a power figure.
+    let power_share = match power::fit(&results, &jobs) {
+        Some((share, entry)) => {
+            fitted.push(entry);
+            Some(share)
+        }
+        None => {
+            fitted.push(default_entry(
+                "sim.power_share",
+                1.0,
+                "no repetition of only this workload's jobs has a power figure (a GPU with neither an energy counter nor power readings): the default, 1 (the board's whole dynamic power at every SM busy)",
+            ));
+            None
+        }
+    };
+
     // Memory: levels from every job that finished, the trace from those alone.
     let ok: Vec<&Observed> = jobs.iter().filter(|j| j.ok).collect();
     let peak = ok
@@ -261,6 +279,7 @@ pub fn calibrate(dirs: &[PathBuf], name: &str) -> Result<Calibrated> {
     w.sim.alpha = alpha;
     w.sim.mps_exponent = mps_exponent;
     w.sim.timeslice_efficiency = efficiency;
+    w.sim.power_share = power_share;
     if let Some(trace) = trace {
         // The peak window of the constant-and-peak profile, for readers without the trace.
         let top = trace.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -308,6 +327,7 @@ fn round_figures(w: &mut Workload) {
     w.sim.host_fraction = w.sim.host_fraction.map(r);
     w.sim.bandwidth_fraction = w.sim.bandwidth_fraction.map(r);
     w.sim.mps_interference = w.sim.mps_interference.map(r);
+    w.sim.power_share = w.sim.power_share.map(r);
     w.sim.peak_at = r(w.sim.peak_at);
     w.sim.peak_for = r(w.sim.peak_for).min(1.0 - w.sim.peak_at);
     if let Some(c) = &mut w.calibration {
@@ -518,8 +538,14 @@ fn summary(w: &Workload) -> String {
             }
             _ => String::new(),
         };
+        // Power is fitted on variant repetitions, the rest on jobs.
+        let inputs = if f.key == "sim.power_share" {
+            "repetition(s)"
+        } else {
+            "job(s)"
+        };
         out.push_str(&format!(
-            "  {:<26} {:>10.4}  {:<8} {} job(s){residual}\n",
+            "  {:<26} {:>10.4}  {:<8} {} {inputs}{residual}\n",
             f.key,
             f.value,
             f.how,

@@ -165,6 +165,12 @@ struct VariantJson<'a> {
     time_per_unit_s: Option<f64>,
     units_per_hour: Option<f64>,
     gpu_vram_peak_gib: Option<f64>,
+    /// The variants table's energy figures (docs/energy.md).
+    energy_j: Option<f64>,
+    energy_source: Option<&'a str>,
+    mean_power_w: Option<f64>,
+    energy_per_unit_j: Option<f64>,
+    energy_per_kilotoken_j: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +233,11 @@ impl<'a> RunJson<'a> {
                     time_per_unit_s: v.time_per_unit_s,
                     units_per_hour: v.units_per_hour,
                     gpu_vram_peak_gib: v.gpu_vram_peak_gib,
+                    energy_j: v.energy_j,
+                    energy_source: v.energy_source.map(|s| s.as_str()),
+                    mean_power_w: v.mean_power_w,
+                    energy_per_unit_j: v.energy_per_unit_j,
+                    energy_per_kilotoken_j: v.energy_per_kilotoken_j,
                 })
                 .collect(),
             jobs_not_ok: report

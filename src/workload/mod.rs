@@ -214,6 +214,15 @@ pub struct SimProfile {
         deserialize_with = "checked::mps_interference"
     )]
     pub mps_interference: Option<f64>,
+    /// Power: what a job draws with every SM of its device at work, as a share of the board's
+    /// dynamic power (`board_w − idle_w` of the catalog); 1 when absent (docs/energy.md).
+    /// `calibrate` fits it from runs with measured power.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::power_share"
+    )]
+    pub power_share: Option<f64>,
     /// Memory over the run as measured, `[fraction, GiB]` from fraction 0 in ascending order;
     /// replayed instead of the constant level and the peak window when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,6 +326,7 @@ mod checked {
     crate::number_in!(opt host_fraction, "host_fraction", bounds::FRACTION);
     crate::number_in!(opt bandwidth_fraction, "bandwidth_fraction", bounds::FRACTION);
     crate::number_in!(opt mps_interference, "mps_interference", INTERFERENCE);
+    crate::number_in!(opt power_share, "power_share", bounds::SHARE);
     crate::number_in!(peak_at, "peak_at", bounds::FRACTION);
     crate::number_in!(peak_for, "peak_for", bounds::FRACTION);
     crate::number_in!(opt fail_at, "fail_at", bounds::FRACTION);

@@ -17,6 +17,7 @@ use crate::backend::{Change, Device, ForeignProcess, GpuState};
 use crate::catalog::{CiProfile, GiProfile, GpuModel};
 use crate::error::{Error, Result};
 use crate::layout::placed_name;
+use crate::workload::SimProfile;
 
 /// One job as the simulator tracks it.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct SimJob {
     pub active: bool,
     /// Work seconds per simulated second while active.
     pub rate: f64,
+    /// What it draws at full SMs, as a share of the board's dynamic power (`sim.power_share`).
+    pub power_share: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -543,16 +546,20 @@ impl SimGpu {
         self.last_update = now;
     }
 
-    /// The share of the GPU's SMs at work: every device with an active job, its SMs (under MPS
-    /// capped by the clients' active-thread percentages), over the whole GPU's.
-    pub fn busy_sm_share(&self) -> f64 {
-        let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+    /// The share of the board's dynamic power drawn: every device with an active job, its SMs
+    /// (under MPS capped by the clients' active-thread percentages), weighted by the mean
+    /// `power_share` of its active jobs, over the whole GPU's SMs.
+    pub fn busy_power_share(&self) -> f64 {
+        // Per device: active jobs, and the sum of their power shares.
+        let mut active: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
         for job in self.jobs.values().filter(|j| j.active) {
-            *active.entry(job.device.as_str()).or_default() += 1;
+            let entry = active.entry(job.device.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 += job.power_share;
         }
         let busy: f64 = active
             .into_iter()
-            .map(|(device, jobs)| {
+            .map(|(device, (jobs, shares))| {
                 let sm = self.device_resources(device).map_or(0, |(_, _, sm)| sm);
                 let cap = self
                     .mps
@@ -560,17 +567,17 @@ impl SimGpu {
                     .find(|d| d.device == device)
                     .and_then(|d| d.active_thread_percentage)
                     .map_or(1.0, |p| (f64::from(p) / 100.0 * jobs as f64).min(1.0));
-                f64::from(sm) * cap
+                f64::from(sm) * cap * (shares / jobs as f64)
             })
             .sum();
         (busy / f64::from(self.model.sm_count.max(1))).clamp(0.0, 1.0)
     }
 
     /// The board's power now (docs/energy.md): idle, plus the dynamic part in proportion to the
-    /// SMs at work.
+    /// SMs at work and what the jobs on them draw.
     pub fn power_w(&self) -> f64 {
         let p = &self.model.power;
-        p.idle_w + (p.board_w - p.idle_w) * self.busy_sm_share()
+        p.idle_w + (p.board_w - p.idle_w) * self.busy_power_share()
     }
 
     /// The energy counter, in joules since the simulator started.
@@ -641,12 +648,14 @@ impl SimGpu {
         self.jobs.insert(id, job);
     }
 
-    pub fn new_job(device: String, work_s: f64, sharing: Sharing, reference_sm: u32) -> SimJob {
+    /// A job of a workload with simulation profile `sim`, not yet started.
+    pub fn new_job(device: String, work_s: f64, sim: &SimProfile, reference_sm: u32) -> SimJob {
         SimJob {
             device,
             work_s,
-            sharing,
+            sharing: Sharing::of(sim),
             reference_sm,
+            power_share: sim.power_share.unwrap_or(1.0),
             done_s: 0.0,
             memory_gib: 0.0,
             pid: None,

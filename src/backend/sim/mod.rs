@@ -195,7 +195,7 @@ impl SimBackend {
         let sim_job = SimGpu::new_job(
             job.device.uuid.clone(),
             work_s,
-            sharing::Sharing::of(&job.workload.sim),
+            &job.workload.sim,
             reference_sm,
         );
         self.world.register_job(job.id, sim_job);
