@@ -238,20 +238,13 @@ fn calibrate_recovers_hidden_parameters_and_predicts_unseen_variants() {
     assert_eq!(truth.len(), 5);
     for (t, p) in truth.iter().zip(&predicted) {
         assert_eq!((&t.0, t.1, t.2), (&p.0, p.1, p.2), "jobs ok and OOM");
-        assert!(
-            close(p.3, t.3, 1e-3),
-            "{}: makespan {} predicted, {} run",
-            t.0,
-            p.3,
-            t.3
-        );
-        assert!(
-            close(p.4, t.4, 1e-3),
-            "{}: mean power {} W predicted, {} W run",
-            t.0,
-            p.4,
-            t.4
-        );
+        for (figure, predicted, run) in [("makespan", p.3, t.3), ("mean power", p.4, t.4)] {
+            assert!(
+                close(predicted, run, 1e-3),
+                "{}: {figure} {predicted} predicted, {run} run",
+                t.0
+            );
+        }
     }
     // Without the fitted power the prediction draws the board's whole dynamic range.
     let (_, full_power) = run_sim(
