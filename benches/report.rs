@@ -152,6 +152,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             gpu_vram_peak_gib: Some(99.0),
             energy_j: None,
             energy_source: None,
+            energy_split: None,
             mean_power_w: None,
             energy_per_unit_j: None,
             energy_per_kilotoken_j: None,

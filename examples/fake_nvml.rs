@@ -23,10 +23,10 @@ use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
 
 use nvml_wrapper_sys::bindings::{
     nvmlComputeInstanceInfo_t, nvmlComputeInstancePlacement_t, nvmlComputeInstanceProfileInfo_t,
-    nvmlComputeInstanceProfileInfo_v2_t, nvmlComputeInstance_t, nvmlDevice_t,
-    nvmlGpuInstanceInfo_t, nvmlGpuInstancePlacement_t, nvmlGpuInstanceProfileInfo_t,
-    nvmlGpuInstanceProfileInfo_v2_t, nvmlGpuInstance_t, nvmlMemory_t, nvmlMemory_v2_t,
-    nvmlPciInfo_t, nvmlProcessInfo_t, nvmlReturn_t, nvmlUtilization_t,
+    nvmlComputeInstanceProfileInfo_v2_t, nvmlComputeInstance_t, nvmlDevice_t, nvmlGpmMetricsGet_t,
+    nvmlGpmSample_t, nvmlGpmSupport_t, nvmlGpuInstanceInfo_t, nvmlGpuInstancePlacement_t,
+    nvmlGpuInstanceProfileInfo_t, nvmlGpuInstanceProfileInfo_v2_t, nvmlGpuInstance_t, nvmlMemory_t,
+    nvmlMemory_v2_t, nvmlPciInfo_t, nvmlProcessInfo_t, nvmlReturn_t, nvmlUtilization_t,
 };
 use state::{DriverProfile, FakeGpu, FakeNode, Target, MIB};
 
@@ -616,6 +616,158 @@ pub extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
     millijoules: *mut c_ulonglong,
 ) -> nvmlReturn_t {
     answer(energy(d).and_then(|mj| set(millijoules, mj as c_ulonglong)))
+}
+
+// ---- GPU Performance Monitoring (Hopper and later) ---------------------------------------------
+
+/// NVML's GPM metric for the share of SMs busy (NVML_GPM_METRIC_SM_UTIL), in percent.
+const GPM_SM_UTIL: c_uint = 2;
+const ARGUMENT_VERSION_MISMATCH: nvmlReturn_t = 25;
+
+/// What a GPM sample holds: whose SM-activity counter, read when.
+#[derive(Debug, Clone, Copy, Default)]
+struct GpmSample {
+    /// GPU index and GPU instance ID (`None`: the whole GPU); `None` until filled.
+    of: Option<(u32, Option<u32>)>,
+    at_ms: u64,
+    busy_sm_ms: f64,
+}
+
+/// GPU `d`'s state with its counters brought up to now, where it supports GPM.
+fn gpm_gpu(d: nvmlDevice_t) -> Answer<(FakeGpu, u32)> {
+    let (gpu, index) = whole_gpu(d)?;
+    if !gpu.gpm {
+        return Err(NOT_SUPPORTED);
+    }
+    let procs = state::procs();
+    let gpu = state::change(|node: &mut FakeNode| {
+        let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
+        gpu.advance_energy(index, &procs);
+        Ok(gpu.clone())
+    })
+    .unwrap_or(Err(UNKNOWN))?;
+    Ok((gpu, index))
+}
+
+fn fill(sample: nvmlGpmSample_t, value: GpmSample) -> Answer {
+    if sample.is_null() {
+        return Err(INVALID_ARGUMENT);
+    }
+    unsafe { *sample.cast::<GpmSample>() = value };
+    Ok(())
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlGpmQueryDeviceSupport(
+    d: nvmlDevice_t,
+    support: *mut nvmlGpmSupport_t,
+) -> nvmlReturn_t {
+    answer(whole_gpu(d).and_then(|(gpu, _)| {
+        if support.is_null() {
+            return Err(INVALID_ARGUMENT);
+        }
+        if unsafe { (*support).version } != 1 {
+            return Err(ARGUMENT_VERSION_MISMATCH);
+        }
+        unsafe { (*support).isSupportedDevice = c_uint::from(gpu.gpm) };
+        Ok(())
+    }))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlGpmSampleAlloc(sample: *mut nvmlGpmSample_t) -> nvmlReturn_t {
+    answer(set(
+        sample,
+        Box::into_raw(Box::<GpmSample>::default()).cast(),
+    ))
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlGpmSampleFree(sample: nvmlGpmSample_t) -> nvmlReturn_t {
+    if sample.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    // Made by nvmlGpmSampleAlloc, freed once, as NVML's callers do.
+    drop(unsafe { Box::from_raw(sample.cast::<GpmSample>()) });
+    SUCCESS
+}
+
+#[no_mangle]
+pub extern "C" fn nvmlGpmSampleGet(d: nvmlDevice_t, sample: nvmlGpmSample_t) -> nvmlReturn_t {
+    answer(gpm_gpu(d).and_then(|(gpu, index)| {
+        fill(
+            sample,
+            GpmSample {
+                of: Some((index, None)),
+                at_ms: gpu.energy_at_ms,
+                busy_sm_ms: gpu.busy_sm_ms,
+            },
+        )
+    }))
+}
+
+/// GPU instance `gi`'s activity: asked of the GPU's handle with the instance's ID, as NVML has it.
+#[no_mangle]
+pub extern "C" fn nvmlGpmMigSampleGet(
+    d: nvmlDevice_t,
+    gi: c_uint,
+    sample: nvmlGpmSample_t,
+) -> nvmlReturn_t {
+    answer(gpm_gpu(d).and_then(|(gpu, index)| {
+        if !gpu.mig_current {
+            return Err(NOT_SUPPORTED);
+        }
+        gpu.gi(gi).ok_or(NOT_FOUND)?;
+        fill(
+            sample,
+            GpmSample {
+                of: Some((index, Some(gi))),
+                at_ms: gpu.energy_at_ms,
+                busy_sm_ms: gpu.gi_busy_sm_ms.get(&gi).copied().unwrap_or(0.0),
+            },
+        )
+    }))
+}
+
+/// The metrics between two samples of one GPU (or GPU instance): SM utilization, the share of
+/// SMs busy over the interval in percent; every other metric is NOT_SUPPORTED in its slot.
+#[no_mangle]
+pub extern "C" fn nvmlGpmMetricsGet(get: *mut nvmlGpmMetricsGet_t) -> nvmlReturn_t {
+    if get.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    let get = unsafe { &mut *get };
+    if get.version != 1 {
+        return ARGUMENT_VERSION_MISMATCH;
+    }
+    if get.sample1.is_null() || get.sample2.is_null() || get.numMetrics as usize > get.metrics.len()
+    {
+        return INVALID_ARGUMENT;
+    }
+    let (a, b) = unsafe {
+        (
+            *get.sample1.cast::<GpmSample>(),
+            *get.sample2.cast::<GpmSample>(),
+        )
+    };
+    if a.of.is_none() || a.of != b.of || b.at_ms < a.at_ms {
+        return INVALID_ARGUMENT;
+    }
+    let ms = (b.at_ms - a.at_ms) as f64;
+    let util = if ms > 0.0 {
+        (100.0 * (b.busy_sm_ms - a.busy_sm_ms) / ms).clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
+    for metric in get.metrics.iter_mut().take(get.numMetrics as usize) {
+        if metric.metricId == GPM_SM_UTIL {
+            metric.nvmlReturn = SUCCESS;
+            metric.value = util;
+        } else {
+            metric.nvmlReturn = NOT_SUPPORTED;
+        }
+    }
+    SUCCESS
 }
 
 /// The processes on `d` (all of a GPU's, or those of one MIG device) with a plain compute

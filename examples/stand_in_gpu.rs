@@ -200,6 +200,10 @@ fn gpu(model: &GpuModel, index: usize, dir: &Path) -> FakeGpu {
         idle_w: model.power.idle_w,
         energy_mj: 0.0,
         energy_at_ms: 0,
+        // GPU Performance Monitoring came with Hopper: every catalog GPU but the Ampere ones.
+        gpm: !needs_reset(model),
+        busy_sm_ms: 0.0,
+        gi_busy_sm_ms: Default::default(),
         mig_current: false,
         mig_pending: false,
         mig_needs_reset: needs_reset(model),

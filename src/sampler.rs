@@ -156,7 +156,11 @@ impl Sampler {
     }
 
     pub fn power_until(&self, t: f64) {
-        lock(&self.state).summary.power.until = Some(t);
+        let summary = &mut lock(&self.state).summary;
+        summary.power.until = Some(t);
+        for activity in summary.activity.values_mut() {
+            activity.until = Some(t);
+        }
     }
 
     /// The most recent memory of a job (by the PID it was started as), for progress display.
@@ -197,41 +201,45 @@ pub struct Summary {
     /// Jobs started and not yet past their end, by key: `(start, end)`.
     open: HashMap<String, (f64, Option<f64>)>,
     /// The GPU's power integrated over the variant's jobs.
-    pub power: PowerIntegral,
+    pub power: WindowIntegral,
+    /// Each MIG instance's share of SMs busy (GPM), integrated over the same window, by UUID:
+    /// only instances whose rows carry it.
+    pub activity: HashMap<String, WindowIntegral>,
 }
 
-/// The GPU's power samples integrated (trapezoids) over a window of run seconds: the energy
-/// where a GPU has no energy counter. Constant room however long the window.
+/// A sampled figure integrated (trapezoids) over a window of run seconds, in constant room
+/// however long the window: the GPU's power (joules, the energy where a GPU has no energy
+/// counter), or a MIG instance's share of SMs busy (busy seconds).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct PowerIntegral {
+pub struct WindowIntegral {
     from: Option<f64>,
     until: Option<f64>,
-    /// The last sample in the window, `(t, watts)`, and the first one's time.
+    /// The last sample in the window, `(t, value)`, and the first one's time.
     last: Option<(f64, f64)>,
     first_t: Option<f64>,
-    pub joules: f64,
+    pub total: f64,
 }
 
-impl PowerIntegral {
+impl WindowIntegral {
     /// Counts samples from `from` to `until` (run seconds).
-    pub fn between(from: f64, until: Option<f64>) -> PowerIntegral {
-        PowerIntegral {
+    pub fn between(from: f64, until: Option<f64>) -> WindowIntegral {
+        WindowIntegral {
             from: Some(from),
             until,
-            ..PowerIntegral::default()
+            ..WindowIntegral::default()
         }
     }
 
-    pub fn add(&mut self, t: f64, watts: f64) {
+    pub fn add(&mut self, t: f64, value: f64) {
         let Some(from) = self.from else { return };
-        if t < from || self.until.is_some_and(|until| t > until) || !watts.is_finite() {
+        if t < from || self.until.is_some_and(|until| t > until) || !value.is_finite() {
             return;
         }
-        if let Some((t0, w0)) = self.last {
-            self.joules += (t - t0).max(0.0) * (w0 + watts) / 2.0;
+        if let Some((t0, v0)) = self.last {
+            self.total += (t - t0).max(0.0) * (v0 + value) / 2.0;
         }
         self.first_t.get_or_insert(t);
-        self.last = Some((t, watts));
+        self.last = Some((t, value));
     }
 
     /// Seconds between the first and last samples in the window, when there were two or more.
@@ -276,6 +284,15 @@ impl Summary {
                 if let Some(watts) = r.power_w {
                     self.power.add(t, watts);
                 }
+            }
+            if let (Scope::Instance, Some(pct), Some(from)) =
+                (r.scope, r.utilization_pct, self.power.from)
+            {
+                let until = self.power.until;
+                self.activity
+                    .entry(r.id.clone())
+                    .or_insert_with(|| WindowIntegral::between(from, until))
+                    .add(t, pct / 100.0);
             }
             match self.instances.iter_mut().find(|p| p.label == r.label) {
                 Some(p) => p.peak_gib = p.peak_gib.max(r.used_gib),

@@ -564,6 +564,16 @@ fn a_gpu_the_catalog_does_not_know_is_an_error_naming_the_known_ones() {
     assert!(!gpu.out().exists() || std::fs::read_dir(gpu.out()).unwrap().count() == 0);
 }
 
+/// The utilization figures of the MIG instances' sample rows.
+fn instance_utilization(samples: &polars::prelude::DataFrame) -> Vec<f64> {
+    let scope = common::strs(samples, "scope");
+    let utilization = common::floats(samples, "utilization_pct");
+    (0..samples.height())
+        .filter(|&i| scope.get(i) == Some("instance"))
+        .filter_map(|i| utilization.get(i))
+        .collect()
+}
+
 /// Energy on the NVML path: the GPU's total-energy counter read around each variant's jobs
 /// (through the stand-in's nvmlDeviceGetTotalEnergyConsumption), power on every GPU sample,
 /// each job's share of it; and a board that reports neither has no energy, never 0.
@@ -638,6 +648,37 @@ jobs = [{ workload = "probe", count = 2 }]
         }
     }
     assert!(gpu_rows > 0);
+
+    // The H100 has GPM: each MIG instance's SM activity is sampled (from its second sample on,
+    // as GPM gives it between two), and the MIG variant's energy is shared by it.
+    let splits = common::strs(&variants, "energy_split");
+    let split_of = |name: &str| {
+        splits.get(
+            (0..variants.height())
+                .find(|&i| names.get(i) == Some(name))
+                .unwrap(),
+        )
+    };
+    assert_eq!(split_of("mig"), Some("sm_activity"));
+    assert_eq!(split_of("full"), Some("sm_seconds"));
+    let busy = instance_utilization(&samples);
+    assert!(busy.iter().all(|u| (0.0..=100.0).contains(u)), "{busy:?}");
+    assert!(
+        busy.iter().any(|&u| u > 50.0),
+        "a probe keeps its instance busy: {busy:?}"
+    );
+
+    // Without GPM (an Ampere GPU has none): no instance utilization, and shares by SM-seconds.
+    let Some(gpu) = FakeDriver::with(json!({ "gpm": false })) else {
+        return;
+    };
+    let out = gpu.run_variants(VARIANTS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = gpu.run_dir();
+    let samples = common::table(&run, "samples");
+    assert!(instance_utilization(&samples).is_empty());
+    let splits = common::strs(&common::table(&run, "variants"), "energy_split");
+    assert!(splits.into_iter().all(|s| s == Some("sm_seconds")));
 
     // A board without power readings: energy is absent, not zero.
     let Some(gpu) = FakeDriver::with(json!({ "board_w": 0.0 })) else {

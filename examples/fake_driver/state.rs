@@ -15,6 +15,7 @@
 
 #![allow(dead_code)] // each program uses part of it
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,15 @@ pub struct FakeGpu {
     pub energy_mj: f64,
     #[serde(default)]
     pub energy_at_ms: u64,
+    /// NVML's GPU Performance Monitoring (Hopper and later): the SM-activity counters it reads,
+    /// kept with the energy counter, in ms × the share of SMs busy: the whole GPU's, and each
+    /// GPU instance's by ID (over its own SMs).
+    #[serde(default)]
+    pub gpm: bool,
+    #[serde(default)]
+    pub busy_sm_ms: f64,
+    #[serde(default)]
+    pub gi_busy_sm_ms: BTreeMap<u32, f64>,
 }
 
 /// A GPU instance profile as the driver knows it.
@@ -312,41 +322,63 @@ pub fn instance_busy(index: u32, gi: u32, ci: Option<u32>, linger_ms: u64) -> bo
 }
 
 impl FakeGpu {
-    /// What GPU `index` draws now, in watts: idle, plus the rest of the board's power in
-    /// proportion to the SMs of the devices that have a process.
-    pub fn power_w(&self, index: u32, procs: &[FakeProc]) -> f64 {
+    /// The SMs with a process on them now: per GPU instance in MIG mode (its compute instances
+    /// that have one), else the whole GPU's under key `None`.
+    fn busy_sm(&self, index: u32, procs: &[FakeProc]) -> BTreeMap<Option<u32>, u32> {
         let mine = procs.iter().filter(|p| p.gpu == index);
-        let busy_sm: u32 = if self.mig_current {
+        let mut out = BTreeMap::new();
+        if self.mig_current {
             let mut busy: Vec<(u32, u32)> = mine.filter_map(|p| Some((p.gi?, p.ci?))).collect();
             busy.sort_unstable();
             busy.dedup();
-            busy.iter()
-                .filter_map(|&(gi, ci)| {
-                    let gi = self.gi(gi)?;
-                    let ci = gi.cis.iter().find(|c| c.id == ci)?;
+            for (gi_id, ci_id) in busy {
+                let sm = self.gi(gi_id).and_then(|gi| {
+                    let ci = gi.cis.iter().find(|c| c.id == ci_id)?;
                     let profile = self.profile(gi.profile_id)?;
                     profile
                         .compute_profiles
                         .iter()
                         .find(|c| c.id == ci.profile_id)
                         .map(|c| c.sm)
-                })
-                .sum()
+                });
+                *out.entry(Some(gi_id)).or_default() += sm.unwrap_or(0);
+            }
         } else if mine.count() > 0 {
-            self.sm_count
-        } else {
-            0
-        };
+            out.insert(None, self.sm_count);
+        }
+        out
+    }
+
+    /// What GPU `index` draws now, in watts: idle, plus the rest of the board's power in
+    /// proportion to the SMs of the devices that have a process.
+    pub fn power_w(&self, index: u32, procs: &[FakeProc]) -> f64 {
+        let busy_sm: u32 = self.busy_sm(index, procs).values().sum();
         let share = (f64::from(busy_sm) / f64::from(self.sm_count.max(1))).min(1.0);
         self.idle_w + (self.board_w - self.idle_w) * share
     }
 
-    /// Brings the energy counter up to now; returns the power now.
+    /// Brings the energy counter and the SM-activity counters up to now; returns the power now.
     pub fn advance_energy(&mut self, index: u32, procs: &[FakeProc]) -> f64 {
         let power = self.power_w(index, procs);
         let now = now_ms();
         if self.energy_at_ms > 0 && now > self.energy_at_ms {
-            self.energy_mj += power * (now - self.energy_at_ms) as f64;
+            let ms = (now - self.energy_at_ms) as f64;
+            self.energy_mj += power * ms;
+            // GPM's SM activity: busy SMs over each instance's (or the GPU's), times the time.
+            let busy = self.busy_sm(index, procs);
+            let total: u32 = busy.values().sum();
+            self.busy_sm_ms += ms * f64::from(total) / f64::from(self.sm_count.max(1));
+            for (gi, sm) in busy {
+                let Some(gi) = gi else { continue };
+                let gi_sm = self
+                    .gi(gi)
+                    .and_then(|g| self.profile(g.profile_id))
+                    .map_or(0, |p| p.sm);
+                if gi_sm > 0 {
+                    *self.gi_busy_sm_ms.entry(gi).or_default() +=
+                        ms * (f64::from(sm) / f64::from(gi_sm)).min(1.0);
+                }
+            }
         }
         self.energy_at_ms = now;
         power

@@ -296,8 +296,10 @@ pub struct SampleRow {
     pub label: String,
     pub used_gib: f64,
     pub capacity_gib: Option<f64>,
-    /// Percent of the time a kernel ran over the last sample period (NVML's GPU utilization),
-    /// where the backend can tell: NVML cannot on MIG GPUs (docs/mig.md), the simulator does not.
+    /// On a GPU row, percent of the time a kernel ran over the last sample period (NVML's GPU
+    /// utilization; not given on MIG GPUs, docs/mig.md); on a MIG instance's row, the share of
+    /// its SMs busy since its last sample (NVML's GPM, Hopper and later). Absent where the
+    /// backend cannot tell; the simulator does not.
     pub utilization_pct: Option<f64>,
     /// The whole GPU's power draw in watts, on the GPU's row, where the backend reports it
     /// (NVML's `nvmlDeviceGetPowerUsage`; the simulator's power model). Never 0 for unknown.

@@ -2,13 +2,16 @@
 //! integrated where it has no counter, and each job's share of it (docs/energy.md).
 //!
 //! The counter is the whole GPU's, under MIG and MPS too: NVML has no energy per MIG instance or
-//! per process. A job's share is therefore an attribution, in proportion to the SM-seconds it
-//! held (the SMs of the device it ran on, times its run time), and labelled so.
+//! per process. A job's share is therefore an attribution, labelled so: by the measured SM
+//! activity of its MIG instance where NVML's GPM gives it, else in proportion to the
+//! SM-seconds it held (the SMs of the device it ran on, times its run time).
 
 use crate::backend::{Backend, BackendKind};
 use crate::catalog::GpuModel;
-use crate::results::{EnergySource, JobRecord};
-use crate::sampler::{PowerIntegral, Sampler};
+use std::collections::HashMap;
+
+use crate::results::{EnergySource, EnergySplit, JobRecord};
+use crate::sampler::{Sampler, WindowIntegral};
 
 /// The counter and the clock at the start and the end of a variant's jobs.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +66,7 @@ impl EnergyWindow {
 
     /// The energy over the window: the counter's difference, else the GPU's power samples
     /// integrated over it; None when neither is there, never 0 for unknown.
-    pub fn energy(&self, backend: BackendKind, power: &PowerIntegral) -> Option<Energy> {
+    pub fn energy(&self, backend: BackendKind, power: &WindowIntegral) -> Option<Energy> {
         let end = self.end?;
         if let (Some(a), Some(b)) = (self.start.joules, end.joules) {
             // A counter that went back (the driver reloaded) says nothing of the window.
@@ -80,7 +83,7 @@ impl EnergyWindow {
             }
         }
         Some(Energy {
-            joules: power.joules,
+            joules: power.total,
             source: EnergySource::PowerSamples,
             seconds: power.seconds()?,
         })
@@ -102,25 +105,62 @@ fn device_sm(gpu: &GpuModel, profile: Option<&str>) -> u32 {
         .unwrap_or(gpu.sm_count)
 }
 
-/// Shares `energy` among the jobs that ran, in proportion to their SM-seconds.
-pub(super) fn share(jobs: &mut [JobRecord], gpu: &GpuModel, energy: &Energy) {
-    let weight = |j: &JobRecord| -> f64 {
+/// Shares `energy` among the jobs that ran; says how. Where every job that ran was on a MIG
+/// instance with measured SM activity (`activity`: busy seconds by instance UUID, from GPM),
+/// each instance's part is its busy SM-seconds, shared among its jobs by SM-seconds; otherwise
+/// every job's part is its SM-seconds. `None` when no job ran for any time.
+pub(super) fn share(
+    jobs: &mut [JobRecord],
+    gpu: &GpuModel,
+    energy: &Energy,
+    activity: &HashMap<String, WindowIntegral>,
+) -> Option<EnergySplit> {
+    let sm_seconds = |j: &JobRecord| -> f64 {
         let seconds = match (j.start_s, j.end_s) {
             (Some(start), Some(end)) if end > start => end - start,
             _ => 0.0,
         };
         f64::from(device_sm(gpu, j.instance_profile.as_deref())) * seconds
     };
-    let total: f64 = jobs.iter().map(weight).sum();
+    let by_sm_seconds: Vec<f64> = jobs.iter().map(sm_seconds).collect();
+    let measured = |j: &JobRecord| activity.get(j.instance_uuid.as_deref()?);
+    let by_activity = jobs
+        .iter()
+        .zip(&by_sm_seconds)
+        .all(|(j, &w)| w <= 0.0 || measured(j).is_some())
+        .then(|| {
+            let mut per_instance: HashMap<&str, f64> = HashMap::new();
+            for (j, &w) in jobs.iter().zip(&by_sm_seconds) {
+                if let Some(uuid) = j.instance_uuid.as_deref() {
+                    *per_instance.entry(uuid).or_default() += w;
+                }
+            }
+            jobs.iter()
+                .zip(&by_sm_seconds)
+                .map(|(j, &w)| {
+                    let (Some(busy), Some(uuid)) = (measured(j), j.instance_uuid.as_deref()) else {
+                        return 0.0;
+                    };
+                    let instance_sm = f64::from(device_sm(gpu, j.instance_profile.as_deref()));
+                    busy.total * instance_sm * w / per_instance[uuid]
+                })
+                .collect::<Vec<f64>>()
+        })
+        .filter(|w| w.iter().sum::<f64>() > 0.0);
+    let (weights, split) = match by_activity {
+        Some(w) => (w, EnergySplit::SmActivity),
+        None => (by_sm_seconds, EnergySplit::SmSeconds),
+    };
+    let total: f64 = weights.iter().sum();
     if total <= 0.0 {
-        return;
+        return None;
     }
-    for job in jobs.iter_mut() {
-        let w = weight(job);
+    for (job, w) in jobs.iter_mut().zip(weights) {
         if w > 0.0 {
             job.energy_j = Some(energy.joules * w / total);
         }
     }
+    Some(split)
 }
 
 #[cfg(test)]
@@ -144,7 +184,7 @@ mod tests {
     #[test]
     fn the_counter_wins_and_power_samples_stand_in_without_it() {
         // Samples before and after the window do not count.
-        let mut power = PowerIntegral::between(10.0, Some(20.0));
+        let mut power = WindowIntegral::between(10.0, Some(20.0));
         for (t, w) in [
             (5.0, 999.0),
             (10.0, 100.0),
@@ -168,7 +208,7 @@ mod tests {
             assert_eq!(integrated.seconds, 10.0);
         }
         // Neither: unknown, not zero.
-        let unpowered = PowerIntegral::between(10.0, Some(20.0));
+        let unpowered = WindowIntegral::between(10.0, Some(20.0));
         assert_eq!(
             window(None, None).energy(BackendKind::Nvml, &unpowered),
             None
@@ -176,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn jobs_share_by_sm_seconds() {
+    fn jobs_share_by_measured_activity_where_every_instance_has_it_else_by_sm_seconds() {
         let gpu = Catalog::builtin().gpu("h100-80gb").unwrap();
         let job = |profile: &str, start: f64, end: f64| JobRecord {
             variant: "v".into(),
@@ -206,8 +246,41 @@ mod tests {
             source: EnergySource::Counter,
             seconds: 20.0,
         };
-        share(&mut jobs, gpu, &energy);
+        assert_eq!(
+            share(&mut jobs, gpu, &energy, &HashMap::new()),
+            Some(EnergySplit::SmSeconds)
+        );
         assert_eq!(jobs[0].energy_j, Some(640.0));
         assert_eq!(jobs[1].energy_j, Some(1_200.0));
+
+        // With GPM: the 4g.40gb busy 2 of its 10 s, the 3g.40gb all 20 s: 128 and 1,200 busy
+        // SM-seconds.
+        let busy = |seconds: f64| {
+            let mut w = WindowIntegral::between(0.0, Some(20.0));
+            w.add(0.0, seconds / 20.0);
+            w.add(20.0, seconds / 20.0);
+            w
+        };
+        jobs[0].instance_uuid = Some("MIG-a".into());
+        jobs[1].instance_uuid = Some("MIG-b".into());
+        let activity = HashMap::from([
+            ("MIG-a".to_string(), busy(2.0)),
+            ("MIG-b".to_string(), busy(20.0)),
+        ]);
+        assert_eq!(
+            share(&mut jobs, gpu, &energy, &activity),
+            Some(EnergySplit::SmActivity)
+        );
+        let a = jobs[0].energy_j.unwrap();
+        let b = jobs[1].energy_j.unwrap();
+        assert!((a - 1_840.0 * 128.0 / 1_328.0).abs() < 1e-9, "{a}");
+        assert!((a + b - 1_840.0).abs() < 1e-9);
+        // One job's instance unmeasured: all by SM-seconds.
+        let partial = HashMap::from([("MIG-a".to_string(), busy(2.0))]);
+        assert_eq!(
+            share(&mut jobs, gpu, &energy, &partial),
+            Some(EnergySplit::SmSeconds)
+        );
+        assert_eq!(jobs[0].energy_j, Some(640.0));
     }
 }

@@ -108,6 +108,7 @@ impl VariantRun<'_> {
             gpu_vram_peak_gib: gpu_peak,
             energy_j: None,
             energy_source: None,
+            energy_split: None,
             mean_power_w: None,
             energy_per_unit_j: None,
             energy_per_kilotoken_j: None,

@@ -162,9 +162,9 @@ impl VariantRun<'_> {
         // What ran is recorded whatever failed since.
         attach_vram(&mut finished, &samples);
         let energy = energy_window.energy(backend.kind(), &samples.power);
-        if let Some(energy) = &energy {
-            energy::share(&mut finished, self.scenario.gpu, energy);
-        }
+        let energy_split = energy.as_ref().and_then(|energy| {
+            energy::share(&mut finished, self.scenario.gpu, energy, &samples.activity)
+        });
         let mps = matches!(self.mode(), SharingMode::Mps | SharingMode::MigMps);
         let outside: Vec<String> = if mps {
             jobs_outside_mps(&finished, &samples)
@@ -224,6 +224,7 @@ impl VariantRun<'_> {
                 .map(|r| u64::from(r.output_tokens))
                 .sum();
             summary.record_energy(&energy, output_tokens);
+            summary.energy_split = energy_split;
         }
         let event = run.event(
             backend.now() - self.t0,

@@ -289,6 +289,7 @@ mod tests {
                     gpu_vram_peak_gib: Some(30.0),
                     energy_j: None,
                     energy_source: None,
+                    energy_split: None,
                     mean_power_w: None,
                     energy_per_unit_j: None,
                     energy_per_kilotoken_j: None,

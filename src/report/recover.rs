@@ -149,6 +149,7 @@ pub fn recover(
             gpu_vram_peak_gib: None,
             energy_j: None,
             energy_source: None,
+            energy_split: None,
             mean_power_w: None,
             energy_per_unit_j: None,
             energy_per_kilotoken_j: None,

@@ -130,6 +130,29 @@ impl EnergySource {
 
 crate::named!(EnergySource: Counter, PowerSamples, Model);
 
+/// How a variant's energy is shared among its jobs (`jobs.energy_j`; docs/energy.md): the GPU
+/// has one energy counter, under MIG and MPS too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergySplit {
+    /// In proportion to SM-seconds: the SMs of each job's device times its run time.
+    SmSeconds,
+    /// Among MIG instances by their measured SM activity (NVML's GPM, Hopper and later), then
+    /// among the jobs of an instance by SM-seconds.
+    SmActivity,
+}
+
+impl EnergySplit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnergySplit::SmSeconds => "sm_seconds",
+            EnergySplit::SmActivity => "sm_activity",
+        }
+    }
+}
+
+crate::named!(EnergySplit: SmSeconds, SmActivity);
+
 /// The version of the tables' columns this migbench writes (`manifest.json`'s
 /// `schema_version`). 1, implied when the key is missing: `start`, `end` and `t` before they
 /// carried their unit. `report` reads both (see [`schema::renamed_since`]).

@@ -7,7 +7,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::serving::{RequestRow, ServingRecord};
-use super::{EnergySource, Outcome, VariantStatus};
+use super::{EnergySource, EnergySplit, Outcome, VariantStatus};
 use crate::backend::{BackendKind, SampleRow, Scope};
 use crate::error::{Error, Result};
 use crate::mode::SharingMode;
@@ -38,10 +38,11 @@ table! {
         pub vram_peak_gib: Option<f64>,
         /// The level the job held for most of its run (the word T uses: "constant").
         pub vram_constant_gib: Option<f64>,
-        /// The job's share of the whole GPU's energy over the variant, in joules: shared among
-        /// the jobs in proportion to SM-seconds (the SMs of the device each ran on, times its
-        /// run time), idle power included. Under MIG and MPS the GPU has one counter, so this
-        /// is an attribution, not a measurement of the job alone.
+        /// The job's share of the whole GPU's energy over the variant, in joules, idle power
+        /// included, as `variants.energy_split` says: in proportion to SM-seconds (the SMs of
+        /// the device each ran on, times its run time), or by the measured SM activity of each
+        /// MIG instance. Under MIG and MPS the GPU has one counter, so this is an attribution,
+        /// not a measurement of the job alone.
         pub energy_j: Option<f64>,
         pub reason: Option<String>,
         pub log: Option<String>,
@@ -61,7 +62,8 @@ table! {
         pub label: String,
         pub used_gib: f64,
         pub capacity_gib: Option<f64>,
-        /// GPU utilization in percent, where the backend reports it.
+        /// GPU utilization in percent (a MIG instance's: its SMs busy, from GPM), where the
+        /// backend reports it.
         pub utilization_pct: Option<f64>,
         /// The whole GPU's power in watts, on its `gpu` row, where the backend reports it.
         pub power_w: Option<f64>,
@@ -92,6 +94,8 @@ table! {
         /// absent where the GPU reports neither an energy counter nor its power.
         pub energy_j: Option<f64>,
         pub energy_source: Option<EnergySource>,
+        /// How `energy_j` is shared among the jobs (`jobs.energy_j`).
+        pub energy_split: Option<EnergySplit>,
         /// `energy_j` over that window's length.
         pub mean_power_w: Option<f64>,
         /// `energy_j` divided by the units completed (batch jobs).
@@ -268,6 +272,7 @@ mod tests {
             gpu_vram_peak_gib: Some(70.0),
             energy_j: None,
             energy_source: None,
+            energy_split: None,
             mean_power_w: None,
             energy_per_unit_j: None,
             energy_per_kilotoken_j: None,

@@ -154,8 +154,10 @@ impl FakeDriver {
     pub fn state(&self) -> Value {
         let mut gpu = self.node_state()["gpus"][0].clone();
         if let Some(fields) = gpu.as_object_mut() {
-            fields.remove("energy_mj");
-            fields.remove("energy_at_ms");
+            // Counters that advance with time, not state a run changes.
+            for counter in ["energy_mj", "energy_at_ms", "busy_sm_ms", "gi_busy_sm_ms"] {
+                fields.remove(counter);
+            }
         }
         gpu
     }

@@ -17,6 +17,7 @@ pub mod catalog_check;
 pub mod commands;
 mod discover;
 mod exec;
+mod gpm;
 mod library;
 mod mig_mode;
 pub mod mps;
@@ -62,6 +63,8 @@ pub struct NvmlBackend {
     /// The instance IDs, listed once per configuration: undoing a change first asks whether it
     /// is in effect and then makes its inverse, and both need the listing.
     listed: Mutex<Option<MigIds>>,
+    /// Each GPU instance's last GPM sample, for its SM activity between samples.
+    activity: gpm::Activity,
 }
 
 /// The catalog model of `device`, named `name` by NVML: by its PCI device ID first
@@ -115,6 +118,7 @@ impl NvmlBackend {
             mps: Mutex::new(BTreeMap::new()),
             placed: Mutex::new(None),
             listed: Mutex::new(None),
+            activity: gpm::Activity::default(),
         })
     }
 
@@ -252,6 +256,7 @@ impl Backend for NvmlBackend {
         // Until the next change they hold: migbench holds the GPU's lock.
         *lock(&self.placed) = None;
         *lock(&self.listed) = None;
+        self.activity.forget();
         result
     }
 
@@ -316,13 +321,17 @@ impl Backend for NvmlBackend {
                 .device_by_uuid(p.device.uuid.as_str())
                 .map_err(nvml_error("a MIG device"))?;
             let mem = mig.memory_info().map_err(nvml_error("MIG memory"))?;
+            // GPM is asked of the GPU's handle with the GPU instance's ID.
+            let utilization_pct =
+                library::raw_id(&self.nvml.lib().nvmlDeviceGetGpuInstanceId, &mig)
+                    .and_then(|gi| self.activity.sm_util(self.nvml, &device, gi));
             rows.push(SampleRow {
                 scope: Scope::Instance,
                 id: p.device.uuid.clone(),
                 label: p.device.pool.clone(),
                 used_gib: mem.used as f64 / GIB,
                 capacity_gib: Some(mem.total as f64 / GIB),
-                utilization_pct: None,
+                utilization_pct,
                 power_w: None,
                 group: None,
                 mps_client: None,
