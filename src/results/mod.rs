@@ -10,10 +10,12 @@
 //!   jobs.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
 //!   samples/part-NNNNN.parquet        VRAM samples, written as they are taken (stream.rs)
 //!   samples.csv                       with `run --samples-csv` only
-//!   requests.{csv,parquet} serving.{csv,parquet} serving.json     (runs with model servers)
+//!   requests/part-NNNNN.parquet requests.csv   one row per request (runs with model servers)
+//!   serving.{csv,parquet} serving.json             (runs with model servers)
 //! ```
-//! The samples stream to disk as they are taken (at most [`stream::FLUSH_EVERY`] behind); the
-//! other tables are rewritten after every variant, so a run that dies keeps every finished
+//! The samples stream to disk as they are taken (at most [`stream::FLUSH_EVERY`] behind), the
+//! requests are added to their parts at each variant's end (the CSV copy gets each full part,
+//! and the last at the run's end); the other tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
 
 pub mod schema;

@@ -9,7 +9,8 @@ use std::path::Path;
 use polars::prelude::*;
 use serde_json::{json, Value};
 
-use super::schema::{Cells, Field, Named, NotInTable};
+use super::schema::{Cells, Field, Named, Table};
+use super::stream::table_files;
 use super::tables::write;
 use super::Outcome;
 use crate::backend::BackendKind;
@@ -45,8 +46,9 @@ table! {
         pub e2el_ms: Option<f64>,
         /// Chunks of text received: the first token and one per gap of `itls_ms`.
         pub chunks: u32,
-        /// Gaps between chunks of text (in `serving.json` only: a list does not fit a CSV cell).
-        pub itls_ms: NotInTable<Vec<f64>>,
+        /// Gaps between chunks of text (in the Parquet table and `serving.json`; a list does not
+        /// fit a CSV cell, so the CSV copy leaves it out).
+        pub itls_ms: Vec<f64>,
         pub input_tokens: u32,
         pub output_tokens: u32,
         pub tokens_from: TokenCount,
@@ -181,23 +183,56 @@ enum MetricColumn<'a> {
     Values(&'a Float64Chunked),
 }
 
-/// Writes `requests` and `serving` (CSV and Parquet) and `serving.json`, when a run has servers.
-pub(super) fn write_all(
-    dir: &Path,
-    requests: &[RequestRow],
-    serving: &[ServingRecord],
-) -> Result<()> {
+/// Writes `serving` (CSV and Parquet) and `serving.json`, when a run has servers (the requests
+/// are already in their parts).
+pub(super) fn write_all(dir: &Path, serving: &[ServingRecord]) -> Result<()> {
     if serving.is_empty() {
         return Ok(());
     }
-    write(dir, requests)?;
     write(dir, serving)?;
-    let text = serde_json::to_vec_pretty(&to_json(requests, serving))
+    let requests = detailed_requests(dir)?;
+    let text = serde_json::to_vec_pretty(&to_json(requests.as_deref(), serving))
         .map_err(|e| Error::Harness(e.to_string()))?;
     let path = dir.join("serving.json");
     std::fs::write(&path, text)
         .map_err(|e| Error::Harness(format!("cannot write {}: {e}", path.display())))?;
     write_points(dir, serving)
+}
+
+/// `serving.json` lists each server's requests (vLLM's `--save-detailed` lists) while the run
+/// has at most this many requests; above it the file holds the metrics only and the lists are
+/// in the `requests` table, so that writing it takes bounded memory (about 100 MB of rows).
+pub const DETAILED_REQUESTS: usize = 100_000;
+
+/// The run's measured requests, read back from the `requests` table, when there are at most
+/// [`DETAILED_REQUESTS`] of them.
+fn detailed_requests(dir: &Path) -> Result<Option<Vec<RequestRow>>> {
+    let fail = |path: &Path, e: &dyn std::fmt::Display| {
+        Error::Harness(format!("cannot read {}: {e}", path.display()))
+    };
+    let open = |path: &Path| {
+        std::fs::File::open(path)
+            .map(ParquetReader::new)
+            .map_err(|e| fail(path, &e))
+    };
+    let files = table_files(dir, RequestRow::NAME);
+    let mut rows = 0;
+    for path in &files {
+        rows += open(path)?.num_rows().map_err(|e| fail(path, &e))?;
+        if rows > DETAILED_REQUESTS {
+            return Ok(None);
+        }
+    }
+    let mut measured = Vec::with_capacity(rows);
+    for path in &files {
+        let df = open(path)?.finish().map_err(|e| fail(path, &e))?;
+        measured.extend(
+            RequestRow::from_frame(&df)?
+                .into_iter()
+                .filter(|q| !q.warmup),
+        );
+    }
+    Ok(Some(measured))
 }
 
 /// The directory of a run that holds one `vllm bench serve --save-result` file per sweep point.
@@ -268,12 +303,13 @@ type ServerKey<'a> = (&'a str, u32, Option<u32>, Option<u32>);
 
 /// vLLM's result shape per variant: the metrics under vLLM's keys, and per server its metrics
 /// plus the per-request lists vLLM keeps (`input_lens`, `output_lens`, `ttfts`, `itls`,
-/// `latencies` in seconds, `errors`), warm-ups left out.
-fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
+/// `latencies` in seconds, `errors`) of the measured `requests`, when they are given (at most
+/// [`DETAILED_REQUESTS`]).
+fn to_json(requests: Option<&[RequestRow]>, serving: &[ServingRecord]) -> Value {
     // Each server's measured requests, found once: a run's requests are many (a sweep's tens
     // of thousands), and its server rows are many too.
     let mut of_server: HashMap<ServerKey, Vec<&RequestRow>> = HashMap::new();
-    for q in requests.iter().filter(|q| !q.warmup) {
+    for q in requests.unwrap_or_default() {
         of_server
             .entry((q.variant.as_str(), q.repetition, Some(q.job), q.point))
             .or_default()
@@ -311,6 +347,9 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                     o.insert("model".into(), json!(s.model));
                     o.insert("instance".into(), json!(s.instance));
                     o.insert("server_outcome".into(), json!(s.server_outcome));
+                    if requests.is_none() {
+                        return Value::Object(o);
+                    }
                     o.insert(
                         "input_lens".into(),
                         json!(mine.iter().map(|q| q.input_tokens).collect::<Vec<_>>()),
@@ -327,7 +366,7 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                         "itls".into(),
                         json!(mine
                             .iter()
-                            .map(|q| q.itls_ms.0.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
+                            .map(|q| q.itls_ms.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
                             .collect::<Vec<_>>()),
                     );
                     o.insert(
@@ -358,8 +397,15 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
             })
         })
         .collect();
+    let lists = match requests {
+        Some(_) => "each server's measured requests, in the order sent".to_string(),
+        None => format!(
+            "left out: the run has more than {DETAILED_REQUESTS} requests; they are in the requests table"
+        ),
+    };
     json!({
         "time_unit": "seconds on the backend's clock (simulated seconds when manifest.json says simulated); *_ms keys in milliseconds",
+        "per_request_lists": lists,
         "variants": variants,
     })
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 
-use super::schema::Table;
+use super::schema::{csv_columns, Table};
 use crate::error::{Error, Result};
 
 /// Rows in one part: about 30 MB of samples held at most (see docs/results.md).
@@ -157,7 +157,7 @@ impl<T: Table> PartWriter<T> {
         let Some(path) = &self.csv else {
             return Ok(());
         };
-        let mut df = T::to_frame(&self.rows)?;
+        let mut df = csv_columns(&T::to_frame(&self.rows)?);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::mode::SharingMode;
 use crate::table;
 
-use super::schema::Table;
+use super::schema::{csv_columns, Table};
+use super::stream::PartWriter;
 
 table! {
     /// One row of `jobs`: one job of one variant repetition.
@@ -133,27 +134,47 @@ impl SampleRecord {
 }
 
 /// Everything a run records, as rows, but its samples (which go to disk as they are taken:
-/// [`super::stream`]).
-#[derive(Debug, Clone, Default)]
+/// [`super::stream`]) and its requests (which go to disk with each variant's end).
+#[derive(Default)]
 pub struct Tables {
     pub jobs: Vec<JobRecord>,
     pub variants: Vec<VariantRecord>,
     pub instances: Vec<InstanceRecord>,
-    /// Runs with model servers only.
+    /// The requests of the variant that just ran (runs with model servers), until
+    /// [`Tables::write`] puts them in the `requests` parts.
     pub requests: Vec<RequestRow>,
     pub serving: Vec<ServingRecord>,
+    /// The `requests` table, written part by part (made at the first write).
+    request_parts: Option<PartWriter<RequestRow>>,
 }
 
 impl Tables {
-    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`.
-    pub fn write(&self, dir: &Path) -> Result<()> {
+    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`, and the requests
+    /// taken since the last write to `requests/` (then no longer held).
+    pub fn write(&mut self, dir: &Path) -> Result<()> {
         crate::fault::write("tables").map_err(|e| {
             Error::Harness(format!("cannot write the tables in {}: {e}", dir.display()))
         })?;
         write(dir, &self.jobs)?;
         write(dir, &self.variants)?;
         write(dir, &self.instances)?;
-        super::serving::write_all(dir, &self.requests, &self.serving)
+        if !self.requests.is_empty() {
+            let parts = self
+                .request_parts
+                .get_or_insert_with(|| PartWriter::create(dir, true));
+            for row in self.requests.drain(..) {
+                parts.push(row)?;
+            }
+            parts.flush()?;
+        }
+        super::serving::write_all(dir, &self.serving)
+    }
+
+    /// Ends the requests' CSV copy with its last part: the end of the run.
+    pub fn finish(&mut self) -> Result<()> {
+        self.request_parts
+            .as_mut()
+            .map_or(Ok(()), PartWriter::finish)
     }
 }
 
@@ -165,7 +186,9 @@ pub(super) fn write<T: Table>(dir: &Path, rows: &[T]) -> Result<()> {
         Error::Harness(format!("cannot write {name} in {}: {e}", dir.display()))
     };
     let csv = std::fs::File::create(dir.join(format!("{name}.csv"))).map_err(|e| fail(&e))?;
-    CsvWriter::new(csv).finish(&mut df).map_err(|e| fail(&e))?;
+    CsvWriter::new(csv)
+        .finish(&mut csv_columns(&df))
+        .map_err(|e| fail(&e))?;
     let parquet =
         std::fs::File::create(dir.join(format!("{name}.parquet"))).map_err(|e| fail(&e))?;
     ParquetWriter::new(parquet)
@@ -188,7 +211,6 @@ mod tests {
     use crate::loadgen::metrics::ServingMetrics;
     use crate::loadgen::stats::Summary;
     use crate::loadgen::TokenCount;
-    use crate::results::schema::NotInTable;
     use crate::results::ServingScope;
 
     /// Writes `rows` as the run does and reads them back as `report` does (from Parquet), and
@@ -285,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn the_serving_tables_read_back_their_metrics_and_leave_the_json_only_lists_out() {
+    fn the_serving_tables_read_back_their_metrics_and_each_request_s_gaps() {
         let request = RequestRow {
             variant: "v".into(),
             repetition: 1,
@@ -302,16 +324,26 @@ mod tests {
             tpot_ms: None,
             e2el_ms: Some(800.0),
             chunks: 3,
-            itls_ms: NotInTable(vec![7.0, 8.0]),
+            itls_ms: vec![7.0, 8.0],
             input_tokens: 286,
             output_tokens: 148,
             tokens_from: TokenCount::Chunks,
             error: None,
         };
-        let back = round_trip(std::slice::from_ref(&request));
-        let mut expected = request.clone();
-        expected.itls_ms = NotInTable(Vec::new());
-        assert_eq!(back, vec![expected]);
+        // A request with no gaps (one chunk, or failed) reads back an empty list.
+        let mut single = request.clone();
+        (single.request, single.itls_ms) = (8, Vec::new());
+        let rows = vec![request, single];
+        assert_eq!(round_trip(&rows), rows);
+        // The CSV copy leaves the list column out (a list does not fit a cell).
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rows).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("requests.csv")).unwrap();
+        assert!(
+            csv.starts_with("variant,") && !csv.contains("itls_ms"),
+            "{csv}"
+        );
+        assert_eq!(csv.lines().count(), 3);
 
         let summary = |x: f64| Some(Summary::from_values([x, x + 1.0, 0.5, x + 2.0, x + 3.0]));
         let metrics = ServingMetrics {

@@ -4,7 +4,6 @@ use crate::backend::BackendKind;
 use crate::loadgen::metrics::{self, ServingMetrics};
 use crate::loadgen::{LoadSpec, Point, RequestRecord};
 use crate::mode::SharingMode;
-use crate::results::schema::NotInTable;
 use crate::results::{JobRecord, RequestRow, ServingRecord, ServingScope};
 
 use super::servers::Served;
@@ -125,7 +124,7 @@ fn point_rows(
                 tpot_ms: r.tpot_s().map(|s| s * 1000.0),
                 e2el_ms: r.latency_s.map(|s| s * 1000.0),
                 chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
-                itls_ms: NotInTable(r.itls_s.iter().map(|s| s * 1000.0).collect()),
+                itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
                 input_tokens: r.input_tokens,
                 output_tokens: r.output_tokens,
                 tokens_from: r.tokens_from,
