@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::stats::Summary;
+use super::stats::{Summary, Values};
 use super::{RequestRecord, Slo};
 
 /// The figures `vllm bench serve` reports for one benchmark.
@@ -63,7 +63,11 @@ impl ServingMetrics {
     /// `good` is how many met their SLOs, when any SLO was given.
     pub fn compute(records: &[&RequestRecord], duration: f64, good: Option<usize>) -> Self {
         let done: Vec<&RequestRecord> = records.iter().copied().filter(|r| r.completed()).collect();
-        let ms = |v: Vec<f64>| Summary::of(&v.iter().map(|s| s * 1000.0).collect::<Vec<_>>());
+        let ms = |v: Vec<f64>| {
+            let mut values = Values::default();
+            v.iter().for_each(|s| values.push(s * 1000.0));
+            values.summary()
+        };
         let total_input: u64 = done.iter().map(|r| u64::from(r.input_tokens)).sum();
         let total_output: u64 = done.iter().map(|r| u64::from(r.output_tokens)).sum();
         let per_s = |n: f64| if duration > 0.0 { n / duration } else { 0.0 };
