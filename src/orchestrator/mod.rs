@@ -169,7 +169,7 @@ fn run_as(
     }
     progress.finish();
     let samples_finished = crate::clock::lock(&samples).finish();
-    let requests_finished = records.finish();
+    let requests_finished = books.run.finish_requests();
     if outcome.is_ok() {
         outcome = samples_finished.and(requests_finished);
     }

@@ -56,6 +56,10 @@ table! {
     }
 }
 
+/// The `requests` table of a run, written as requests are done (by the load generator's sinks)
+/// and flushed at each variant's end.
+pub type RequestTable = std::sync::Arc<std::sync::Mutex<super::stream::PartWriter<RequestRow>>>;
+
 /// Which rows of `serving` a row sums up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServingScope {

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 
 /// Rows in one part: about 30 MB of samples held at most (see docs/results.md).
 pub const PART_ROWS: usize = 65_536;
+/// Rows in one part of the `requests` table: a request's row holds its gaps between chunks (a
+/// kilobyte at 128 output tokens), so about 10 MB held at most.
+pub const REQUEST_PART_ROWS: usize = 8_192;
 /// The longest a row waits before it is on disk (wall time, whatever the run's clock).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
@@ -57,6 +60,8 @@ pub struct PartWriter<T: Table> {
     /// The number of the part being filled.
     part: u32,
     rows: Vec<T>,
+    /// Rows in a full part.
+    part_rows: usize,
     /// Rows of the current part already on disk.
     written: usize,
     /// When the oldest row not yet on disk was taken.
@@ -75,12 +80,19 @@ impl<T: Table> PartWriter<T> {
             dir: run.join(T::NAME),
             part: 0,
             rows: Vec::new(),
+            part_rows: PART_ROWS,
             written: 0,
             oldest: None,
             csv: csv.then(|| run.join(format!("{}.csv", T::NAME))),
             csv_started: false,
             flush_every: FLUSH_EVERY,
         }
+    }
+
+    /// Parts of `rows` rows rather than [`PART_ROWS`].
+    pub fn part_rows(mut self, rows: usize) -> Self {
+        self.part_rows = rows.max(1);
+        self
     }
 
     /// Writes the part being filled only when it is full or flushed (tests that count files).
@@ -95,7 +107,7 @@ impl<T: Table> PartWriter<T> {
     pub fn push(&mut self, row: T) -> Result<()> {
         self.rows.push(row);
         let oldest = *self.oldest.get_or_insert_with(Instant::now);
-        if self.rows.len() >= PART_ROWS {
+        if self.rows.len() >= self.part_rows {
             self.write_part()?;
             self.next_part()
         } else if oldest.elapsed() >= self.flush_every {

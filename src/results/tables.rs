@@ -6,7 +6,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::serving::{RequestRow, ServingRecord};
+#[cfg(test)]
+use super::serving::RequestRow;
+use super::serving::ServingRecord;
 use super::{EnergySource, Outcome, VariantStatus};
 use crate::backend::{BackendKind, SampleRow, Scope};
 use crate::error::{Error, Result};
@@ -14,7 +16,6 @@ use crate::mode::SharingMode;
 use crate::table;
 
 use super::schema::{csv_columns, Table};
-use super::stream::PartWriter;
 
 table! {
     /// One row of `jobs`: one job of one variant repetition.
@@ -133,48 +134,28 @@ impl SampleRecord {
     }
 }
 
-/// Everything a run records, as rows, but its samples (which go to disk as they are taken:
-/// [`super::stream`]) and its requests (which go to disk with each variant's end).
-#[derive(Default)]
+/// Everything a run records, as rows, but its samples and requests (which go to disk as they
+/// are taken: [`super::stream`]).
+#[derive(Debug, Clone, Default)]
 pub struct Tables {
     pub jobs: Vec<JobRecord>,
     pub variants: Vec<VariantRecord>,
     pub instances: Vec<InstanceRecord>,
-    /// The requests of the variant that just ran (runs with model servers), until
-    /// [`Tables::write`] puts them in the `requests` parts.
-    pub requests: Vec<RequestRow>,
+    /// Runs with model servers only.
     pub serving: Vec<ServingRecord>,
-    /// The `requests` table, written part by part (made at the first write).
-    request_parts: Option<PartWriter<RequestRow>>,
 }
 
 impl Tables {
-    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`, and the requests
-    /// taken since the last write to `requests/` (then no longer held).
-    pub fn write(&mut self, dir: &Path) -> Result<()> {
+    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir` (and `serving.json`,
+    /// from the requests already on disk).
+    pub fn write(&self, dir: &Path) -> Result<()> {
         crate::fault::write("tables").map_err(|e| {
             Error::Harness(format!("cannot write the tables in {}: {e}", dir.display()))
         })?;
         write(dir, &self.jobs)?;
         write(dir, &self.variants)?;
         write(dir, &self.instances)?;
-        if !self.requests.is_empty() {
-            let parts = self
-                .request_parts
-                .get_or_insert_with(|| PartWriter::create(dir, true));
-            for row in self.requests.drain(..) {
-                parts.push(row)?;
-            }
-            parts.flush()?;
-        }
         super::serving::write_all(dir, &self.serving)
-    }
-
-    /// Ends the requests' CSV copy with its last part: the end of the run.
-    pub fn finish(&mut self) -> Result<()> {
-        self.request_parts
-            .as_mut()
-            .map_or(Ok(()), PartWriter::finish)
     }
 }
 
