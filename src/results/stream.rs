@@ -1,5 +1,5 @@
 //! A table written as it is taken: rows go to `<run>/<table>/part-NNNNN.parquet`, each part a
-//! complete Parquet file of at most [`PART_ROWS`] rows. The part being filled is written again
+//! complete Parquet file of at most [`PART_ROWS`] rows ([`REQUEST_PART_ROWS`] for requests). The part being filled is written again
 //! (to a temporary name, then renamed over the last copy) at most [`FLUSH_EVERY`] after its
 //! oldest unwritten row, so a run that is killed loses at most that much, and every file a
 //! reader finds has its footer. Memory is one part's rows, whatever the run's length.
