@@ -1,6 +1,7 @@
-//! Peak memory of `migbench run --sim --sample-ms 10` over about 1, 10 and 24 simulated hours, and
-//! of a variant of a thousand jobs: samples stream to disk as they are taken, so the peak must not
-//! grow with the run's length (issue 26: under 300 MB for any shipped scenario). Each run is a
+//! Peak memory of `migbench run --sim --sample-ms 10` over about 1, 10 and 24 simulated hours, of
+//! a variant of a thousand jobs, and of two servers loaded with 40,000 requests: samples and
+//! requests go to disk as they are taken, so the peak must not grow with the run's length or its
+//! request count (issue 26: under 300 MB for any shipped scenario). Each run is a
 //! child process whose peak resident set the kernel reports when it is reaped (`wait4`'s
 //! `ru_maxrss`); the bench fails if one is over the bound.
 //!
@@ -18,6 +19,7 @@ const SCENARIOS: &[&str] = &[
     "benches/scenarios/ten-hours.toml",
     "benches/scenarios/twenty-four-hours.toml",
     "benches/scenarios/thousand-jobs.toml",
+    "benches/scenarios/many-requests.toml",
 ];
 
 fn main() {
@@ -28,8 +30,13 @@ fn main() {
         .collect();
     let out = tempfile::tempdir().unwrap();
     println!(
-        "{:<42} {:>12} {:>12} {:>8} {:>12}",
-        "scenario (--sim --sample-ms 10)", "simulated h", "sample rows", "wall s", "peak RSS MB"
+        "{:<42} {:>12} {:>12} {:>10} {:>8} {:>12}",
+        "scenario (--sim --sample-ms 10)",
+        "simulated h",
+        "sample rows",
+        "requests",
+        "wall s",
+        "peak RSS MB"
     );
     let mut over = Vec::new();
     for scenario in SCENARIOS {
@@ -58,10 +65,11 @@ fn main() {
             .path();
         let peak_mb = peak_kib as f64 * 1024.0 / 1e6;
         println!(
-            "{:<42} {:>12.1} {:>12} {:>8.1} {:>12.0}",
+            "{:<42} {:>12.1} {:>12} {:>10} {:>8.1} {:>12.0}",
             scenario,
             simulated_s(&run) / 3600.0,
-            sample_rows(&run),
+            rows(&run, "samples"),
+            rows(&run, "requests"),
             wall,
             peak_mb
         );
@@ -101,10 +109,10 @@ fn simulated_s(run: &Path) -> f64 {
     last["t"].as_f64().unwrap()
 }
 
-/// Rows of the run's samples table, from its parts' footers.
-fn sample_rows(run: &Path) -> usize {
+/// Rows of a streamed table of the run (`samples`, `requests`), from its parts' footers.
+fn rows(run: &Path, table: &str) -> usize {
     use polars::prelude::*;
-    migbench::results::stream::table_files(run, "samples")
+    migbench::results::stream::table_files(run, table)
         .iter()
         .map(|f| {
             ParquetReader::new(std::fs::File::open(f).unwrap())

@@ -151,6 +151,17 @@ impl GpuLock {
                     )))
                 }
                 // What it changed is unknown: the GPU may still be split into MIG instances.
+                Err(_) if JournalFile::deleted(&h.journal) => {
+                    return Err(Error::Input(format!(
+                        "a previous migbench run{} did not put GPU {gpu_uuid} back as found, and \
+                         its journal was deleted, so what it changed is unknown; run `migbench \
+                         restore`: without the journal it cannot undo those changes, so it stops \
+                         what that run left running (its jobs and containers), releases the GPU \
+                         and asks you to check it (nvidia-smi mig -lgi, nvidia-smi -q) before the \
+                         next run",
+                        describe(Some(&h)),
+                    )))
+                }
                 Err(e) => {
                     return Err(Error::Input(format!(
                         "a previous migbench run{} left GPU {gpu_uuid} with a journal that cannot \

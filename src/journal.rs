@@ -439,6 +439,12 @@ impl JournalFile {
         crate::input::read(path, crate::input::JOURNAL).is_ok_and(|bytes| !bytes.contains(&b'\n'))
     }
 
+    /// Whether the journal at `path` is not there: deleted, since a run makes its journal before
+    /// its lock names it.
+    pub fn deleted(path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    }
+
     pub fn read(path: &Path) -> Result<JournalFile> {
         let text = crate::input::read_to_string(path, crate::input::JOURNAL).map_err(|e| {
             Error::Input(format!("cannot read the journal {}: {e}", path.display()))

@@ -170,6 +170,33 @@ fn a_write_error_at_a_variants_end_still_closes_the_run() {
     assert_failed_cleanly(&s, "out", &output, "cannot write the tables");
 }
 
+/// The run's first writes after the journal has the GPU's state (the manifest, its first event)
+/// fail: nothing on the GPU changed, so the journal is closed and the GPU freed, and the next
+/// run starts (the journal was left open, and the next run refused, before).
+#[test]
+fn a_failed_write_before_any_change_closes_the_journal_and_frees_the_gpu() {
+    for (out, fault, says) in [
+        ("manifest", "write:manifest:1", "manifest.json"),
+        ("events", "write:events:1", "events.jsonl"),
+    ] {
+        let s = Setup::new();
+        let output = s.run(out, Some(fault));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{fault}: {stderr}");
+        assert!(stderr.contains(says), "{fault}: {stderr}");
+        let journal = records(&s.run_dir(out), "journal.jsonl");
+        assert_eq!(journal.first().unwrap()["record"], "found", "{fault}");
+        assert_eq!(journal.last().unwrap()["record"], "closed", "{fault}");
+        assert!(s.gpu_as_found());
+        let next = s.run(&format!("{out}-next"), None);
+        assert!(
+            next.status.success(),
+            "{fault}: {}",
+            String::from_utf8_lossy(&next.stderr)
+        );
+    }
+}
+
 #[test]
 fn a_full_disk_for_the_samples_fails_the_run_cleanly() {
     // The first part of the samples is written when the first variant ends.

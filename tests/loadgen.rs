@@ -130,6 +130,7 @@ fn target(url: &str, spec: LoadSpec) -> Target {
         seed: 1,
         stop: Arc::new(AtomicBool::new(false)),
         hold_owner: 0,
+        sink: None,
     }
 }
 
@@ -438,4 +439,39 @@ fn a_stopped_target_sends_no_more_requests() {
     let sent = arrivals.lock().unwrap().len();
     assert_eq!(results[0].records.len(), sent);
     assert!((1..=20).contains(&sent), "{sent}");
+}
+
+/// With a sink, each request goes to it once done, in the order sent (warm-ups first, flagged
+/// as not measured), and the result keeps none: nothing holds a run's requests.
+#[test]
+fn a_sink_takes_every_request_in_the_order_sent_and_the_result_keeps_none() {
+    let (url, _) = start_server(Script::Stream {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(1),
+        tokens: 3,
+        usage: true,
+    });
+    let spec = LoadSpec {
+        requests: Some(20),
+        max_concurrency: Some(4),
+        warmup_requests: 2,
+        ..LoadSpec::default()
+    };
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&taken);
+    let mut t = target(&url, spec);
+    t.sink = Some(loadgen::Sink(Arc::new(move |r, point, measured| {
+        into.lock()
+            .unwrap()
+            .push((r.index, point.is_none(), measured, r.warmup))
+    })));
+    let results = loadgen::drive_blocking(&[t], Clock::wall()).unwrap();
+    assert!(results[0].records.is_empty());
+    let taken = taken.lock().unwrap();
+    let order: Vec<u32> = taken.iter().map(|x| x.0).collect();
+    assert_eq!(order, (0..22).collect::<Vec<u32>>());
+    assert!(taken
+        .iter()
+        .all(|&(_, no_point, measured, warmup)| no_point && measured != warmup));
+    assert_eq!(taken.iter().filter(|x| x.3).count(), 2);
 }

@@ -803,16 +803,6 @@ fn a_file_the_scenario_names_never_replaces_one_of_the_runs_own() {
         Some(2),
         "still refused after a failed restore"
     );
-    // A deleted journal too: a run makes its journal before its lock names it, so one that is
-    // not there was deleted, never "the run changed nothing" (the GPU here is still split).
-    std::fs::remove_file(&journal_path).unwrap();
-    let refused = refused_run();
-    assert_eq!(refused.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("a journal that cannot be read"), "{said}");
-    assert!(said.contains("No such file"), "{said}");
-    migbench_in(&state_dir).arg("restore").assert().code(2);
-    assert!(!is_as_found(&state), "{}", saved(&state));
 
     std::fs::write(&journal_path, records).unwrap();
     let restored = stdout_of(migbench_in(&state_dir).env("TMPDIR", &tmp).arg("restore"));
@@ -826,6 +816,69 @@ fn a_file_the_scenario_names_never_replaces_one_of_the_runs_own() {
         "{restored}"
     );
     assert_eq!(sockets(), 0, "restore removes the socket");
+}
+
+/// A deleted journal: a run makes its journal before its lock names it, so one that is not there
+/// was deleted, never "the run changed nothing". The GPU is refused with a message that says to
+/// run `migbench restore`, which stops what the run left running and releases the GPU, saying
+/// that nothing could be undone and that the GPU is to be checked; the next run then starts.
+#[test]
+fn a_deleted_journal_is_refused_until_restore_releases_the_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "[scenario]\nname = \"gone\"\n[gpu]\nmodel = \"h100-80gb\"\n[[variants]]\nname = \"m\"\n\
+         mode = \"mig\"\nlayout = [\"3g.40gb\", \"3g.40gb\"]\njobs = [{ workload = \"ti2v-5b\" }]\n",
+    )
+    .unwrap();
+    let (state_dir, state) = (dir.path().join("state"), dir.path().join("gpu.json"));
+    let out = dir.path().join("out");
+    // Killed after MIG mode is on and the instances are made (journal record 6).
+    let killed = migbench_in(&state_dir)
+        .env("MIGBENCH_FAULT", "abort:journal:6")
+        .args(["run", "--sim", "--quiet", "--sim-state"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed: {killed:?}");
+    assert!(!is_as_found(&state), "{}", saved(&state));
+    let journal_path = common::run_dir(&out).join("journal.jsonl");
+    std::fs::remove_file(&journal_path).unwrap();
+
+    let refused = run_saved(&state_dir, &state, &dir.path().join("refused"), &scenario);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("its journal was deleted"), "{said}");
+    assert!(said.contains("run `migbench restore`"), "{said}");
+    assert!(
+        !said.contains("then remove"),
+        "no lock to remove by hand: {said}"
+    );
+
+    let restored = stdout_of(migbench_in(&state_dir).arg("restore"));
+    assert!(
+        restored.contains(&format!(
+            "{}: the journal was deleted",
+            journal_path.display()
+        )),
+        "{restored}"
+    );
+    assert!(
+        restored.contains("the GPU is released: check it"),
+        "{restored}"
+    );
+    // Nothing could be undone: the GPU is as the killed run left it.
+    assert!(!is_as_found(&state), "{}", saved(&state));
+    let again = stdout_of(migbench_in(&state_dir).arg("restore"));
+    assert!(again.contains("nothing to restore"), "{again}");
+    // The lock no longer names the deleted journal: the next run is not refused for it.
+    let next = run_saved(&state_dir, &state, &dir.path().join("next"), &scenario);
+    let said = String::from_utf8_lossy(&next.stderr);
+    assert!(!said.contains("journal"), "{said}");
 }
 
 /// A simulated MPS daemon makes no sockets: a simulated run writes no pipe directory under /tmp

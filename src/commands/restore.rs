@@ -17,8 +17,9 @@ use crate::orchestrator::leftovers;
 pub struct Outcome {
     /// The journal, or the lock file of a GPU a live run holds.
     pub path: String,
-    /// `restored`, `already_restored`, `ended_with_run` (a simulated GPU without a state file)
-    /// or `in_use` (a running migbench holds the GPU; not touched).
+    /// `restored`, `already_restored`, `ended_with_run` (a simulated GPU without a state file),
+    /// `journal_deleted` (released: nothing could be undone) or `in_use` (a running migbench
+    /// holds the GPU; not touched).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_uuid: Option<String>,
@@ -54,7 +55,11 @@ pub fn run(args: &RestoreArgs) -> Result<String> {
                     ),
                 }),
                 Found::Free(mut lock, Some(holder)) => {
-                    outcomes.push(restore_one(&holder.journal)?);
+                    outcomes.push(if JournalFile::deleted(&holder.journal) {
+                        release_deleted(&holder.journal)?
+                    } else {
+                        restore_one(&holder.journal)?
+                    });
                     lock.clear()?;
                 }
                 Found::Free(..) => {}
@@ -165,6 +170,29 @@ fn restore_one(path: &Path) -> Result<Outcome> {
     outcome.stopped_jobs.splice(0..0, containers);
     outcome.message.insert_str(0, &note);
     Ok(outcome)
+}
+
+/// A lock names journal `path`, which was deleted: what its run changed on the GPU cannot be
+/// undone, so the GPU is released (the caller clears the lock) once what the run left running,
+/// its jobs and containers, is stopped; the message asks for the GPU to be checked by hand.
+fn release_deleted(path: &Path) -> Result<Outcome> {
+    let (containers, mut message) = remove_leftover_containers(path)?;
+    let (jobs, stopped) = stop_leftover_jobs(path)?;
+    message.push_str(&stopped);
+    message.push_str(&format!(
+        "{}: the journal was deleted, so what its run changed on the GPU cannot be undone; the \
+         GPU is released: check it (nvidia-smi mig -lgi, nvidia-smi -q) and put back by hand \
+         what is not as it should be\n",
+        path.display()
+    ));
+    Ok(Outcome {
+        path: path.display().to_string(),
+        status: "journal_deleted",
+        gpu_uuid: None,
+        undone: Vec::new(),
+        stopped_jobs: containers.into_iter().chain(jobs).collect(),
+        message,
+    })
 }
 
 fn restore_gpu(path: &Path) -> Result<Outcome> {

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::stats::Summary;
+use super::stats::{Summary, Values};
 use super::{RequestRecord, Slo};
 
 /// The figures `vllm bench serve` reports for one benchmark.
@@ -62,27 +62,9 @@ impl ServingMetrics {
     /// The metrics of `records` (warm-ups must already be left out) over `duration` seconds;
     /// `good` is how many met their SLOs, when any SLO was given.
     pub fn compute(records: &[&RequestRecord], duration: f64, good: Option<usize>) -> Self {
-        let done: Vec<&RequestRecord> = records.iter().copied().filter(|r| r.completed()).collect();
-        let ms = |v: Vec<f64>| Summary::of(&v.iter().map(|s| s * 1000.0).collect::<Vec<_>>());
-        let total_input: u64 = done.iter().map(|r| u64::from(r.input_tokens)).sum();
-        let total_output: u64 = done.iter().map(|r| u64::from(r.output_tokens)).sum();
-        let per_s = |n: f64| if duration > 0.0 { n / duration } else { 0.0 };
-        ServingMetrics {
-            duration,
-            completed: done.len() as u64,
-            failed: (records.len() - done.len()) as u64,
-            total_input_tokens: total_input,
-            total_output_tokens: total_output,
-            request_throughput: per_s(done.len() as f64),
-            request_goodput: good.map(|g| per_s(g as f64)),
-            output_throughput: per_s(total_output as f64),
-            total_token_throughput: per_s((total_input + total_output) as f64),
-            max_concurrent_requests: max_concurrent(&done),
-            ttft_ms: ms(done.iter().filter_map(|r| r.ttft_s).collect()),
-            tpot_ms: ms(done.iter().filter_map(|r| r.tpot_s()).collect()),
-            itl_ms: ms(done.iter().flat_map(|r| r.itls_s.iter().copied()).collect()),
-            e2el_ms: ms(done.iter().filter_map(|r| r.latency_s).collect()),
-        }
+        let mut tally = Tally::default();
+        records.iter().for_each(|r| tally.add(r, None));
+        tally.metrics(duration, good)
     }
 
     /// Every figure under its `vllm bench serve` key, in the order vLLM prints them.
@@ -182,6 +164,86 @@ impl ServingMetrics {
     }
 }
 
+/// The measured requests of one scope (a server, or all of a variant's, at one sweep point),
+/// gathered one by one as they are done, in bounded memory: counts and token sums, each
+/// latency's [`Values`] (exact up to [`super::stats::EXACT_VALUES`]), how many met the SLOs,
+/// and each completed request's span for the most in flight at once (16 bytes a request).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    completed: u64,
+    failed: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    good: u64,
+    ttft_ms: Values,
+    tpot_ms: Values,
+    itl_ms: Values,
+    e2el_ms: Values,
+    spans: Vec<(f64, f64)>,
+}
+
+impl Tally {
+    /// Adds a measured request; with `slo`, counts it as good when it met every objective.
+    pub fn add(&mut self, r: &RequestRecord, slo: Option<&Slo>) {
+        if slo.is_some_and(|slo| meets(slo, r)) {
+            self.good += 1;
+        }
+        if !r.completed() {
+            self.failed += 1;
+            return;
+        }
+        self.completed += 1;
+        self.input_tokens += u64::from(r.input_tokens);
+        self.output_tokens += u64::from(r.output_tokens);
+        let ms = |v: &mut Values, s: Option<f64>| s.into_iter().for_each(|s| v.push(s * 1000.0));
+        ms(&mut self.ttft_ms, r.ttft_s);
+        ms(&mut self.tpot_ms, r.tpot_s());
+        r.itls_s.iter().for_each(|s| self.itl_ms.push(s * 1000.0));
+        ms(&mut self.e2el_ms, r.latency_s);
+        if let Some(latency) = r.latency_s {
+            self.spans.push((r.sent_s, r.sent_s + latency));
+        }
+    }
+
+    /// Requests added, failed ones too.
+    pub fn requests(&self) -> u64 {
+        self.completed + self.failed
+    }
+
+    /// Requests that met every SLO (of those added with one).
+    pub fn good(&self) -> u64 {
+        self.good
+    }
+
+    /// Output tokens of the completed requests.
+    pub fn output_tokens(&self) -> u64 {
+        self.output_tokens
+    }
+
+    /// The metrics over `duration` seconds; `good` is how many met their SLOs, when any SLO was
+    /// given.
+    pub fn metrics(&self, duration: f64, good: Option<usize>) -> ServingMetrics {
+        let per_s = |n: f64| if duration > 0.0 { n / duration } else { 0.0 };
+        let (input, output) = (self.input_tokens, self.output_tokens);
+        ServingMetrics {
+            duration,
+            completed: self.completed,
+            failed: self.failed,
+            total_input_tokens: input,
+            total_output_tokens: output,
+            request_throughput: per_s(self.completed as f64),
+            request_goodput: good.map(|g| per_s(g as f64)),
+            output_throughput: per_s(output as f64),
+            total_token_throughput: per_s((input + output) as f64),
+            max_concurrent_requests: crate::overlap::most_at_once(self.spans.iter().copied()),
+            ttft_ms: self.ttft_ms.summary(),
+            tpot_ms: self.tpot_ms.summary(),
+            itl_ms: self.itl_ms.summary(),
+            e2el_ms: self.e2el_ms.summary(),
+        }
+    }
+}
+
 /// Whether a completed request met every objective that is given (vLLM's goodput rule).
 pub fn meets(slo: &Slo, r: &RequestRecord) -> bool {
     let within = |limit: Option<f64>, value: Option<f64>| match (limit, value) {
@@ -194,14 +256,6 @@ pub fn meets(slo: &Slo, r: &RequestRecord) -> bool {
         // One output token has no TPOT; vLLM counts it as 0.
         && within(slo.tpot_ms, Some(r.tpot_s().unwrap_or(0.0)))
         && within(slo.e2el_ms, r.latency_s)
-}
-
-/// Most requests in flight at once.
-fn max_concurrent(done: &[&RequestRecord]) -> u64 {
-    crate::overlap::most_at_once(
-        done.iter()
-            .filter_map(|r| Some((r.sent_s, r.sent_s + r.latency_s?))),
-    )
 }
 
 #[cfg(test)]

@@ -56,6 +56,22 @@ pub struct Target {
     /// The simulated server's job, which holds the clock for the stream ends it sends (0 for a
     /// real server).
     pub hold_owner: u64,
+    /// Where each request goes once done; without one, the results hold them.
+    pub sink: Option<Sink>,
+}
+
+/// Takes each request of a target once it is done, with the sweep point it was sent at and
+/// whether it is measured (not a warm-up, and at a sweep point within its steady window), so
+/// that the caller records it as the load goes and nothing keeps it. Without a sweep, each goes
+/// as soon as it and every request sent before it are done (in the order sent); at a sweep point
+/// they go when the point ends, once its steady window is known.
+#[derive(Clone)]
+pub struct Sink(pub Arc<dyn Fn(RequestRecord, Option<Point>, bool) + Send + Sync>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
 }
 
 /// Where a request's token counts come from.
@@ -157,9 +173,11 @@ impl TargetResult {
     /// The measured requests (warm-ups left out, and at a sweep point those of ramp-up and
     /// drain; a failed request counts where it was sent).
     pub fn measured(&self) -> impl Iterator<Item = &RequestRecord> {
-        self.records
-            .iter()
-            .filter(|r| !r.warmup && (!self.steady || self.in_window(r)))
+        self.records.iter().filter(|r| self.is_measured(r))
+    }
+
+    fn is_measured(&self, r: &RequestRecord) -> bool {
+        !r.warmup && (!self.steady || self.in_window(r))
     }
 
     /// Whether `r` ended in the steady window (a failed request: was sent in it).
@@ -316,6 +334,31 @@ struct Board {
     /// Index and send time of each request in flight.
     in_flight: Vec<(u32, f64)>,
     done: Vec<RequestRecord>,
+    /// Without a sweep, with a sink: the requests done go to it in the order sent.
+    stream: Option<Stream>,
+}
+
+/// Requests on their way to a sink in the order sent: those done before one sent earlier wait
+/// for it (at most the requests in flight at once).
+struct Stream {
+    sink: Sink,
+    next: u32,
+    waiting: std::collections::BTreeMap<u32, RequestRecord>,
+}
+
+impl Board {
+    fn done(&mut self, record: RequestRecord) {
+        let Some(s) = &mut self.stream else {
+            self.done.push(record);
+            return;
+        };
+        s.waiting.insert(record.index, record);
+        while let Some(r) = s.waiting.remove(&s.next) {
+            s.next += 1;
+            let measured = !r.warmup;
+            (s.sink.0)(r, None, measured);
+        }
+    }
 }
 
 /// The load on one server: its warm-ups one at a time, then the measured requests at their
@@ -354,7 +397,18 @@ async fn drive_one(
         index: 0,
         warmup: false,
     };
-    let board = Arc::new(Mutex::new(Board::default()));
+    let board = Arc::new(Mutex::new(Board {
+        stream: target
+            .sink
+            .clone()
+            .filter(|_| spec.sweep.is_none())
+            .map(|sink| Stream {
+                sink,
+                next: 0,
+                waiting: Default::default(),
+            }),
+        ..Board::default()
+    }));
     let mut tasks = JoinSet::new();
     let stopped = || target.stop.load(Ordering::Relaxed);
     let now = || clock.now();
@@ -379,7 +433,7 @@ async fn drive_one(
             // A request given up when the server ended is already recorded.
             if let Some(at) = b.in_flight.iter().position(|&(i, _)| i == record.index) {
                 b.in_flight.remove(at);
-                b.done.push(record);
+                b.done(record);
             }
             drop(b);
             // The target acts on the end at its instant: poked before the clock may move on.
@@ -461,7 +515,7 @@ async fn drive_one(
         // A stopped target's server is gone: what is still in flight has failed, now.
         let mut b = lock(&board);
         for (index, sent_s) in std::mem::take(&mut b.in_flight) {
-            b.done.push(RequestRecord::failed(
+            b.done(RequestRecord::failed(
                 index,
                 index < spec.warmup_requests,
                 sent_s,
@@ -488,6 +542,13 @@ async fn drive_one(
                 0.0
             });
             together.arrive(me, k + 1);
+        }
+        // A sweep point's requests go to the sink now that its window is known.
+        if let Some(sink) = &target.sink {
+            for r in std::mem::take(&mut result.records) {
+                let measured = result.is_measured(&r);
+                (sink.0)(r, point, measured);
+            }
         }
         results.push(result);
     }

@@ -59,7 +59,36 @@ impl Books {
             }
         };
         let identity = backend.identity(scenario.file.gpu.index.unwrap_or(0));
-        let journal = Journal::create(&journal_path, identity, found)?;
+        let mut journal = Journal::create(&journal_path, identity, found)?;
+        match Self::start(scenario, backend, options, &mut run) {
+            Ok((manifest, t0)) => Ok(Books {
+                run,
+                journal,
+                lock,
+                manifest,
+                t0,
+            }),
+            // Nothing on the GPU has changed yet: the journal is closed and the GPU freed, or
+            // the next run would be refused for a failed write of the manifest or a side file
+            // that could not be read after the scenario was checked.
+            Err(e) => {
+                if journal.close().is_ok() && journal.broken().is_none() {
+                    let _ = release(lock, backend);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the manifest and the scenario's files, and the run's first event: the manifest
+    /// and the backend's clock at the start.
+    fn start(
+        scenario: &Scenario,
+        backend: &dyn Backend,
+        options: &RunOptions,
+        run: &mut RunDir,
+    ) -> Result<(Manifest, f64)> {
+        let info = backend.info();
         let clock = backend.clock();
         let manifest = Manifest {
             schema_version: results::SCHEMA_VERSION,
@@ -111,13 +140,7 @@ impl Books {
             "run_start",
             serde_json::json!({ "scenario": scenario.name(), "backend": manifest.backend }),
         )?;
-        Ok(Books {
-            run,
-            journal,
-            lock,
-            manifest,
-            t0,
-        })
+        Ok((manifest, t0))
     }
 
     /// Records how the run ended (`outcome`, `interrupted`, whether every variant's setup
@@ -157,12 +180,18 @@ impl Books {
         if self.journal.all_undone() && self.journal.outstanding_made().is_empty() {
             keep(self.journal.close());
             if self.journal.broken().is_none() {
-                if backend.outlives_run() {
-                    keep(self.lock.clear());
-                } else {
-                    keep(self.lock.remove());
-                }
+                keep(release(self.lock, backend));
             }
         }
+    }
+}
+
+/// Frees the GPU once its journal is closed: the lock is cleared, or removed with a GPU that
+/// ends with this process (a simulated GPU without a state file).
+fn release(mut lock: GpuLock, backend: &dyn Backend) -> Result<()> {
+    if backend.outlives_run() {
+        lock.clear()
+    } else {
+        lock.remove()
     }
 }

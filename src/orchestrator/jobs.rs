@@ -18,10 +18,10 @@ use crate::container::{self, Container, ContainerSpec, Owner};
 use crate::error::Result;
 use crate::journal::Journal;
 use crate::mode::SharingMode;
+use crate::results::ServingRecord;
 use crate::results::{JobRecord, Outcome, RunDir};
-use crate::results::{RequestRow, ServingRecord};
 use crate::sampler::Sampler;
-use crate::serving::record::{self, VariantInfo};
+use crate::serving::record::{self, Recorder, VariantInfo};
 use crate::serving::{Servers, ServingRun, Stop};
 use crate::workload::{reports_oom, Workload};
 
@@ -29,13 +29,13 @@ use crate::workload::{reports_oom, Workload};
 /// noticed within it); the progress lines are redrawn as often.
 const WALL_LOOK_S: f64 = 0.1;
 
-/// The `requests` and `serving` rows of a variant repetition whose jobs (`records`) ran.
+/// The `serving` rows of a variant repetition whose jobs (`records`) ran.
 pub fn serving_rows(
     ctx: &VariantRun,
     planned: &[PlannedJob],
     records: &[JobRecord],
     served: &ServingRun,
-) -> (Vec<RequestRow>, Vec<ServingRecord>) {
+) -> Vec<ServingRecord> {
     let mut servers: Vec<usize> = planned
         .iter()
         .filter(|j| j.workload.kind == crate::workload::WorkloadKind::Server)
@@ -78,11 +78,14 @@ impl<'a, 'v> Runner<'a, 'v> {
         run: &'a mut RunDir,
         journal: &'a mut Journal,
     ) -> Result<Self> {
+        let load = ctx.scenario.load_for(ctx.variant);
+        let recorder = Recorder::new(ctx.name(), ctx.repetition, load, run.requests());
         let servers = Servers::new(
             ctx.actor,
             ctx.t0,
-            ctx.scenario.load_for(ctx.variant),
+            load,
             super::scenario_dir(ctx.scenario),
+            recorder,
         )?;
         Ok(Runner {
             ctx,
@@ -290,7 +293,12 @@ impl<'a, 'v> Runner<'a, 'v> {
             .and_then(|mut launch| {
                 let port = self
                     .servers
-                    .prepare(k, job.index, id, &job.workload, &mut launch)?;
+                    .prepare(
+                        (k, job.index, id),
+                        &job.workload,
+                        device.profile.as_deref(),
+                        &mut launch,
+                    )?;
                 // A container workload: its engine's client is the job's process (or, on the
                 // simulator, the simulated job stands for it). Named before it is created.
                 let run_name = self.run_name();

@@ -169,8 +169,9 @@ fn run_as(
     }
     progress.finish();
     let samples_finished = crate::clock::lock(&samples).finish();
+    let requests_finished = books.run.finish_requests();
     if outcome.is_ok() {
-        outcome = samples_finished;
+        outcome = samples_finished.and(requests_finished);
     }
     if panicked() && outcome.is_ok() {
         outcome = Err(Error::Harness(

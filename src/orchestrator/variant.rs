@@ -196,14 +196,16 @@ impl VariantRun<'_> {
         let interrupted = self.stop.load(Ordering::Relaxed);
         let first = records.jobs.len();
         records.jobs.extend(finished);
-        let (requests, serving) =
-            jobs::serving_rows(self, &planned, &records.jobs[first..], &served);
-        let requests_of_this_variant =
-            records.requests.len()..records.requests.len() + requests.len();
-        records.requests.extend(requests);
-        records.serving.extend(serving);
+        records.serving.extend(jobs::serving_rows(
+            self,
+            &planned,
+            &records.jobs[first..],
+            &served,
+        ));
+        // The requests' last rows go to disk before the tables (serving.json reads them back).
+        let requests_written = served.recorder.as_ref().map_or(Ok(()), |r| r.flush());
         records.instances.extend(self.instance_peaks(&samples));
-        let jobs_result = jobs_result.and(samples_written);
+        let jobs_result = jobs_result.and(samples_written).and(requests_written);
         let status = match (&jobs_result, interrupted) {
             (Err(_), _) => VariantStatus::Failed,
             (Ok(()), true) => VariantStatus::Interrupted,
@@ -218,11 +220,7 @@ impl VariantRun<'_> {
             reason,
         );
         if let Some(energy) = energy {
-            let output_tokens: u64 = records.requests[requests_of_this_variant]
-                .iter()
-                .filter(|r| !r.warmup && r.error.is_none())
-                .map(|r| u64::from(r.output_tokens))
-                .sum();
+            let output_tokens = served.recorder.as_ref().map_or(0, |r| r.output_tokens());
             summary.record_energy(&energy, output_tokens);
             summary.energy_split = energy_split;
         }

@@ -10,10 +10,12 @@
 //!   jobs.{csv,parquet} variants.{csv,parquet} instances.{csv,parquet}
 //!   samples/part-NNNNN.parquet        VRAM samples, written as they are taken (stream.rs)
 //!   samples.csv                       with `run --samples-csv` only
-//!   requests.{csv,parquet} serving.{csv,parquet} serving.json     (runs with model servers)
+//!   requests/part-NNNNN.parquet requests.csv   one row per request, as done (runs with servers)
+//!   serving.{csv,parquet} serving.json             (runs with model servers)
 //! ```
-//! The samples stream to disk as they are taken (at most [`stream::FLUSH_EVERY`] behind); the
-//! other tables are rewritten after every variant, so a run that dies keeps every finished
+//! The samples and the requests stream to disk as they are taken (at most
+//! [`stream::FLUSH_EVERY`] behind; the requests' CSV copy gets each full part, and the last at
+//! the run's end); the other tables are rewritten after every variant, so a run that dies keeps every finished
 //! variant's tables, and the event log keeps every finished job.
 
 pub mod schema;
@@ -30,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendKind;
 use sha2::{Digest, Sha256};
 
-pub use serving::{RequestRow, ServingRecord, ServingScope};
+pub use serving::{RequestRow, RequestTable, ServingRecord, ServingScope};
 #[cfg(test)]
 pub(crate) use tables::write_for_tests;
 pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
@@ -220,6 +222,8 @@ pub struct RunDir {
     events: File,
     /// Also told every event: the `/metrics` endpoint of `run --metrics-listen`.
     observer: Option<std::sync::Arc<crate::fleet::live::Live>>,
+    /// The `requests` table (its first part is made with the first request).
+    requests: RequestTable,
 }
 
 impl RunDir {
@@ -243,10 +247,23 @@ impl RunDir {
             .open(path.join("events.jsonl"))
             .map_err(|e| io_error(&path, e))?;
         Ok(RunDir {
+            requests: std::sync::Arc::new(std::sync::Mutex::new(
+                stream::PartWriter::create(&path, true).part_rows(stream::REQUEST_PART_ROWS),
+            )),
             path,
             events,
             observer: None,
         })
+    }
+
+    /// The `requests` table, for the load generator's sinks.
+    pub fn requests(&self) -> RequestTable {
+        std::sync::Arc::clone(&self.requests)
+    }
+
+    /// Ends the `requests` table's CSV copy with its last part: the end of the run.
+    pub fn finish_requests(&self) -> Result<()> {
+        crate::clock::lock(&self.requests).finish()
     }
 
     /// Tells `live` every event from now on.

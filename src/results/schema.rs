@@ -6,7 +6,7 @@
 //!
 //! A field's type says what column it becomes ([`Field`]): text, integer counts, floats, flags,
 //! the typed names (`Outcome`, `SharingMode`, ...) as text, a group of columns (the serving
-//! metrics), or nothing ([`NotInTable`], for what only the JSON files hold).
+//! metrics), or a list (a request's gaps between chunks, which a CSV copy leaves out).
 
 use polars::prelude::*;
 
@@ -83,6 +83,7 @@ impl<'a> Cells<'a> {
         u64: UInt64Chunked,
         i32: Int32Chunked,
         bool: BooleanChunked,
+        list: ListChunked,
     }
 }
 
@@ -155,6 +156,46 @@ scalar_field!(u32, DataType::UInt32, u32, write | v | *v, read | v | v);
 scalar_field!(u64, DataType::UInt64, u64, write | v | *v, read | v | v);
 scalar_field!(i32, DataType::Int32, i32, write | v | *v, read | v | v);
 scalar_field!(bool, DataType::Boolean, bool, write | v | *v, read | v | v);
+
+/// A list of floats per row (a request's gaps between chunks): a list column, which the Parquet
+/// table holds and a CSV copy leaves out ([`crate::results::stream`]). A file without the column
+/// (an older run) reads as empty lists.
+impl Field for Vec<f64> {
+    fn schema(name: &'static str, out: &mut Vec<(String, DataType)>) {
+        out.push((
+            name.to_string(),
+            DataType::List(Box::new(DataType::Float64)),
+        ));
+    }
+    fn write<'a>(
+        name: &'static str,
+        values: impl Iterator<Item = &'a Self>,
+        out: &mut Vec<Column>,
+    ) {
+        let lists: Vec<Series> = values
+            .map(|v| Series::new(PlSmallStr::EMPTY, v.as_slice()))
+            .collect();
+        let column = Series::new(name.into(), lists);
+        let typed = DataType::List(Box::new(DataType::Float64));
+        // Typed even with no rows, so that readers see the real type.
+        out.push(column.cast(&typed).unwrap_or(column).into());
+    }
+    fn read(cells: &Cells, name: &'static str) -> Result<Vec<Self>> {
+        let lists = cells.list(name)?;
+        lists
+            .into_iter()
+            .map(|v| match v {
+                None => Ok(Vec::new()),
+                Some(s) => Ok(s
+                    .f64()
+                    .map_err(|e| cells.wrong(name, e))?
+                    .into_iter()
+                    .flatten()
+                    .collect()),
+            })
+            .collect()
+    }
+}
 
 /// A name from a closed set (an outcome, a sharing mode, ...): typed in the program, text in
 /// the table.
@@ -248,21 +289,16 @@ pub fn read_names<T: Named>(cells: &Cells, name: &'static str) -> Result<Vec<Opt
         .collect()
 }
 
-/// A field kept beside a table's row but not in the table (a list that does not fit a CSV cell:
-/// the JSON files hold it). It reads back empty.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NotInTable<T>(pub T);
-
-impl<T: Default> Field for NotInTable<T> {
-    fn schema(_: &'static str, _: &mut Vec<(String, DataType)>) {}
-    fn write<'a>(_: &'static str, _: impl Iterator<Item = &'a Self>, _: &mut Vec<Column>)
-    where
-        Self: 'a,
-    {
-    }
-    fn read(cells: &Cells, _: &'static str) -> Result<Vec<Self>> {
-        Ok((0..cells.height()).map(|_| NotInTable::default()).collect())
-    }
+/// A table's frame as its CSV copy holds it: without its list columns (a list does not fit a
+/// cell; the Parquet table has them).
+pub fn csv_columns(df: &DataFrame) -> DataFrame {
+    let lists: Vec<PlSmallStr> = df
+        .get_columns()
+        .iter()
+        .filter(|c| matches!(c.dtype(), DataType::List(_)))
+        .map(|c| c.name().clone())
+        .collect();
+    df.drop_many(lists)
 }
 
 /// Defines a results table: the row struct (every field public, one column each, named as the

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::schema::{Cells, Field, Named, NotInTable};
+use super::schema::{Cells, Field, Named, Table};
+use super::stream::table_files;
 use super::tables::write;
 use super::Outcome;
 use crate::backend::BackendKind;
@@ -45,14 +47,19 @@ table! {
         pub e2el_ms: Option<f64>,
         /// Chunks of text received: the first token and one per gap of `itls_ms`.
         pub chunks: u32,
-        /// Gaps between chunks of text (in `serving.json` only: a list does not fit a CSV cell).
-        pub itls_ms: NotInTable<Vec<f64>>,
+        /// Gaps between chunks of text (in the Parquet table and `serving.json`; a list does not
+        /// fit a CSV cell, so the CSV copy leaves it out).
+        pub itls_ms: Vec<f64>,
         pub input_tokens: u32,
         pub output_tokens: u32,
         pub tokens_from: TokenCount,
         pub error: Option<String>,
     }
 }
+
+/// The `requests` table of a run, written as requests are done (by the load generator's sinks)
+/// and flushed at each variant's end.
+pub type RequestTable = std::sync::Arc<std::sync::Mutex<super::stream::PartWriter<RequestRow>>>;
 
 /// Which rows of `serving` a row sums up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,23 +188,60 @@ enum MetricColumn<'a> {
     Values(&'a Float64Chunked),
 }
 
-/// Writes `requests` and `serving` (CSV and Parquet) and `serving.json`, when a run has servers.
-pub(super) fn write_all(
-    dir: &Path,
-    requests: &[RequestRow],
-    serving: &[ServingRecord],
-) -> Result<()> {
+/// Writes `serving` (CSV and Parquet) and `serving.json`, when a run has servers (the requests
+/// are already in their parts).
+pub(super) fn write_all(dir: &Path, serving: &[ServingRecord]) -> Result<()> {
     if serving.is_empty() {
         return Ok(());
     }
-    write(dir, requests)?;
     write(dir, serving)?;
-    let text = serde_json::to_vec_pretty(&to_json(requests, serving))
-        .map_err(|e| Error::Harness(e.to_string()))?;
+    let requests = detailed_requests(dir)?;
+    let grouped = requests.as_deref().map(of_server);
     let path = dir.join("serving.json");
-    std::fs::write(&path, text)
-        .map_err(|e| Error::Harness(format!("cannot write {}: {e}", path.display())))?;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::Harness(format!("cannot write {}: {e}", path.display()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| fail(&e))?);
+    serde_json::to_writer_pretty(&mut file, &to_json(grouped.as_ref(), serving))
+        .map_err(|e| fail(&e))?;
+    std::io::Write::flush(&mut file).map_err(|e| fail(&e))?;
     write_points(dir, serving)
+}
+
+/// `serving.json` lists each server's requests (vLLM's `--save-detailed` lists) while the run
+/// has at most this many requests; above it the file holds the metrics only and the lists are
+/// in the `requests` table, so that writing it takes bounded memory: the rows read back (about
+/// 1.2 KB each at 128 output tokens, 60 MB), the lists written as the file is.
+pub const DETAILED_REQUESTS: usize = 50_000;
+
+/// The run's measured requests, read back from the `requests` table, when there are at most
+/// [`DETAILED_REQUESTS`] of them.
+fn detailed_requests(dir: &Path) -> Result<Option<Vec<RequestRow>>> {
+    let fail = |path: &Path, e: &dyn std::fmt::Display| {
+        Error::Harness(format!("cannot read {}: {e}", path.display()))
+    };
+    let open = |path: &Path| {
+        std::fs::File::open(path)
+            .map(ParquetReader::new)
+            .map_err(|e| fail(path, &e))
+    };
+    let files = table_files(dir, RequestRow::NAME);
+    let mut rows = 0;
+    for path in &files {
+        rows += open(path)?.num_rows().map_err(|e| fail(path, &e))?;
+        if rows > DETAILED_REQUESTS {
+            return Ok(None);
+        }
+    }
+    let mut measured = Vec::with_capacity(rows);
+    for path in &files {
+        let df = open(path)?.finish().map_err(|e| fail(path, &e))?;
+        measured.extend(
+            RequestRow::from_frame(&df)?
+                .into_iter()
+                .filter(|q| !q.warmup),
+        );
+    }
+    Ok(Some(measured))
 }
 
 /// The directory of a run that holds one `vllm bench serve --save-result` file per sweep point.
@@ -266,19 +310,80 @@ fn write_points(dir: &Path, serving: &[ServingRecord]) -> Result<()> {
 /// A server's requests: variant, repetition, job and sweep point.
 type ServerKey<'a> = (&'a str, u32, Option<u32>, Option<u32>);
 
-/// vLLM's result shape per variant: the metrics under vLLM's keys, and per server its metrics
-/// plus the per-request lists vLLM keeps (`input_lens`, `output_lens`, `ttfts`, `itls`,
-/// `latencies` in seconds, `errors`), warm-ups left out.
-fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
-    // Each server's measured requests, found once: a run's requests are many (a sweep's tens
-    // of thousands), and its server rows are many too.
+/// Each server's measured requests, found once: a run's requests are many (a sweep's tens of
+/// thousands), and its server rows are many too.
+fn of_server(requests: &[RequestRow]) -> HashMap<ServerKey<'_>, Vec<&RequestRow>> {
     let mut of_server: HashMap<ServerKey, Vec<&RequestRow>> = HashMap::new();
-    for q in requests.iter().filter(|q| !q.warmup) {
+    for q in requests {
         of_server
             .entry((q.variant.as_str(), q.repetition, Some(q.job), q.point))
             .or_default()
             .push(q);
     }
+    of_server
+}
+
+/// `serving.json`: per variant its figures and its servers'.
+#[derive(Serialize)]
+struct ServingJson<'a> {
+    time_unit: &'static str,
+    per_request_lists: String,
+    variants: Vec<Entry<'a>>,
+}
+
+/// A variant's or a server's entry: its figures, then its servers (a variant's) or its
+/// requests' lists (a server's), which are written as the file is, never built as a tree of
+/// JSON values (a list of ITLs per request).
+struct Entry<'a> {
+    fields: serde_json::Map<String, Value>,
+    servers: Option<Vec<Entry<'a>>>,
+    requests: Option<&'a [&'a RequestRow]>,
+}
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &self.fields {
+            m.serialize_entry(k, v)?;
+        }
+        if let Some(servers) = &self.servers {
+            m.serialize_entry("servers", servers)?;
+        }
+        if let Some(rows) = self.requests {
+            let secs = |v: Option<f64>| v.map(|ms| ms / 1000.0);
+            m.serialize_entry("input_lens", &List(rows, |q: &RequestRow| q.input_tokens))?;
+            m.serialize_entry("output_lens", &List(rows, |q: &RequestRow| q.output_tokens))?;
+            m.serialize_entry("ttfts", &List(rows, |q: &RequestRow| secs(q.ttft_ms)))?;
+            let itls = |q: &RequestRow| q.itls_ms.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>();
+            m.serialize_entry("itls", &List(rows, itls))?;
+            m.serialize_entry("latencies", &List(rows, |q: &RequestRow| secs(q.e2el_ms)))?;
+            m.serialize_entry(
+                "errors",
+                &List(rows, |q: &RequestRow| q.error.clone().unwrap_or_default()),
+            )?;
+        }
+        m.end()
+    }
+}
+
+/// One value per request, written as the list is.
+struct List<'a, F>(&'a [&'a RequestRow], F);
+
+impl<T: Serialize, F: Fn(&RequestRow) -> T> Serialize for List<'_, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|q| (self.1)(q)))
+    }
+}
+
+/// vLLM's result shape per variant: the metrics under vLLM's keys, and per server its metrics
+/// plus the per-request lists vLLM keeps (`input_lens`, `output_lens`, `ttfts`, `itls`,
+/// `latencies` in seconds, `errors`) of its measured requests, when they are given (the run has
+/// at most [`DETAILED_REQUESTS`]).
+fn to_json<'a>(
+    requests: Option<&'a HashMap<ServerKey<'a>, Vec<&'a RequestRow>>>,
+    serving: &'a [ServingRecord],
+) -> ServingJson<'a> {
     let entry = |r: &ServingRecord| {
         let mut o = r.metrics.to_json();
         o.insert("price_per_hour".into(), json!(r.price_per_hour));
@@ -289,11 +394,11 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
         o.insert("note".into(), json!(r.note));
         o
     };
-    let variants: Vec<Value> = serving
+    let variants = serving
         .iter()
         .filter(|r| r.scope == ServingScope::Variant)
         .map(|v| {
-            let servers: Vec<Value> = serving
+            let servers = serving
                 .iter()
                 .filter(|s| {
                     s.scope == ServingScope::Server
@@ -303,48 +408,20 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                 })
                 .map(|s| {
                     let key = (s.variant.as_str(), s.repetition, s.job, s.point);
-                    let mine = of_server.get(&key).map_or(&[][..], Vec::as_slice);
-                    let secs = |v: Option<f64>| v.map(|ms| ms / 1000.0);
                     let mut o = entry(s);
                     o.insert("job".into(), json!(s.job));
                     o.insert("workload".into(), json!(s.workload));
                     o.insert("model".into(), json!(s.model));
                     o.insert("instance".into(), json!(s.instance));
                     o.insert("server_outcome".into(), json!(s.server_outcome));
-                    o.insert(
-                        "input_lens".into(),
-                        json!(mine.iter().map(|q| q.input_tokens).collect::<Vec<_>>()),
-                    );
-                    o.insert(
-                        "output_lens".into(),
-                        json!(mine.iter().map(|q| q.output_tokens).collect::<Vec<_>>()),
-                    );
-                    o.insert(
-                        "ttfts".into(),
-                        json!(mine.iter().map(|q| secs(q.ttft_ms)).collect::<Vec<_>>()),
-                    );
-                    o.insert(
-                        "itls".into(),
-                        json!(mine
-                            .iter()
-                            .map(|q| q.itls_ms.0.iter().map(|ms| ms / 1000.0).collect::<Vec<_>>())
-                            .collect::<Vec<_>>()),
-                    );
-                    o.insert(
-                        "latencies".into(),
-                        json!(mine.iter().map(|q| secs(q.e2el_ms)).collect::<Vec<_>>()),
-                    );
-                    o.insert(
-                        "errors".into(),
-                        json!(mine
-                            .iter()
-                            .map(|q| q.error.clone().unwrap_or_default())
-                            .collect::<Vec<_>>()),
-                    );
-                    Value::Object(o)
+                    Entry {
+                        fields: o,
+                        servers: None,
+                        requests: requests.map(|r| r.get(&key).map_or(&[][..], Vec::as_slice)),
+                    }
                 })
                 .collect();
-            json!({
+            let fields = json!({
                 "variant": v.variant,
                 "repetition": v.repetition,
                 "mode": v.mode,
@@ -354,12 +431,25 @@ fn to_json(requests: &[RequestRow], serving: &[ServingRecord]) -> Value {
                 "request_rate": v.request_rate,
                 "max_concurrency": v.max_concurrency,
                 "metrics": Value::Object(entry(v)),
-                "servers": servers,
-            })
+            });
+            Entry {
+                fields: match fields {
+                    Value::Object(o) => o,
+                    _ => unreachable!("an object"),
+                },
+                servers: Some(servers),
+                requests: None,
+            }
         })
         .collect();
-    json!({
-        "time_unit": "seconds on the backend's clock (simulated seconds when manifest.json says simulated); *_ms keys in milliseconds",
-        "variants": variants,
-    })
+    ServingJson {
+        time_unit: "seconds on the backend's clock (simulated seconds when manifest.json says simulated); *_ms keys in milliseconds",
+        per_request_lists: match requests {
+            Some(_) => "each server's measured requests, in the order sent".to_string(),
+            None => format!(
+                "left out: the run has more than {DETAILED_REQUESTS} requests; they are in the requests table"
+            ),
+        },
+        variants,
+    }
 }

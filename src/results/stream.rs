@@ -1,5 +1,5 @@
 //! A table written as it is taken: rows go to `<run>/<table>/part-NNNNN.parquet`, each part a
-//! complete Parquet file of at most [`PART_ROWS`] rows. The part being filled is written again
+//! complete Parquet file of at most [`PART_ROWS`] rows ([`REQUEST_PART_ROWS`] for requests). The part being filled is written again
 //! (to a temporary name, then renamed over the last copy) at most [`FLUSH_EVERY`] after its
 //! oldest unwritten row, so a run that is killed loses at most that much, and every file a
 //! reader finds has its footer. Memory is one part's rows, whatever the run's length.
@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 
-use super::schema::Table;
+use super::schema::{csv_columns, Table};
 use crate::error::{Error, Result};
 
 /// Rows in one part: about 30 MB of samples held at most (see docs/results.md).
 pub const PART_ROWS: usize = 65_536;
+/// Rows in one part of the `requests` table: a request's row holds its gaps between chunks (a
+/// kilobyte at 128 output tokens), so about 10 MB held at most.
+pub const REQUEST_PART_ROWS: usize = 8_192;
 /// The longest a row waits before it is on disk (wall time, whatever the run's clock).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
@@ -57,6 +60,8 @@ pub struct PartWriter<T: Table> {
     /// The number of the part being filled.
     part: u32,
     rows: Vec<T>,
+    /// Rows in a full part.
+    part_rows: usize,
     /// Rows of the current part already on disk.
     written: usize,
     /// When the oldest row not yet on disk was taken.
@@ -75,12 +80,19 @@ impl<T: Table> PartWriter<T> {
             dir: run.join(T::NAME),
             part: 0,
             rows: Vec::new(),
+            part_rows: PART_ROWS,
             written: 0,
             oldest: None,
             csv: csv.then(|| run.join(format!("{}.csv", T::NAME))),
             csv_started: false,
             flush_every: FLUSH_EVERY,
         }
+    }
+
+    /// Parts of `rows` rows rather than [`PART_ROWS`].
+    pub fn part_rows(mut self, rows: usize) -> Self {
+        self.part_rows = rows.max(1);
+        self
     }
 
     /// Writes the part being filled only when it is full or flushed (tests that count files).
@@ -95,7 +107,7 @@ impl<T: Table> PartWriter<T> {
     pub fn push(&mut self, row: T) -> Result<()> {
         self.rows.push(row);
         let oldest = *self.oldest.get_or_insert_with(Instant::now);
-        if self.rows.len() >= PART_ROWS {
+        if self.rows.len() >= self.part_rows {
             self.write_part()?;
             self.next_part()
         } else if oldest.elapsed() >= self.flush_every {
@@ -157,7 +169,7 @@ impl<T: Table> PartWriter<T> {
         let Some(path) = &self.csv else {
             return Ok(());
         };
-        let mut df = T::to_frame(&self.rows)?;
+        let mut df = csv_columns(&T::to_frame(&self.rows)?);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

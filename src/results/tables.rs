@@ -6,14 +6,16 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::serving::{RequestRow, ServingRecord};
+#[cfg(test)]
+use super::serving::RequestRow;
+use super::serving::ServingRecord;
 use super::{EnergySource, EnergySplit, Outcome, VariantStatus};
 use crate::backend::{BackendKind, SampleRow, Scope};
 use crate::error::{Error, Result};
 use crate::mode::SharingMode;
 use crate::table;
 
-use super::schema::Table;
+use super::schema::{csv_columns, Table};
 
 table! {
     /// One row of `jobs`: one job of one variant repetition.
@@ -136,20 +138,20 @@ impl SampleRecord {
     }
 }
 
-/// Everything a run records, as rows, but its samples (which go to disk as they are taken:
-/// [`super::stream`]).
+/// Everything a run records, as rows, but its samples and requests (which go to disk as they
+/// are taken: [`super::stream`]).
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     pub jobs: Vec<JobRecord>,
     pub variants: Vec<VariantRecord>,
     pub instances: Vec<InstanceRecord>,
     /// Runs with model servers only.
-    pub requests: Vec<RequestRow>,
     pub serving: Vec<ServingRecord>,
 }
 
 impl Tables {
-    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir`.
+    /// Writes every table as `<name>.csv` and `<name>.parquet` in `dir` (and `serving.json`,
+    /// from the requests already on disk).
     pub fn write(&self, dir: &Path) -> Result<()> {
         crate::fault::write("tables").map_err(|e| {
             Error::Harness(format!("cannot write the tables in {}: {e}", dir.display()))
@@ -157,7 +159,7 @@ impl Tables {
         write(dir, &self.jobs)?;
         write(dir, &self.variants)?;
         write(dir, &self.instances)?;
-        super::serving::write_all(dir, &self.requests, &self.serving)
+        super::serving::write_all(dir, &self.serving)
     }
 }
 
@@ -169,7 +171,9 @@ pub(super) fn write<T: Table>(dir: &Path, rows: &[T]) -> Result<()> {
         Error::Harness(format!("cannot write {name} in {}: {e}", dir.display()))
     };
     let csv = std::fs::File::create(dir.join(format!("{name}.csv"))).map_err(|e| fail(&e))?;
-    CsvWriter::new(csv).finish(&mut df).map_err(|e| fail(&e))?;
+    CsvWriter::new(csv)
+        .finish(&mut csv_columns(&df))
+        .map_err(|e| fail(&e))?;
     let parquet =
         std::fs::File::create(dir.join(format!("{name}.parquet"))).map_err(|e| fail(&e))?;
     ParquetWriter::new(parquet)
@@ -192,7 +196,6 @@ mod tests {
     use crate::loadgen::metrics::ServingMetrics;
     use crate::loadgen::stats::Summary;
     use crate::loadgen::TokenCount;
-    use crate::results::schema::NotInTable;
     use crate::results::ServingScope;
 
     /// Writes `rows` as the run does and reads them back as `report` does (from Parquet), and
@@ -290,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn the_serving_tables_read_back_their_metrics_and_leave_the_json_only_lists_out() {
+    fn the_serving_tables_read_back_their_metrics_and_each_request_s_gaps() {
         let request = RequestRow {
             variant: "v".into(),
             repetition: 1,
@@ -307,16 +310,26 @@ mod tests {
             tpot_ms: None,
             e2el_ms: Some(800.0),
             chunks: 3,
-            itls_ms: NotInTable(vec![7.0, 8.0]),
+            itls_ms: vec![7.0, 8.0],
             input_tokens: 286,
             output_tokens: 148,
             tokens_from: TokenCount::Chunks,
             error: None,
         };
-        let back = round_trip(std::slice::from_ref(&request));
-        let mut expected = request.clone();
-        expected.itls_ms = NotInTable(Vec::new());
-        assert_eq!(back, vec![expected]);
+        // A request with no gaps (one chunk, or failed) reads back an empty list.
+        let mut single = request.clone();
+        (single.request, single.itls_ms) = (8, Vec::new());
+        let rows = vec![request, single];
+        assert_eq!(round_trip(&rows), rows);
+        // The CSV copy leaves the list column out (a list does not fit a cell).
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rows).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("requests.csv")).unwrap();
+        assert!(
+            csv.starts_with("variant,") && !csv.contains("itls_ms"),
+            "{csv}"
+        );
+        assert_eq!(csv.lines().count(), 3);
 
         let summary = |x: f64| Some(Summary::from_values([x, x + 1.0, 0.5, x + 2.0, x + 3.0]));
         let metrics = ServingMetrics {

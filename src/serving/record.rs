@@ -1,11 +1,16 @@
-//! Turning what a variant's servers served into rows of the `requests` and `serving` tables.
+//! Recording what a variant's servers serve: each request to the `requests` table as it is done
+//! ([`Recorder`]), and at the variant's end the `serving` rows from what was gathered.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::backend::BackendKind;
-use crate::loadgen::metrics::{self, ServingMetrics};
-use crate::loadgen::{LoadSpec, Point, RequestRecord};
+use crate::clock::lock;
+use crate::error::{Error, Result};
+use crate::loadgen::metrics::Tally;
+use crate::loadgen::{LoadSpec, Point, RequestRecord, Sink, Slo};
 use crate::mode::SharingMode;
-use crate::results::schema::NotInTable;
-use crate::results::{JobRecord, RequestRow, ServingRecord, ServingScope};
+use crate::results::{JobRecord, RequestRow, RequestTable, ServingRecord, ServingScope};
 
 use super::servers::Served;
 use super::ServingRun;
@@ -19,18 +24,139 @@ pub struct VariantInfo<'a> {
     pub price_per_hour: Option<f64>,
 }
 
-/// The rows of one variant repetition: every request, a `serving` row per server job (also one
-/// that never served: it shows the server's outcome) and one for the variant. `server_jobs` are
-/// the positions of the variant's server jobs; `jobs` their records.
+/// A variant repetition's requests as they are done: each one's row goes to the `requests`
+/// table, and each measured one into the [`Tally`] of its server and of the variant at its
+/// sweep point, so that nothing keeps the requests themselves.
+pub struct Recorder {
+    variant: String,
+    repetition: u32,
+    slo: Option<Slo>,
+    table: RequestTable,
+    gathered: Mutex<Gathered>,
+}
+
+#[derive(Default)]
+struct Gathered {
+    /// By server job and sweep point.
+    servers: BTreeMap<(usize, Option<u32>), Tally>,
+    /// By sweep point.
+    variant: BTreeMap<Option<u32>, Tally>,
+    /// Output tokens of every completed request but the warm-ups, measured or not (the
+    /// variant's energy per token).
+    output_tokens: u64,
+    /// The first row that could not be written.
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} r{})", self.variant, self.repetition)
+    }
+}
+
+/// Where a server's requests come from: its job, what it runs, and the round of load.
+pub struct Source {
+    pub job: usize,
+    pub workload: String,
+    /// `GPU` or the MIG profile.
+    pub instance: String,
+    pub round: u32,
+}
+
+impl Recorder {
+    pub fn new(
+        variant: &str,
+        repetition: u32,
+        load: Option<&LoadSpec>,
+        table: RequestTable,
+    ) -> Self {
+        Recorder {
+            variant: variant.to_string(),
+            repetition,
+            slo: load.and_then(|l| l.slo),
+            table,
+            gathered: Mutex::default(),
+        }
+    }
+
+    /// Where the load generator puts the requests of one server's round.
+    pub fn sink(self: &Arc<Self>, source: Source) -> Sink {
+        let me = Arc::clone(self);
+        Sink(Arc::new(
+            move |r: RequestRecord, point: Option<Point>, measured: bool| {
+                me.take(&source, r, point.map(|p| p.index), measured)
+            },
+        ))
+    }
+
+    fn take(&self, source: &Source, r: RequestRecord, point: Option<u32>, measured: bool) {
+        {
+            let mut g = lock(&self.gathered);
+            if measured {
+                let slo = self.slo.as_ref();
+                g.servers
+                    .entry((source.job, point))
+                    .or_default()
+                    .add(&r, slo);
+                g.variant.entry(point).or_default().add(&r, slo);
+            }
+            if !r.warmup && r.completed() {
+                g.output_tokens += u64::from(r.output_tokens);
+            }
+        }
+        let row = RequestRow {
+            variant: self.variant.clone(),
+            repetition: self.repetition,
+            job: source.job as u32,
+            workload: source.workload.clone(),
+            instance: source.instance.clone(),
+            round: source.round,
+            point,
+            request: r.index,
+            warmup: r.warmup,
+            sent_s: r.sent_s,
+            due_s: r.due_s,
+            ttft_ms: r.ttft_s.map(|s| s * 1000.0),
+            tpot_ms: r.tpot_s().map(|s| s * 1000.0),
+            e2el_ms: r.latency_s.map(|s| s * 1000.0),
+            chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
+            itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            tokens_from: r.tokens_from,
+            error: r.error,
+        };
+        if let Err(e) = lock(&self.table).push(row) {
+            lock(&self.gathered).error.get_or_insert(e);
+        }
+    }
+
+    /// Output tokens of every completed request but the warm-ups.
+    pub fn output_tokens(&self) -> u64 {
+        lock(&self.gathered).output_tokens
+    }
+
+    /// Writes what is not on disk yet; the first row that could not be written fails it.
+    pub fn flush(&self) -> Result<()> {
+        if let Some(e) = lock(&self.gathered).error.take() {
+            return Err(e);
+        }
+        lock(&self.table).flush()
+    }
+}
+
+/// The `serving` rows of one variant repetition: a row per server job (also one that never
+/// served: it shows the server's outcome) and one for the variant, per sweep point.
+/// `server_jobs` are the positions of the variant's server jobs; `jobs` their records.
 pub fn rows(
     info: &VariantInfo,
     server_jobs: &[usize],
     jobs: &[JobRecord],
     run: &ServingRun,
-) -> (Vec<RequestRow>, Vec<ServingRecord>) {
-    let (mut requests, mut serving) = (Vec::new(), Vec::new());
+) -> Vec<ServingRecord> {
+    let mut serving = Vec::new();
     if server_jobs.is_empty() {
-        return (requests, serving);
+        return serving;
     }
     // One set of rows per sweep point (one set without a sweep), in the order run.
     let mut points: Vec<Option<Point>> = Vec::new();
@@ -42,6 +168,9 @@ pub fn rows(
     if points.is_empty() {
         points.push(None);
     }
+    let empty = Gathered::default();
+    let gathered = run.recorder.as_ref().map(|r| lock(&r.gathered));
+    let gathered = gathered.as_deref().unwrap_or(&empty);
     for point in points {
         let served: Vec<&Served> = run
             .served
@@ -53,31 +182,30 @@ pub fn rows(
             server_jobs,
             jobs,
             run,
-            point,
+            (point, gathered),
             &served,
-            &mut requests,
             &mut serving,
         );
     }
-    (requests, serving)
+    serving
 }
 
 fn same_point(a: &Option<Point>, b: &Option<Point>) -> bool {
     a.map(|p| p.index) == b.map(|p| p.index)
 }
 
-/// The rows of one point: its requests, a row per server job and one for the variant.
-#[allow(clippy::too_many_arguments)]
+/// The rows of one point: a row per server job and one for the variant.
 fn point_rows(
     info: &VariantInfo,
     server_jobs: &[usize],
     jobs: &[JobRecord],
     run: &ServingRun,
-    point: Option<Point>,
+    (point, gathered): (Option<Point>, &Gathered),
     served: &[&Served],
-    requests: &mut Vec<RequestRow>,
     serving: &mut Vec<ServingRecord>,
 ) {
+    let index = point.map(|p| p.index);
+    let none = Tally::default();
     let mut load = run.load.clone().unwrap_or_default();
     if let Some(p) = point {
         load.rate = p.rate;
@@ -90,50 +218,26 @@ fn point_rows(
     for &job in server_jobs {
         let record = record_of(job);
         let mine: Vec<&&Served> = served.iter().filter(|s| s.job == job).collect();
-        let measured: Vec<&RequestRecord> = mine.iter().flat_map(|s| s.result.measured()).collect();
+        let measured = gathered.servers.get(&(job, index)).unwrap_or(&none);
         let duration: f64 = mine.iter().map(|s| s.result.duration()).sum();
         let mut row = base_row(
             info,
             &load,
             ServingScope::Server,
-            &measured,
+            measured,
             duration,
             1,
             mine.len(),
         );
-        row.point = point.map(|p| p.index);
+        row.point = index;
         row.job = Some(job as u32);
         row.workload = record.map(|j| j.workload.clone());
         row.model = mine.first().map(|s| s.model.clone());
         row.instance = instance(record);
         row.server_outcome = record.map(|j| j.outcome);
         serving.push(row);
-        for s in &mine {
-            requests.extend(s.result.records.iter().map(|r| RequestRow {
-                variant: info.variant.to_string(),
-                repetition: info.repetition,
-                job: job as u32,
-                workload: record.map_or_else(String::new, |j| j.workload.clone()),
-                instance: instance(record).unwrap_or_default(),
-                round: s.round,
-                point: point.map(|p| p.index),
-                request: r.index,
-                warmup: r.warmup,
-                sent_s: r.sent_s,
-                due_s: r.due_s,
-                ttft_ms: r.ttft_s.map(|s| s * 1000.0),
-                tpot_ms: r.tpot_s().map(|s| s * 1000.0),
-                e2el_ms: r.latency_s.map(|s| s * 1000.0),
-                chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
-                itls_ms: NotInTable(r.itls_s.iter().map(|s| s * 1000.0).collect()),
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                tokens_from: r.tokens_from,
-                error: r.error.clone(),
-            }));
-        }
     }
-    let measured: Vec<&RequestRecord> = served.iter().flat_map(|s| s.result.measured()).collect();
+    let measured = gathered.variant.get(&index).unwrap_or(&none);
     // The time the rounds' measured load covers: each round from its first server's start to
     // its last one's end.
     let mut rounds: Vec<(u32, f64, f64)> = Vec::new();
@@ -154,12 +258,12 @@ fn point_rows(
         info,
         &load,
         ServingScope::Variant,
-        &measured,
+        measured,
         duration,
         servers,
         rounds.len(),
     );
-    row.point = point.map(|p| p.index);
+    row.point = index;
     row.cost_per_million_output_tokens = info
         .price_per_hour
         .filter(|_| row.metrics.total_output_tokens > 0)
@@ -171,18 +275,16 @@ fn base_row(
     info: &VariantInfo,
     load: &LoadSpec,
     scope: ServingScope,
-    measured: &[&RequestRecord],
+    measured: &Tally,
     duration: f64,
     servers: usize,
     rounds: usize,
 ) -> ServingRecord {
-    let good = load
-        .slo
-        .map(|slo| measured.iter().filter(|r| metrics::meets(&slo, r)).count());
+    let good = load.slo.map(|_| measured.good() as usize);
     // DistServe's SLO attainment: the share of requests (failed ones too) within every SLO.
     let slo_attainment = good
-        .filter(|_| !measured.is_empty())
-        .map(|g| g as f64 / measured.len() as f64);
+        .filter(|_| measured.requests() > 0)
+        .map(|g| g as f64 / measured.requests() as f64);
     ServingRecord {
         variant: info.variant.to_string(),
         repetition: info.repetition,
@@ -200,7 +302,7 @@ fn base_row(
         endpoint: load.endpoint.path().to_string(),
         request_rate: load.rate,
         max_concurrency: load.max_concurrency,
-        metrics: ServingMetrics::compute(measured, duration, good),
+        metrics: measured.metrics(duration, good),
         slo_attainment,
         price_per_hour: info.price_per_hour,
         cost_per_million_output_tokens: None,

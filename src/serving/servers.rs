@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
+use super::record::{Recorder, Source};
 use crate::backend::JobLaunch;
 use crate::clock::{Actor, Clock, Poker};
 use crate::error::{Error, Result};
@@ -35,8 +36,10 @@ pub struct Served {
 #[derive(Debug, Clone, Default)]
 pub struct ServingRun {
     pub load: Option<LoadSpec>,
-    /// Each server's load per round, and per sweep point within it.
+    /// Each server's load per round, and per sweep point within it (the requests are not kept
+    /// there: they went to `recorder`).
     pub served: Vec<Served>,
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// Why the runner should stop a server now.
@@ -62,6 +65,10 @@ struct Server {
     backend_job: u64,
     url: String,
     spec: ServerSpec,
+    /// The workload's name and the instance it runs on (`GPU` or the MIG profile), for its
+    /// requests' rows.
+    workload: String,
+    instance: String,
     state: State,
     cancel: Arc<AtomicBool>,
     /// The actors waiting on it (its readiness check, its load): poked when it ends.
@@ -120,6 +127,7 @@ impl Servers {
         t0: f64,
         load: Option<&LoadSpec>,
         base: &Path,
+        recorder: Recorder,
     ) -> Result<Servers> {
         let prompts = match load.and_then(|l| l.prompts_file.as_ref()) {
             Some(file) => Some(PromptFile::load(&base.join(file)).map_err(Error::Input)?),
@@ -138,20 +146,20 @@ impl Servers {
             next_round: 1,
             run: ServingRun {
                 load: load.cloned(),
-                ..ServingRun::default()
+                served: Vec::new(),
+                recorder: Some(Arc::new(recorder)),
             },
         })
     }
 
     /// For a server workload: picks a free port (returned) and puts it wherever the command or
     /// the environment says `{port}`. `key` names the job until it ends; `backend_job` is its
-    /// [`crate::backend::JobRequest::id`].
+    /// [`crate::backend::JobRequest::id`]; `profile` the MIG profile it runs on, if any.
     pub fn prepare(
         &mut self,
-        key: usize,
-        job: usize,
-        backend_job: u64,
+        (key, job, backend_job): (usize, usize, u64),
         workload: &Workload,
+        profile: Option<&str>,
         launch: &mut JobLaunch,
     ) -> Result<Option<u16>> {
         if workload.kind != WorkloadKind::Server {
@@ -166,6 +174,8 @@ impl Servers {
                 backend_job,
                 url: format!("http://127.0.0.1:{port}"),
                 spec: workload.server.clone().unwrap_or_default(),
+                workload: workload.name.clone(),
+                instance: profile.unwrap_or("GPU").to_string(),
                 state: State::Starting,
                 cancel: Arc::new(AtomicBool::new(false)),
                 watchers: Vec::new(),
@@ -292,6 +302,14 @@ impl Servers {
                     // Raised when the server's job ends: its load stops with it.
                     stop: Arc::clone(&s.cancel),
                     hold_owner: s.backend_job,
+                    sink: self.run.recorder.as_ref().map(|r| {
+                        r.sink(Source {
+                            job: s.job,
+                            workload: s.workload.clone(),
+                            instance: s.instance.clone(),
+                            round: number,
+                        })
+                    }),
                 },
             ));
         }
