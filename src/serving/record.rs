@@ -4,8 +4,7 @@ use crate::backend::BackendKind;
 use crate::loadgen::metrics::{self, ServingMetrics};
 use crate::loadgen::{LoadSpec, Point, RequestRecord};
 use crate::mode::SharingMode;
-use crate::results::schema::NotInTable;
-use crate::results::{JobRecord, RequestRow, ServingRecord, ServingScope};
+use crate::results::{JobRecord, RequestPlace, RequestRow, ServingRecord, ServingScope};
 
 use super::servers::Served;
 use super::ServingRun;
@@ -109,28 +108,18 @@ fn point_rows(
         row.server_outcome = record.map(|j| j.outcome);
         serving.push(row);
         for s in &mine {
-            requests.extend(s.result.records.iter().map(|r| RequestRow {
-                variant: info.variant.to_string(),
+            let workload = record.map_or_else(String::new, |j| j.workload.clone());
+            let instance = instance(record).unwrap_or_default();
+            let place = RequestPlace {
+                variant: info.variant,
                 repetition: info.repetition,
                 job: job as u32,
-                workload: record.map_or_else(String::new, |j| j.workload.clone()),
-                instance: instance(record).unwrap_or_default(),
+                workload: &workload,
+                instance: &instance,
                 round: s.round,
                 point: point.map(|p| p.index),
-                request: r.index,
-                warmup: r.warmup,
-                sent_s: r.sent_s,
-                due_s: r.due_s,
-                ttft_ms: r.ttft_s.map(|s| s * 1000.0),
-                tpot_ms: r.tpot_s().map(|s| s * 1000.0),
-                e2el_ms: r.latency_s.map(|s| s * 1000.0),
-                chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
-                itls_ms: NotInTable(r.itls_s.iter().map(|s| s * 1000.0).collect()),
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                tokens_from: r.tokens_from,
-                error: r.error.clone(),
-            }));
+            };
+            requests.extend(s.result.records.iter().map(|r| RequestRow::of(&place, r)));
         }
     }
     let measured: Vec<&RequestRecord> = served.iter().flat_map(|s| s.result.measured()).collect();
