@@ -59,6 +59,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
         command: Vec::new(),
         started_at: "2026-01-01T00:00:00Z".into(),
         ended_at: None,
+        imported_from: None,
         status: "complete".into(),
     };
     std::fs::write(

@@ -73,6 +73,9 @@ pub enum Command {
     /// Compare two sets of results; exit status 1 when a variant regressed beyond the threshold.
     #[command(after_help = exit_status!("  1    also when a variant regressed beyond the threshold"))]
     Compare(CompareArgs),
+    /// Make a run directory of `vllm bench serve --save-result` files, for report and compare.
+    #[command(after_help = exit_status!("  2    also when a file is bad: file:line:column, what was found, what is allowed"))]
+    Import(ImportArgs),
     /// Trends of a nightly history; exit status 1 when the last night regressed against the
     /// median of the nights before it.
     #[command(after_help = exit_status!("  1    also when the last night regressed beyond the threshold"))]
@@ -389,6 +392,32 @@ pub struct CompareArgs {
     pub allow_different: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: TextFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Result files of `vllm bench serve --save-result` (with `--save-detailed`, each request
+    /// too). Files of one variant at different loads become the points of a sweep.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The GPU the load was measured on: catalog key, NVML name or PCI device ID.
+    #[arg(long)]
+    pub gpu: String,
+    /// Where the run directory is made.
+    #[arg(long, default_value = "results")]
+    pub out: std::path::PathBuf,
+    /// The variant of every file (default: each file's `label`, else its name without `.json`).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// How the GPU was shared while the load was measured: full, timeslice, mps, mig or mig+mps.
+    #[arg(long, default_value = "full")]
+    pub mode: String,
+    /// The scenario name the run is reported under.
+    #[arg(long, default_value = "imported")]
+    pub scenario: String,
+    /// `GPU`, or the MIG profile the servers ran on.
+    #[arg(long, default_value = "GPU")]
+    pub instance: String,
 }
 
 #[derive(Debug, Args)]

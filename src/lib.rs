@@ -63,6 +63,7 @@ pub mod fault;
 pub mod fleet;
 pub mod gpu_lock;
 pub mod http;
+pub mod import;
 pub mod input;
 pub mod journal;
 pub mod layout;

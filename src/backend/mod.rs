@@ -24,15 +24,18 @@ use crate::workload::Workload;
 pub enum BackendKind {
     Sim,
     Nvml,
+    /// Measured by another tool and brought in by `migbench import`: no GPU migbench drove.
+    Imported,
 }
 
-crate::named!(BackendKind: Sim, Nvml);
+crate::named!(BackendKind: Sim, Nvml, Imported);
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Sim => "sim",
             BackendKind::Nvml => "nvml",
+            BackendKind::Imported => "imported",
         }
     }
 }

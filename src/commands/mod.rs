@@ -7,6 +7,7 @@ pub mod compare;
 pub mod discover;
 pub mod gpus;
 pub mod history;
+pub mod import;
 pub mod layouts;
 pub mod plan;
 pub mod profiles;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::History(args) => history::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Slurm(crate::cli::SlurmCommand::Submit(args)) => slurm::submit(&args),
         Command::Completions(args) => Ok(completions(args.shell)),
         Command::Man => man(),

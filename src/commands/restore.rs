@@ -233,6 +233,12 @@ fn restore_gpu(path: &Path) -> Result<Outcome> {
         ));
     }
     let target = match (gpu.backend, &gpu.sim_state) {
+        (BackendKind::Imported, _) => {
+            return Err(Error::Input(format!(
+                "{}: the journal names an imported run's GPU, which migbench never changed; nothing to restore",
+                path.display()
+            )))
+        }
         (BackendKind::Nvml, _) => Target::Nvml {
             index: gpu.index,
             uuid: Some(gpu.uuid.clone()),

@@ -117,6 +117,7 @@ impl Books {
             command: options.command.clone(),
             started_at: results::now_rfc3339(),
             ended_at: None,
+            imported_from: None,
             status: "running".into(),
         };
         run.write_manifest(&manifest)?;

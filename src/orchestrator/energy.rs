@@ -73,7 +73,7 @@ impl EnergyWindow {
             if b >= a {
                 let source = match backend {
                     BackendKind::Sim => EnergySource::Model,
-                    BackendKind::Nvml => EnergySource::Counter,
+                    BackendKind::Nvml | BackendKind::Imported => EnergySource::Counter,
                 };
                 return Some(Energy {
                     joules: b - a,

@@ -33,7 +33,7 @@ pub struct Origin {
     pub gpu_model: String,
     /// Device name (`H100 80GB HBM3`).
     pub gpu: String,
-    /// `sim` or `nvml`.
+    /// `sim` or `nvml`, or the tool an imported run's files came from.
     pub backend: String,
     /// True for simulator results: these are never presented as measured.
     pub simulated: bool,
@@ -58,7 +58,11 @@ impl Manifest {
         Origin {
             gpu_model: self.gpu_model.clone(),
             gpu: self.gpu_name.clone(),
-            backend: self.backend.as_str().to_string(),
+            // An imported run names the tool that measured it: `measured (vllm bench serve)`.
+            backend: self
+                .imported_from
+                .clone()
+                .unwrap_or_else(|| self.backend.as_str().to_string()),
             simulated: self.simulated,
         }
     }

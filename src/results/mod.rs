@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendKind;
 use sha2::{Digest, Sha256};
 
-pub use serving::{RequestRow, RequestTable, ServingRecord, ServingScope};
+pub use serving::{RequestPlace, RequestRow, RequestTable, ServingRecord, ServingScope};
 #[cfg(test)]
 pub(crate) use tables::write_for_tests;
 pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
@@ -210,6 +210,10 @@ pub struct Manifest {
     /// `running`, `complete`, `interrupted` or `failed`.
     #[serde(default)]
     pub status: String,
+    /// The tool whose result files `migbench import` made this run of (`vllm bench serve`);
+    /// absent for runs migbench made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 fn first_schema() -> u32 {

@@ -17,7 +17,7 @@ use super::Outcome;
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::loadgen::metrics::{Figure, ServingMetrics};
-use crate::loadgen::TokenCount;
+use crate::loadgen::{RequestRecord, TokenCount};
 use crate::mode::SharingMode;
 use crate::table;
 
@@ -60,6 +60,46 @@ table! {
 /// The `requests` table of a run, written as requests are done (by the load generator's sinks)
 /// and flushed at each variant's end.
 pub type RequestTable = std::sync::Arc<std::sync::Mutex<super::stream::PartWriter<RequestRow>>>;
+
+/// Where a request was sent: what its `requests` row says beside the request's own record.
+pub struct RequestPlace<'a> {
+    pub variant: &'a str,
+    pub repetition: u32,
+    pub job: u32,
+    pub workload: &'a str,
+    pub instance: &'a str,
+    pub round: u32,
+    pub point: Option<u32>,
+}
+
+impl RequestRow {
+    /// The row of request `r`, sent at `place`: times in milliseconds.
+    pub fn of(place: &RequestPlace, r: &RequestRecord) -> RequestRow {
+        let ms = |s: Option<f64>| s.map(|s| s * 1000.0);
+        RequestRow {
+            variant: place.variant.to_string(),
+            repetition: place.repetition,
+            job: place.job,
+            workload: place.workload.to_string(),
+            instance: place.instance.to_string(),
+            round: place.round,
+            point: place.point,
+            request: r.index,
+            warmup: r.warmup,
+            sent_s: r.sent_s,
+            due_s: r.due_s,
+            ttft_ms: ms(r.ttft_s),
+            tpot_ms: ms(r.tpot_s()),
+            e2el_ms: ms(r.latency_s),
+            chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
+            itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            tokens_from: r.tokens_from,
+            error: r.error.clone(),
+        }
+    }
+}
 
 /// Which rows of `serving` a row sums up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::loadgen::metrics::Tally;
 use crate::loadgen::{LoadSpec, Point, RequestRecord, Sink, Slo};
 use crate::mode::SharingMode;
-use crate::results::{JobRecord, RequestRow, RequestTable, ServingRecord, ServingScope};
+use crate::results::{
+    JobRecord, RequestPlace, RequestRow, RequestTable, ServingRecord, ServingScope,
+};
 
 use super::servers::Served;
 use super::ServingRun;
@@ -104,28 +106,16 @@ impl Recorder {
                 g.output_tokens += u64::from(r.output_tokens);
             }
         }
-        let row = RequestRow {
-            variant: self.variant.clone(),
+        let place = RequestPlace {
+            variant: &self.variant,
             repetition: self.repetition,
             job: source.job as u32,
-            workload: source.workload.clone(),
-            instance: source.instance.clone(),
+            workload: &source.workload,
+            instance: &source.instance,
             round: source.round,
             point,
-            request: r.index,
-            warmup: r.warmup,
-            sent_s: r.sent_s,
-            due_s: r.due_s,
-            ttft_ms: r.ttft_s.map(|s| s * 1000.0),
-            tpot_ms: r.tpot_s().map(|s| s * 1000.0),
-            e2el_ms: r.latency_s.map(|s| s * 1000.0),
-            chunks: r.itls_s.len() as u32 + u32::from(r.ttft_s.is_some()),
-            itls_ms: r.itls_s.iter().map(|s| s * 1000.0).collect(),
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            tokens_from: r.tokens_from,
-            error: r.error,
         };
+        let row = RequestRow::of(&place, &r);
         if let Err(e) = lock(&self.table).push(row) {
             lock(&self.gathered).error.get_or_insert(e);
         }

@@ -34,6 +34,11 @@ const DEFAULT_MAX_TOKENS: u32 = 16;
 /// Tokens after which the simulated model ends a chat reply of its own accord (`finish_reason`
 /// `stop`) when the request sets no limit.
 const NATURAL_REPLY_TOKENS: u32 = 16;
+/// Bytes of events a stamped stream keeps before it sends them. A stamped client (migbench's
+/// load generator) times each token by its stamp, not by when it arrives, and only a stream's
+/// end holds the simulated clock, so a stream sent in fewer writes is timed the same; one
+/// write per token woke the client once per token (docs/scenario.md, time under the simulator).
+const STAMPED_BATCH_BYTES: usize = 64 * 1024;
 
 /// Runs the simulated server until it is killed; returns its exit status if it fails.
 pub fn run(args: &SimServerArgs) -> i32 {
@@ -169,6 +174,9 @@ struct TokenStream {
     usage_head: Option<String>,
     /// The client reads stamps and answers the stream's end (migbench's load generator).
     stamped_client: bool,
+    /// A stamped stream's events not sent yet (at most [`STAMPED_BATCH_BYTES`] and its last
+    /// event): they go out with the stream's end, or when there are that many.
+    pending: String,
     prompt_tokens: u32,
     generated: u32,
 }
@@ -223,6 +231,7 @@ impl TokenStream {
             tail,
             finish,
             stamped_client,
+            pending: String::new(),
             prompt_tokens,
             generated: 0,
         }
@@ -253,30 +262,38 @@ impl TokenStream {
                 reply.take().is_some_and(|r| r.send(body).is_ok())
             }
             Sink::Stream(tx) => {
-                let mut out = format!("{STAMP}{now}\n");
+                use std::fmt::Write;
+                // Written into the pending text in place: a sweep writes millions of these.
+                let out = &mut self.pending;
+                let _ = writeln!(out, "{STAMP}{now}");
                 if let Some(role) = self.role.take() {
                     out.push_str(&role);
                 }
-                let finish = if last {
-                    format!("\"{}\"", self.finish)
+                let (q, finish) = if last {
+                    ("\"", self.finish)
                 } else {
-                    "null".into()
+                    ("", "null")
                 };
-                out.push_str(&format!(
-                    "{}\" {word}\"{}{finish}}}]}}\n\n",
+                let _ = write!(
+                    out,
+                    "{}\" {word}\"{}{q}{finish}{q}}}]}}\n\n",
                     self.head, self.tail
-                ));
+                );
                 if last {
                     if let Some(head) = &self.usage_head {
                         let (p, n) = (self.prompt_tokens, self.generated);
-                        out.push_str(&format!(
+                        let _ = write!(
+                            out,
                             "{head}{{\"prompt_tokens\":{p},\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
                             p + n
-                        ));
+                        );
                     }
                     out.push_str("data: [DONE]\n\n");
                 }
-                tx.send(Ok(Bytes::from(out))).is_ok()
+                if self.stamped_client && !last && out.len() < STAMPED_BATCH_BYTES {
+                    return true;
+                }
+                tx.send(Ok(Bytes::from(std::mem::take(out)))).is_ok()
             }
         }
     }
@@ -546,8 +563,8 @@ mod tests {
     use crate::loadgen::sse::SseParser;
     use crate::loadgen::Endpoint;
 
-    /// Everything a stream of `tokens` tokens sends, as the load generator reads it.
-    fn stream(chat: bool, tokens: u32) -> Vec<String> {
+    /// The writes of a stream of `tokens` tokens, the k-th made at simulated instant 1.5 + k.
+    fn writes(chat: bool, stamped: bool, tokens: u32) -> Vec<Bytes> {
         let (tx, mut body) = ChannelBody::channel();
         let mut s = TokenStream::new(
             Sink::Stream(tx),
@@ -557,26 +574,55 @@ mod tests {
             true,
             5,
             "length",
-            true,
+            stamped,
         );
         for k in 0..tokens {
             assert!(s.token(k + 1 == tokens, 1.5 + f64::from(k)));
         }
         drop(s);
-        let mut parser = SseParser::default();
-        let mut events = Vec::new();
+        let mut out = Vec::new();
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         while let std::task::Poll::Ready(Some(Ok(frame))) =
             http_body::Body::poll_frame(std::pin::Pin::new(&mut body), &mut cx)
         {
-            for event in parser.feed(&frame.into_data().unwrap()) {
+            out.push(frame.into_data().unwrap());
+        }
+        out
+    }
+
+    /// Everything a stream of `tokens` tokens sends, as the load generator reads it.
+    fn stream(chat: bool, tokens: u32) -> Vec<String> {
+        let mut parser = SseParser::default();
+        let mut events = Vec::new();
+        for write in writes(chat, true, tokens) {
+            for event in parser.feed(&write) {
                 // Every event carries the simulated instant its token was made.
                 assert!(event.stamp.is_some_and(|t| t >= 1.5), "{event:?}");
                 events.push(event.data);
             }
         }
         events
+    }
+
+    #[test]
+    fn a_stamped_stream_goes_out_in_fewer_writes_each_token_with_its_own_instant() {
+        // Another client gets each token as it is made.
+        assert_eq!(writes(false, false, 40).len(), 40);
+        // A stamped client gets the stream at its end (or every STAMPED_BATCH_BYTES), and
+        // reads each token at the instant it was made, as before.
+        assert_eq!(writes(false, true, 40).len(), 1);
+        let long = writes(false, true, 2000);
+        assert!(long.len() > 1 && long.len() < 20, "{}", long.len());
+        let mut parser = SseParser::default();
+        let stamps: Vec<Option<f64>> = long
+            .iter()
+            .flat_map(|w| parser.feed(w))
+            .filter(|e| e.data.contains("\"text\""))
+            .map(|e| e.stamp)
+            .collect();
+        let made: Vec<Option<f64>> = (0..2000).map(|k| Some(1.5 + f64::from(k))).collect();
+        assert_eq!(stamps, made);
     }
 
     #[test]
