@@ -1,6 +1,6 @@
 //! Cost columns: a figure in a scenario's currency is never shown without it. The header names
-//! the currency when every row's is the same; a currency column (not in the terminal) names
-//! each row's.
+//! the currency when every row's is the same (the currency column is then in the CSV only);
+//! otherwise a currency column (not in the terminal) names each row's.
 
 use super::stats::Summary;
 use super::table::{Column, Kind, Role, Value};
@@ -25,16 +25,17 @@ pub fn push(columns: &mut Vec<Column>, cells: &mut [Vec<Value>], cost: CostColum
     let mut currencies: Vec<&str> = cost.values.iter().filter_map(currency_of).collect();
     currencies.sort_unstable();
     currencies.dedup();
-    let header = match currencies.as_slice() {
-        [one] => format!("{}, {one}", cost.header),
-        _ => cost.header.to_string(),
+    // One currency: the header names it, and the currency column is for the CSV only.
+    let (header, currency_role) = match currencies.as_slice() {
+        [one] => (format!("{}, {one}", cost.header), Role::Data),
+        _ => (cost.header.to_string(), Role::Detail),
     };
     columns.push(Column::named(cost.key.into(), header, cost.kind, cost.role));
     columns.push(Column::new(
         cost.currency_key,
         "Currency",
         Kind::Text,
-        Role::Detail,
+        currency_role,
     ));
     for (row, value) in cells.iter_mut().zip(&cost.values) {
         row.push(Value::Stat(value.0));

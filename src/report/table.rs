@@ -68,6 +68,9 @@ pub enum Role {
     Detail,
     /// Only in the terminal: a compact form of detail columns (`2/1/0 of 3`).
     Terminal,
+    /// Only in the CSV: what a program reading the data needs and the other formats say
+    /// another way (a currency that the cost column's header names).
+    Data,
 }
 
 #[derive(Debug, Clone, PartialEq)]
