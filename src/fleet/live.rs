@@ -394,3 +394,99 @@ impl Drop for Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// What the server sends on a connection that sent `bytes`, until it closes it or a second
+    /// passes (a kept-alive connection stays open for its next request; hyper closes one whose
+    /// client half-closes, so the client does not).
+    fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+            .unwrap();
+        let _ = s.write_all(bytes);
+        let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Request lines and headers as a client might write them, well or badly.
+    fn request() -> impl Strategy<Value = Vec<u8>> {
+        let method = prop_oneof![
+            Just("GET".to_string()),
+            Just("POST".to_string()),
+            Just("HEAD".to_string()),
+            "[A-Z]{0,12}",
+        ];
+        let path = prop_oneof![
+            Just("/metrics".to_string()),
+            Just("/".to_string()),
+            "/[ -~]{0,40}",
+            "[^\r\n]{0,40}",
+        ];
+        let header = prop_oneof![
+            Just("accept: application/openmetrics-text; version=1.0.0".to_string()),
+            Just("content-length: 5".to_string()),
+            Just("transfer-encoding: chunked".to_string()),
+            "[a-z-]{1,20}: [ -~]{0,60}",
+            "[^\r\n]{0,60}",
+        ];
+        let garbage = proptest::collection::vec(any::<u8>(), 0..64);
+        (
+            method,
+            path,
+            proptest::collection::vec(header, 0..6),
+            garbage,
+        )
+            .prop_map(|(method, path, headers, garbage)| {
+                let mut text = format!("{method} {path} HTTP/1.1\r\nhost: x\r\n");
+                for h in headers {
+                    text.push_str(&h);
+                    text.push_str("\r\n");
+                }
+                text.push_str("\r\n");
+                let mut bytes = text.into_bytes();
+                bytes.extend(garbage);
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Any request gets a well-formed HTTP answer (a status the endpoint gives) or none, and
+        /// the endpoint still answers a scrape after it: nothing a client sends takes it down.
+        /// (Slow and idle clients: `crate::http`'s tests.)
+        #[test]
+        fn any_request_gets_an_answer_or_a_close_and_the_endpoint_stays_up(bytes in request()) {
+            let live = Arc::new(Live::new(0, "GPU-0", "h100-80gb", true, 1));
+            let server = Server::start("127.0.0.1:0", live).unwrap();
+            let answer = exchange(server.addr, &bytes);
+            prop_assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 "),
+                "{answer:?}"
+            );
+            let status = answer.get(9..12).unwrap_or("");
+            prop_assert!(
+                answer.is_empty() || ["200", "400", "404", "413", "414", "431", "501"].contains(&status),
+                "{answer:?}"
+            );
+            let scrape = exchange(
+                server.addr,
+                b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            );
+            prop_assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape:?}");
+            prop_assert!(scrape.contains("migbench_"), "{scrape:?}");
+        }
+    }
+}
