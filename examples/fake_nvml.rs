@@ -563,17 +563,22 @@ fn power(d: nvmlDevice_t) -> Answer<f64> {
     Ok(gpu.power_w(index, &state::procs()))
 }
 
-/// Brings GPU `d`'s energy counter up to now; the counter, in mJ.
-fn energy(d: nvmlDevice_t) -> Answer<f64> {
-    power(d)?;
-    let (_, index) = whole_gpu(d)?;
+/// GPU `index` with its counters (energy, GPM's SM activity) brought up to now.
+fn advanced(index: u32) -> Answer<FakeGpu> {
     let procs = state::procs();
     state::change(|node: &mut FakeNode| {
         let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
         gpu.advance_energy(index, &procs);
-        Ok(gpu.energy_mj)
+        Ok(gpu.clone())
     })
     .unwrap_or(Err(UNKNOWN))
+}
+
+/// Brings GPU `d`'s energy counter up to now; the counter, in mJ.
+fn energy(d: nvmlDevice_t) -> Answer<f64> {
+    power(d)?;
+    let (_, index) = whole_gpu(d)?;
+    Ok(advanced(index)?.energy_mj)
 }
 
 #[no_mangle]
@@ -639,14 +644,7 @@ fn gpm_gpu(d: nvmlDevice_t) -> Answer<(FakeGpu, u32)> {
     if !gpu.gpm {
         return Err(NOT_SUPPORTED);
     }
-    let procs = state::procs();
-    let gpu = state::change(|node: &mut FakeNode| {
-        let gpu = node.gpus.get_mut(index as usize).ok_or(INVALID_ARGUMENT)?;
-        gpu.advance_energy(index, &procs);
-        Ok(gpu.clone())
-    })
-    .unwrap_or(Err(UNKNOWN))?;
-    Ok((gpu, index))
+    Ok((advanced(index)?, index))
 }
 
 fn fill(sample: nvmlGpmSample_t, value: GpmSample) -> Answer {

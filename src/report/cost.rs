@@ -43,6 +43,15 @@ pub fn push(columns: &mut Vec<Column>, cells: &mut [Vec<Value>], cost: CostColum
     }
 }
 
+/// The currency of a row pooled from several runs: each code once, joined with `/` (runs whose
+/// scenarios price in different currencies); `None` when no run gives one.
+pub fn pooled_currency<'a>(codes: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut codes: Vec<&str> = codes.into_iter().collect();
+    codes.sort_unstable();
+    codes.dedup();
+    (!codes.is_empty()).then(|| codes.join("/"))
+}
+
 /// A row's currency where it has a cost.
 fn currency_of<'a>((value, currency): &(Option<Summary>, Option<&'a str>)) -> Option<&'a str> {
     value.map(|_| currency.unwrap_or(UNKNOWN_CURRENCY))

@@ -92,18 +92,13 @@ pub fn summarize(results: &Results, variants: &[VariantSummary]) -> Vec<ServingS
                     (name.to_string(), Summary::of(&values))
                 })
                 .collect();
-            let mut currencies: Vec<&str> = reps
-                .iter()
-                .filter_map(|r| {
-                    let gpu = &results.runs[r.run].scenario.as_ref()?.file.gpu;
-                    gpu.price_per_hour.as_ref()?;
-                    Some(gpu.currency())
-                })
-                .collect();
-            currencies.sort_unstable();
-            currencies.dedup();
+            let currency = super::cost::pooled_currency(reps.iter().filter_map(|r| {
+                let gpu = &results.runs[r.run].scenario.as_ref()?.file.gpu;
+                gpu.price_per_hour.as_ref()?;
+                Some(gpu.currency())
+            }));
             Some(ServingSummary {
-                currency: (!currencies.is_empty()).then(|| currencies.join("/")),
+                currency,
                 scenario: v.scenario.clone(),
                 variant: v.variant.clone(),
                 origin: v.origin.clone(),

@@ -197,12 +197,13 @@ fn summarize_variant(
     };
     let energy_cost_per_unit = priced(|v| v.energy_per_unit_j, 1.0);
     let energy_cost_per_million_output_tokens = priced(|v| v.energy_per_kilotoken_j, 1000.0);
-    let mut currencies: Vec<&str> = reps
-        .iter()
-        .filter_map(|v| Some(energy_prices.get(v.run)?.as_ref()?.1))
-        .collect();
-    currencies.sort_unstable();
-    currencies.dedup();
+    let priced_any =
+        energy_cost_per_unit.is_some() || energy_cost_per_million_output_tokens.is_some();
+    let energy_currency = super::cost::pooled_currency(
+        reps.iter()
+            .filter_map(|v| Some(energy_prices.get(v.run)?.as_ref()?.1)),
+    )
+    .filter(|_| priced_any);
     let one_workload = match by_workload.as_slice() {
         [one] => Some((one.constant_gib, one.peak_gib)),
         _ => None,
@@ -233,9 +234,7 @@ fn summarize_variant(
         energy_per_kilotoken_j: values(|v| v.energy_per_kilotoken_j),
         mean_power_w: values(|v| v.mean_power_w),
         energy_from: latest.energy_source.map(|s| energy_from(s).to_string()),
-        energy_currency: (energy_cost_per_unit.is_some()
-            || energy_cost_per_million_output_tokens.is_some())
-        .then(|| currencies.join("/")),
+        energy_currency,
         energy_cost_per_unit,
         energy_cost_per_million_output_tokens,
         status: status(reps),
