@@ -38,12 +38,14 @@ fn table(run: &Path, name: &str) -> DataFrame {
     DataFrame::new(columns).unwrap()
 }
 
-fn assert_same_tables(scenario: &str, tables: &[&str]) {
+fn assert_same_tables(scenario: impl AsRef<Path>, tables: &[&str]) {
+    let scenario = scenario.as_ref();
     let dir = tempfile::tempdir().unwrap();
     let first = run_sim(scenario, &dir.path().join("first"), SAMPLE_MS);
     let second = run_sim(scenario, &dir.path().join("second"), SAMPLE_MS);
     for name in tables {
         let (a, b) = (table(&first, name), table(&second, name));
+        let scenario = scenario.display();
         assert!(a.height() > 0, "{scenario}: {name} is empty");
         assert!(
             a.equals_missing(&b),
@@ -68,4 +70,29 @@ fn a_serving_scenario_gives_the_same_tables_twice() {
         "scenarios/a100-qwen3.toml",
         &["jobs", "variants", "instances", "serving", "requests"],
     );
+}
+
+#[test]
+fn a_serving_sweep_whose_requests_arrive_together_gives_the_same_tables_twice() {
+    // Up to 128 users per server with short replies and long prompts: several requests reach a
+    // server at one simulated instant and compete for its prefill budget, in the order the
+    // load generator sent them, whichever connection the server happens to read first.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("together.toml");
+    std::fs::write(
+        &scenario,
+        common::sweep_scenario(
+            r#"endpoint = "chat"
+requests = 120
+warmup_requests = 1
+input_tokens = 1024
+output_tokens = 32
+range_ratio = 0.25
+ignore_eos = true
+slo = { ttft_ms = 500, tpot_ms = 50 }
+sweep = { concurrencies = [32, 128], trim = 0.1 }"#,
+        ),
+    )
+    .unwrap();
+    assert_same_tables(&scenario, &["serving", "requests"]);
 }

@@ -12,29 +12,15 @@ use common::{migbench, ran, run_dir, run_sim_output, table};
 use polars::prelude::*;
 
 /// A small sweep: one server on the whole GPU, two on MIG instances, at one and four users.
-const SWEEP: &str = r#"[scenario]
-name = "sweep"
-[gpu]
-model = "a100-80gb"
-[load]
-endpoint = "chat"
+/// The `[load]` of the sweep scenario ([`common::sweep_scenario`]).
+const SWEEP_LOAD: &str = r#"endpoint = "chat"
 requests = 16
 warmup_requests = 1
 input_tokens = 128
 output_tokens = 32
 ignore_eos = true
 slo = { ttft_ms = 500, tpot_ms = 20 }
-sweep = { concurrencies = [1, 4], trim = 0.1 }
-[[variants]]
-name = "full"
-mode = "full"
-jobs = [{ workload = "qwen3-4b" }]
-[[variants]]
-name = "mig"
-mode = "mig"
-layout = ["3g.40gb", "3g.40gb"]
-jobs = [{ workload = "qwen3-4b", count = 2 }]
-"#;
+sweep = { concurrencies = [1, 4], trim = 0.1 }"#;
 
 /// The sweep, run once per test binary.
 fn sweep_run() -> &'static Path {
@@ -44,7 +30,7 @@ fn sweep_run() -> &'static Path {
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         let scenario = out.join("sweep.toml");
-        std::fs::write(&scenario, SWEEP).unwrap();
+        std::fs::write(&scenario, common::sweep_scenario(SWEEP_LOAD)).unwrap();
         let (dir, output) = run_sim_output(&scenario, &out.join("runs"), &[]);
         ran(&output);
         dir

@@ -393,12 +393,8 @@ fn bad_serving_input_is_located_in_the_file() {
 }
 
 /// A small sweep: the whole GPU against two MIG servers at one, four and 16 users per server.
-const SWEEP: &str = r#"[scenario]
-name = "sweep"
-[gpu]
-model = "a100-80gb"
-[load]
-endpoint = "chat"
+/// The `[load]` of the sweep scenario ([`common::sweep_scenario`]).
+const SWEEP_LOAD: &str = r#"endpoint = "chat"
 requests = 40
 warmup_requests = 1
 range_ratio = 0.25
@@ -406,23 +402,13 @@ input_tokens = 256
 output_tokens = 64
 ignore_eos = true
 slo = { ttft_ms = 500, tpot_ms = 20 }
-sweep = { concurrencies = [1, 4, 16], trim = 0.1 }
-[[variants]]
-name = "full"
-mode = "full"
-jobs = [{ workload = "qwen3-4b" }]
-[[variants]]
-name = "mig"
-mode = "mig"
-layout = ["3g.40gb", "3g.40gb"]
-jobs = [{ workload = "qwen3-4b", count = 2 }]
-"#;
+sweep = { concurrencies = [1, 4, 16], trim = 0.1 }"#;
 
 #[test]
 fn a_sweep_drives_each_point_in_turn_and_the_report_names_the_capacity_within_slo() {
     let out = tempfile::tempdir().unwrap();
     let scenario = out.path().join("sweep.toml");
-    std::fs::write(&scenario, SWEEP).unwrap();
+    std::fs::write(&scenario, common::sweep_scenario(SWEEP_LOAD)).unwrap();
     let (dir, output) = run_sim_output(&scenario, &out.path().join("runs"), &[]);
     ran(&output);
     let serving = table(&dir, "serving");

@@ -144,7 +144,7 @@ async fn stream(
         .post(&call.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
     if call.clock.simulated() {
-        request = request.header(STAMPED_CLIENT, "1");
+        request = request.header(STAMPED_CLIENT, call.index.to_string());
     }
     let response = request.body(body.to_string()).send().await;
     // The server has the request (or never will): the clock may move on.

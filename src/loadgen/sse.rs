@@ -10,7 +10,9 @@
 /// instant they were made: a stamped stream is timed by its stamps, not by the wall clock.
 pub const STAMP: &str = ": sim-t=";
 /// The request header by which migbench's load generator says it reads stamps and answers each
-/// stream's end (so the simulated clock may wait for it); other clients do not.
+/// stream's end (so the simulated clock may wait for it); other clients do not. Its value is the
+/// request's number in the load: requests that reach the simulated server at one simulated
+/// instant are queued by it, as the order in which the network delivers them varies.
 pub const STAMPED_CLIENT: &str = "x-migbench-sim-clock";
 
 /// One event: its `data`, and the simulated instant of the last stamp before it.
@@ -25,8 +27,8 @@ pub struct SseEvent {
 pub struct SseParser {
     /// Bytes after the last line ending seen.
     pending: Vec<u8>,
-    /// `data` lines of the event being read.
-    data: Vec<String>,
+    /// `data` lines of the event being read, joined with `\n`; `None` before the first.
+    data: Option<String>,
     /// The last byte fed was `\r`: a `\n` right after it belongs to the same line ending.
     after_cr: bool,
     /// The last stamp seen.
@@ -39,25 +41,38 @@ impl SseParser {
     /// other than stamps, and the `event`, `id` and `retry` fields, are skipped.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
-        for &b in bytes {
-            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
-            match b {
-                b'\n' if after_cr => {}
-                b'\n' | b'\r' => {
-                    let line = std::mem::take(&mut self.pending);
-                    self.line(&String::from_utf8_lossy(&line), &mut events);
+        let mut rest = bytes;
+        if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        // Line by line (a simulated stream's read holds hundreds of events).
+        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            if self.pending.is_empty() {
+                self.line(&String::from_utf8_lossy(&rest[..end]), &mut events);
+            } else {
+                self.pending.extend_from_slice(&rest[..end]);
+                let line = std::mem::take(&mut self.pending);
+                self.line(&String::from_utf8_lossy(&line), &mut events);
+            }
+            let cr = rest[end] == b'\r';
+            rest = &rest[end + 1..];
+            if cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    None => self.after_cr = true,
+                    Some(_) => {}
                 }
-                _ => self.pending.push(b),
             }
         }
+        self.pending.extend_from_slice(rest);
         events
     }
 
     fn line(&mut self, line: &str, events: &mut Vec<SseEvent>) {
         if line.is_empty() {
-            if !self.data.is_empty() {
+            if let Some(data) = self.data.take() {
                 events.push(SseEvent {
-                    data: std::mem::take(&mut self.data).join("\n"),
+                    data,
                     stamp: self.stamp,
                 });
             }
@@ -72,7 +87,13 @@ impl SseParser {
             None => (line, ""),
         };
         if field == "data" {
-            self.data.push(value.to_string());
+            match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            }
         }
     }
 }

@@ -23,6 +23,29 @@ use polars::prelude::*;
 /// Options that keep a simulated run quick: one VRAM sample every simulated second.
 pub const SAMPLE_EVERY_SECOND: &[&str] = &["--sample-ms", "1000"];
 
+/// A load-sweep scenario: one Qwen3-4B server with the whole A100 (`full`), and one on each of
+/// two 3g.40gb MIG instances (`mig`), under the `[load]` table's lines `load`.
+pub fn sweep_scenario(load: &str) -> String {
+    format!(
+        r#"[scenario]
+name = "sweep"
+[gpu]
+model = "a100-80gb"
+[load]
+{load}
+[[variants]]
+name = "full"
+mode = "full"
+jobs = [{{ workload = "qwen3-4b" }}]
+[[variants]]
+name = "mig"
+mode = "mig"
+layout = ["3g.40gb", "3g.40gb"]
+jobs = [{{ workload = "qwen3-4b", count = 2 }}]
+"#
+    )
+}
+
 /// `IP:PORT` of the `/metrics` endpoint a `run --metrics-listen` names in its first line of
 /// standard error.
 pub fn metrics_endpoint(first_line: &str) -> String {

@@ -14,7 +14,7 @@
 //! instant (three jobs reaching their peak together) always act in the same order, and a run's
 //! figures depend only on its scenario.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,11 @@ struct Entry {
     /// Its process has ended: it takes no more turns.
     exited: bool,
     slot: Arc<Slot>,
+    /// A run of work targets after the one it waits for ([`SimWorld::job_release_run`]):
+    /// each is taken up when the one before is reached, without a turn.
+    milestones: VecDeque<f64>,
+    /// When each target of its run was reached, for its next turn to tell.
+    reached: Vec<f64>,
 }
 
 struct Observer {
@@ -169,6 +174,38 @@ impl SimWorld {
         self.changed(world);
     }
 
+    /// Ends job `job`'s turn until it has done each amount of work in `done_s` in turn (rising,
+    /// seconds at full speed), or until it is poked, with `holds` more messages in flight. The
+    /// clock notes the instant each amount is reached and moves on to the next without a turn:
+    /// a simulated server runs engine steps back to back this way, one turn for many steps.
+    pub fn job_release_run(&self, job: u64, done_s: &[f64], holds: u32) {
+        let mut world = self.lock();
+        *world.sched.holds.entry(job).or_default() += i64::from(holds);
+        if let Some(id) = world.sched.job_actors.get(&job).copied() {
+            let first = done_s.first().copied().unwrap_or(0.0);
+            if let Some(e) = world.sched.actors.get_mut(&id) {
+                e.milestones = done_s.iter().skip(1).copied().collect();
+                e.reached.clear();
+            }
+            world.sched.release(id, Wake::Work { job, done_s: first });
+        }
+        self.changed(world);
+    }
+
+    /// The instants job `job` reached the targets of its last run, taken (empty if none).
+    pub fn take_reached(&self, job: u64) -> Vec<f64> {
+        let mut world = self.lock();
+        let Some(id) = world.sched.job_actors.get(&job).copied() else {
+            return Vec::new();
+        };
+        world
+            .sched
+            .actors
+            .get_mut(&id)
+            .map(|e| std::mem::take(&mut e.reached))
+            .unwrap_or_default()
+    }
+
     /// Pokes job `job`'s actor (a request reached a simulated server).
     pub fn poke_job(&self, job: u64) {
         let id = self.lock().sched.job_actors.get(&job).copied();
@@ -250,7 +287,11 @@ impl SimWorld {
             }
             world.move_to(at);
             match grant {
-                Ok(id) => world.grant(id),
+                Ok(id) => {
+                    if !world.next_milestone(id) {
+                        world.grant(id);
+                    }
+                }
                 Err(observer) => world = self.run_tick(world, observer),
             }
         }
@@ -336,6 +377,25 @@ impl World {
         }
     }
 
+    /// Whether `id`, at its instant, has only reached a target of its run that is not the last
+    /// (and not been poked): the instant is noted and the next target taken up, without a turn.
+    fn next_milestone(&mut self, id: ActorId) -> bool {
+        let now = self.sched.now;
+        let Some(e) = self.sched.actors.get_mut(&id) else {
+            return false;
+        };
+        let (Some(Wake::Work { job, done_s }), false) = (e.wake, e.poked) else {
+            return false;
+        };
+        let Some(next) = e.milestones.pop_front() else {
+            return false;
+        };
+        self.gpu.reach(job, done_s);
+        e.reached.push(now);
+        e.wake = Some(Wake::Work { job, done_s: next });
+        true
+    }
+
     fn grant(&mut self, id: ActorId) {
         let s = &mut self.sched;
         let Some(e) = s.actors.get_mut(&id) else {
@@ -351,6 +411,7 @@ impl World {
             let poked = if e.poked { ", poked" } else { "" };
             eprintln!("sim-clock {}: {} ({wake:?}{poked})", s.now, e.name);
         }
+        e.milestones.clear();
         e.poked = false;
         s.running = Some(id);
         s.granted_at = Instant::now();
@@ -372,6 +433,8 @@ impl Sched {
                 poked: false,
                 exited: false,
                 slot: Arc::clone(&slot),
+                milestones: VecDeque::new(),
+                reached: Vec::new(),
             },
         );
         (id, slot)
@@ -520,5 +583,118 @@ impl TimeKeeper for SimWorld {
         }
         world.sched.observers.remove(&id);
         self.changed(world);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sim::gpu::SimJob;
+    use crate::backend::sim::sharing::Sharing;
+    use crate::catalog::Catalog;
+    use crate::clock::TimeKeeper;
+
+    /// What the second actor does to job 1.
+    #[derive(Clone, Copy)]
+    enum Event {
+        /// Job 2 starts computing: job 1 is slowed down (time-slicing).
+        Busy,
+        /// Job 1 is poked.
+        Poke,
+    }
+
+    /// A world with two jobs on one whole GPU: job 1, which the test drives, and job 2, idle;
+    /// a second actor makes `events` happen at their instants.
+    fn world(events: &[(f64, Event)]) -> Arc<SimWorld> {
+        let gpu = SimGpu::fresh(Catalog::builtin().gpu("a100-80gb").unwrap());
+        let job = |gpu: &SimGpu| SimJob {
+            device: gpu.uuid.clone(),
+            work_s: f64::INFINITY,
+            sharing: Sharing::from_alpha(1.0),
+            reference_sm: gpu.model.sm_count,
+            done_s: 0.0,
+            memory_gib: 0.0,
+            pid: None,
+            active: false,
+            rate: 0.0,
+            power_share: 1.0,
+        };
+        let (first, second) = (job(&gpu), job(&gpu));
+        let world = SimWorld::start(gpu, None);
+        world.register_job(1, first);
+        world.register_job(2, second);
+        let other = Arc::clone(&world);
+        let (id, slot) = other.join("neighbour");
+        let events = events.to_vec();
+        std::thread::spawn(move || {
+            // Job 2's process would say hello in its first turn: here it gives the turn up.
+            assert!(other.job_turn(2));
+            other.job_release(2, Wake::Never, 0);
+            slot.wait();
+            for (at, event) in events {
+                other.release(id, Wake::At(at));
+                slot.wait();
+                match event {
+                    Event::Busy => {
+                        let mut w = other.lock();
+                        w.gpu.jobs.get_mut(&2).unwrap().active = true;
+                        w.gpu.recompute_rates();
+                    }
+                    Event::Poke => other.poke_job(1),
+                }
+            }
+            other.release(id, Wake::Away);
+        });
+        // Job 1's first turn: it starts computing.
+        assert!(world.job_turn(1));
+        {
+            let mut w = world.lock();
+            w.gpu.jobs.get_mut(&1).unwrap().active = true;
+            w.gpu.recompute_rates();
+        }
+        world
+    }
+
+    const TARGETS: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
+
+    #[test]
+    fn a_run_reaches_each_target_when_one_wait_per_target_would() {
+        // One wait per target, the job slowed down after 2.5 s.
+        let stepwise = world(&[(2.5, Event::Busy)]);
+        let mut one_by_one = Vec::new();
+        for done_s in TARGETS {
+            stepwise.job_release(1, Wake::Work { job: 1, done_s }, 0);
+            assert!(stepwise.job_turn(1));
+            one_by_one.push(stepwise.now());
+        }
+        // One run for all of them.
+        let run = world(&[(2.5, Event::Busy)]);
+        run.job_release_run(1, &TARGETS, 0);
+        assert!(run.job_turn(1));
+        let mut reached = run.take_reached(1);
+        reached.push(run.now());
+        assert_eq!(reached, one_by_one);
+        // A second of work a second, then half that once the GPU is time-sliced at 2.5 s.
+        assert_eq!(reached, [1.0, 2.0, 3.5, 5.5]);
+    }
+
+    #[test]
+    fn a_poke_ends_a_run_with_the_targets_reached_so_far() {
+        let run = world(&[(2.5, Event::Poke)]);
+        run.job_release_run(1, &TARGETS, 0);
+        assert!(run.job_turn(1));
+        assert_eq!(run.now(), 2.5);
+        assert_eq!(run.take_reached(1), [1.0, 2.0]);
+        // The rest of the run is dropped: the next turn is the next wait's.
+        run.job_release(
+            1,
+            Wake::Work {
+                job: 1,
+                done_s: 3.0,
+            },
+            0,
+        );
+        assert!(run.job_turn(1));
+        assert_eq!((run.now(), run.take_reached(1)), (3.0, vec![]));
     }
 }

@@ -41,7 +41,7 @@ impl Seq {
 }
 
 /// The scheduler of one simulated server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     profile: SimServer,
     /// Tokens the KV cache holds.

@@ -94,6 +94,9 @@ pub struct SimGpu {
     last_update: f64,
     /// Energy drawn since the simulator started, in joules: NVML's total-energy counter.
     energy_j: f64,
+    /// [`SimGpu::busy_power_share`] as of the last change of jobs or rates: the power is read
+    /// at every event, and changes only with them.
+    busy_share: f64,
 }
 
 /// The part of a simulated GPU that outlives a process: its configuration, as saved in a state
@@ -148,6 +151,7 @@ impl SimGpu {
             jobs: BTreeMap::new(),
             foreign: Vec::new(),
             last_update: 0.0,
+            busy_share: 0.0,
             energy_j: 0.0,
         }
     }
@@ -577,7 +581,7 @@ impl SimGpu {
     /// SMs at work and what the jobs on them draw.
     pub fn power_w(&self) -> f64 {
         let p = &self.model.power;
-        p.idle_w + (p.board_w - p.idle_w) * self.busy_power_share()
+        p.idle_w + (p.board_w - p.idle_w) * self.busy_share
     }
 
     /// The energy counter, in joules since the simulator started.
@@ -603,7 +607,7 @@ impl SimGpu {
         }
     }
 
-    /// Recomputes every active job's speed after jobs came or went.
+    /// Recomputes every active job's speed, and the power drawn, after jobs came or went.
     pub fn recompute_rates(&mut self) {
         let mut per_device: BTreeMap<String, usize> = BTreeMap::new();
         let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
@@ -642,6 +646,7 @@ impl SimGpu {
         for (id, rate) in rates {
             self.jobs.get_mut(&id).expect("job exists").rate = rate;
         }
+        self.busy_share = self.busy_power_share();
     }
 
     pub fn register(&mut self, id: u64, job: SimJob) {

@@ -261,6 +261,7 @@ fn turn(world: &SimWorld, id: u64, until: Option<Until>) -> Reply {
         now,
         done_s: j.done_s,
         fraction,
+        reached: Vec::new(),
     }
 }
 
@@ -326,6 +327,22 @@ fn handle(world: &SimWorld, job_id: &mut Option<u64>, request: Request) -> Optio
                 return None;
             }
             turn(world, id, Some(until))
+        }
+        (Request::Run { done_s, holds }, Some(id)) => {
+            if done_s.is_empty() || done_s.iter().any(|d| !d.is_finite()) {
+                return Some(Reply::Error {
+                    message: "a run needs finite amounts of work".into(),
+                });
+            }
+            world.job_release_run(id, &done_s, holds);
+            if !world.job_turn(id) {
+                return None;
+            }
+            let mut reply = turn(world, id, None);
+            if let Reply::Turn { reached, .. } = &mut reply {
+                *reached = world.take_reached(id);
+            }
+            reply
         }
         (_, None) => Reply::Error {
             message: "say hello first".into(),

@@ -23,6 +23,14 @@ pub enum Request {
         #[serde(default)]
         holds: u32,
     },
+    /// Ends my turn: wake me when I have done the last amount of work in `done_s` (rising,
+    /// seconds at full speed on the reference GPU), or when poked; the turn says when I reached
+    /// each amount before it. One turn for a run of engine steps instead of one per step.
+    Run {
+        done_s: Vec<f64>,
+        #[serde(default)]
+        holds: u32,
+    },
     /// Makes job `job` runnable now (sent by a server's HTTP side, which is no actor itself,
     /// when a request reaches it).
     Poke { job: u64 },
@@ -47,11 +55,14 @@ pub enum Until {
 pub enum Reply {
     Ok,
     /// My turn: the simulated time, the work done (seconds at full speed on the reference GPU)
-    /// and the fraction of the work that is.
+    /// and the fraction of the work that is; after a run, the instants at which the amounts of
+    /// work before its last were reached (as many as were).
     Turn {
         now: f64,
         done_s: f64,
         fraction: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reached: Vec<f64>,
     },
     /// The allocation does not fit.
     Oom {
@@ -82,15 +93,28 @@ impl Connection {
 
     /// Ends the turn `until`, with `holds` messages in flight; returns the next turn's reply.
     pub fn wait(&mut self, until: Until, holds: u32) -> std::io::Result<Turn> {
-        match self.ask(&Request::Wait { until, holds })? {
+        self.turn(&Request::Wait { until, holds })
+    }
+
+    /// Ends the turn until the last amount of work in `done_s` is done, or a poke, with
+    /// `holds` messages in flight; returns the next turn, with the instants the amounts before
+    /// the last were reached.
+    pub fn run(&mut self, done_s: Vec<f64>, holds: u32) -> std::io::Result<Turn> {
+        self.turn(&Request::Run { done_s, holds })
+    }
+
+    fn turn(&mut self, request: &Request) -> std::io::Result<Turn> {
+        match self.ask(request)? {
             Reply::Turn {
                 now,
                 done_s,
                 fraction,
+                reached,
             } => Ok(Turn {
                 now,
                 done_s,
                 fraction,
+                reached,
             }),
             other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
         }
@@ -141,9 +165,11 @@ fn print_torch_oom(requested: f64, capacity: f64, free: f64, in_use: f64) {
 }
 
 /// A turn, as a simulated job sees it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     pub now: f64,
     pub done_s: f64,
     pub fraction: f64,
+    /// After a run: when each amount of work before its last was reached.
+    pub reached: Vec<f64>,
 }

@@ -4,10 +4,11 @@
 //! rates scaled by its current share of the simulated SMs — so MPS and MIG sharing show in TTFT,
 //! TPOT and throughput.
 //!
-//! An engine thread runs the [scheduler](super::engine) as an actor on the simulated clock: each
-//! step ends its turn until the simulated GPU has done the step's work, and the tokens the step
-//! produced go out stamped with that simulated instant (an SSE comment, `: sim-t=SECONDS`), from
-//! which the load generator takes TTFT, ITL, TPOT and latency. The HTTP side runs on a tokio
+//! An engine thread runs the [scheduler](super::engine) as an actor on the simulated clock: it
+//! ends its turn until the simulated GPU has done a run of steps' work (one turn for the steps
+//! up to the next that finishes a request), and the tokens each step produced go out stamped with
+//! the simulated instant it was done (an SSE comment, `: sim-t=SECONDS`), from which the load
+//! generator takes TTFT, ITL, TPOT and latency. The HTTP side runs on a tokio
 //! runtime; it hands each request to the engine and pokes the engine's actor before it answers,
 //! so that a request is taken in at the instant it was sent.
 
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::engine::Engine;
+use super::engine::{Engine, Step};
 use crate::backend::sim::protocol::{Connection, Reply, Request, Turn, Until};
 use crate::http::{self, BodySender, ChannelBody};
 use crate::loadgen::prompts;
@@ -140,6 +141,9 @@ fn serve(args: &SimServerArgs) -> std::io::Result<i32> {
 /// A request handed to the engine.
 struct Submit {
     id: u64,
+    /// The client's number for it ([`STAMPED_CLIENT`]): requests that reach the server at one
+    /// simulated instant are queued in this order, not in the order the network delivered them.
+    order: Option<u64>,
     prompt_tokens: u32,
     max_tokens: u32,
     stream: TokenStream,
@@ -237,9 +241,10 @@ impl TokenStream {
         }
     }
 
-    /// Sends the next token, made at simulated instant `now`, with the finish reason if it is
-    /// the last; false if the client left.
-    fn token(&mut self, last: bool, now: f64) -> bool {
+    /// Sends the next token, made at the simulated instant `stamp` (the stamp's whole line, made
+    /// once for every token of a step), with the finish reason if it is the last; false if the
+    /// client left.
+    fn token(&mut self, last: bool, stamp: &str) -> bool {
         // The words are plain lowercase ASCII: no JSON escaping needed.
         let word = prompts::word(self.generated as usize);
         self.generated += 1;
@@ -265,7 +270,7 @@ impl TokenStream {
                 use std::fmt::Write;
                 // Written into the pending text in place: a sweep writes millions of these.
                 let out = &mut self.pending;
-                let _ = writeln!(out, "{STAMP}{now}");
+                out.push_str(stamp);
                 if let Some(role) = self.role.take() {
                     out.push_str(&role);
                 }
@@ -324,8 +329,20 @@ fn whole_body(
     })
 }
 
-/// The engine thread: an actor on the simulated clock. It takes in requests, runs steps, and
-/// ends its turn until the GPU has done each step's work at the server's current speed.
+/// Most engine steps in one run: a run ends its turn once for all of them (a message of a few
+/// kilobytes at most).
+const MAX_RUN_STEPS: usize = 512;
+
+/// The engine thread: an actor on the simulated clock. It takes in requests and runs steps,
+/// ending its turn until the GPU has done their work at the server's current speed.
+///
+/// Steps go to the clock in runs: every step up to and including the next that finishes a
+/// request (whose end the client answers, perhaps with its next request). Until then no client
+/// acts on what the engine sends, so the engine need not act between the steps of a run, and
+/// the clock notes when each is done without giving a turn. A request that comes in the middle
+/// of a run pokes the engine: it keeps the steps done, goes back to how the batch was before
+/// the rest, and the request joins the batch after the step in progress — as if each step had
+/// been its own turn, as in vLLM.
 fn run_engine(
     mut gpu: Connection,
     mut turn: Turn,
@@ -337,7 +354,11 @@ fn run_engine(
     // Stream ends sent to stamped clients in this turn: the clock waits until they are read.
     let mut holds = 0;
     let take_in = |engine: &mut Engine, streams: &mut HashMap<u64, TokenStream>| {
-        while let Ok(next) = requests.try_recv() {
+        // All came at this instant: queued in the clients' order, so that which of two
+        // connections was read first does not change a run's figures.
+        let mut came: Vec<Submit> = requests.try_iter().collect();
+        came.sort_by_key(|s| s.order.unwrap_or(u64::MAX));
+        for next in came {
             // The HTTP side checked the request fits, so the engine takes it.
             if engine
                 .submit(next.id, next.prompt_tokens, next.max_tokens)
@@ -349,43 +370,96 @@ fn run_engine(
     };
     loop {
         take_in(&mut engine, &mut streams);
-        let step = if engine.idle() { None } else { engine.step() };
-        let Some(step) = step else {
+        let before = engine.clone();
+        let (steps, targets) = plan_run(&mut engine, turn.done_s);
+        if steps.is_empty() {
             if active {
                 gpu.ask(&Request::Active { active: false })?;
                 active = false;
             }
             turn = gpu.wait(Until::Poked, std::mem::take(&mut holds))?;
             continue;
-        };
+        }
         if !active {
             gpu.ask(&Request::Active { active: true })?;
             active = true;
         }
-        let target = turn.done_s + step.cost_s;
+        turn = gpu.run(targets.clone(), std::mem::take(&mut holds))?;
+        let mut instants = std::mem::take(&mut turn.reached);
+        // Poked just as a step was done: it is done now.
+        while instants.len() < targets.len() && turn.done_s >= targets[instants.len()] {
+            instants.push(turn.now);
+        }
+        let done = instants.len();
+        if done < steps.len() {
+            // Poked mid-run: the batch as it was after the step in progress.
+            engine = before;
+            for _ in 0..=done {
+                engine.step();
+            }
+        }
+        for (step, &now) in steps.iter().zip(&instants) {
+            send_tokens(step, now, &mut engine, &mut streams, &mut holds);
+        }
+        let Some(step) = steps.get(done) else {
+            continue;
+        };
+        let target = targets[done];
         loop {
+            // Requests that came join the batch at the next step, as in vLLM.
+            take_in(&mut engine, &mut streams);
             turn = gpu.wait(Until::Work { done_s: target }, std::mem::take(&mut holds))?;
             if turn.done_s >= target {
                 break;
             }
-            // Poked mid-step: requests that came join the batch at the next step, as in vLLM.
-            take_in(&mut engine, &mut streams);
         }
-        for id in &step.tokens {
-            let last = step.finished.contains(id);
-            let Some(stream) = streams.get_mut(id) else {
-                continue;
-            };
-            if !stream.token(last, turn.now) {
-                engine.cancel(*id);
-                streams.remove(id);
-            } else if last && stream.stamped_client && matches!(stream.sink, Sink::Stream(_)) {
-                holds += 1;
-            }
+        send_tokens(step, turn.now, &mut engine, &mut streams, &mut holds);
+    }
+}
+
+/// Runs engine steps for one run, from `done_s` seconds of work: up to and including the first
+/// that finishes a request, at most [`MAX_RUN_STEPS`]. Returns the steps and the work done at
+/// the end of each.
+fn plan_run(engine: &mut Engine, mut done_s: f64) -> (Vec<Step>, Vec<f64>) {
+    let mut steps = Vec::new();
+    let mut targets = Vec::new();
+    while steps.len() < MAX_RUN_STEPS {
+        let Some(step) = engine.step() else { break };
+        done_s += step.cost_s;
+        targets.push(done_s);
+        let ends = !step.finished.is_empty();
+        steps.push(step);
+        if ends {
+            break;
         }
-        for id in &step.finished {
+    }
+    (steps, targets)
+}
+
+/// Sends the tokens `step` made at simulated instant `now`; a request whose client has left is
+/// dropped, and a stream end sent to a stamped client adds a hold.
+fn send_tokens(
+    step: &Step,
+    now: f64,
+    engine: &mut Engine,
+    streams: &mut HashMap<u64, TokenStream>,
+    holds: &mut u32,
+) {
+    let stamp = format!("{STAMP}{now}\n");
+    for id in &step.tokens {
+        let last = step.finished.contains(id);
+        let Some(stream) = streams.get_mut(id) else {
+            continue;
+        };
+        if !stream.token(last, &stamp) {
+            engine.cancel(*id);
             streams.remove(id);
+        } else if last && stream.stamped_client && matches!(stream.sink, Sink::Stream(_)) {
+            *holds += 1;
         }
+    }
+    for id in &step.finished {
+        streams.remove(id);
     }
 }
 
@@ -415,7 +489,11 @@ async fn handle(
         ),
         (Method::POST, "/v1/completions" | "/v1/chat/completions") => {
             let chat = path == "/v1/chat/completions";
-            let stamped = request.headers().contains_key(STAMPED_CLIENT);
+            let stamped = request.headers().get(STAMPED_CLIENT).map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|order| order.trim().parse::<u64>().ok())
+            });
             let body = http::read_body(request).await;
             match serde_json::from_slice::<Value>(&body) {
                 Ok(body) => generate(state, chat, stamped, &body).await,
@@ -438,10 +516,11 @@ fn bad_request(message: &str) -> hyper::Response<ChannelBody> {
 
 /// Checks a completion request, hands it to the engine and pokes the engine; the response
 /// streams its tokens, or (without `"stream": true`) comes whole when the reply ends.
+/// `stamped`: the client reads stamps, with its number for the request if it gave one.
 async fn generate(
     state: &HttpState,
     chat: bool,
-    stamped: bool,
+    stamped: Option<Option<u64>>,
     body: &Value,
 ) -> hyper::Response<ChannelBody> {
     if body["model"].as_str() != Some(state.model.as_str()) {
@@ -498,11 +577,12 @@ async fn generate(
         body["stream_options"]["include_usage"].as_bool() == Some(true),
         prompt_tokens,
         finish,
-        stamped,
+        stamped.is_some(),
     );
     let sent = crate::clock::lock(&state.to_engine)
         .send(Submit {
             id,
+            order: stamped.flatten(),
             prompt_tokens,
             max_tokens,
             stream,
@@ -563,6 +643,11 @@ mod tests {
     use crate::loadgen::sse::SseParser;
     use crate::loadgen::Endpoint;
 
+    /// The stamp line of simulated instant `t`.
+    fn stamp(t: f64) -> String {
+        format!("{STAMP}{t}\n")
+    }
+
     /// The writes of a stream of `tokens` tokens, the k-th made at simulated instant 1.5 + k.
     fn writes(chat: bool, stamped: bool, tokens: u32) -> Vec<Bytes> {
         let (tx, mut body) = ChannelBody::channel();
@@ -577,7 +662,7 @@ mod tests {
             stamped,
         );
         for k in 0..tokens {
-            assert!(s.token(k + 1 == tokens, 1.5 + f64::from(k)));
+            assert!(s.token(k + 1 == tokens, &stamp(1.5 + f64::from(k))));
         }
         drop(s);
         let mut out = Vec::new();
@@ -668,9 +753,9 @@ mod tests {
                 reply: Some(tx),
             };
             let mut s = TokenStream::new(sink, chat, "x-2", "m", false, 4, "stop", false);
-            assert!(s.token(false, 1.0));
+            assert!(s.token(false, &stamp(1.0)));
             assert!(rx.try_recv().is_err(), "nothing before the last token");
-            assert!(s.token(true, 2.0));
+            assert!(s.token(true, &stamp(2.0)));
             let body = rx.try_recv().unwrap();
             let choice = &body["choices"][0];
             assert_eq!(choice["finish_reason"], "stop");
