@@ -73,7 +73,7 @@ pub enum Command {
     /// Compare two sets of results; exit status 1 when a variant regressed beyond the threshold.
     #[command(after_help = exit_status!("  1    also when a variant regressed beyond the threshold"))]
     Compare(CompareArgs),
-    /// Make a run directory of `vllm bench serve --save-result` files, for report and compare.
+    /// Make a run directory of `vllm bench serve --save-result` (or `vllm-bench`) files, for report and compare.
     #[command(after_help = exit_status!("  2    also when a file is bad: file:line:column, what was found, what is allowed"))]
     Import(ImportArgs),
     /// Trends of a nightly history; exit status 1 when the last night regressed against the
@@ -396,8 +396,8 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Result files of `vllm bench serve --save-result` (with `--save-detailed`, each request
-    /// too). Files of one variant at different loads become the points of a sweep.
+    /// Result files of `vllm bench serve --save-result` or of `vllm-bench` (with
+    /// `--save-detailed`, each request too). Files of one variant at different loads become the points of a sweep.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
     /// The GPU the load was measured on: catalog key, NVML name or PCI device ID.

@@ -324,3 +324,105 @@ fn a_bad_file_exits_2_at_its_place_and_writes_nothing() {
     assert!(String::from_utf8_lossy(&done.stderr)
         .contains("allowed: full, timeslice, mps, mig, mig+mps"));
 }
+
+#[test]
+fn vllm_bench_files_import_as_vllm_bench_serve_s_and_multi_turn_ones_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    // Two points of a `vllm-bench --sweep-max-concurrency 1,4` run: vLLM's keys, and its own
+    // (`steady_state`, `endpoint_type`, `input_throughput`, `rtfx`, `failed_requests`).
+    let point = |concurrency: u32, throughput: f64, ttft: f64, steady: &str| {
+        format!(
+            r#"{{"date": "20261206-101500", "endpoint_type": "openai-chat", "backend": "openai-chat",
+  "label": null, "model_id": "Qwen/Qwen3-4B", "tokenizer_id": null, "num_prompts": 40,
+  "max_model_len": null, "request_rate": "inf", "burstiness": 1.0,
+  "max_concurrency": {concurrency}, "duration": 20.0, "completed": 39, "failed": 1,
+  "total_input_tokens": 9984, "total_output_tokens": 4992, "request_throughput": {throughput},
+  "request_goodput": null, "input_throughput": 499.2, "output_throughput": 249.6,
+  "total_token_throughput": 748.8, "max_output_tokens_per_s": 300.0,
+  "max_concurrent_requests": {concurrency}, "rtfx": 0.0,
+  "failed_requests": [{{"index": 7, "error": "timeout", "ttft": 0.0, "itl": [],
+    "output_tokens": 0, "start_time": 3.5, "latency": 0.0}}],
+  "mean_ttft_ms": {ttft}, "median_ttft_ms": {ttft}, "std_ttft_ms": 1.0, "p99_ttft_ms": 90.0,
+  "mean_tpot_ms": 12.0, "median_tpot_ms": 12.0, "std_tpot_ms": 0.5, "p99_tpot_ms": 14.0,
+  "mean_itl_ms": 12.0, "median_itl_ms": 12.0, "std_itl_ms": 0.5, "p99_itl_ms": 15.0,
+  "mean_e2el_ms": 900.0, "median_e2el_ms": 880.0, "std_e2el_ms": 40.0, "p99_e2el_ms": 1000.0,
+  "steady_state": {steady}}}"#
+        )
+    };
+    let files = [
+        (1, 1.95, 40.0, "null"),
+        (
+            4,
+            6.5,
+            60.0,
+            r#"{"request_throughput": 6.9, "output_throughput": 260.0}"#,
+        ),
+    ]
+    .map(|(c, tput, ttft, steady)| {
+        let file = out
+            .path()
+            .join(format!("openai-chat-infqps-concurrency{c}.json"));
+        std::fs::write(&file, point(c, tput, ttft, steady)).unwrap();
+        file
+    });
+    let dir = import(
+        &out.path().join("runs"),
+        &["--variant", "full-1x4b"],
+        &files,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["imported_from"], "vllm-bench");
+    // Two points of a sweep, in order of concurrency, with the files' whole-run figures.
+    let rows = variant_rows(&dir);
+    let points: Vec<Option<u32>> = rows.iter().map(|((_, point), _)| *point).collect();
+    assert_eq!(points, [Some(0), Some(1)]);
+    assert!(rows
+        .iter()
+        .all(|((variant, _), _)| variant.contains("full-1x4b")));
+    let serving = table(&dir, "serving");
+    let throughput: Vec<Option<f64>> = serving
+        .column("request_throughput")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(throughput.contains(&Some(1.95)) && throughput.contains(&Some(6.5)));
+    assert!(
+        !throughput.contains(&Some(6.9)),
+        "the steady-state window is not read"
+    );
+    // The report names the tool that measured it.
+    let report = migbench()
+        .args(["report", "--out"])
+        .arg(out.path().join("report"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ran(&report);
+    let md = std::fs::read_to_string(out.path().join("report/report.md")).unwrap();
+    assert!(md.contains("measured (vllm-bench)"), "{md}");
+
+    // A multi-turn result counts conversations: refused at its mode, nothing written.
+    let multi = out.path().join("multi.json");
+    std::fs::write(
+        &multi,
+        "{\"date\": \"20261206-101500\",\n  \"mode\": \"multi_turn\", \"duration\": 20.0, \"completed\": 80}",
+    )
+    .unwrap();
+    let runs = out.path().join("multi-runs");
+    let done = migbench()
+        .args(["import", "--gpu", "a100-80gb", "--out"])
+        .arg(&runs)
+        .arg(&multi)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("multi.json:2:3:") && err.contains("multi-turn results"),
+        "{err}"
+    );
+    assert!(!runs.exists());
+}

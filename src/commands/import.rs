@@ -1,4 +1,5 @@
-//! `migbench import`: `vllm bench serve --save-result` files made into a run directory.
+//! `migbench import`: `vllm bench serve --save-result` (or `vllm-bench`) files made into a run
+//! directory.
 
 use crate::catalog::Catalog;
 use crate::cli::ImportArgs;
@@ -25,11 +26,11 @@ pub fn run(args: &ImportArgs) -> Result<String> {
         instance: &args.instance,
         command: std::env::args().collect(),
     };
-    let dir = import::import(&args.files, &args.out, &options)?;
+    let imported = import::import(&args.files, &args.out, &options)?;
     Ok(format!(
         "imported {} file(s) from {}: {}\n",
         args.files.len(),
-        import::TOOL,
-        dir.display()
+        imported.from,
+        imported.dir.display()
     ))
 }

@@ -1,6 +1,7 @@
-//! `migbench import`: result files of `vllm bench serve --save-result` made into a run
-//! directory, written through the same tables as a run's, so that `report` and `compare` show
-//! load measured with vLLM's tool beside migbench's own runs.
+//! `migbench import`: result files of `vllm bench serve --save-result` (or of vLLM's Rust
+//! `vllm-bench`, which writes the same object) made into a run directory, written through the
+//! same tables as a run's, so that `report` and `compare` show load measured with vLLM's tools
+//! beside migbench's own runs.
 //!
 //! Each file is one load on one server (or, for the files migbench writes itself, on a variant's
 //! `servers`). Files are grouped into variants (`--variant`, else each file's `label`, else its
@@ -24,9 +25,6 @@ use crate::results::{
 };
 use vllm::ResultFile;
 
-/// The tool whose files are imported, as the manifest and every table's provenance name it.
-pub const TOOL: &str = "vllm bench serve";
-
 /// How the imported measurements were taken, as the command line gives it.
 pub struct Options<'a> {
     pub gpu: &'a GpuModel,
@@ -41,11 +39,19 @@ pub struct Options<'a> {
     pub command: Vec<String>,
 }
 
+/// An import done: the run directory, and the tools whose files it holds (`vllm bench serve`,
+/// `vllm-bench`, or both joined by a comma), as the manifest's `imported_from` names them.
+pub struct Imported {
+    pub dir: PathBuf,
+    pub from: String,
+}
+
 /// Reads every file (any bad one stops the import before anything is written), then writes one
-/// run directory below `out`; returns its path.
-pub fn import(files: &[PathBuf], out: &Path, options: &Options) -> Result<PathBuf> {
+/// run directory below `out`.
+pub fn import(files: &[PathBuf], out: &Path, options: &Options) -> Result<Imported> {
     crate::bounds::check_name("the scenario", options.scenario).map_err(Error::Input)?;
     let read: Vec<ResultFile> = files.iter().map(|f| vllm::read(f)).collect::<Result<_>>()?;
+    let from = tools(&read);
     let mut variants: Vec<(String, Vec<ResultFile>)> = Vec::new();
     for file in read {
         let name = variant_name(&file, options.variant)?;
@@ -84,7 +90,7 @@ pub fn import(files: &[PathBuf], out: &Path, options: &Options) -> Result<PathBu
         started_at: now.clone(),
         ended_at: Some(now),
         status: "complete".into(),
-        imported_from: Some(TOOL.into()),
+        imported_from: Some(from.clone()),
     };
     dir.write_manifest(&manifest)?;
     tables.write(&dir.path)?;
@@ -94,7 +100,18 @@ pub fn import(files: &[PathBuf], out: &Path, options: &Options) -> Result<PathBu
         crate::clock::lock(&table).push(row)?;
     }
     dir.finish_requests()?;
-    Ok(dir.path)
+    Ok(Imported {
+        dir: dir.path,
+        from,
+    })
+}
+
+/// The tools that wrote `files`, in name order, joined by a comma.
+fn tools(files: &[ResultFile]) -> String {
+    let mut tools: Vec<&str> = files.iter().map(|f| f.tool).collect();
+    tools.sort_unstable();
+    tools.dedup();
+    tools.join(", ")
 }
 
 /// The variant `file` belongs to; a name that could not name a file is refused.
@@ -151,6 +168,7 @@ fn add_variant(
         }
     }
     let sweep = loads.len() > 1;
+    let from = tools(files);
     // Per repetition: servers and seconds of load, for the jobs and variants rows.
     let mut repetitions: Vec<(u32, f64, Option<String>)> = Vec::new();
     let mut point = 0;
@@ -193,7 +211,7 @@ fn add_variant(
                 vram_peak_gib: None,
                 vram_constant_gib: None,
                 energy_j: None,
-                reason: Some(format!("imported from {TOOL}")),
+                reason: Some(format!("imported from {from}")),
                 log: None,
             });
         }

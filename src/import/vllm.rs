@@ -3,6 +3,11 @@
 //! request (`input_lens`, `output_lens`, `ttfts`, `itls`, `errors`, and `e2els` where the
 //! version writes it). Every problem is reported at its place in the file: line, column, what
 //! was found and what is allowed.
+//!
+//! vLLM's Rust `vllm-bench` writes the same object, key for key, and adds its own (a
+//! `steady_state` object, always present, null or not; `endpoint_type`; `failed_requests`), so
+//! its files are read the same way and told apart by `steady_state`. Its multi-turn results
+//! (`"mode": "multi_turn"`) count conversations and turns, not requests, and are refused.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -25,10 +30,17 @@ pub const RESULT: input::Cap = input::Cap {
 /// Most requests one detailed file may list.
 const MAX_REQUESTS: usize = 1_000_000;
 
+/// vLLM's Python benchmark, whose `--save-result` object the others follow.
+pub const VLLM_BENCH_SERVE: &str = "vllm bench serve";
+/// vLLM's Rust benchmark (`rust/src/bench`), which writes the same object with a few more keys.
+pub const VLLM_BENCH_RS: &str = "vllm-bench";
+
 /// What one result file says.
 #[derive(Debug, Clone)]
 pub struct ResultFile {
     pub path: PathBuf,
+    /// The tool that wrote it: [`VLLM_BENCH_SERVE`] or [`VLLM_BENCH_RS`].
+    pub tool: &'static str,
     /// `label`, when the file has one (migbench writes its variant there).
     pub label: Option<String>,
     pub model: Option<String>,
@@ -94,6 +106,13 @@ impl File<'_> {
     }
 
     fn parse(&self, o: &Map<String, Value>) -> Result<ResultFile> {
+        if let Some(mode) = o.get("mode").filter(|m| m.as_str() != Some("single_turn")) {
+            return Err(self.bad(
+                "mode",
+                mode,
+                "absent (one request per prompt); multi-turn results count conversations, not requests, and are not read",
+            ));
+        }
         for key in ["duration", "completed"] {
             if !o.contains_key(key) {
                 return Err(self.error(
@@ -183,6 +202,11 @@ impl File<'_> {
         }
         Ok(ResultFile {
             path: self.path.to_path_buf(),
+            tool: if o.contains_key("steady_state") {
+                VLLM_BENCH_RS
+            } else {
+                VLLM_BENCH_SERVE
+            },
             label,
             model,
             chat: api.is_some_and(|a| a.contains("chat")),
