@@ -179,17 +179,17 @@ impl SimWorld {
     /// clock notes the instant each amount is reached and moves on to the next without a turn:
     /// a simulated server runs engine steps back to back this way, one turn for many steps.
     pub fn job_release_run(&self, job: u64, done_s: &[f64], holds: u32) {
-        let mut world = self.lock();
-        *world.sched.holds.entry(job).or_default() += i64::from(holds);
-        if let Some(id) = world.sched.job_actors.get(&job).copied() {
-            let first = done_s.first().copied().unwrap_or(0.0);
-            if let Some(e) = world.sched.actors.get_mut(&id) {
+        {
+            // The job holds its turn: nothing else touches its entry before the release.
+            let mut world = self.lock();
+            let id = world.sched.job_actors.get(&job).copied();
+            if let Some(e) = id.and_then(|id| world.sched.actors.get_mut(&id)) {
                 e.milestones = done_s.iter().skip(1).copied().collect();
                 e.reached.clear();
             }
-            world.sched.release(id, Wake::Work { job, done_s: first });
         }
-        self.changed(world);
+        let first = done_s.first().copied().unwrap_or(0.0);
+        self.job_release(job, Wake::Work { job, done_s: first }, holds);
     }
 
     /// The instants job `job` reached the targets of its last run, taken (empty if none).
