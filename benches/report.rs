@@ -13,8 +13,8 @@ use migbench::mode::SharingMode;
 use migbench::report::Report;
 use migbench::results::stream::PartWriter;
 use migbench::results::{
-    InstanceRecord, JobRecord, Manifest, Outcome, SampleRecord, Tables, VariantRecord,
-    VariantStatus, SCHEMA_VERSION,
+    InstanceRecord, JobRecord, Manifest, Outcome, SampleRecord, Tables, VariantEnergy,
+    VariantRecord, VariantStatus, SCHEMA_VERSION,
 };
 
 const SCENARIOS: usize = 10;
@@ -151,12 +151,7 @@ fn write_run(root: &Path, index: usize, samples: usize) {
             time_per_unit_s: Some(span / JOBS as f64),
             units_per_hour: Some(JOBS as f64 * 3600.0 / span),
             gpu_vram_peak_gib: Some(99.0),
-            energy_j: None,
-            energy_source: None,
-            energy_split: None,
-            mean_power_w: None,
-            energy_per_unit_j: None,
-            energy_per_kilotoken_j: None,
+            energy: VariantEnergy::default(),
         });
         tables.instances.push(InstanceRecord {
             variant: variant.to_string(),

@@ -104,7 +104,7 @@ fn points(results: &Results, jobs: &[Observed]) -> Vec<Point> {
                 .variants
                 .iter()
                 .find(|v| v.run == run && v.variant == variant && v.repetition == repetition)?;
-            let power_w = row.mean_power_w?;
+            let power_w = row.energy.mean_power_w?;
             let all = results
                 .jobs
                 .iter()

@@ -233,11 +233,11 @@ impl<'a> RunJson<'a> {
                     time_per_unit_s: v.time_per_unit_s,
                     units_per_hour: v.units_per_hour,
                     gpu_vram_peak_gib: v.gpu_vram_peak_gib,
-                    energy_j: v.energy_j,
-                    energy_source: v.energy_source.map(|s| s.as_str()),
-                    mean_power_w: v.mean_power_w,
-                    energy_per_unit_j: v.energy_per_unit_j,
-                    energy_per_kilotoken_j: v.energy_per_kilotoken_j,
+                    energy_j: v.energy.energy_j,
+                    energy_source: v.energy.energy_source.map(|s| s.as_str()),
+                    mean_power_w: v.energy.mean_power_w,
+                    energy_per_unit_j: v.energy.energy_per_unit_j,
+                    energy_per_kilotoken_j: v.energy.energy_per_kilotoken_j,
                 })
                 .collect(),
             jobs_not_ok: report
@@ -312,7 +312,7 @@ fn summary(report: &orchestrator::RunReport, backend: &dyn Backend) -> String {
             opt(v.makespan_s, 0),
             opt(v.time_per_unit_s, 0),
             opt(v.units_per_hour, 1),
-            opt(v.energy_per_unit_j.map(|j| j / 3600.0), 1),
+            opt(v.energy.energy_per_unit_j.map(|j| j / 3600.0), 1),
             opt(v.gpu_vram_peak_gib, 1),
             v.status.as_str().to_string(),
         ]);
@@ -400,7 +400,7 @@ fn serving_summary(
                 energy
                     .iter()
                     .find(|v| v.variant == r.variant && v.repetition == r.repetition)
-                    .and_then(|v| v.energy_per_kilotoken_j),
+                    .and_then(|v| v.energy.energy_per_kilotoken_j),
                 1,
             ),
         ]);

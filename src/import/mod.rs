@@ -21,7 +21,7 @@ use crate::loadgen::Endpoint;
 use crate::mode::SharingMode;
 use crate::results::{
     self, JobRecord, Manifest, Outcome, RequestPlace, RequestRow, RunDir, ServingRecord,
-    ServingScope, Tables, VariantRecord, VariantStatus,
+    ServingScope, Tables, VariantEnergy, VariantRecord, VariantStatus,
 };
 use vllm::ResultFile;
 
@@ -232,12 +232,7 @@ fn add_variant(
             time_per_unit_s: None,
             units_per_hour: None,
             gpu_vram_peak_gib: None,
-            energy_j: None,
-            energy_source: None,
-            energy_split: None,
-            mean_power_w: None,
-            energy_per_unit_j: None,
-            energy_per_kilotoken_j: None,
+            energy: VariantEnergy::default(),
         });
     }
 }

@@ -3,7 +3,9 @@
 
 use super::planned;
 use super::variant::VariantRun;
-use crate::results::{InstanceRecord, JobRecord, Outcome, VariantRecord, VariantStatus};
+use crate::results::{
+    InstanceRecord, JobRecord, Outcome, VariantEnergy, VariantRecord, VariantStatus,
+};
 use crate::sampler::Summary;
 
 impl VariantRun<'_> {
@@ -106,12 +108,7 @@ impl VariantRun<'_> {
                 .filter(|m| *m > 0.0 && has_batch)
                 .map(|m| f64::from(units) * 3600.0 / m),
             gpu_vram_peak_gib: gpu_peak,
-            energy_j: None,
-            energy_source: None,
-            energy_split: None,
-            mean_power_w: None,
-            energy_per_unit_j: None,
-            energy_per_kilotoken_j: None,
+            energy: VariantEnergy::default(),
         }
     }
 }
@@ -120,11 +117,13 @@ impl VariantRecord {
     /// Adds the variant's energy, and per unit: per unit completed (batch jobs), per 1,000
     /// output tokens (servers).
     pub(super) fn record_energy(&mut self, energy: &super::energy::Energy, output_tokens: u64) {
-        self.energy_j = Some(energy.joules);
-        self.energy_source = Some(energy.source);
-        self.mean_power_w = energy.mean_power_w();
-        self.energy_per_unit_j = (self.units > 0).then(|| energy.joules / f64::from(self.units));
-        self.energy_per_kilotoken_j =
+        let units = self.units;
+        let e = &mut self.energy;
+        e.energy_j = Some(energy.joules);
+        e.energy_source = Some(energy.source);
+        e.mean_power_w = energy.mean_power_w();
+        e.energy_per_unit_j = (units > 0).then(|| energy.joules / f64::from(units));
+        e.energy_per_kilotoken_j =
             (output_tokens > 0).then(|| energy.joules * 1000.0 / output_tokens as f64);
     }
 }

@@ -222,7 +222,7 @@ impl VariantRun<'_> {
         if let Some(energy) = energy {
             let output_tokens = served.recorder.as_ref().map_or(0, |r| r.output_tokens());
             summary.record_energy(&energy, output_tokens);
-            summary.energy_split = energy_split;
+            summary.energy.energy_split = energy_split;
         }
         let event = run.event(
             backend.now() - self.t0,

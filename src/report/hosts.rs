@@ -250,7 +250,7 @@ mod tests {
     use crate::mode::SharingMode;
     use crate::report::load::VariantRow;
     use crate::report::runs::Run;
-    use crate::results::{Manifest, VariantRecord, VariantStatus};
+    use crate::results::{Manifest, VariantEnergy, VariantRecord, VariantStatus};
 
     /// Results of one variant on `hosts`, each machine's one repetition taking the given time per
     /// unit.
@@ -287,12 +287,7 @@ mod tests {
                     time_per_unit_s: Some(*per_unit),
                     units_per_hour: Some(3600.0 / per_unit),
                     gpu_vram_peak_gib: Some(30.0),
-                    energy_j: None,
-                    energy_source: None,
-                    energy_split: None,
-                    mean_power_w: None,
-                    energy_per_unit_j: None,
-                    energy_per_kilotoken_j: None,
+                    energy: VariantEnergy::default(),
                 },
             });
         }

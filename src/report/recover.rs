@@ -14,7 +14,7 @@ use super::runs::Run;
 use super::scan::Row;
 use crate::mode::SharingMode;
 use crate::results::schema::Named;
-use crate::results::{JobRecord, Outcome, VariantRecord, VariantStatus};
+use crate::results::{JobRecord, Outcome, VariantEnergy, VariantRecord, VariantStatus};
 
 /// The fields of the events read here; others are ignored.
 #[derive(Debug, Deserialize)]
@@ -147,12 +147,7 @@ pub fn recover(
             time_per_unit_s: None,
             units_per_hour: None,
             gpu_vram_peak_gib: None,
-            energy_j: None,
-            energy_source: None,
-            energy_split: None,
-            mean_power_w: None,
-            energy_per_unit_j: None,
-            energy_per_kilotoken_j: None,
+            energy: VariantEnergy::default(),
         };
         variants.push(Row { run, row });
     }

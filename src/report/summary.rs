@@ -195,8 +195,8 @@ fn summarize_variant(
             .collect();
         Summary::of(&costs)
     };
-    let energy_cost_per_unit = priced(|v| v.energy_per_unit_j, 1.0);
-    let energy_cost_per_million_output_tokens = priced(|v| v.energy_per_kilotoken_j, 1000.0);
+    let energy_cost_per_unit = priced(|v| v.energy.energy_per_unit_j, 1.0);
+    let energy_cost_per_million_output_tokens = priced(|v| v.energy.energy_per_kilotoken_j, 1000.0);
     let priced_any =
         energy_cost_per_unit.is_some() || energy_cost_per_million_output_tokens.is_some();
     let energy_currency = super::cost::pooled_currency(
@@ -230,10 +230,13 @@ fn summarize_variant(
         time_per_job_s: Summary::of(&durations),
         time_per_unit_s: values(|v| v.time_per_unit_s),
         units_per_hour: values(|v| v.units_per_hour),
-        energy_per_unit_wh: values(|v| v.energy_per_unit_j.map(|j| j / 3600.0)),
-        energy_per_kilotoken_j: values(|v| v.energy_per_kilotoken_j),
-        mean_power_w: values(|v| v.mean_power_w),
-        energy_from: latest.energy_source.map(|s| energy_from(s).to_string()),
+        energy_per_unit_wh: values(|v| v.energy.energy_per_unit_j.map(|j| j / 3600.0)),
+        energy_per_kilotoken_j: values(|v| v.energy.energy_per_kilotoken_j),
+        mean_power_w: values(|v| v.energy.mean_power_w),
+        energy_from: latest
+            .energy
+            .energy_source
+            .map(|s| energy_from(s).to_string()),
         energy_currency,
         energy_cost_per_unit,
         energy_cost_per_million_output_tokens,

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 pub use serving::{RequestPlace, RequestRow, RequestTable, ServingRecord, ServingScope};
 #[cfg(test)]
 pub(crate) use tables::write_for_tests;
-pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantRecord};
+pub use tables::{InstanceRecord, JobRecord, SampleRecord, Tables, VariantEnergy, VariantRecord};
 
 use crate::error::{Error, Result};
 

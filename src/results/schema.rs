@@ -381,3 +381,57 @@ pub fn renamed_since(version: u32, table: &str) -> &'static [(&'static str, &'st
         _ => &[],
     }
 }
+
+/// Defines a group of columns that are set together, as one field of a table's row: a struct
+/// (every field public, `Default` all absent) whose fields are the columns, each named as its
+/// field wherever the group stands (the group's own field name is not a column).
+#[macro_export]
+macro_rules! columns {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $crate::results::schema::Field for $name {
+            fn schema(_: &'static str, out: &mut Vec<(String, polars::prelude::DataType)>) {
+                $( <$ty as $crate::results::schema::Field>::schema(stringify!($field), out); )*
+            }
+
+            fn write<'a>(
+                _: &'static str,
+                values: impl Iterator<Item = &'a Self>,
+                out: &mut Vec<polars::prelude::Column>,
+            ) where
+                Self: 'a,
+            {
+                let rows: Vec<&Self> = values.collect();
+                $(
+                    <$ty as $crate::results::schema::Field>::write(
+                        stringify!($field),
+                        rows.iter().map(|r| &r.$field),
+                        out,
+                    );
+                )*
+            }
+
+            fn read(
+                cells: &$crate::results::schema::Cells,
+                _: &'static str,
+            ) -> $crate::error::Result<Vec<Self>> {
+                $(
+                    let mut $field =
+                        <$ty as $crate::results::schema::Field>::read(cells, stringify!($field))?
+                            .into_iter();
+                )*
+                Ok(std::iter::from_fn(|| Some($name { $( $field: $field.next()?, )* })).collect())
+            }
+        }
+    };
+}

@@ -13,7 +13,7 @@ use super::{EnergySource, EnergySplit, Outcome, VariantStatus};
 use crate::backend::{BackendKind, SampleRow, Scope};
 use crate::error::{Error, Result};
 use crate::mode::SharingMode;
-use crate::table;
+use crate::{columns, table};
 
 use super::schema::{csv_columns, Table};
 
@@ -92,8 +92,16 @@ table! {
         pub time_per_unit_s: Option<f64>,
         pub units_per_hour: Option<f64>,
         pub gpu_vram_peak_gib: Option<f64>,
-        /// The whole GPU's energy from the first job's start to the last job's end, in joules;
-        /// absent where the GPU reports neither an energy counter nor its power.
+        /// The whole GPU's energy and what follows from it (its last columns).
+        pub energy: VariantEnergy,
+    }
+}
+
+columns! {
+    /// A variant's energy figures, columns of `variants` (docs/energy.md); all absent where the
+    /// GPU reports neither an energy counter nor its power, or nothing ran.
+    pub struct VariantEnergy {
+        /// The whole GPU's energy from the first job's start to the last job's end, in joules.
         pub energy_j: Option<f64>,
         pub energy_source: Option<EnergySource>,
         /// How `energy_j` is shared among the jobs (`jobs.energy_j`).
@@ -273,12 +281,7 @@ mod tests {
             time_per_unit_s: Some(99.5),
             units_per_hour: None,
             gpu_vram_peak_gib: Some(70.0),
-            energy_j: None,
-            energy_source: None,
-            energy_split: None,
-            mean_power_w: None,
-            energy_per_unit_j: None,
-            energy_per_kilotoken_j: None,
+            energy: VariantEnergy::default(),
         }];
         assert_eq!(round_trip(&variants), variants);
         let instances = vec![InstanceRecord {
