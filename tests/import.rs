@@ -234,6 +234,7 @@ fn a_detailed_file_gives_each_request_and_files_at_several_rates_a_sweep() {
             "p99_ttft_ms": ttft * 1000.0,
             "input_lens": [10, 20, 5], "output_lens": [3, 2, 0], "ttfts": [ttft, ttft, 0.0],
             "itls": [[0.05, 0.05], [0.1], []], "errors": ["", "", "HTTP 500"],
+            "latencies": [ttft + 0.15, ttft + 0.2, 0.0], "start_times": [1000.5, 1001.0, 1001.25],
         })
     };
     let mut files = Vec::new();
@@ -255,6 +256,13 @@ fn a_detailed_file_gives_each_request_and_files_at_several_rates_a_sweep() {
     assert_eq!(rows[2], (Some(0), None));
     let errors = requests.column("error").unwrap().str().unwrap();
     assert_eq!(errors.get(2), Some("HTTP 500"));
+    // vLLM's own latencies (beyond TTFT plus the gaps), and its send times from the first.
+    let e2el = requests.column("e2el_ms").unwrap().f64().unwrap();
+    assert!((e2el.get(0).unwrap() - 250.0).abs() < 1e-9, "{e2el:?}");
+    assert!((e2el.get(1).unwrap() - 300.0).abs() < 1e-9, "{e2el:?}");
+    let sent = requests.column("sent_s").unwrap().f64().unwrap();
+    let sent: Vec<Option<f64>> = sent.into_iter().take(3).collect();
+    assert_eq!(sent, [Some(0.0), Some(0.5), Some(0.75)]);
     let serving = table(&dir, "serving");
     let rate = serving.column("request_rate").unwrap().f64().unwrap();
     let points = serving.column("point").unwrap().u32().unwrap();

@@ -7,8 +7,8 @@
 //! `servers`). Files are grouped into variants (`--variant`, else each file's `label`, else its
 //! name); within a variant, files at different loads (request rate, concurrency) are the points
 //! of a sweep, in order of load, and files at the same load are repetitions. A detailed file
-//! (`--save-detailed`) also gives each request; vLLM does not record when a request was sent,
-//! so imported requests have `sent_s` 0.
+//! (`--save-detailed`) also gives each request, sent (`start_times`, on vLLM's monotonic clock)
+//! counting from the file's first request.
 
 pub mod vllm;
 

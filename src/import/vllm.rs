@@ -1,7 +1,7 @@
 //! One `vllm bench serve --save-result` file, read and checked: its load (request rate,
 //! concurrency), its figures under vLLM's keys, and, where `--save-detailed` kept them, each
-//! request (`input_lens`, `output_lens`, `ttfts`, `itls`, `errors`, and `e2els` where the
-//! version writes it). Every problem is reported at its place in the file: line, column, what
+//! request (`input_lens`, `output_lens`, `ttfts`, `itls`, `errors`, and where the file has
+//! them `latencies` and `start_times`). Every problem is reported at its place in the file: line, column, what
 //! was found and what is allowed.
 //!
 //! vLLM's Rust `vllm-bench` writes the same object, key for key, and adds its own (a
@@ -250,13 +250,15 @@ impl File<'_> {
                 Some(_) => list(key).map(Some),
             }
         };
-        let (errors, e2els) = (optional("errors")?, optional("e2els")?);
+        let (errors, latencies) = (optional("errors")?, optional("latencies")?);
+        let starts = optional("start_times")?;
         for (key, l) in LISTS
             .iter()
             .zip(&lists)
             .map(|(k, l)| (*k, *l))
             .chain(errors.map(|l| ("errors", l)))
-            .chain(e2els.map(|l| ("e2els", l)))
+            .chain(latencies.map(|l| ("latencies", l)))
+            .chain(starts.map(|l| ("start_times", l)))
         {
             if l.len() != n {
                 return Err(self.error(
@@ -279,6 +281,15 @@ impl File<'_> {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .ok_or_else(|| self.bad(key, v, "seconds: numbers of 0 or more"))
         };
+        // vLLM's start times are on its monotonic clock: sends count from the first.
+        let sent: Vec<f64> = match starts {
+            Some(starts) => starts
+                .iter()
+                .map(|v| seconds("start_times", v))
+                .collect::<Result<_>>()?,
+            None => vec![0.0; n],
+        };
+        let first = sent.iter().copied().fold(f64::INFINITY, f64::min);
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let error = match errors.map(|e| &e[i]) {
@@ -301,8 +312,8 @@ impl File<'_> {
                 v => return Err(self.bad("itls", v, "one list of gaps in seconds per request")),
             };
             let ttft = seconds("ttfts", &lists[2][i])?;
-            let e2el = match e2els.map(|e| &e[i]) {
-                Some(v) if !v.is_null() => seconds("e2els", v)?,
+            let e2el = match latencies.map(|e| &e[i]) {
+                Some(v) if !v.is_null() => seconds("latencies", v)?,
                 // Without vLLM's own latency: the first token and every gap after it.
                 _ => ttft + itls.iter().sum::<f64>(),
             };
@@ -310,9 +321,8 @@ impl File<'_> {
             out.push(RequestRecord {
                 index: i as u32,
                 warmup: false,
-                // vLLM's file says when no request was sent.
-                sent_s: 0.0,
-                due_s: 0.0,
+                sent_s: sent[i] - first,
+                due_s: sent[i] - first,
                 ttft_s: completed.then_some(ttft),
                 itls_s: itls,
                 latency_s: completed.then_some(e2el),
